@@ -1,0 +1,1 @@
+"""echoproof's benchmarks: one module per area, each with ``run(quick: bool = False) -> dict``."""
