@@ -1,0 +1,26 @@
+"""An embedded LiveKit-compatible server: signalling, Opus forwarding without re-encoding,
+data packets and the RoomService API, for tests and the capture stage.
+
+    async with sfu.serve(host="127.0.0.1", port=0) as server:
+        ...  # connect livekit.rtc.Room clients to server.url
+"""
+
+from .errors import AuthError, HostNetworkError, ProtocolError, SfuError, TwirpError
+from .impairment import Impairment, ImpairmentError, ImpairmentPolicy
+from .media import check_host_network, host_addresses
+from .server import Server, serve
+
+__all__ = [
+    "AuthError",
+    "HostNetworkError",
+    "Impairment",
+    "ImpairmentError",
+    "ImpairmentPolicy",
+    "ProtocolError",
+    "Server",
+    "SfuError",
+    "TwirpError",
+    "check_host_network",
+    "host_addresses",
+    "serve",
+]

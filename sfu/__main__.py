@@ -1,0 +1,96 @@
+"""``python -m sfu``: run the embedded server until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from loguru import logger
+
+from .errors import SfuError
+from .impairment import Impairment, ImpairmentError
+from .server import serve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sfu",
+        description="An embedded LiveKit-compatible server (defaults match livekit-server --dev).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7880, help="port; 0 picks a free one")
+    parser.add_argument("--api-key", default="devkey", help="API key (default devkey)")
+    parser.add_argument("--api-secret", default="secret", help="API secret (default secret)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"],
+        help="loguru level (default INFO)",
+    )
+    impair = parser.add_argument_group("impairment of every forwarded stream")
+    impair.add_argument("--delay-ms", type=float, default=0.0, help="fixed delay")
+    impair.add_argument("--jitter-ms", type=float, default=0.0, help="extra delay, 0..N ms")
+    impair.add_argument("--loss", type=float, default=0.0, help="share of packets dropped (0-1)")
+    impair.add_argument("--seed", type=int, default=0, help="seed of the random loss and jitter")
+    impair.add_argument(
+        "--outage",
+        action="append",
+        default=[],
+        metavar="START_S:DURATION_S",
+        help="drop everything in this window after a stream's first packet (repeatable)",
+    )
+    return parser
+
+
+def _outage(text: str) -> tuple[float, float]:
+    start, sep, duration = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return float(start), float(duration)
+    except ValueError:
+        raise ImpairmentError(f"--outage {text!r}: expected START_S:DURATION_S, e.g. 5:2") from None
+
+
+async def _run(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    impairment = Impairment(
+        delay_ms=args.delay_ms,
+        jitter_ms=args.jitter_ms,
+        loss=args.loss,
+        seed=args.seed,
+        outages=tuple(_outage(o) for o in args.outage),
+    )
+    async with serve(
+        args.host,
+        args.port,
+        args.api_key,
+        args.api_secret,
+        impairment=None if impairment.is_none else impairment,
+    ) as server:
+        print(f"sfu listening on {server.url}", flush=True)
+        await stop.wait()
+        logger.info("stopping: disconnecting everyone")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 after SIGINT/SIGTERM, 1 on a startup error)."""
+    args = _parser().parse_args(argv)
+    logger.remove()
+    logger.add(sys.stderr, level=args.log_level)
+    try:
+        asyncio.run(_run(args))
+    except SfuError as exc:
+        logger.error("{}", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

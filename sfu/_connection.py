@@ -1,0 +1,304 @@
+"""One client's live connection: its signalling socket, its two peer connections, its tracks.
+
+The handler task that accepted the WebSocket owns the connection: it runs :meth:`Connection.run`,
+whose ``finally`` tears everything down. Anyone else ends a connection with
+:meth:`Connection.disconnect`, which closes the socket and waits for that teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+from aiortc import RTCRtpReceiver
+from aiortc.exceptions import InvalidAccessError, InvalidStateError
+from google.protobuf.message import DecodeError
+from livekit.protocol import models, rtc
+from loguru import logger
+
+from . import _signal as sig
+from .errors import ProtocolError
+from .media import LOSSY, RELIABLE, ForwardTrack, PublisherPeer, SubscriberPeer, TrackFanout
+from .room import Participant, Room, Track
+
+if TYPE_CHECKING:
+    from .server import Server
+
+_REASON_NAMES = {v: k for k, v in models.DisconnectReason.items()}
+
+
+class Connection:
+    """A participant's signalling session bound to a WebSocket and two aiortc connections."""
+
+    def __init__(
+        self,
+        server: Server,
+        ws: web.WebSocketResponse,
+        room: Room,
+        participant: Participant,
+    ) -> None:
+        self.server = server
+        self.ws = ws
+        self.room = room
+        self.participant = participant
+        self.session = sig.Session(
+            room,
+            participant,
+            ping_interval=server.ping_interval,
+            ping_timeout=server.ping_timeout,
+        )
+        self.label = f"{participant.identity}@{room.name}"
+        self.publisher = PublisherPeer(f"{self.label} publisher", self._on_track, self._on_data)
+        self.subscriber = SubscriberPeer(f"{self.label} subscriber")
+        # Tracks this participant publishes, and the copies it receives of others' tracks.
+        self.fanouts: dict[str, TrackFanout] = {}
+        self.subscriptions: dict[str, tuple[TrackFanout, ForwardTrack]] = {}
+        self.done = asyncio.Event()
+        self._leave_reason: int = models.DisconnectReason.CLIENT_INITIATED
+        self._closing = False
+        self._watchdog: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+        @self.subscriber.pc.on("connectionstatechange")
+        def on_subscriber_state() -> None:
+            if self.subscriber.pc.connectionState == "connected" and not self._closing:
+                self.participant.state = models.ParticipantInfo.State.ACTIVE
+                update = sig.participant_update([participant.info()])
+                self._spawn(self.server.broadcast(self.room, update), "announce active")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as a task this connection owns (cancelled and awaited at teardown)."""
+        task = asyncio.create_task(coro, name=f"{name} {self.label}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the client until it leaves, vanishes or is disconnected; then tear down."""
+        try:
+            await self._join()
+            self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog {self.label}")
+            async for message in self.ws:
+                if message.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                    actions = self.session.receive(message.data)
+                    for action in actions:
+                        if await self._execute(action):
+                            return
+                elif message.type == WSMsgType.ERROR:
+                    logger.info("{}: signal connection error: {}", self.label, self.ws.exception())
+                    break
+        except ProtocolError as exc:
+            logger.warning("{}: closing the signal connection: {}", self.label, exc)
+            await self.ws.close(code=1008, message=str(exc)[:120].encode())
+        except (ConnectionError, RuntimeError) as exc:
+            logger.info("{}: the signal connection broke: {}", self.label, exc)
+        except Exception as exc:  # a bug here must end only this participant, not the server
+            logger.error("{}: unexpected {}: {}; closing it", self.label, type(exc).__name__, exc)
+            logger.opt(exception=exc).debug("details")
+            await self.ws.close(code=1011)
+        finally:
+            await self._teardown()
+
+    async def disconnect(self, reason: int) -> None:
+        """Send ``leave`` with ``reason``, close the socket and wait for the teardown."""
+        if not self._closing:
+            self._leave_reason = reason
+            self._closing = True
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.send(sig.leave(reason))
+            await self.ws.close()
+        await self.done.wait()
+
+    async def _watch(self) -> None:
+        """Drop a client that has sent nothing (not even a ping) for ``ping_timeout``."""
+        while True:
+            await asyncio.sleep(min(1.0, self.session.ping_timeout / 4))
+            if self.session.timed_out():
+                logger.info(
+                    "{}: no message for {} s, removing it", self.label, self.session.ping_timeout
+                )
+                self._leave_reason = models.DisconnectReason.SIGNAL_CLOSE
+                self._closing = True
+                await self.ws.close()
+                return
+
+    async def _teardown(self) -> None:
+        self._closing = True
+        owned = [*self._tasks, *([self._watchdog] if self._watchdog else [])]
+        for task in owned:
+            task.cancel()
+        for task in owned:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.close()
+        try:
+            for fanout in self.fanouts.values():
+                fanout.close()
+            for fanout, sink in self.subscriptions.values():
+                fanout.unsubscribe(sink)
+            self.subscriptions.clear()
+            await self.publisher.close()
+            await self.subscriber.close()
+            await self.server.leave(self, self._leave_reason)
+        finally:
+            self.done.set()
+            logger.info(
+                "{} left ({})",
+                self.label,
+                _REASON_NAMES.get(self._leave_reason, str(self._leave_reason)),
+            )
+
+    # -- signalling -------------------------------------------------------------------------
+
+    async def send(self, response: rtc.SignalResponse) -> None:
+        """Send one ``SignalResponse``; dropped once the socket is closed."""
+        if self.ws.closed:
+            return
+        await self.ws.send_bytes(response.SerializeToString())
+
+    async def _join(self) -> None:
+        await self.send(self.session.join_response())
+        await self.server.broadcast(
+            self.room, sig.participant_update([self.participant.info()]), exclude=self
+        )
+        # Tracks already published reach the late joiner in its first offer, before the
+        # data channels (see media.SubscriberPeer.open_data_channels).
+        for other in self.server.connections_in(self.room, exclude=self):
+            for track_sid in list(other.fanouts):
+                self._subscribe_to(other, track_sid)
+        await self.negotiate()
+
+    async def negotiate(self) -> None:
+        """Send a subscriber offer now, or after the one in flight is answered."""
+        sdp = await self.subscriber.offer()
+        if sdp is not None:
+            await self.send(self.session.subscriber_offer(sdp))
+
+    async def _execute(self, action: sig.Action) -> bool:
+        """Carry out one action; True when the client is leaving."""
+        match action:
+            case sig.Send(response):
+                await self.send(response)
+            case sig.AnswerOffer(sdp, offer_id):
+                await self._answer_publisher(sdp, offer_id)
+            case sig.AcceptAnswer(sdp):
+                again, sent = await self.subscriber.accept_answer(sdp)
+                for track_sid in sent:
+                    publisher = self.server.publisher_of(self.room, track_sid)
+                    if publisher is not None:
+                        await publisher.send(sig.track_subscribed(track_sid))
+                if again:
+                    await self.negotiate()
+            case sig.AddCandidate(target, candidate, mid, index):
+                peer = self.publisher if target == sig.PUBLISHER else self.subscriber
+                await peer.add_candidate(candidate, mid, index)
+            case sig.TrackMuted(track):
+                await self.server.broadcast(
+                    self.room, sig.participant_update([self.participant.info()])
+                )
+                logger.info("{}: track {} muted={}", self.label, track.sid, track.muted)
+            case sig.Leave():
+                self._leave_reason = models.DisconnectReason.CLIENT_INITIATED
+                self._closing = True
+                return True
+        return False
+
+    # -- publishing -------------------------------------------------------------------------
+
+    async def _answer_publisher(self, sdp: str, offer_id: int) -> None:
+        try:
+            answer_sdp, cids = await self.publisher.answer(sdp)
+        except (ValueError, AssertionError, InvalidAccessError, InvalidStateError) as exc:
+            raise ProtocolError(f"the publisher offer could not be applied: {exc}") from None
+        await self.send(sig.answer(answer_sdp, offer_id))
+        published = self.session.negotiated(cids)
+        gone = [t for t in self.participant.tracks.values() if t.cid not in cids]
+        for track in gone:
+            await self.unpublish(track)
+        if not published:
+            return
+        for track in published:
+            self.fanouts.setdefault(track.sid, TrackFanout(track.sid))
+            logger.info("{}: published {} ({})", self.label, track.sid, track.name)
+        await self.server.broadcast(self.room, sig.participant_update([self.participant.info()]))
+        for other in self.server.connections_in(self.room, exclude=self):
+            if not other.participant.can_subscribe:
+                continue
+            for track in published:
+                other._subscribe_to(self, track.sid)
+            await other.negotiate()
+
+    def _on_track(self, cid: str, receiver: RTCRtpReceiver) -> None:
+        track = self.session.pending.get(cid) or next(
+            (t for t in self.participant.tracks.values() if t.cid == cid), None
+        )
+        if track is None:
+            logger.warning("{}: media for track {} that was never announced", self.label, cid)
+            return
+        fanout = self.fanouts.setdefault(track.sid, TrackFanout(track.sid))
+        fanout.attach(receiver)
+
+    async def unpublish(self, track: Track) -> None:
+        """Remove ``track`` from everyone who receives it and tell the room."""
+        self.participant.tracks.pop(track.sid, None)
+        fanout = self.fanouts.pop(track.sid, None)
+        if fanout is not None:
+            fanout.close()
+        for other in self.server.connections_in(self.room, exclude=self):
+            if await other.drop_subscription(track.sid):
+                await other.negotiate()
+        await self.server.broadcast(self.room, sig.participant_update([self.participant.info()]))
+
+    # -- subscribing ------------------------------------------------------------------------
+
+    def _subscribe_to(self, publisher: Connection, track_sid: str) -> None:
+        fanout = publisher.fanouts.get(track_sid)
+        if fanout is None or track_sid in self.subscriptions or self._closing:
+            return
+        impairment = self.server.impairment_for(
+            publisher.participant.identity, self.participant.identity
+        )
+        sink = fanout.subscribe(impairment)
+        self.subscriptions[track_sid] = (fanout, sink)
+        self.subscriber.add_track(publisher.participant.sid, sink)
+
+    async def drop_subscription(self, track_sid: str) -> bool:
+        """Stop receiving ``track_sid``; returns whether it was received."""
+        entry = self.subscriptions.pop(track_sid, None)
+        if entry is None:
+            return False
+        fanout, sink = entry
+        fanout.unsubscribe(sink)
+        return await self.subscriber.remove_track(track_sid)
+
+    # -- data -------------------------------------------------------------------------------
+
+    def _on_data(self, label: str, data: bytes) -> None:
+        if label not in (RELIABLE, LOSSY):
+            return
+        if not self.participant.can_publish_data:
+            logger.warning("{}: data packet without the canPublishData grant, dropped", self.label)
+            return
+        packet = models.DataPacket()
+        try:
+            packet.ParseFromString(data)
+        except DecodeError:
+            logger.warning("{}: a data packet that is not a DataPacket, dropped", self.label)
+            return
+        packet.participant_identity = self.participant.identity
+        packet.participant_sid = self.participant.sid
+        destinations = set(packet.destination_identities)
+        if packet.HasField("user"):
+            packet.user.participant_identity = self.participant.identity
+            packet.user.participant_sid = self.participant.sid
+            destinations.update(packet.user.destination_identities)
+        payload = packet.SerializeToString()
+        for other in self.server.connections_in(self.room, exclude=self):
+            if destinations and other.participant.identity not in destinations:
+                continue
+            other.subscriber.send_data(label, payload)

@@ -1,0 +1,263 @@
+"""The signalling logic of one participant, with no I/O.
+
+A :class:`Session` turns one ``SignalRequest`` into a list of actions: responses to send back to
+the client (:class:`Send`) and work for the media and room layers (:class:`AnswerOffer`,
+:class:`AcceptAnswer`, :class:`AddCandidate`, :class:`TrackMuted`, :class:`Leave`). The front end
+executes them; tests feed requests and read actions without sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+from livekit.protocol import models, rtc
+
+from .errors import ProtocolError
+from .room import Participant, Room, Track
+
+PROTOCOL_VERSION = 16
+SERVER_VERSION = "1.9.0"
+
+PUBLISHER = rtc.SignalTarget.PUBLISHER
+SUBSCRIBER = rtc.SignalTarget.SUBSCRIBER
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``response`` to this participant."""
+
+    response: rtc.SignalResponse
+
+
+@dataclass(frozen=True)
+class AnswerOffer:
+    """Answer the client's offer on the publisher connection, echoing ``offer_id``."""
+
+    sdp: str
+    offer_id: int
+
+
+@dataclass(frozen=True)
+class AcceptAnswer:
+    """Apply the client's answer on the subscriber connection."""
+
+    sdp: str
+
+
+@dataclass(frozen=True)
+class AddCandidate:
+    """Add a remote ICE candidate to the connection named by ``target``."""
+
+    target: int
+    candidate: str
+    sdp_mid: str | None
+    sdp_mline_index: int | None
+
+
+@dataclass(frozen=True)
+class TrackMuted:
+    """A published track was muted or unmuted: tell the others."""
+
+    track: Track
+
+
+@dataclass(frozen=True)
+class Leave:
+    """The client left: tear its connection down."""
+
+    reason: str
+
+
+Action = Send | AnswerOffer | AcceptAnswer | AddCandidate | TrackMuted | Leave
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds, as ping and pong carry it."""
+    return int(time.time() * 1000)
+
+
+class Session:
+    """One participant's side of the signalling conversation."""
+
+    def __init__(
+        self,
+        room: Room,
+        participant: Participant,
+        *,
+        ping_interval: int = 5,
+        ping_timeout: int = 15,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ping_interval <= 0 or ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
+        self.room = room
+        self.participant = participant
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self._clock = clock
+        self.last_seen = clock()
+        # Tracks announced by add_track whose media is not negotiated yet, by cid.
+        self.pending: dict[str, Track] = {}
+        self._offer_id = 0
+
+    # -- server to client -------------------------------------------------------------------
+
+    def join_response(self) -> rtc.SignalResponse:
+        """The first message: the room, the participant itself and everyone already there."""
+        return rtc.SignalResponse(
+            join=rtc.JoinResponse(
+                room=self.room.info(),
+                participant=self.participant.info(),
+                other_participants=[p.info() for p in self.room.others(self.participant)],
+                server_version=SERVER_VERSION,
+                server_info=models.ServerInfo(
+                    edition=models.ServerInfo.Edition.Standard,
+                    version=SERVER_VERSION,
+                    protocol=PROTOCOL_VERSION,
+                    node_id="echoproof-sfu",
+                ),
+                subscriber_primary=True,
+                ping_interval=self.ping_interval,
+                ping_timeout=self.ping_timeout,
+                fast_publish=False,
+            )
+        )
+
+    def subscriber_offer(self, sdp: str) -> rtc.SignalResponse:
+        """An offer on the subscriber connection, numbered."""
+        self._offer_id += 1
+        return rtc.SignalResponse(
+            offer=rtc.SessionDescription(type="offer", sdp=sdp, id=self._offer_id)
+        )
+
+    # -- client to server -------------------------------------------------------------------
+
+    def timed_out(self) -> bool:
+        """Whether the client has been silent for longer than ``ping_timeout``."""
+        return self._clock() - self.last_seen > self.ping_timeout
+
+    def receive(self, frame: bytes | str) -> list[Action]:
+        """Parse one WebSocket frame and handle it; :class:`ProtocolError` if malformed."""
+        if isinstance(frame, str):
+            raise ProtocolError("expected a binary SignalRequest frame, got a text frame")
+        request = rtc.SignalRequest()
+        try:
+            request.ParseFromString(frame)
+        except DecodeError:
+            raise ProtocolError(
+                f"malformed frame: {len(frame)} bytes that do not decode as a SignalRequest"
+            ) from None
+        return self.handle(request)
+
+    def handle(self, request: rtc.SignalRequest) -> list[Action]:
+        """Handle one request; the list says what to send and what to do."""
+        self.last_seen = self._clock()
+        kind = request.WhichOneof("message")
+        if kind == "ping_req":
+            pong = rtc.Pong(last_ping_timestamp=request.ping_req.timestamp, timestamp=now_ms())
+            return [Send(rtc.SignalResponse(pong_resp=pong))]
+        if kind == "ping":
+            return [Send(rtc.SignalResponse(pong=now_ms()))]
+        if kind == "add_track":
+            return self._add_track(request.add_track)
+        if kind == "offer":
+            return [AnswerOffer(request.offer.sdp, request.offer.id)]
+        if kind == "answer":
+            return [AcceptAnswer(request.answer.sdp)]
+        if kind == "trickle":
+            return [self._trickle(request.trickle)]
+        if kind == "mute":
+            return self._mute(request.mute)
+        if kind == "leave":
+            return [Leave("client left")]
+        # subscription, track_setting, update_layers, sync_state and the rest: not needed here.
+        return []
+
+    def _add_track(self, req: rtc.AddTrackRequest) -> list[Action]:
+        if not self.participant.can_publish:
+            raise ProtocolError(
+                f"{self.participant.identity} asked to publish a track without the canPublish grant"
+            )
+        if not req.cid:
+            raise ProtocolError("add_track without a cid")
+        track = self.pending.get(req.cid)
+        if track is None:
+            track = Track(
+                cid=req.cid,
+                name=req.name,
+                type=req.type,
+                source=req.source,
+                muted=req.muted,
+                stream=req.stream,
+                disable_dtx=req.disable_dtx,
+            )
+            self.pending[req.cid] = track
+        published = rtc.TrackPublishedResponse(cid=req.cid, track=track.info())
+        return [Send(rtc.SignalResponse(track_published=published))]
+
+    def _trickle(self, req: rtc.TrickleRequest) -> AddCandidate:
+        try:
+            init = json.loads(req.candidateInit)
+            candidate = init["candidate"]
+        except (ValueError, KeyError, TypeError):
+            raise ProtocolError(
+                "trickle candidateInit is not JSON with a 'candidate' field"
+            ) from None
+        if not isinstance(candidate, str):
+            raise ProtocolError("trickle candidate is not a string")
+        mid = init.get("sdpMid")
+        index = init.get("sdpMLineIndex")
+        return AddCandidate(
+            target=req.target,
+            candidate=candidate,
+            sdp_mid=mid if isinstance(mid, str) else None,
+            sdp_mline_index=index if isinstance(index, int) else None,
+        )
+
+    def _mute(self, req: rtc.MuteTrackRequest) -> list[Action]:
+        track = self.participant.tracks.get(req.sid)
+        if track is None:
+            pending = [t for t in self.pending.values() if t.sid == req.sid]
+            if pending:
+                pending[0].muted = req.muted
+            return []
+        if track.muted == req.muted:
+            return []
+        track.muted = req.muted
+        return [TrackMuted(track)]
+
+    def negotiated(self, cids: Iterable[str]) -> list[Track]:
+        """Move pending tracks whose media is now negotiated into the participant's tracks."""
+        published = []
+        for cid in cids:
+            track = self.pending.pop(cid, None)
+            if track is not None:
+                self.participant.tracks[track.sid] = track
+                published.append(track)
+        return published
+
+
+def participant_update(infos: Iterable[models.ParticipantInfo]) -> rtc.SignalResponse:
+    """An ``update`` carrying the given participants."""
+    return rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=list(infos)))
+
+
+def leave(reason: int, *, action: int = rtc.LeaveRequest.Action.DISCONNECT) -> rtc.SignalResponse:
+    """A server-initiated ``leave`` with a ``DisconnectReason``."""
+    return rtc.SignalResponse(
+        leave=rtc.LeaveRequest(can_reconnect=False, reason=reason, action=action)  # type: ignore[arg-type]
+    )
+
+
+def answer(sdp: str, offer_id: int) -> rtc.SignalResponse:
+    """The answer on the publisher connection, echoing the offer's id."""
+    return rtc.SignalResponse(answer=rtc.SessionDescription(type="answer", sdp=sdp, id=offer_id))
+
+
+def track_subscribed(track_sid: str) -> rtc.SignalResponse:
+    """Tells a publisher that someone now receives its track."""
+    return rtc.SignalResponse(track_subscribed=rtc.TrackSubscribed(track_sid=track_sid))

@@ -1,0 +1,125 @@
+"""Tokens: join tokens on ``/rtc`` and API tokens on the Twirp RoomService.
+
+Both are HS256 JWTs made by ``livekit.api.AccessToken`` and checked with
+``livekit.api.TokenVerifier``. Reasons never quote the token or the secret.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jwt
+from livekit import api
+from livekit.api.access_token import Claims
+
+from .errors import AuthError
+
+
+@dataclass(frozen=True)
+class JoinGrant:
+    """What a valid join token allows: who joins which room, with which permissions."""
+
+    identity: str
+    name: str
+    room: str
+    metadata: str
+    can_publish: bool
+    can_subscribe: bool
+    can_publish_data: bool
+
+
+def token_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str:
+    """The bearer token of a request: ``Authorization: Bearer`` header, else ``access_token``."""
+    header = headers.get("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AuthError("invalid authorization header: expected 'Bearer <token>'")
+        return value.strip()
+    token = query.get("access_token", "")
+    if not token:
+        raise AuthError(
+            "no access token: expected an Authorization: Bearer header "
+            "or an access_token query parameter"
+        )
+    return token
+
+
+class Authenticator:
+    """Checks tokens against one API key and secret, as livekit-server does."""
+
+    def __init__(self, api_key: str, api_secret: str) -> None:
+        if not api_key or not api_secret:
+            raise AuthError("the server needs a non-empty api_key and api_secret")
+        self.api_key = api_key
+        self._verifier = api.TokenVerifier(api_key, api_secret)
+
+    def claims(self, token: str) -> Claims:
+        """The verified claims of ``token``; :class:`AuthError` with the reason otherwise."""
+        try:
+            with warnings.catch_warnings():
+                # livekit-server --dev uses the 6-byte secret "secret": accepted, as there.
+                warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+                return self._verifier.verify(token)
+        except jwt.ExpiredSignatureError:
+            raise AuthError("invalid token: the token has expired") from None
+        except jwt.InvalidIssuerError:
+            raise AuthError(
+                "invalid token: it was issued for another API key than this server's"
+            ) from None
+        except jwt.InvalidSignatureError:
+            raise AuthError(
+                "invalid token: the signature does not match this server's API secret"
+            ) from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError(f"invalid token: the '{exc.claim}' claim is missing") from None
+        except jwt.DecodeError:
+            raise AuthError("invalid token: it is not a well-formed JWT") from None
+        except (jwt.InvalidTokenError, TypeError, ValueError) as exc:
+            raise AuthError(f"invalid token: {type(exc).__name__}") from None
+
+    def join(self, token: str) -> JoinGrant:
+        """The join grant of ``token``: it must carry ``roomJoin``, a room and an identity."""
+        claims = self.claims(token)
+        video = claims.video
+        if video is None or not video.room_join:
+            raise AuthError("permission denied: the token has no roomJoin grant")
+        if not video.room:
+            raise AuthError("permission denied: the token's roomJoin grant names no room")
+        if not claims.identity:
+            raise AuthError("invalid token: the token has no identity (sub claim)")
+        return JoinGrant(
+            identity=claims.identity,
+            name=claims.name or "",
+            room=video.room,
+            metadata=claims.metadata or "",
+            can_publish=bool(video.can_publish),
+            can_subscribe=bool(video.can_subscribe),
+            can_publish_data=bool(video.can_publish_data),
+        )
+
+    def api_grant(
+        self,
+        token: str,
+        *,
+        create: bool = False,
+        list_rooms: bool = False,
+        admin_room: str | None = None,
+    ) -> api.VideoGrants:
+        """The video grants of an API token, checked for the permission one call needs."""
+        video = self.claims(token).video or api.VideoGrants()
+        if create and not video.room_create:
+            raise AuthError("permission denied: the token has no roomCreate grant")
+        if list_rooms and not video.room_list:
+            raise AuthError("permission denied: the token has no roomList grant")
+        if admin_room is not None:
+            if not video.room_admin:
+                raise AuthError("permission denied: the token has no roomAdmin grant")
+            if video.room != admin_room:
+                raise AuthError(
+                    f"permission denied: the token's roomAdmin grant is for room "
+                    f"{video.room!r}, not {admin_room!r}"
+                )
+        return video

@@ -1,0 +1,149 @@
+"""Rooms, participants and tracks as the protocol describes them, with no I/O.
+
+Identifiers follow livekit-server: participants ``PA_``, tracks ``TR_``, rooms ``RM_`` (the SDK
+rejects participant and track sids with any other prefix).
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+
+from livekit.protocol import models
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_sid(prefix: str) -> str:
+    """A fresh identifier such as ``PA_x1Y2z3...``: ``prefix`` then 12 random alphanumerics."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(12))
+
+
+@dataclass
+class Track:
+    """One published track: its sid, the client's cid for it, and its description."""
+
+    cid: str
+    name: str
+    type: int = models.TrackType.AUDIO
+    source: int = models.TrackSource.MICROPHONE
+    muted: bool = False
+    stream: str = ""
+    disable_dtx: bool = False
+    mime_type: str = "audio/opus"
+    sid: str = field(default_factory=lambda: new_sid("TR_"))
+
+    def info(self) -> models.TrackInfo:
+        """The track as a ``TrackInfo`` message."""
+        return models.TrackInfo(
+            sid=self.sid,
+            type=self.type,  # type: ignore[arg-type]
+            name=self.name,
+            source=self.source,  # type: ignore[arg-type]
+            muted=self.muted,
+            mime_type=self.mime_type,
+            stream=self.stream,
+            disable_dtx=self.disable_dtx,
+        )
+
+
+@dataclass
+class Participant:
+    """A participant in a room; ``tracks`` holds only tracks whose media is negotiated."""
+
+    identity: str
+    name: str = ""
+    metadata: str = ""
+    can_publish: bool = True
+    can_subscribe: bool = True
+    can_publish_data: bool = True
+    state: int = models.ParticipantInfo.State.JOINING
+    sid: str = field(default_factory=lambda: new_sid("PA_"))
+    joined_at: float = field(default_factory=time.time)
+    tracks: dict[str, Track] = field(default_factory=dict)
+    version: int = 0
+
+    def info(self) -> models.ParticipantInfo:
+        """The participant as a ``ParticipantInfo`` message; each call bumps its version."""
+        # Clients ignore an update whose version is not newer than the last one they saw.
+        self.version += 1
+        return models.ParticipantInfo(
+            sid=self.sid,
+            identity=self.identity,
+            name=self.name,
+            metadata=self.metadata,
+            state=self.state,  # type: ignore[arg-type]
+            tracks=[t.info() for t in self.tracks.values()],
+            joined_at=int(self.joined_at),
+            joined_at_ms=int(self.joined_at * 1000),
+            version=self.version,
+            is_publisher=bool(self.tracks),
+            permission=models.ParticipantPermission(
+                can_subscribe=self.can_subscribe,
+                can_publish=self.can_publish,
+                can_publish_data=self.can_publish_data,
+            ),
+        )
+
+
+@dataclass
+class Room:
+    """A room and who is in it, keyed by identity."""
+
+    name: str
+    empty_timeout: int = 0
+    departure_timeout: int = 0
+    max_participants: int = 0
+    metadata: str = ""
+    created_by_api: bool = False
+    sid: str = field(default_factory=lambda: new_sid("RM_"))
+    created_at: float = field(default_factory=time.time)
+    participants: dict[str, Participant] = field(default_factory=dict)
+    empty_since: float | None = field(default_factory=time.monotonic)
+
+    def info(self) -> models.Room:
+        """The room as a ``Room`` message."""
+        return models.Room(
+            sid=self.sid,
+            name=self.name,
+            empty_timeout=self.empty_timeout,
+            departure_timeout=self.departure_timeout,
+            max_participants=self.max_participants,
+            creation_time=int(self.created_at),
+            creation_time_ms=int(self.created_at * 1000),
+            metadata=self.metadata,
+            num_participants=len(self.participants),
+            num_publishers=sum(1 for p in self.participants.values() if p.tracks),
+        )
+
+    def add(self, participant: Participant) -> Participant | None:
+        """Seat ``participant``; returns the one it replaces (same identity), if any."""
+        previous = self.participants.get(participant.identity)
+        self.participants[participant.identity] = participant
+        self.empty_since = None
+        return previous
+
+    def remove(self, participant: Participant) -> bool:
+        """Unseat ``participant`` if it is still the one seated under its identity."""
+        if self.participants.get(participant.identity) is not participant:
+            return False
+        del self.participants[participant.identity]
+        if not self.participants:
+            self.empty_since = time.monotonic()
+        return True
+
+    def others(self, participant: Participant) -> list[Participant]:
+        """Everyone in the room except ``participant``."""
+        return [p for p in self.participants.values() if p is not participant]
+
+    def others_than(self, identity: str) -> list[Participant]:
+        """Everyone in the room but the participant called ``identity`` (who would be replaced)."""
+        return [p for p in self.participants.values() if p.identity != identity]
+
+    def expired(self, now: float) -> bool:
+        """Whether an empty room has outlived its empty timeout (rooms made by a join: at once)."""
+        if self.participants or self.empty_since is None:
+            return False
+        return now - self.empty_since >= self.empty_timeout

@@ -1,0 +1,188 @@
+"""The Twirp ``livekit.RoomService`` at ``/twirp/livekit.RoomService/<Method>``.
+
+Bodies are protobuf (``application/protobuf``, what ``livekit.api.LiveKitAPI`` sends) or JSON
+(``application/json``); the answer uses the request's encoding. Errors are Twirp JSON
+``{"code": ..., "msg": ...}`` with the matching HTTP status. Each call needs the grant
+livekit-server asks for: ``roomCreate`` (CreateRoom, DeleteRoom), ``roomList`` (ListRooms),
+``roomAdmin`` for the named room (participants and tracks).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from livekit.protocol import models, rtc
+from livekit.protocol import room as room_pb
+from loguru import logger
+
+from . import _signal as sig
+from .auth import token_from
+from .errors import AuthError, TwirpError
+
+if TYPE_CHECKING:
+    from .server import Server
+
+# livekit-server's default for rooms created through the API without an empty_timeout.
+DEFAULT_EMPTY_TIMEOUT = 300
+
+_Call = Callable[["Server", Any, str], Awaitable[Message]]
+
+
+def _not_found(what: str) -> TwirpError:
+    return TwirpError("not_found", f"{what} does not exist", 404)
+
+
+async def _create_room(server: Server, req: room_pb.CreateRoomRequest, token: str) -> Message:
+    server.auth.api_grant(token, create=True)
+    if not req.name:
+        raise TwirpError("invalid_argument", "CreateRoom needs a room name", 400)
+    room = server.create_room(
+        req.name,
+        empty_timeout=req.empty_timeout or DEFAULT_EMPTY_TIMEOUT,
+        departure_timeout=req.departure_timeout,
+        max_participants=req.max_participants,
+        metadata=req.metadata,
+    )
+    return room.info()
+
+
+async def _list_rooms(server: Server, req: room_pb.ListRoomsRequest, token: str) -> Message:
+    server.auth.api_grant(token, list_rooms=True)
+    names = set(req.names)
+    rooms = [r.info() for r in server.rooms.values() if not names or r.name in names]
+    return room_pb.ListRoomsResponse(rooms=rooms)
+
+
+async def _delete_room(server: Server, req: room_pb.DeleteRoomRequest, token: str) -> Message:
+    server.auth.api_grant(token, create=True)
+    if not await server.delete_room(req.room):
+        raise _not_found(f"room {req.room!r}")
+    return room_pb.DeleteRoomResponse()
+
+
+async def _list_participants(
+    server: Server, req: room_pb.ListParticipantsRequest, token: str
+) -> Message:
+    server.auth.api_grant(token, admin_room=req.room)
+    room = server.rooms.get(req.room)
+    if room is None:
+        raise _not_found(f"room {req.room!r}")
+    return room_pb.ListParticipantsResponse(
+        participants=[p.info() for p in room.participants.values()]
+    )
+
+
+async def _get_participant(
+    server: Server, req: room_pb.RoomParticipantIdentity, token: str
+) -> Message:
+    server.auth.api_grant(token, admin_room=req.room)
+    room = server.rooms.get(req.room)
+    participant = room.participants.get(req.identity) if room else None
+    if participant is None:
+        raise _not_found(f"participant {req.identity!r} in room {req.room!r}")
+    return participant.info()
+
+
+async def _remove_participant(
+    server: Server, req: room_pb.RoomParticipantIdentity, token: str
+) -> Message:
+    server.auth.api_grant(token, admin_room=req.room)
+    conn = server.connection(req.room, req.identity)
+    if conn is None:
+        raise _not_found(f"participant {req.identity!r} in room {req.room!r}")
+    await conn.disconnect(models.DisconnectReason.PARTICIPANT_REMOVED)
+    return room_pb.RemoveParticipantResponse()
+
+
+async def _mute_published_track(
+    server: Server, req: room_pb.MuteRoomTrackRequest, token: str
+) -> Message:
+    server.auth.api_grant(token, admin_room=req.room)
+    conn = server.connection(req.room, req.identity)
+    track = conn.participant.tracks.get(req.track_sid) if conn else None
+    if conn is None or track is None:
+        raise _not_found(f"track {req.track_sid!r} of {req.identity!r} in room {req.room!r}")
+    track.muted = req.muted
+    # The publisher mutes its own track when told so; the others learn it from the update.
+    await conn.send(rtc.SignalResponse(mute=rtc.MuteTrackRequest(sid=track.sid, muted=req.muted)))
+    await server.broadcast(conn.room, sig.participant_update([conn.participant.info()]))
+    return room_pb.MuteRoomTrackResponse(track=track.info())
+
+
+_METHODS: dict[str, tuple[type[Message], _Call]] = {
+    "CreateRoom": (room_pb.CreateRoomRequest, _create_room),
+    "ListRooms": (room_pb.ListRoomsRequest, _list_rooms),
+    "DeleteRoom": (room_pb.DeleteRoomRequest, _delete_room),
+    "ListParticipants": (room_pb.ListParticipantsRequest, _list_participants),
+    "GetParticipant": (room_pb.RoomParticipantIdentity, _get_participant),
+    "RemoveParticipant": (room_pb.RoomParticipantIdentity, _remove_participant),
+    "MutePublishedTrack": (room_pb.MuteRoomTrackRequest, _mute_published_track),
+}
+
+
+def _error(exc: TwirpError) -> web.Response:
+    return web.Response(
+        status=exc.status,
+        text=json.dumps({"code": exc.code, "msg": exc.msg}),
+        content_type="application/json",
+    )
+
+
+def handler(server: Server) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The aiohttp handler for ``POST /twirp/livekit.RoomService/{method}``."""
+
+    async def handle(request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        try:
+            return await _call(server, request, method)
+        except AuthError as exc:
+            code, status = (
+                ("permission_denied", 403)
+                if str(exc).startswith("permission denied")
+                else ("unauthenticated", 401)
+            )
+            logger.info("RoomService {} refused: {}", method, exc)
+            return _error(TwirpError(code, str(exc), status))
+        except TwirpError as exc:
+            return _error(exc)
+
+    return handle
+
+
+async def _call(server: Server, request: web.Request, method: str) -> web.Response:
+    entry = _METHODS.get(method)
+    if entry is None:
+        raise TwirpError("bad_route", f"no RoomService method called {method!r}", 404)
+    message_type, call = entry
+    token = token_from(request.headers, {})
+    body = await request.read()
+    as_json = request.content_type == "application/json"
+    req = message_type()
+    try:
+        if as_json:
+            json_format.Parse(body.decode() or "{}", req, ignore_unknown_fields=True)
+        elif request.content_type == "application/protobuf":
+            req.ParseFromString(body)
+        else:
+            raise TwirpError(
+                "bad_route",
+                f"unexpected Content-Type {request.content_type!r}: "
+                "expected application/protobuf or application/json",
+                415,
+            )
+    except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
+        raise TwirpError(
+            "malformed", f"the {method} body does not decode as {message_type.__name__}: {exc}", 400
+        ) from None
+    result = await call(server, req, token)
+    if as_json:
+        return web.Response(
+            text=json_format.MessageToJson(result, preserving_proto_field_name=True),
+            content_type="application/json",
+        )
+    return web.Response(body=result.SerializeToString(), content_type="application/protobuf")

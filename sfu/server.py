@@ -1,0 +1,332 @@
+"""The front end: one aiohttp application serving signalling, validation and the RoomService.
+
+``/rtc`` upgrades to the signalling WebSocket; ``/rtc/v1`` and ``/rtc/v1/validate`` answer 404 so
+that the SDKs fall back to ``/rtc``; ``/rtc/validate`` says why a token is refused; Twirp calls go
+to :mod:`sfu.roomservice`. Every answer carries CORS headers for browser clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+from aiohttp import web
+from livekit.protocol import models, rtc
+from loguru import logger
+
+from . import _signal as sig
+from ._connection import Connection
+from .auth import Authenticator, JoinGrant, token_from
+from .errors import AuthError, HostNetworkError, SfuError
+from .impairment import Impairment, ImpairmentPolicy
+from .media import check_host_network
+from .room import Participant, Room
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS on every answer, and the preflight answered here."""
+    if request.method == "OPTIONS":
+        response: web.StreamResponse = web.Response(status=204)
+    else:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+    if not response.prepared:
+        response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+            "Access-Control-Request-Headers", "Authorization, Content-Type"
+        )
+        response.headers["Access-Control-Max-Age"] = "86400"
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+class Server:
+    """The embedded LiveKit-compatible server; use as ``async with`` (see :func:`serve`)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7880,
+        api_key: str = "devkey",
+        api_secret: str = "secret",
+        *,
+        ping_interval: int = 5,
+        ping_timeout: int = 15,
+        impairment: Impairment | ImpairmentPolicy | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.auth = Authenticator(api_key, api_secret)
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self._impairment = impairment
+        self.rooms: dict[str, Room] = {}
+        self._connections: dict[tuple[str, str], Connection] = {}
+        self._runner: web.AppRunner | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """The signalling URL, ``ws://HOST:PORT``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Bind and start accepting connections; ``port`` becomes the real port."""
+        try:
+            check_host_network()
+        except HostNetworkError as exc:
+            logger.warning("{}", exc)
+        from . import roomservice
+
+        app = web.Application(middlewares=[_cors])
+        app.router.add_get("/", self._health)
+        app.router.add_get("/rtc", self._rtc)
+        app.router.add_get("/rtc/validate", self._validate)
+        app.router.add_get("/rtc/v1", self._not_found)
+        app.router.add_get("/rtc/v1/validate", self._not_found)
+        app.router.add_post("/twirp/livekit.RoomService/{method}", roomservice.handler(self))
+        app.router.add_route("OPTIONS", "/{tail:.*}", self._not_found)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise SfuError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        addresses = self._runner.addresses
+        if addresses:
+            self.port = addresses[0][1]
+        self._sweeper = asyncio.create_task(self._sweep(), name="sfu room sweeper")
+        logger.info("listening on {}", self.url)
+
+    async def close(self) -> None:
+        """Disconnect everyone (leave DISCONNECT), stop serving; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        leaving = [
+            c.disconnect(models.DisconnectReason.SERVER_SHUTDOWN)
+            for c in list(self._connections.values())
+        ]
+        try:
+            async with asyncio.timeout(10):
+                await asyncio.gather(*leaving)
+        except TimeoutError:
+            logger.warning("some participants did not leave within 10 s; dropping them")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.rooms.clear()
+        logger.info("server on {} stopped", self.url)
+
+    async def _sweep(self) -> None:
+        """Close empty rooms whose empty timeout has passed."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for name, room in list(self.rooms.items()):
+                if room.expired(now):
+                    del self.rooms[name]
+                    logger.info("room {} closed: empty for {} s", name, room.empty_timeout)
+
+    # -- registry ---------------------------------------------------------------------------
+
+    def impairment_for(self, publisher: str, subscriber: str) -> Impairment | None:
+        """The impairment of the stream from ``publisher`` to ``subscriber`` (identities)."""
+        if self._impairment is None or isinstance(self._impairment, Impairment):
+            return self._impairment
+        return self._impairment(publisher, subscriber)
+
+    def connections_in(self, room: Room, exclude: Connection | None = None) -> list[Connection]:
+        """The live connections of ``room``, except ``exclude``."""
+        return [
+            c
+            for (name, _), c in self._connections.items()
+            if name == room.name and c is not exclude
+        ]
+
+    def connection(self, room_name: str, identity: str) -> Connection | None:
+        """The live connection of ``identity`` in ``room_name``, if any."""
+        return self._connections.get((room_name, identity))
+
+    def publisher_of(self, room: Room, track_sid: str) -> Connection | None:
+        """The connection publishing ``track_sid`` in ``room``."""
+        for c in self.connections_in(room):
+            if track_sid in c.fanouts:
+                return c
+        return None
+
+    async def broadcast(
+        self, room: Room, response: rtc.SignalResponse, exclude: Connection | None = None
+    ) -> None:
+        """Send ``response`` to everyone in ``room`` but ``exclude``."""
+        for c in self.connections_in(room, exclude):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await c.send(response)
+
+    async def leave(self, conn: Connection, reason: int) -> None:
+        """Forget ``conn`` (its teardown calls this): unpublish, tell the rest, close rooms."""
+        key = (conn.room.name, conn.participant.identity)
+        if self._connections.get(key) is conn:
+            del self._connections[key]
+        for track in list(conn.participant.tracks.values()):
+            await conn.unpublish(track)
+        if not conn.room.remove(conn.participant):
+            return  # replaced by a newer participant with the same identity
+        conn.participant.state = models.ParticipantInfo.State.DISCONNECTED
+        info = conn.participant.info()
+        info.disconnect_reason = reason  # type: ignore[assignment]
+        await self.broadcast(conn.room, sig.participant_update([info]))
+        if conn.room.expired(time.monotonic()) and self.rooms.get(conn.room.name) is conn.room:
+            del self.rooms[conn.room.name]
+            logger.info("room {} closed: the last participant left", conn.room.name)
+
+    def create_room(self, name: str, **options: int | str) -> Room:
+        """The room called ``name``, created (through the API) if it does not exist."""
+        room = self.rooms.get(name)
+        if room is None:
+            room = Room(name=name, created_by_api=True, **options)  # type: ignore[arg-type]
+            self.rooms[name] = room
+            logger.info("room {} created", name)
+        return room
+
+    async def delete_room(self, name: str) -> bool:
+        """Disconnect everyone in ``name`` (ROOM_DELETED) and close it."""
+        room = self.rooms.pop(name, None)
+        if room is None:
+            return False
+        await asyncio.gather(
+            *(c.disconnect(models.DisconnectReason.ROOM_DELETED) for c in self.connections_in(room))
+        )
+        logger.info("room {} deleted", name)
+        return True
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="OK")
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        # Not "requested room does not exist": that text stops the JS SDK's fallback to /rtc.
+        return web.Response(status=404, text="not found")
+
+    def _admit(self, request: web.Request) -> JoinGrant:
+        """The join grant of a request, or :class:`AuthError` saying why it may not join."""
+        grant = self.auth.join(token_from(request.headers, request.query))
+        room = self.rooms.get(grant.room)
+        if room and 0 < room.max_participants <= len(room.others_than(grant.identity)):
+            raise AuthError(f"room {grant.room} is full")
+        return grant
+
+    async def _validate(self, request: web.Request) -> web.Response:
+        try:
+            self._admit(request)
+        except AuthError as exc:
+            return web.Response(status=401, text=str(exc))
+        return web.Response(text="success")
+
+    async def _rtc(self, request: web.Request) -> web.StreamResponse:
+        try:
+            grant = self._admit(request)
+        except AuthError as exc:
+            logger.info("refused a join from {}: {}", request.remote, exc)
+            return web.Response(status=401, text=str(exc))
+        if self._closed:
+            return web.Response(status=503, text="the server is shutting down")
+        if request.query.get("reconnect") == "1":
+            # Resuming is not supported: tell the client to rejoin in full.
+            ws = web.WebSocketResponse(timeout=2.0)
+            await ws.prepare(request)
+            await ws.send_bytes(
+                sig.leave(
+                    models.DisconnectReason.STATE_MISMATCH,
+                    action=rtc.LeaveRequest.Action.RECONNECT,
+                ).SerializeToString()
+            )
+            await ws.close()
+            return ws
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return web.Response(status=400, text="expected a WebSocket upgrade on /rtc")
+
+        previous = self.connection(grant.room, grant.identity)
+        if previous is not None:
+            logger.info("{}@{} joined again: replacing the first", grant.identity, grant.room)
+            await previous.disconnect(models.DisconnectReason.DUPLICATE_IDENTITY)
+        ws = web.WebSocketResponse(timeout=2.0, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        # Looked up again after the await: the sweeper may have closed an empty room meanwhile.
+        room = self.rooms.get(grant.room)
+        if room is None:
+            room = self.rooms[grant.room] = Room(name=grant.room)
+            logger.info("room {} created", grant.room)
+        participant = Participant(
+            identity=grant.identity,
+            name=grant.name,
+            metadata=grant.metadata,
+            can_publish=grant.can_publish,
+            can_subscribe=grant.can_subscribe,
+            can_publish_data=grant.can_publish_data,
+        )
+        room.add(participant)
+        conn = Connection(self, ws, room, participant)
+        self._connections[(room.name, participant.identity)] = conn
+        logger.info("{} joined room {} as {}", grant.identity, room.name, participant.sid)
+        await conn.run()
+        return ws
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 7880,
+    api_key: str = "devkey",
+    api_secret: str = "secret",
+    *,
+    ping_interval: int = 5,
+    ping_timeout: int = 15,
+    impairment: Impairment | ImpairmentPolicy | None = None,
+) -> Server:
+    """The embedded server, to be used as ``async with serve(...) as server``.
+
+    ``impairment`` applies to every forwarded stream, or, as a function of (publisher identity,
+    subscriber identity), to each stream it returns one for.
+    """
+    return Server(
+        host,
+        port,
+        api_key,
+        api_secret,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        impairment=impairment,
+    )

@@ -1,0 +1,221 @@
+"""Synthesised run folders with known ground truth, written per docs/evidence.md.
+
+Bursts are placed with `dsp.burst` at known (fractional) sample positions; the receiver hears the
+sender's stream shifted by a known delay; chosen bursts are dropped (lost), repeated or delayed
+beyond the matching window (late). Timing files follow the same clock model, so the mouth-to-ear
+latency of every burst is exactly the injected delay.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import wave
+from pathlib import Path
+
+import numpy as np
+
+import dsp
+
+RATE = 48_000
+FRAME = 480
+T0_NS = 1_000_000_000_000
+BURST_S = 0.3
+RAMP_S = 0.005
+AMPLITUDE = 0.5
+TONES = {"customer": 440.0, "support": 550.0}
+
+
+@dataclasses.dataclass
+class Direction:
+    """Ground truth of one direction."""
+
+    delay_ms: float = 42.37  # injected mouth-to-ear delay
+    lost: tuple[int, ...] = ()  # burst ids never heard
+    repeated: tuple[int, ...] = ()  # heard twice, the second 0.4 s later
+    late_ms: dict[int, float] = dataclasses.field(default_factory=dict)  # extra delay per burst
+    jitter_ms: float = 0.0  # symmetric uniform noise on arrival times
+    outliers: float = 0.0  # share of arrival frames yielded 20 ms late
+
+
+@dataclasses.dataclass
+class Spec:
+    """A run to synthesise: its length, its burst period and each direction's truth."""
+
+    duration_s: float = 6.0
+    period_s: float = 1.0  # one burst per sender per period; turns: support half a period later
+    start_ms: float = 30.0  # receivers' recording starts this long after the senders'
+    noise: float = 30.0  # gaussian noise sd (int16 units) in what receivers hear
+    seed: int = 1
+    status: str = "complete"
+    thresholds: dict[str, float] | None = None
+    customer: Direction = dataclasses.field(default_factory=Direction)
+    support: Direction = dataclasses.field(default_factory=lambda: Direction(delay_ms=57.81))
+
+
+def _write_wav(path: Path, samples: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(samples.astype("<i2").tobytes())
+
+
+def _write_timing(path: Path, t_ns: np.ndarray, samples_per_frame: int = FRAME) -> None:
+    rows = (
+        f"{i},{i * samples_per_frame},{samples_per_frame},{t}\n"
+        for i, t in enumerate(t_ns.tolist())
+    )
+    path.write_text("frame,sample,samples,t_ns\n" + "".join(rows))
+
+
+def schedule(spec: Spec, role: str) -> list[tuple[int, int]]:
+    """(burst id, start sample) of every burst `role` sends."""
+    first = 0.2 + (0.5 * spec.period_s if role == "support" else 0.0)
+    n = burst_len()
+    total = frames(spec) * FRAME
+    out: list[tuple[int, int]] = []
+    k = 0
+    while True:
+        start = round((first + k * spec.period_s) * RATE) + 7 * k  # not frame-aligned
+        if start + n > total:
+            return out
+        out.append((k, start))
+        k += 1
+
+
+def burst_len() -> int:
+    """Samples of one burst waveform."""
+    return len(dsp.burst(440.0, BURST_S, RATE, amplitude=AMPLITUDE, ramp_s=RAMP_S))
+
+
+def frames(spec: Spec) -> int:
+    """Frames each sender sends."""
+    return int(spec.duration_s * RATE) // FRAME
+
+
+def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z-1a2b3c4d") -> Path:
+    """Write a run folder under `root`; returns its path."""
+    spec = spec or Spec()
+    run = root / name
+    run.mkdir(parents=True)
+    rng = np.random.default_rng(spec.seed)
+    n_frames = frames(spec)
+    sent_t = T0_NS + np.arange(n_frames, dtype=np.int64) * 10_000_000
+    directions = []
+    stats: dict[str, dict] = {}
+    for sender, receiver in (("customer", "support"), ("support", "customer")):
+        truth: Direction = getattr(spec, sender)
+        tone = TONES[sender]
+        bursts = schedule(spec, sender)
+        _write_timing(run / f"{sender}.sent.csv", sent_t)
+        with (run / f"{sender}.bursts.csv").open("w", newline="") as f:
+            out = csv.writer(f, lineterminator="\n")
+            out.writerow(["burst", "freq_hz", "start_sample", "samples"])
+            for k, start in bursts:
+                out.writerow([k, tone, start, burst_len()])
+        # receiver sample r is produced at T0 + start_ms + r / RATE; sender sample s left at
+        # T0 + s / RATE and arrives delay later, so r = s + (delay - start) * RATE
+        recv_frames = n_frames - 3
+        heard = rng.standard_normal(recv_frames * FRAME, dtype=np.float32) * np.float32(spec.noise)
+        for k, start in bursts:
+            if k in truth.lost:
+                continue
+            delays = [truth.delay_ms + truth.late_ms.get(k, 0.0)]
+            if k in truth.repeated:
+                delays.append(delays[0] + 400.0)
+            for delay in delays:
+                pos = start + (delay - spec.start_ms) * RATE / 1000.0
+                base = math.floor(pos)
+                wave_ = dsp.burst(
+                    tone, BURST_S, RATE, amplitude=AMPLITUDE, ramp_s=RAMP_S, offset=pos - base
+                )
+                end = min(base + len(wave_), heard.size)
+                if base < end:
+                    heard[base:end] += wave_[: end - base]
+        pcm = np.clip(np.round(heard), -32768, 32767).astype(np.int16)
+        wav = f"{receiver}-from-{sender}.wav"
+        _write_wav(run / wav, pcm)
+        arr_t = T0_NS + round(spec.start_ms * 1e6) + np.arange(recv_frames) * 10_000_000
+        noise = rng.uniform(-truth.jitter_ms, truth.jitter_ms, recv_frames) * 1e6
+        late = (rng.random(recv_frames) < truth.outliers) * 20e6
+        arr_t = np.round(arr_t + noise + late).astype(np.int64)
+        arr_t = np.maximum.accumulate(arr_t)  # one monotonic clock
+        _write_timing(run / f"{wav.removesuffix('.wav')}.arrivals.csv", arr_t)
+        directions.append(
+            {
+                "from": sender,
+                "to": receiver,
+                "wav": wav,
+                "arrivals": f"{receiver}-from-{sender}.arrivals.csv",
+                "sent": f"{sender}.sent.csv",
+                "bursts": f"{sender}.bursts.csv",
+            }
+        )
+        stats.setdefault(receiver, {"final": {"publisher_stats": [], "subscriber_stats": []}})
+        stats.setdefault(sender, {"final": {"publisher_stats": [], "subscriber_stats": []}})
+        packets = recv_frames // 2
+        stats[receiver]["final"]["subscriber_stats"].append(
+            {
+                "inbound_rtp": {
+                    "stream": {"ssrc": 1, "kind": "audio"},
+                    "received": {
+                        "packets_received": str(packets),
+                        "packets_lost": "0",
+                        "jitter": 0.002,
+                    },
+                    "inbound": {
+                        "bytes_received": str(packets * 80),
+                        "concealed_samples": "0",
+                        "concealment_events": "0",
+                        "total_samples_received": str(recv_frames * FRAME),
+                    },
+                }
+            }
+        )
+        stats[sender]["final"]["publisher_stats"].append(
+            {
+                "outbound_rtp": {
+                    "stream": {"ssrc": 1, "kind": "audio"},
+                    "sent": {"packets_sent": str(n_frames // 2), "bytes_sent": str(n_frames * 40)},
+                }
+            }
+        )
+        stats[receiver]["samples"] = []
+    (run / "rtc-stats.json").write_text(json.dumps(stats))
+    events = [
+        {"t_ns": T0_NS, "agent": role, "event": "connected"} for role in ("customer", "support")
+    ]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    config: dict = {"livekit": {"url": "ws://127.0.0.1:7880"}}
+    if spec.thresholds is not None:
+        config["thresholds"] = spec.thresholds
+    manifest = {
+        "schema": "echoproof.manifest/1",
+        "run_id": name,
+        "room": f"echoproof-{name}",
+        "server_url": "ws://127.0.0.1:7880",
+        "embedded_server": True,
+        "mode": "turns",
+        "sample_rate": RATE,
+        "channels": 1,
+        "frame_samples": FRAME,
+        "participants": {
+            "customer": {"identity": "customer-0001", "tone_hz": TONES["customer"]},
+            "support": {"identity": "support-agent-0001", "tone_hz": TONES["support"]},
+        },
+        "directions": directions,
+        "burst": {"duration_s": BURST_S, "ramp_s": RAMP_S, "amplitude": AMPLITUDE},
+        "clock": {"monotonic_ns": T0_NS, "wall": "2026-11-23T22:18:00.000000Z"},
+        "started_at": "2026-11-23T22:18:00.000000Z",
+        "ended_at": "2026-11-23T22:18:06.000000Z",
+        "duration_s": spec.duration_s,
+        "status": spec.status,
+        "reason": None if spec.status == "complete" else "interrupted by SIGTERM",
+        "versions": {"echoproof": "0.1.0"},
+        "config": config,
+    }
+    (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return run

@@ -1,0 +1,94 @@
+"""`python -m verify`: OK/FAIL lines, exit codes 0/1/2, --json, --junit, --key; no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from tests.conftest import scaled
+from verify import signing
+from verify.__main__ import main
+
+
+def test_ok_run_exit_0(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One OK run prints `OK: <run>` and exits 0."""
+    assert main([str(signed_run)]) == 0
+    assert capsys.readouterr().out == f"OK: {signed_run}\n"
+
+
+def test_fail_run_exit_1(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tampered run prints `FAIL: <run>: <reason>` and exits 1."""
+    (signed_run / "stray.tmp").write_text("x")
+    assert main([str(signed_run.parent)]) == 1
+    assert capsys.readouterr().out == (
+        f"FAIL: {signed_run}: unexpected file stray.tmp in the run folder\n"
+    )
+
+
+def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No such path, nothing to verify, an unreadable pinned key: exit 2 with one sentence."""
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main([str(tmp_path)]) == 2
+    assert "nothing to verify" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "manifest.json").write_text("{}")
+    assert main([str(tmp_path), "--key", str(tmp_path / "absent.pem")]) == 2
+    assert "pinned key" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+
+
+def test_json_output(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--json prints one object per run with run, ok and reason."""
+    assert main([str(signed_run), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results == [{"run": str(signed_run), "ok": True, "reason": "", "reasons": []}]
+
+
+def test_junit_output(signed_run: Path, tmp_path: Path) -> None:
+    """--junit writes a test suite with one failing test case per failing run."""
+    (signed_run / "events.jsonl").write_text("")
+    out = tmp_path / "verify.xml"
+    assert main([str(signed_run), "--junit", str(out)]) == 1
+    suite = ET.parse(out).getroot()
+    assert suite.tag == "testsuite"
+    assert suite.get("tests") == "1" and suite.get("failures") == "1"
+    failure = suite.find("testcase/failure")
+    assert failure is not None
+    assert "events.jsonl has changed" in (failure.get("message") or "")
+
+
+def test_pinned_key_option(signed_run: Path, session_key: Path, tmp_path: Path) -> None:
+    """--key with the signer's key is OK; with another key it is a FAIL."""
+    assert main([str(signed_run), "--key", str(signing.public_path(session_key))]) == 0
+    other = tmp_path / "other.pem"
+    signing.load_or_create_key(other)
+    assert main([str(signed_run), "--key", str(signing.public_path(other))]) == 1
+
+
+def test_module_entry_point_no_traceback(signed_run: Path) -> None:
+    """`python -m verify` on a corrupt run FAILs with exit 1 and no traceback."""
+    (signed_run / "manifest.json").write_text("{broken")
+    proc = subprocess.run(
+        [sys.executable, "-m", "verify", str(signed_run)],
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "manifest.json is not valid JSON" in proc.stdout
+
+
+def test_several_paths(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Several PATH arguments are checked in order, one line each."""
+    assert main([str(signed_run), str(signed_run.parent)]) == 0
+    assert capsys.readouterr().out == f"OK: {signed_run}\nOK: {signed_run}\n"

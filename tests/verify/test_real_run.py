@@ -1,0 +1,136 @@
+"""verify on a real recorded run: the pipeline, the embedded server (port 0), two SDK agents, 6 s.
+
+The run is recorded once per session in a subprocess (its own event loop and SDK runtime), then
+signed and re-checked here; the raw latency of every burst is recomputed with plain csv/numpy.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import verify
+from tests.conftest import scaled
+
+REPO = Path(__file__).resolve().parents[2]
+DURATION_S = 6
+
+_RECORD = textwrap.dedent(
+    """
+    import asyncio, json, secrets, sys
+    from pathlib import Path
+
+    import pipeline, sfu
+
+    async def main(out: Path) -> None:
+        key, secret = "verifytests", "s3cret-" + secrets.token_hex(16)
+        async with sfu.serve(host="127.0.0.1", port=0, api_key=key, api_secret=secret) as srv:
+            config_path = out / "config.json"
+            config_path.write_text(json.dumps({
+                "livekit": {"url": srv.url, "api_key": key, "api_secret": secret},
+                "duration_s": %(duration)s, "out_dir": str(out / "runs"),
+            }))
+            outcomes = await pipeline.capture(pipeline.load_config(config_path, {}))
+        config_path.unlink()
+        print(json.dumps([[str(o.run_dir), o.status] for o in outcomes]))
+
+    asyncio.run(main(Path(sys.argv[1])))
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real run folder (unsigned), recorded once per session."""
+    out = tmp_path_factory.mktemp("real")
+    proc = subprocess.run(
+        [sys.executable, "-c", _RECORD % {"duration": DURATION_S}, str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir, status), *_ = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert status == "complete", (run_dir, status)
+    return Path(run_dir)
+
+
+@pytest.fixture
+def signed_real_run(real_run: Path, tmp_path: Path) -> tuple[Path, verify.ReportResult]:
+    """A private copy of the real run, signed by a fresh key."""
+    run = Path(shutil.copytree(real_run, tmp_path / real_run.name))
+    return run, verify.write_report(run, key_path=tmp_path / "key.pem")
+
+
+def test_real_run_passes_and_checks_ok(signed_real_run: tuple[Path, verify.ReportResult]) -> None:
+    """A real 6 s conversation passes its verdict and re-checks OK."""
+    run, result = signed_real_run
+    assert result.passed, result.failures
+    [checked] = verify.check(run)
+    assert checked.ok, checked.reason
+
+
+def test_real_run_figures_are_sane(signed_real_run: tuple[Path, verify.ReportResult]) -> None:
+    """Every burst sent is detected at the right tone; PCM and RTP figures are consistent."""
+    _, result = signed_real_run
+    for d in result.report["directions"]:
+        assert d["bursts_sent"] >= DURATION_S - 2
+        assert d["bursts_detected"] == d["bursts_sent"]
+        assert d["tone_hz"] == pytest.approx(d["tone_expected_hz"], abs=1.0)
+        assert d["bytes_received"] == 960 * d["frames_received"]
+        assert d["bytes_sent"] == 960 * d["frames_sent"]
+        assert 0.0 < d["latency_ms"]["min"] <= d["latency_ms"]["median"] < 500.0
+        assert d["rtc"]["available"] and d["rtc"]["packets_received"] > 0
+        assert d["rtc"]["encoded_bytes_received"] < d["bytes_received"]  # Opus, not PCM
+
+
+def _rows(path: Path) -> np.ndarray:
+    with path.open() as f:
+        return np.array([[int(v) for v in row.values()] for row in csv.DictReader(f)])
+
+
+def test_real_run_raw_latency_recomputed_independently(
+    signed_real_run: tuple[Path, verify.ReportResult],
+) -> None:
+    """Each burst's raw latency equals a plain numpy recomputation from the CSVs and onsets."""
+    run, result = signed_real_run
+    for d in result.report["directions"]:
+        sent = _rows(run / d["files"]["sent"])
+        arrivals = _rows(run / d["files"]["arrivals"])
+        bursts = {int(r[0]): int(r[2]) for r in _rows_mixed(run / d["files"]["bursts"])}
+        ref = d["onset_reference_samples"]
+        for b in d["bursts"]:
+            s = bursts[b["burst"]] + ref
+            i = np.searchsorted(sent[:, 1], np.floor(s), "right") - 1
+            t_tx = sent[i, 3] + (s - sent[i, 1]) / 48_000 * 1e9
+            o = b["onset_sample"]
+            j = np.searchsorted(arrivals[:, 1], np.floor(o), "right") - 1
+            t_rx = arrivals[j, 3] + (o - arrivals[j, 1]) / 48_000 * 1e9
+            assert (t_rx - t_tx) / 1e6 == pytest.approx(b["latency_raw_ms"], abs=0.01)
+
+
+def _rows_mixed(path: Path) -> list[list[float]]:
+    with path.open() as f:
+        return [[float(v) for v in row.values()] for row in csv.DictReader(f)]
+
+
+def test_real_run_tampered_wav_fails(signed_real_run: tuple[Path, verify.ReportResult]) -> None:
+    """One changed byte in a real recording is a FAIL naming that WAV."""
+    run, _ = signed_real_run
+    wav = run / "customer-from-support.wav"
+    data = bytearray(wav.read_bytes())
+    data[len(data) // 3] ^= 0x10
+    wav.write_bytes(bytes(data))
+    [checked] = verify.check(run)
+    assert not checked.ok
+    assert "customer-from-support.wav has changed since it was signed" in checked.reason

@@ -1,0 +1,294 @@
+"""Re-checking run folders from their files alone: signature, hashes, every figure, the verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from verify import evidence as ev
+from verify import signing
+from verify.errors import VerifyError
+from verify.figures import analyse_run
+from verify.report import canonical_json, report_schema, unexpected_files, verdict
+from verify.thresholds import Thresholds
+
+MAX_FIGURE_DIFFERENCES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """The outcome for one run folder: `ok`, or `reason` (every problem, `; `-separated)."""
+
+    run: str
+    ok: bool
+    reason: str
+    reasons: list[str] = dataclasses.field(default_factory=list)
+
+
+def find_runs(path: str | Path) -> list[Path]:
+    """`path` itself when it is a run folder, else its sub-folders that are; raises if none."""
+    path = Path(path)
+    if not path.exists():
+        raise VerifyError(f"{path} does not exist, expected a run folder or a folder of runs")
+    if not path.is_dir():
+        raise VerifyError(f"{path} is a file, expected a run folder or a folder of runs")
+    if _is_run(path):
+        return [path]
+    runs = sorted(p for p in path.iterdir() if p.is_dir() and _is_run(p))
+    if not runs:
+        raise VerifyError(f"nothing to verify in {path}: no folder with a {ev.MANIFEST} or report")
+    return runs
+
+
+def _is_run(path: Path) -> bool:
+    return (path / ev.MANIFEST).exists() or (path / ev.REPORT).exists()
+
+
+def load_trusted_key(key: str | Path | bytes | Ed25519PublicKey) -> Ed25519PublicKey:
+    """A public key given as an object, PEM bytes or a PEM file path."""
+    if isinstance(key, Ed25519PublicKey):
+        return key
+    if isinstance(key, bytes):
+        return signing.load_public_key(key, "the pinned key")
+    path = Path(key)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise VerifyError(f"pinned key {path} cannot be read: {exc.strerror}") from None
+    return signing.load_public_key(data, f"pinned key {path}")
+
+
+def check(
+    path: str | Path, *, key: str | Path | bytes | Ed25519PublicKey | None = None
+) -> list[CheckResult]:
+    """Re-check every run under `path`; `key` pins the trusted signer (else `signer.pub.pem`).
+
+    Raises :class:`VerifyError` only when there is nothing to check or the pinned key is unusable;
+    every problem with a run is a failed :class:`CheckResult`.
+    """
+    trusted = None if key is None else load_trusted_key(key)
+    return [check_run(run, trusted) for run in find_runs(path)]
+
+
+def check_run(run_dir: Path, trusted: Ed25519PublicKey | None = None) -> CheckResult:
+    """Re-check one run folder."""
+    reasons: list[str] = []
+    try:
+        _check(run_dir, trusted, reasons)
+    except VerifyError as exc:
+        reasons.append(str(exc))
+    except OSError as exc:
+        reasons.append(f"{Path(exc.filename or run_dir).name} cannot be read: {exc.strerror}")
+    unique = list(dict.fromkeys(reasons))
+    return CheckResult(run=str(run_dir), ok=not unique, reason="; ".join(unique), reasons=unique)
+
+
+def _check(run_dir: Path, trusted: Ed25519PublicKey | None, reasons: list[str]) -> None:
+    report_path = run_dir / ev.REPORT
+    if not report_path.is_file():
+        reasons.append(f"{ev.REPORT} is missing (the run was never verified)")
+        return
+    payload = report_path.read_bytes()
+    _check_signature(run_dir, payload, trusted, reasons)
+
+    try:
+        report = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reasons.append(f"{ev.REPORT} is not valid JSON ({exc})")
+        return
+    shape = shape_errors(report, report_schema())
+    if shape:
+        reasons.append(f"{ev.REPORT} does not match its schema: {shape[0]}")
+        return
+    if canonical_json(report) != payload:
+        reasons.append(f"{ev.REPORT} is not canonical JSON (sorted keys, no whitespace)")
+
+    file_reasons: list[str] = []
+    # hashing (hashlib releases the GIL) overlaps the analysis
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(_check_files, run_dir, report["evidence"], file_reasons)
+        try:
+            fresh = analyse_run(run_dir).figures
+            error = None
+        except VerifyError as exc:  # names the bad file; reported after the hash mismatches
+            error = str(exc)
+        hashing.result()
+    reasons += file_reasons
+    if error is not None:
+        reasons.append(error)
+        return
+    files_intact = not file_reasons
+    manifest = ev.read_manifest(run_dir)
+    extra = [
+        f"unexpected file {name} in the run folder" for name in unexpected_files(run_dir, manifest)
+    ]
+    failures = verdict(fresh, Thresholds.from_dict(fresh["thresholds"]), extra)
+    if files_intact:  # else the changed file is the reason; its knock-on differences are noise
+        for difference in _differences(report, fresh)[:MAX_FIGURE_DIFFERENCES]:
+            reasons.append(difference)
+        if failures != report["verdict"]["failures"]:
+            reasons.append(
+                f"{ev.REPORT} verdict lists {len(report['verdict']['failures'])} failures, "
+                f"the evidence gives {len(failures)}"
+            )
+    if bool(report["verdict"]["passed"]) != (not report["verdict"]["failures"]):
+        reasons.append(
+            f"{ev.REPORT} verdict passed={report['verdict']['passed']} contradicts "
+            "its list of failures"
+        )
+    for line in failures:
+        if line not in reasons:
+            reasons.append(line if line.startswith("run status") else f"verdict failed: {line}")
+
+
+def _check_signature(
+    run_dir: Path, payload: bytes, trusted: Ed25519PublicKey | None, reasons: list[str]
+) -> None:
+    signer_path = run_dir / ev.SIGNER_KEY
+    signer = None
+    if signer_path.is_file():
+        try:
+            signer = signing.load_public_key(signer_path.read_bytes(), ev.SIGNER_KEY)
+        except VerifyError as exc:
+            reasons.append(str(exc))
+    elif trusted is None:
+        reasons.append(
+            f"{ev.SIGNER_KEY} is missing and no key is pinned: cannot check the signature"
+        )
+    if trusted is not None and signer is not None:
+        found, wanted = signing.key_id(signer), signing.key_id(trusted)
+        if found != wanted:
+            reasons.append(
+                f"{ev.SIGNER_KEY} is key {found[:16]}..., expected the pinned key {wanted[:16]}..."
+            )
+    key = trusted or signer
+    if key is None:
+        return
+    try:
+        envelope = ev.read_json(run_dir / ev.ENVELOPE)
+        signed = signing.open_envelope(envelope, key)
+    except VerifyError as exc:
+        reasons.append(str(exc))
+        return
+    if signed != payload:
+        reasons.append(f"{ev.REPORT} differs from the payload signed in {ev.ENVELOPE}")
+    try:
+        claimed = json.loads(payload).get("key_id")
+    except (ValueError, AttributeError):
+        return  # reported when the report is parsed
+    if claimed != signing.key_id(key):
+        reasons.append(
+            f"{ev.REPORT} names key {str(claimed)[:16]}..., signed by {signing.key_id(key)[:16]}..."
+        )
+
+
+def _check_files(run_dir: Path, listed: dict[str, str], reasons: list[str]) -> None:
+    present = sorted(p.name for p in run_dir.iterdir() if not ev.is_derived(p.name))
+    for name in present:
+        if name not in listed:
+            reasons.append(f"unexpected file {name} in the run folder")
+    for name, digest in sorted(listed.items()):
+        path = run_dir / name
+        if not path.is_file():
+            reasons.append(f"evidence file {name} is missing")
+            continue
+        found = ev.sha256_file(path)
+        if found != digest:
+            reasons.append(
+                f"{name} has changed since it was signed "
+                f"(sha256 {found[:12]}..., the report says {str(digest)[:12]}...)"
+            )
+
+
+def _differences(report: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key, value in fresh.items():
+        _diff(report.get(key), value, key, out)
+    return out
+
+
+def _diff(stored: Any, fresh: Any, where: str, out: list[str]) -> None:
+    if isinstance(fresh, dict) and isinstance(stored, dict):
+        for key in sorted(set(fresh) | set(stored)):
+            _diff(stored.get(key), fresh.get(key), f"{where}.{key}", out)
+        return
+    if isinstance(fresh, list) and isinstance(stored, list) and len(fresh) == len(stored):
+        for i, (a, b) in enumerate(zip(stored, fresh, strict=True)):
+            _diff(a, b, f"{where}[{i}]", out)
+        return
+    if _same(stored, fresh):
+        return
+    if isinstance(fresh, list) and isinstance(stored, list):
+        shown_stored, shown_fresh = f"{len(stored)} entries", f"{len(fresh)} entries"
+    else:
+        shown_stored, shown_fresh = json.dumps(stored), json.dumps(fresh)
+    out.append(
+        f"figure {where} is {shown_stored} in {ev.REPORT}, "
+        f"{shown_fresh} recomputed from the evidence"
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if (
+        isinstance(a, bool)
+        or isinstance(b, bool)
+        or not (isinstance(a, numbers) and isinstance(b, numbers))
+    ):
+        return bool(a == b and type(a) is type(b))
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    # figures are rounded; allow the last digit to differ across machines
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=2e-3)
+
+
+def shape_errors(value: Any, schema: dict[str, Any], where: str = "report") -> list[str]:
+    """Where `value` breaks `schema`: the subset of JSON Schema the report schema uses
+    (type, required, properties, items, enum, const, additionalProperties: false)."""
+    errors: list[str] = []
+    kinds = schema.get("type")
+    if kinds is not None:
+        allowed = kinds if isinstance(kinds, list) else [kinds]
+        if not any(_is_type(value, k) for k in allowed):
+            return [f"{where} is {json.dumps(value)[:40]}, expected {' or '.join(allowed)}"]
+    if "const" in schema and value != schema["const"]:
+        errors.append(f"{where} is {json.dumps(value)}, expected {json.dumps(schema['const'])}")
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{where} is {json.dumps(value)}, expected one of {schema['enum']}")
+    if isinstance(value, dict):
+        for key in schema.get("required", []):
+            if key not in value:
+                errors.append(f"{where} has no field {key!r}")
+        props = schema.get("properties", {})
+        for key, sub in props.items():
+            if key in value:
+                errors += shape_errors(value[key], sub, f"{where}.{key}")
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in value:
+                if key not in props:
+                    errors += shape_errors(value[key], extra, f"{where}.{key}")
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            errors += shape_errors(item, schema["items"], f"{where}[{i}]")
+            if errors:
+                break
+    return errors
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    return {
+        "object": isinstance(value, dict),
+        "array": isinstance(value, list),
+        "string": isinstance(value, str),
+        "boolean": isinstance(value, bool),
+        "null": value is None,
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+    }.get(kind, False)

@@ -1,0 +1,407 @@
+"""Reading a run folder as docs/evidence.md describes it, and nothing else.
+
+Every reader checks what it reads against the contract and raises :class:`EvidenceError` naming the
+file and what differs. Readers are fast enough for an hour of audio: WAVs are read with one
+`numpy.fromfile`, CSVs with one vectorised parse (and a line-by-line pass only to word an error).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import re
+import struct
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from verify.errors import EvidenceError
+
+SAMPLE_RATE = 48_000
+FRAME_SAMPLES = 480
+MANIFEST_SCHEMA = "echoproof.manifest/1"
+STATUSES = ("running", "complete", "interrupted", "failed")
+
+MANIFEST = "manifest.json"
+RTC_STATS = "rtc-stats.json"
+EVENTS = "events.jsonl"
+REPORT = "report.json"
+ENVELOPE = "report.dsse.json"
+SIGNER_KEY = "signer.pub.pem"
+HTML = "report.html"
+#: Files verify writes: not evidence, not hashed.
+DERIVED = frozenset({REPORT, ENVELOPE, SIGNER_KEY, HTML})
+
+TIMING_HEADER = ("frame", "sample", "samples", "t_ns")
+BURSTS_HEADER = ("burst", "freq_hz", "start_sample", "samples")
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+IntArray = npt.NDArray[np.int64]
+
+
+def is_derived(name: str) -> bool:
+    """True for a file verify writes itself (report, envelope, key, HTML, plots)."""
+    return name in DERIVED or name.endswith(".png")
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """One `*.sent.csv` or `*.arrivals.csv`: one entry per frame, in order."""
+
+    sample: IntArray
+    samples: IntArray
+    t_ns: IntArray
+
+    def __len__(self) -> int:
+        return len(self.sample)
+
+    @property
+    def total_samples(self) -> int:
+        """Samples in every frame together."""
+        return int(self.samples.sum())
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """One `<sender>.bursts.csv`: the bursts actually sent."""
+
+    burst: IntArray
+    freq_hz: npt.NDArray[np.float64]
+    start_sample: IntArray
+    samples: IntArray
+
+    def __len__(self) -> int:
+        return len(self.burst)
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectionFiles:
+    """The four files of one direction, as the manifest names them."""
+
+    sender: str
+    receiver: str
+    wav: str
+    arrivals: str
+    sent: str
+    bursts: str
+
+    @property
+    def label(self) -> str:
+        """`customer->support`."""
+        return f"{self.sender}->{self.receiver}"
+
+    @property
+    def names(self) -> tuple[str, str, str, str]:
+        """The direction's file names."""
+        return (self.wav, self.arrivals, self.sent, self.bursts)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's value; a missing or corrupt file raises naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EvidenceError(f"{path.name} is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvidenceError(f"{path.name} cannot be read as UTF-8 text: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EvidenceError(
+            f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+
+
+def _need(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise EvidenceError(f"{where} has no field {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+        raise EvidenceError(f"{where} field {key!r} is {value!r}, expected {_kind_name(kind)}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "a number", float: "a number", dict: "an object", list: "a list"}
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in _as_tuple(kind)))
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """`manifest.json`, checked against the contract's shape."""
+    manifest = read_json(run_dir / MANIFEST)
+    where = MANIFEST
+    if not isinstance(manifest, dict):
+        raise EvidenceError(f"{where} holds {type(manifest).__name__}, expected an object")
+    schema = _need(manifest, "schema", str, where)
+    if schema != MANIFEST_SCHEMA:
+        raise EvidenceError(f"{where} schema is {schema!r}, expected {MANIFEST_SCHEMA!r}")
+    for key in ("run_id", "status"):
+        _need(manifest, key, str, where)
+    if manifest["status"] not in STATUSES:
+        raise EvidenceError(
+            f"{where} status is {manifest['status']!r}, expected one of {', '.join(STATUSES)}"
+        )
+    rate = _need(manifest, "sample_rate", int, where)
+    if rate != SAMPLE_RATE:
+        raise EvidenceError(f"{where} sample_rate is {rate}, expected {SAMPLE_RATE}")
+    participants = _need(manifest, "participants", dict, where)
+    for role, info in participants.items():
+        if not isinstance(info, dict):
+            raise EvidenceError(f"{where} participant {role!r} is not an object")
+        _need(info, "tone_hz", (int, float), f"{where} participant {role!r}")
+    burst = _need(manifest, "burst", dict, where)
+    for key in ("duration_s", "ramp_s", "amplitude"):
+        _need(burst, key, (int, float), f"{where} burst")
+    directions = _need(manifest, "directions", list, where)
+    for i, direction in enumerate(directions):
+        if not isinstance(direction, dict):
+            raise EvidenceError(f"{where} directions[{i}] is not an object")
+        for key in ("from", "to", "wav", "arrivals", "sent", "bursts"):
+            value = _need(direction, key, str, f"{where} directions[{i}]")
+            if key not in ("from", "to") and not _PLAIN_NAME.match(value):
+                raise EvidenceError(
+                    f"{where} directions[{i}].{key} is {value!r}, expected a plain file name"
+                )
+        if direction["from"] not in participants:
+            raise EvidenceError(
+                f"{where} directions[{i}] is from {direction['from']!r}, which is not a participant"
+            )
+    config = manifest.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise EvidenceError(f"{where} field 'config' is {config!r}, expected an object")
+    return manifest
+
+
+def direction_files(manifest: dict[str, Any]) -> list[DirectionFiles]:
+    """The directions a (checked) manifest lists."""
+    return [
+        DirectionFiles(d["from"], d["to"], d["wav"], d["arrivals"], d["sent"], d["bursts"])
+        for d in manifest["directions"]
+    ]
+
+
+def evidence_names(manifest: dict[str, Any]) -> list[str]:
+    """Every evidence file a run with this manifest has, sorted."""
+    names = {MANIFEST, RTC_STATS, EVENTS}
+    for direction in direction_files(manifest):
+        names.update(direction.names)
+    return sorted(names)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def read_wav(path: Path) -> npt.NDArray[np.int16]:
+    """The samples of a 48 kHz mono 16-bit PCM WAV; anything else raises naming the file."""
+    name = path.name
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                raise EvidenceError(f"{name} is not a RIFF/WAVE file")
+            fmt: tuple[int, int, int, int] | None = None
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    raise EvidenceError(f"{name} has no data chunk (truncated WAV)")
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    body = f.read(size + (size & 1))
+                    if len(body) < 16:
+                        raise EvidenceError(f"{name} has a truncated fmt chunk")
+                    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+                    if tag == 0xFFFE and len(body) >= 26:
+                        tag = struct.unpack("<H", body[24:26])[0]  # extensible: sub-format
+                    fmt = (tag, channels, rate, bits)
+                elif cid == b"data":
+                    if fmt is None:
+                        raise EvidenceError(f"{name} has its data chunk before its fmt chunk")
+                    offset = f.tell()
+                    break
+                else:
+                    f.seek(size + (size & 1), io.SEEK_CUR)
+            tag, channels, rate, bits = fmt
+            if tag != 1 or bits != 16:
+                raise EvidenceError(
+                    f"{name} is format {tag} with {bits}-bit samples, expected 16-bit PCM"
+                )
+            if channels != 1:
+                raise EvidenceError(f"{name} has {channels} channels, expected 1 (mono)")
+            if rate != SAMPLE_RATE:
+                raise EvidenceError(f"{name} is sampled at {rate} Hz, expected {SAMPLE_RATE} Hz")
+            file_size = path.stat().st_size
+            if size % 2 or offset + size > file_size:
+                raise EvidenceError(
+                    f"{name} is truncated: its header announces {size} bytes of audio, "
+                    f"the file holds {max(file_size - offset, 0)}"
+                )
+            return np.fromfile(f, dtype="<i2", count=size // 2).astype(np.int16, copy=False)
+    except FileNotFoundError:
+        raise EvidenceError(f"{name} is missing") from None
+    except OSError as exc:
+        raise EvidenceError(f"{name} cannot be read: {exc.strerror}") from None
+
+
+def _csv_text(path: Path, header: tuple[str, ...]) -> tuple[str, str]:
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise EvidenceError(f"{path.name} is missing") from None
+    except UnicodeDecodeError:
+        raise EvidenceError(f"{path.name} holds non-ASCII bytes, expected CSV numbers") from None
+    except OSError as exc:
+        raise EvidenceError(f"{path.name} cannot be read: {exc.strerror}") from None
+    first, _, body = text.partition("\n")
+    found = tuple(c.strip() for c in first.strip().split(","))
+    if found != header:
+        raise EvidenceError(
+            f"{path.name} header is {first.strip()!r}, expected {','.join(header)!r}"
+        )
+    return first, body
+
+
+def _bad_row(path: Path, body: str, columns: int, kinds: tuple[type, ...]) -> EvidenceError:
+    """The first malformed row, worded (the slow path, only taken on error)."""
+    for n, row in enumerate(csv.reader(io.StringIO(body)), start=2):
+        if not row:
+            continue
+        if len(row) != columns:
+            return EvidenceError(f"{path.name} line {n} has {len(row)} fields, expected {columns}")
+        for value, kind in zip(row, kinds, strict=True):
+            try:
+                kind(value)
+            except ValueError:
+                return EvidenceError(
+                    f"{path.name} line {n} holds {value!r}, expected "
+                    + ("an integer" if kind is int else "a number")
+                )
+    return EvidenceError(f"{path.name} is malformed")
+
+
+def read_timing(path: Path, *, partial_tail: bool = False) -> Timing:
+    """A `*.sent.csv` or `*.arrivals.csv`, checked: frames numbered 0.., samples contiguous.
+
+    `partial_tail`: the writer may have been killed mid-line (a run that did not complete); an
+    unterminated last line is then dropped rather than refused.
+    """
+    _, body = _csv_text(path, TIMING_HEADER)
+    if partial_tail and body and not body.endswith("\n"):
+        body = body[: body.rfind("\n") + 1]
+    lines = [line for line in body.split("\n") if line.strip()]
+    rows = len(lines)
+    try:
+        with warnings.catch_warnings():
+            # older numpy warns and stops at an unparsable value (newer raises): count checked below
+            warnings.simplefilter("ignore")
+            flat = np.fromstring(",".join(lines), dtype=np.int64, sep=",") if rows else np.zeros(0)
+    except ValueError:
+        raise _bad_row(path, body, 4, (int,) * 4) from None
+    if flat.size != rows * 4:
+        raise _bad_row(path, body, 4, (int,) * 4)
+    table = flat.astype(np.int64).reshape(rows, 4)
+    frame, sample, samples, t_ns = (np.ascontiguousarray(table[:, i]) for i in range(4))
+    if rows:
+        _check_column(path, "frame", frame, np.arange(rows))
+        if (samples <= 0).any():
+            i = int(np.argmax(samples <= 0))
+            raise EvidenceError(
+                f"{path.name} line {i + 2}: samples is {int(samples[i])}, expected a positive count"
+            )
+        _check_column(path, "sample", sample, np.concatenate(([0], np.cumsum(samples)[:-1])))
+        back = np.diff(t_ns) < 0
+        if back.any():
+            i = int(np.argmax(back)) + 1
+            raise EvidenceError(
+                f"{path.name} line {i + 2}: t_ns {int(t_ns[i])} is earlier than the previous "
+                f"frame's {int(t_ns[i - 1])}, expected a monotonic clock"
+            )
+    return Timing(sample=sample, samples=samples, t_ns=t_ns)
+
+
+def _check_column(path: Path, name: str, found: IntArray, expected: IntArray) -> None:
+    bad = found != expected
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise EvidenceError(
+            f"{path.name} line {i + 2}: {name} is {int(found[i])}, expected {int(expected[i])}"
+        )
+
+
+def read_schedule(path: Path) -> Schedule:
+    """A `<sender>.bursts.csv`: ids, tones, start samples and lengths."""
+    _, body = _csv_text(path, BURSTS_HEADER)
+    ids: list[int] = []
+    freqs: list[float] = []
+    starts: list[int] = []
+    lengths: list[int] = []
+    for n, row in enumerate(csv.reader(io.StringIO(body)), start=2):
+        if not row:
+            continue
+        if len(row) != 4:
+            raise EvidenceError(f"{path.name} line {n} has {len(row)} fields, expected 4")
+        try:
+            ids.append(int(row[0]))
+            freqs.append(float(row[1]))
+            starts.append(int(row[2]))
+            lengths.append(int(row[3]))
+        except ValueError:
+            raise _bad_row(path, body, 4, (int, float, int, int)) from None
+        if lengths[-1] <= 0 or starts[-1] < 0:
+            raise EvidenceError(
+                f"{path.name} line {n}: start_sample {starts[-1]} and samples {lengths[-1]}, "
+                "expected a non-negative start and a positive length"
+            )
+    schedule = Schedule(
+        burst=np.array(ids, dtype=np.int64),
+        freq_hz=np.array(freqs, dtype=np.float64),
+        start_sample=np.array(starts, dtype=np.int64),
+        samples=np.array(lengths, dtype=np.int64),
+    )
+    if len(schedule) > 1 and (np.diff(schedule.start_sample) <= 0).any():
+        i = int(np.argmax(np.diff(schedule.start_sample) <= 0)) + 1
+        raise EvidenceError(
+            f"{path.name} line {i + 2}: burst starts at sample {starts[i]}, "
+            f"expected after the previous burst's {starts[i - 1]}"
+        )
+    return schedule
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """`events.jsonl`: one JSON object per line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise EvidenceError(f"{path.name} is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvidenceError(f"{path.name} cannot be read as UTF-8 text: {exc}") from None
+    events = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvidenceError(f"{path.name} line {n} is not valid JSON ({exc.msg})") from None
+        if not isinstance(event, dict):
+            raise EvidenceError(f"{path.name} line {n} is not a JSON object")
+        events.append(event)
+    return events
+
+
+def read_schedule_empty() -> Schedule:
+    """The schedule of a sender that sent no burst."""
+    z = np.zeros(0, dtype=np.int64)
+    return Schedule(burst=z, freq_hz=np.zeros(0), start_sample=z, samples=z)

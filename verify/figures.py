@@ -1,0 +1,518 @@
+"""Every figure of a run, computed from its evidence alone.
+
+Definitions: shared/docs/measurements.md. Per direction: frames and PCM bytes sent and received;
+the tone heard; bursts sent, detected, lost, late, repeated; mouth-to-ear latency per burst;
+glitches inside bursts; and, under their own names, the SDK's RTP statistics.
+
+Latency. The send time of a burst's onset is the `t_ns` of the sent frame holding sample
+`start_sample + ref` plus the offset inside that frame, where `ref` is where `dsp.detect_bursts`
+puts the onset of the clean `dsp.burst` waveform (so the detector's own bias cancels). The receive
+time of a detected onset is found two ways:
+
+- `raw`: the arrival `t_ns` of the received frame holding the onset, plus the offset inside it;
+- `fit` (the headline figure): a robust line through `(sample, t_ns)` of the received frames within
+  +-50 frames of the onset (Theil-Sen slope, median intercept), evaluated at the onset. Python
+  sees frames with event-loop jitter while the SDK yields them at a steady 48 kHz; the fit follows
+  the SDK.
+
+Matching. Each detection belongs to the latest burst sent before it arrived. The first one within
+`match_window_ms` is that burst's detection; one arriving later is "late"; another one after the
+burst's end is "repeated"; one inside the burst's extent is a fragment (a gap split the burst; it
+counts as a glitch). Undetected bursts whose window lies outside the receiver's recording (sent
+before it started, or too close to its end) are "outside_recording", the others "lost". A delay
+longer than the burst period makes a late burst look like a repeat of the next: unavoidable
+without burst identities in the audio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import dsp
+from verify import evidence as ev
+from verify.errors import EvidenceError
+from verify.thresholds import Thresholds
+
+FIT_HALF_WIDTH = 50  # frames either side of the onset in the sample -> time fit
+PROCESS_POOL_BYTES = 100 * 1024 * 1024  # received audio above which directions get processes
+FIT_CHUNK = 256  # onsets fitted together (bounds the pairwise-slope matrix to ~10 MB)
+HEADLINE_METHOD = "fit"
+GLITCH_BLOCK = 240  # 5 ms blocks when looking for gaps inside a burst
+GLITCH_RATIO = 0.5  # a block below half the burst's median RMS (-6 dB) is a gap
+NS_PER_MS = 1e6
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectionDetail:
+    """What the plots need beyond the figures: where each detection was found, and its state."""
+
+    label: str
+    wav: str  # the received WAV's file name (the plots read it again)
+    onsets: FloatArray  # every detection's onset (received sample index)
+    states: list[str]  # per detection: detected, late, repeated, fragment, unexpected
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """The figures (JSON-ready) and the details for plots."""
+
+    figures: dict[str, Any]
+    details: list[DirectionDetail]
+
+
+def analyse(run_dir: str | Path, thresholds: Thresholds | None = None) -> dict[str, Any]:
+    """Every figure of the run in `run_dir`, from its evidence alone.
+
+    Thresholds default to `config.thresholds` of the manifest merged over :class:`Thresholds`'
+    defaults (they set the matching window). Raises :class:`EvidenceError` on bad evidence.
+    """
+    return analyse_run(Path(run_dir), thresholds).figures
+
+
+def thresholds_of(manifest: dict[str, Any]) -> Thresholds:
+    """The thresholds a run declares: `config.thresholds` over the defaults."""
+    config = manifest.get("config") or {}
+    return Thresholds.from_dict(config.get("thresholds"))
+
+
+def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis:
+    """:func:`analyse`, also returning the details the plots need."""
+    manifest = ev.read_manifest(run_dir)
+    if thresholds is None:
+        thresholds = thresholds_of(manifest)
+    complete = manifest["status"] == "complete"
+    missing = [n for n in ev.evidence_names(manifest) if not (run_dir / n).is_file()]
+    stats: dict[str, Any] = {}
+    if ev.RTC_STATS not in missing:
+        loaded = ev.read_json(run_dir / ev.RTC_STATS)
+        if not isinstance(loaded, dict):
+            raise EvidenceError(f"{ev.RTC_STATS} holds {type(loaded).__name__}, expected an object")
+        stats = loaded
+    events = [] if ev.EVENTS in missing else ev.read_events(run_dir / ev.EVENTS)
+    all_files = ev.direction_files(manifest)
+    results = _map_directions(
+        [(run_dir, files, manifest, thresholds, stats, missing, complete) for files in all_files],
+        long_run=_received_bytes(run_dir, all_files, missing) > PROCESS_POOL_BYTES,
+    )
+    directions = [figures for figures, _ in results]
+    details = [detail for _, detail in results]
+    run = {
+        "run_id": manifest["run_id"],
+        "room": manifest.get("room"),
+        "server_url": manifest.get("server_url"),
+        "started_at": manifest.get("started_at"),
+        "ended_at": manifest.get("ended_at"),
+        "duration_s": manifest.get("duration_s"),
+        "status": manifest["status"],
+        "reason": manifest.get("reason"),
+        "mode": manifest.get("mode"),
+    }
+    figures = {
+        **run,
+        "directions": directions,
+        "missing": missing,
+        "events": _event_counts(events),
+        "latency_method": HEADLINE_METHOD,
+        "thresholds": thresholds.to_dict(),
+    }
+    return Analysis(figures=figures, details=details)
+
+
+def _received_bytes(run_dir: Path, all_files: list[ev.DirectionFiles], missing: list[str]) -> int:
+    return sum((run_dir / f.wav).stat().st_size for f in all_files if f.wav not in missing)
+
+
+def _direction_task(args: tuple[Any, ...]) -> tuple[dict[str, Any], DirectionDetail]:
+    return _direction(*args)
+
+
+def _map_directions(
+    tasks: list[tuple[Any, ...]], *, long_run: bool
+) -> list[tuple[dict[str, Any], DirectionDetail]]:
+    """Analyse the directions side by side: they are independent.
+
+    Threads for short runs. Long runs spend seconds in the detector, whose Python-level steps
+    hold the GIL, so there each direction gets a forked process (it inherits the compiled
+    kernels; only figures and onsets travel back).
+    """
+    if len(tasks) < 2:
+        return [_direction_task(t) for t in tasks]
+    if long_run and "fork" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=len(tasks), mp_context=context) as pool:
+            return list(pool.map(_direction_task, tasks))
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        return list(pool.map(_direction_task, tasks))
+
+
+def _event_counts(events: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in events:
+        name = str(event.get("event"))
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _empty_timing() -> ev.Timing:
+    z = np.zeros(0, dtype=np.int64)
+    return ev.Timing(sample=z, samples=z, t_ns=z)
+
+
+def _direction(
+    run_dir: Path,
+    files: ev.DirectionFiles,
+    manifest: dict[str, Any],
+    thresholds: Thresholds,
+    stats: dict[str, Any],
+    missing: list[str],
+    complete: bool,
+) -> tuple[dict[str, Any], DirectionDetail]:
+    # a missing file is an empty one here; the verdict says it is missing
+    def get(name: str, read: Any, empty: Any) -> Any:
+        return empty if name in missing else read(run_dir / name)
+
+    samples = get(files.wav, ev.read_wav, np.zeros(0, dtype=np.int16))
+    read_timing = functools.partial(ev.read_timing, partial_tail=not complete)
+    arrivals = get(files.arrivals, read_timing, _empty_timing())
+    sent = get(files.sent, read_timing, _empty_timing())
+    schedule = get(files.bursts, ev.read_schedule, ev.read_schedule_empty())
+    if samples.size != arrivals.total_samples:
+        if complete and files.wav not in missing and files.arrivals not in missing:
+            raise EvidenceError(
+                f"{files.wav} holds {samples.size} samples but {files.arrivals} lists "
+                f"{arrivals.total_samples}, expected the same count"
+            )
+        # a writer killed mid-frame: keep the part both files cover
+        keep = int(np.searchsorted(arrivals.sample + arrivals.samples, samples.size, "right"))
+        arrivals = ev.Timing(arrivals.sample[:keep], arrivals.samples[:keep], arrivals.t_ns[:keep])
+        samples = samples[: arrivals.total_samples]
+    if files.sent in missing:
+        schedule = ev.read_schedule_empty()  # no send times: no burst can be timed
+    if len(schedule) and (
+        not len(sent) or schedule.start_sample[-1] + schedule.samples[-1] > sent.total_samples
+    ):
+        raise EvidenceError(
+            f"{files.bursts} lists a burst ending at sample "
+            f"{int(schedule.start_sample[-1] + schedule.samples[-1])} but {files.sent} covers "
+            f"{sent.total_samples} samples, expected every listed burst to be sent"
+        )
+
+    tone_hz = float(manifest["participants"][files.sender]["tone_hz"])
+    burst_params = manifest["burst"]
+    ref = _reference_onset(
+        tone_hz,
+        float(burst_params["duration_s"]),
+        float(burst_params["ramp_s"]),
+        float(burst_params["amplitude"]),
+    )
+    found = _detect(samples, tone_hz, burst_params) if samples.size else []
+    onsets = np.array([b.onset for b in found], dtype=np.float64)
+
+    t_tx = _sent_time_ns(sent, schedule.start_sample.astype(np.float64) + ref)
+    t_rx_raw = _raw_time_ns(arrivals, onsets)
+    t_rx_fit = _fit_time_ns(arrivals, onsets)
+    t_rx = t_rx_fit if HEADLINE_METHOD == "fit" else t_rx_raw
+
+    window_ns = thresholds.match_window_ms * NS_PER_MS
+    n_bursts = len(schedule)
+    matched = np.full(n_bursts, -1, dtype=np.int64)  # detection index per burst
+    late = np.full(n_bursts, -1, dtype=np.int64)
+    states: list[str] = []
+    repeated = fragments = unexpected = 0
+    for k in range(len(onsets)):
+        i = int(np.searchsorted(t_tx, t_rx[k], "right")) - 1
+        if i < 0:
+            states.append("unexpected")
+            unexpected += 1
+            continue
+        if matched[i] >= 0:
+            if onsets[k] < onsets[matched[i]] + schedule.samples[i]:
+                states.append("fragment")  # a gap split the burst: counted as a glitch
+                fragments += 1
+            else:
+                states.append("repeated")
+                repeated += 1
+        elif t_rx[k] - t_tx[i] > window_ns:
+            if late[i] < 0:
+                late[i] = k
+            states.append("late")
+        else:
+            matched[i] = k
+            states.append("detected")
+
+    on_time = matched >= 0
+    is_late = (~on_time) & (late >= 0)
+    outside = np.zeros(n_bursts, dtype=bool)
+    if len(arrivals):
+        first_t, last_t = int(arrivals.t_ns[0]), int(arrivals.t_ns[-1])
+        outside = (t_tx < first_t) | (t_tx + window_ns > last_t)
+    elif n_bursts:
+        outside[:] = True
+    outside &= ~on_time & ~is_late
+    lost = ~on_time & ~is_late & ~outside
+
+    idx = matched[on_time]
+    lat_fit = (t_rx_fit[idx] - t_tx[on_time]) / NS_PER_MS
+    lat_raw = (t_rx_raw[idx] - t_tx[on_time]) / NS_PER_MS
+    glitches = _glitches(samples, onsets[idx], schedule.samples[on_time], burst_params)
+
+    per_burst = []
+    j = 0
+    for i in range(n_bursts):
+        entry: dict[str, Any] = {"burst": int(schedule.burst[i])}
+        if on_time[i]:
+            d = found[int(matched[i])]
+            entry.update(
+                state="detected",
+                onset_sample=_r(float(d.onset), 3),
+                latency_ms=_r(float(lat_fit[j]), 4),
+                latency_raw_ms=_r(float(lat_raw[j]), 4),
+                level_dbfs=_r(float(d.level_dbfs), 3),
+                snr_db=_r(float(d.snr_db), 3),
+                glitches=int(glitches[j]),
+            )
+            j += 1
+        else:
+            entry["state"] = "late" if is_late[i] else "outside_recording" if outside[i] else "lost"
+            if is_late[i]:
+                entry["latency_ms"] = _r(float((t_rx[late[i]] - t_tx[i]) / NS_PER_MS), 4)
+        per_burst.append(entry)
+
+    heard = [found[int(k)] for k in idx]
+    frames_sent = len(sent)
+    interval = np.diff(arrivals.t_ns) / NS_PER_MS if len(arrivals) > 1 else np.zeros(0)
+    figures: dict[str, Any] = {
+        "from": files.sender,
+        "to": files.receiver,
+        "files": {
+            "wav": files.wav,
+            "arrivals": files.arrivals,
+            "sent": files.sent,
+            "bursts": files.bursts,
+        },
+        "frames_sent": frames_sent,
+        "frames_received": len(arrivals),
+        "frames_received_share": _r(len(arrivals) / frames_sent, 6) if frames_sent else None,
+        "bytes_sent": 2 * sent.total_samples,
+        "bytes_received": 2 * arrivals.total_samples,
+        "samples_received": int(samples.size),
+        "tone_expected_hz": tone_hz,
+        "tone_hz": _median([b.freq_hz for b in heard], 3),
+        "level_dbfs": _median([b.level_dbfs for b in heard], 3),
+        "snr_db": _median([b.snr_db for b in heard], 3),
+        "bursts_sent": n_bursts,
+        "bursts_detected": int(on_time.sum()),
+        "bursts_lost": int(lost.sum()),
+        "bursts_late": int(is_late.sum()),
+        "bursts_repeated": repeated,
+        "bursts_outside_recording": int(outside.sum()),
+        "detections_unexpected": unexpected,
+        "glitches": int(glitches.sum()) + fragments,
+        "bursts_with_glitches": int((glitches > 0).sum()),
+        "onset_reference_samples": _r(ref, 4),
+        "latency_ms": {**_stats(lat_fit), "method": "fit"},
+        "latency_raw_ms": {**_stats(lat_raw), "method": "raw"},
+        "arrival_interval_ms": {
+            "median": _r(float(np.median(interval)), 4) if interval.size else None,
+            "p99": _r(float(np.percentile(interval, 99)), 4) if interval.size else None,
+            "max": _r(float(interval.max()), 4) if interval.size else None,
+        },
+        "rtc": _rtc(stats, files.receiver, files.sender),
+        "bursts": per_burst,
+    }
+    detail = DirectionDetail(label=files.label, wav=files.wav, onsets=onsets, states=states)
+    return figures, detail
+
+
+def _r(value: float, digits: int) -> float | None:
+    """Rounded so that a figure is stable across machines (0.1 us for ms figures); inf/NaN: None."""
+    if not math.isfinite(value):
+        return None
+    return round(value, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _median(values: Sequence[float], digits: int) -> float | None:
+    return _r(float(np.median(values)), digits) if len(values) else None
+
+
+def _stats(latency_ms: FloatArray) -> dict[str, Any]:
+    """min, median, p95, max, jitter (mean |difference| of consecutive bursts), count."""
+    if not latency_ms.size:
+        return {"min": None, "median": None, "p95": None, "max": None, "jitter": None, "count": 0}
+    jitter = float(np.mean(np.abs(np.diff(latency_ms)))) if latency_ms.size > 1 else 0.0
+    return {
+        "min": _r(float(latency_ms.min()), 4),
+        "median": _r(float(np.median(latency_ms)), 4),
+        "p95": _r(float(np.percentile(latency_ms, 95)), 4),
+        "max": _r(float(latency_ms.max()), 4),
+        "jitter": _r(jitter, 4),
+        "count": int(latency_ms.size),
+    }
+
+
+@functools.lru_cache(maxsize=16)
+def _reference_onset(tone_hz: float, duration_s: float, ramp_s: float, amplitude: float) -> float:
+    """Where the detector puts the onset of the clean burst waveform (its sample 0 is at 0)."""
+    pad = ev.SAMPLE_RATE // 10
+    wave = dsp.burst(tone_hz, duration_s, ev.SAMPLE_RATE, amplitude=amplitude, ramp_s=ramp_s)
+    padded = np.concatenate((np.zeros(pad, np.int16), wave, np.zeros(pad, np.int16)))
+    found = _detect(padded, tone_hz, {"ramp_s": ramp_s, "duration_s": duration_s})
+    if len(found) != 1:
+        raise EvidenceError(
+            f"the detector finds {len(found)} bursts in the clean {tone_hz} Hz burst of the "
+            "manifest's parameters, expected exactly 1"
+        )
+    # rounded to 1e-4 sample: numerical noise must not move a frame-aligned onset into the
+    # previous frame (floor(23999.999999) picks another frame, with its own send time)
+    return round(float(found[0].onset) - pad, 4) + 0.0
+
+
+def _detect(samples: npt.NDArray[np.int16], tone_hz: float, params: dict[str, Any]) -> list[Any]:
+    """`dsp.detect_bursts` with the sender's ramp and nominal duration (the manifest's)."""
+    try:
+        return list(
+            dsp.detect_bursts(
+                samples,
+                ev.SAMPLE_RATE,
+                tone_hz,
+                ramp_s=float(params["ramp_s"]),
+                duration_s=float(params["duration_s"]),
+            )
+        )
+    except dsp.DspError as exc:
+        raise EvidenceError(f"the manifest's burst parameters are unusable: {exc}") from None
+
+
+def _frame_of(timing: ev.Timing, positions: FloatArray) -> npt.NDArray[np.int64]:
+    """Index of the frame holding each (fractional) sample position, clipped to the frames."""
+    index = np.searchsorted(timing.sample, np.floor(positions), "right") - 1
+    return np.clip(index, 0, max(len(timing) - 1, 0)).astype(np.int64)
+
+
+def _sent_time_ns(sent: ev.Timing, positions: FloatArray) -> FloatArray:
+    if not positions.size:
+        return np.zeros(0)
+    i = _frame_of(sent, positions)
+    return sent.t_ns[i] + (positions - sent.sample[i]) * (1e9 / ev.SAMPLE_RATE)
+
+
+def _raw_time_ns(arrivals: ev.Timing, onsets: FloatArray) -> FloatArray:
+    if not onsets.size:
+        return np.zeros(0)
+    i = _frame_of(arrivals, onsets)
+    return arrivals.t_ns[i] + (onsets - arrivals.sample[i]) * (1e9 / ev.SAMPLE_RATE)
+
+
+def _fit_time_ns(arrivals: ev.Timing, onsets: FloatArray) -> FloatArray:
+    """Time of each onset from a Theil-Sen line through the neighbouring frames' arrivals.
+
+    Vectorised over onsets in chunks: each row is one onset's window of frames (centred on the
+    onset's frame, shifted inwards at the recording's edges), the slope is the median of every
+    pairwise slope in the window, the intercept the median residual at the onset.
+    """
+    n = len(arrivals)
+    if not onsets.size or n < 2:
+        return _raw_time_ns(arrivals, onsets)
+    frames = _frame_of(arrivals, onsets)
+    width = min(2 * FIT_HALF_WIDTH + 1, n)
+    a, b = np.triu_indices(width, 1)
+    out = np.zeros(onsets.size)
+    for lo in range(0, onsets.size, FIT_CHUNK):
+        j = frames[lo : lo + FIT_CHUNK]
+        onset = onsets[lo : lo + FIT_CHUNK]
+        first = np.clip(j - FIT_HALF_WIDTH, 0, n - width)
+        index = first[:, None] + np.arange(width)[None, :]
+        # small numbers: samples relative to the onset, ns relative to the onset's frame
+        x = arrivals.sample[index] - onset[:, None]
+        y = (arrivals.t_ns[index] - arrivals.t_ns[j][:, None]).astype(np.float64)
+        slope = np.median((y[:, b] - y[:, a]) / (x[:, b] - x[:, a]), axis=1)
+        intercept = np.median(y - slope[:, None] * x, axis=1)
+        out[lo : lo + FIT_CHUNK] = arrivals.t_ns[j] + intercept
+    return out
+
+
+def _glitches(
+    samples: npt.NDArray[np.int16],
+    onsets: FloatArray,
+    lengths: npt.NDArray[np.int64],
+    burst_params: dict[str, Any],
+) -> npt.NDArray[np.int64]:
+    """Per detected burst, the runs of 5 ms blocks inside its plateau below half its median RMS."""
+    out = np.zeros(onsets.size, dtype=np.int64)
+    ramp = math.ceil(float(burst_params["ramp_s"]) * ev.SAMPLE_RATE) + GLITCH_BLOCK
+    for k, (onset, length) in enumerate(zip(onsets, lengths, strict=True)):
+        start = math.ceil(onset) + ramp
+        stop = min(int(onset) + int(length) - ramp, samples.size)
+        blocks = (stop - start) // GLITCH_BLOCK
+        if blocks < 2:
+            continue
+        seg = samples[start : start + blocks * GLITCH_BLOCK].astype(np.float32)
+        rows = seg.reshape(blocks, GLITCH_BLOCK)
+        energy = np.einsum("ij,ij->i", rows, rows)  # RMS ratio r <=> energy ratio r**2
+        low = energy < GLITCH_RATIO**2 * np.median(energy)
+        out[k] = int(np.count_nonzero(low[1:] & ~low[:-1]) + int(low[0]))
+    return out
+
+
+def _num(value: Any) -> float | None:
+    """A statistic as a number: MessageToDict writes 64-bit integers as strings."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _sum(entries: list[dict[str, Any]], group: str, field: str) -> int | None:
+    values = [_num(e.get(group, {}).get(field)) for e in entries]
+    known = [v for v in values if v is not None]
+    return int(sum(known)) if known else None
+
+
+def _rtc(stats: dict[str, Any], receiver: str, sender: str) -> dict[str, Any]:
+    """RTP statistics of the SDK: the receiver's inbound audio, the sender's outbound audio."""
+
+    def entries(role: str, side: str, kind: str) -> list[dict[str, Any]]:
+        final = stats.get(role, {}).get("final", {}) if isinstance(stats.get(role), dict) else {}
+        found = []
+        for stat in final.get(side, []) if isinstance(final, dict) else []:
+            body = stat.get(kind) if isinstance(stat, dict) else None
+            if isinstance(body, dict) and body.get("stream", {}).get("kind") == "audio":
+                found.append(body)
+        return found
+
+    inbound = entries(receiver, "subscriber_stats", "inbound_rtp")
+    outbound = entries(sender, "publisher_stats", "outbound_rtp")
+    received = _sum(inbound, "received", "packets_received")
+    lost = _sum(inbound, "received", "packets_lost")
+    jitters = [_num(e.get("received", {}).get("jitter")) for e in inbound]
+    jitter = max((j for j in jitters if j is not None), default=None)
+    loss = None
+    if received is not None and lost is not None and received + lost > 0:
+        loss = _r(100.0 * max(lost, 0) / (received + max(lost, 0)), 4)
+    return {
+        "available": bool(inbound),
+        "packets_received": received,
+        "packets_lost": lost,
+        "packet_loss_pct": loss,
+        "jitter_ms": None if jitter is None else _r(jitter * 1000.0, 4),
+        "concealed_samples": _sum(inbound, "inbound", "concealed_samples"),
+        "concealment_events": _sum(inbound, "inbound", "concealment_events"),
+        "total_samples_received": _sum(inbound, "inbound", "total_samples_received"),
+        "encoded_bytes_received": _sum(inbound, "inbound", "bytes_received"),
+        "packets_sent": _sum(outbound, "sent", "packets_sent"),
+        "encoded_bytes_sent": _sum(outbound, "sent", "bytes_sent"),
+    }

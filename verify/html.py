@@ -1,0 +1,169 @@
+"""`report.html` and its plots, for people: derived from the report, not evidence, not hashed.
+
+matplotlib draws through its Agg canvas directly (no pyplot, no global state, no display).
+"""
+
+from __future__ import annotations
+
+import html as _html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from verify import evidence as ev
+from verify.figures import Analysis, DirectionDetail
+
+COLUMNS = 2000  # waveform envelope resolution: min/max per column
+STATE_COLOURS = {
+    "detected": "tab:green",
+    "late": "tab:orange",
+    "repeated": "tab:purple",
+    "fragment": "tab:red",
+    "unexpected": "tab:gray",
+}
+
+
+def write_html(run_dir: Path, report: dict[str, Any], analysis: Analysis) -> Path:
+    """Draw the plots and write `report.html` beside them; returns its path."""
+    images = []
+    for detail in analysis.details:
+        name = f"{detail.label.replace('->', '-to-')}.png"
+        _waveform(run_dir, detail, run_dir / name)
+        images.append(
+            (f"What {detail.label.split('->')[1]} heard from {detail.label.split('->')[0]}", name)
+        )
+    _latency(report, run_dir / "latency.png")
+    images.append(("Mouth-to-ear latency per burst", "latency.png"))
+    page = _page(report, images)
+    path = run_dir / ev.HTML
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _save(fig: Figure, path: Path) -> None:
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=100)
+
+
+def _waveform(run_dir: Path, detail: DirectionDetail, path: Path) -> None:
+    fig = Figure(figsize=(12, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    x = ev.read_wav(wav) if (wav := run_dir / detail.wav).is_file() else np.zeros(0, np.int16)
+    if x.size:
+        cols = min(COLUMNS, x.size)
+        per = x.size // cols
+        body = x[: per * cols].reshape(cols, per).astype(np.float32) / 32768.0
+        t = (np.arange(cols) * per + per / 2) / ev.SAMPLE_RATE
+        ax.fill_between(t, body.min(axis=1), body.max(axis=1), color="tab:blue", linewidth=0)
+    for state, colour in STATE_COLOURS.items():
+        onsets = [o for o, s in zip(detail.onsets, detail.states, strict=True) if s == state]
+        if onsets:
+            ax.vlines(
+                np.array(onsets) / ev.SAMPLE_RATE,
+                -1,
+                1,
+                colors=colour,
+                linewidth=0.8,
+                label=f"{state} ({len(onsets)})",
+            )
+    ax.set_xlabel("received stream time (s)")
+    ax.set_ylabel("amplitude")
+    ax.set_ylim(-1, 1)
+    ax.set_title(f"{detail.label}: received waveform, burst onsets marked")
+    if detail.onsets.size:
+        ax.legend(loc="upper right", fontsize="small")
+    _save(fig, path)
+
+
+def _latency(report: dict[str, Any], path: Path) -> None:
+    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for d in report["directions"]:
+        ids = [b["burst"] for b in d["bursts"] if b["state"] == "detected"]
+        fit = [b["latency_ms"] for b in d["bursts"] if b["state"] == "detected"]
+        raw = [b["latency_raw_ms"] for b in d["bursts"] if b["state"] == "detected"]
+        label = f"{d['from']}->{d['to']}"
+        ax.plot(ids, fit, marker="o", markersize=3, linewidth=0.8, label=f"{label} (fit)")
+        ax.plot(
+            ids,
+            raw,
+            marker="x",
+            markersize=4,
+            linewidth=0,
+            alpha=0.6,
+            label=f"{label} (raw frame time)",
+        )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("burst")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("Mouth-to-ear latency per burst")
+    ax.legend(loc="upper right", fontsize="small")
+    _save(fig, path)
+
+
+def _row(cells: list[Any], tag: str = "td") -> str:
+    return "<tr>" + "".join(f"<{tag}>{_html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+
+
+def _page(report: dict[str, Any], images: list[tuple[str, str]]) -> str:
+    verdict = report["verdict"]
+    passed = "PASSED" if verdict["passed"] else "FAILED"
+    keys = [
+        ("frames sent", "frames_sent"),
+        ("frames received", "frames_received"),
+        ("PCM bytes sent", "bytes_sent"),
+        ("PCM bytes received", "bytes_received"),
+        ("tone heard (Hz)", "tone_hz"),
+        ("level (dBFS)", "level_dbfs"),
+        ("SNR (dB)", "snr_db"),
+        ("bursts sent", "bursts_sent"),
+        ("bursts detected", "bursts_detected"),
+        ("bursts lost", "bursts_lost"),
+        ("bursts late", "bursts_late"),
+        ("bursts repeated", "bursts_repeated"),
+        ("glitches", "glitches"),
+    ]
+    dirs = report["directions"]
+    rows = [_row(["figure", *[f"{d['from']} → {d['to']}" for d in dirs]], "th")]
+    rows += [_row([label, *[d[key] for d in dirs]]) for label, key in keys]
+    for stat in ("min", "median", "p95", "max", "jitter"):
+        rows.append(_row([f"latency {stat} (ms, fit)", *[d["latency_ms"][stat] for d in dirs]]))
+    rows.append(_row(["latency median (ms, raw)", *[d["latency_raw_ms"]["median"] for d in dirs]]))
+    for key in (
+        "packets_received",
+        "packets_lost",
+        "packet_loss_pct",
+        "jitter_ms",
+        "concealed_samples",
+    ):
+        rows.append(_row([f"RTP {key}", *[d["rtc"][key] for d in dirs]]))
+    failures = "".join(f"<li>{_html.escape(f)}</li>" for f in verdict["failures"])
+    figures = "".join(
+        f'<figure><img src="{_html.escape(src)}" alt="{_html.escape(title)}">'
+        f"<figcaption>{_html.escape(title)}</figcaption></figure>"
+        for title, src in images
+    )
+    esc = _html.escape
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>echoproof {esc(report["run_id"])}</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}
+td:first-child{{text-align:left}}img{{max-width:100%}}.pass{{color:green}}.fail{{color:#b00}}</style>
+</head><body>
+<h1>echoproof run {esc(report["run_id"])}</h1>
+<p>Room {esc(str(report["room"]))} on {esc(str(report["server_url"]))},
+{esc(str(report["started_at"]))} to {esc(str(report["ended_at"]))},
+status {esc(report["status"])}.</p>
+<h2 class="{"pass" if verdict["passed"] else "fail"}">Verdict: {passed}</h2><ul>{failures}</ul>
+<p>Latency headline figures use the <b>{esc(report["latency_method"])}</b> method
+(receive time from a robust fit of arrival time over neighbouring frames); the raw per-frame
+figure is shown beside it.
+Signed by key {esc(report["key_id"])};
+re-check with <code>python -m verify &lt;run folder&gt;</code>.</p>
+<table>{"".join(rows)}</table>
+{figures}
+</body></html>
+"""

@@ -1,0 +1,166 @@
+"""The signed report: verdict, canonical JSON, JSON Schema, and writing a run folder's report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from verify import evidence as ev
+from verify import signing
+from verify.figures import analyse_run
+from verify.thresholds import Thresholds
+
+SCHEMA = "echoproof.report/1"
+GENERATOR = "echoproof-verify/0.1.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportResult:
+    """What :func:`write_report` wrote: the verdict and the report itself."""
+
+    passed: bool
+    failures: list[str]
+    report: dict[str, Any]
+    path: Path
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8, no NaN: the one byte form of a report."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def report_schema() -> dict[str, Any]:
+    """The published JSON Schema of `report.json` (`verify/report.schema.json`)."""
+    text = resources.files("verify").joinpath("report.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def verdict(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -> list[str]:
+    """Every failed threshold, one line each naming the direction, figure, value and limit."""
+    failures: list[str] = []
+    if figures["status"] != "complete":
+        reason = figures.get("reason") or "no reason recorded"
+        failures.append(f"run status is {figures['status']}, expected complete: {reason}")
+    failures += [f"evidence file {name} is missing" for name in figures["missing"]]
+    failures += extra
+    for d in figures["directions"]:
+        label = f"{d['from']}->{d['to']}"
+        if d["bursts_sent"] == 0:
+            failures.append(f"{label}: bursts sent 0, expected at least 1")
+        share = d["frames_received_share"]
+        if share is None or share < thresholds.min_frames_received_share:
+            failures.append(
+                f"{label}: frames received share {_fmt(share or 0)} "
+                f"({d['frames_received']} of {d['frames_sent']}) is below the minimum "
+                f"{_fmt(thresholds.min_frames_received_share)}"
+            )
+        missed = d["bursts_lost"] + d["bursts_late"]
+        if missed > thresholds.max_bursts_lost:
+            failures.append(
+                f"{label}: bursts lost {d['bursts_lost']} and late {d['bursts_late']} "
+                f"({missed} of {d['bursts_sent']}) exceed the maximum {thresholds.max_bursts_lost}"
+            )
+        loss = d["rtc"]["packet_loss_pct"]
+        if loss is not None and loss > thresholds.max_packet_loss_pct:
+            failures.append(
+                f"{label}: packet loss {_fmt(loss)} % exceeds the maximum "
+                f"{_fmt(thresholds.max_packet_loss_pct)} %"
+            )
+        latency = d["latency_ms"]
+        for key, limit in (
+            ("median", thresholds.max_latency_median_ms),
+            ("p95", thresholds.max_latency_p95_ms),
+        ):
+            if latency[key] is not None and latency[key] > limit:
+                failures.append(
+                    f"{label}: latency {key} {_fmt(latency[key])} ms exceeds the maximum "
+                    f"{_fmt(limit)} ms"
+                )
+        if d["bursts_detected"] and (d["snr_db"] is None or d["snr_db"] < thresholds.min_snr_db):
+            failures.append(
+                f"{label}: SNR {_fmt(d['snr_db'] or 0)} dB is below the minimum "
+                f"{_fmt(thresholds.min_snr_db)} dB"
+            )
+    return failures
+
+
+def unexpected_files(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    """Files of the run folder that are neither evidence nor written by verify."""
+    known = set(ev.evidence_names(manifest))
+    return sorted(
+        p.name for p in run_dir.iterdir() if p.name not in known and not ev.is_derived(p.name)
+    )
+
+
+def build_report(run_dir: Path, key_id: str) -> tuple[dict[str, Any], Any]:
+    """The report of `run_dir` (not yet written) and the analysis it came from."""
+    analysis = analyse_run(run_dir)
+    figures = analysis.figures
+    manifest = ev.read_manifest(run_dir)
+    thresholds = Thresholds.from_dict(figures["thresholds"])
+    extra = [
+        f"unexpected file {name} in the run folder" for name in unexpected_files(run_dir, manifest)
+    ]
+    failures = verdict(figures, thresholds, extra)
+    hashes = {
+        name: ev.sha256_file(run_dir / name)
+        for name in ev.evidence_names(manifest)
+        if name not in figures["missing"]
+    }
+    report = {
+        "schema": SCHEMA,
+        "generator": GENERATOR,
+        **figures,
+        "verdict": {"passed": not failures, "failures": failures},
+        "evidence": hashes,
+        "key_id": key_id,
+    }
+    return report, analysis
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_report(
+    run_dir: str | Path, *, key_path: str | Path | None = None, html: bool = True
+) -> ReportResult:
+    """Analyse `run_dir`, write `report.json`, its DSSE envelope, the signer's key and the HTML.
+
+    The key is `key_path`, else `$ECHOPROOF_SIGNING_KEY`, else
+    `~/.config/echoproof/signing-key.pem`, created (mode 0600) on first use.
+    Raises :class:`VerifyError` on bad evidence or a bad key.
+    """
+    run_dir = Path(run_dir)
+    key = signing.load_or_create_key(Path(key_path) if key_path is not None else None)
+    public = key.public_key()
+    report, analysis = build_report(run_dir, signing.key_id(public))
+    payload = canonical_json(report)
+    envelope = signing.sign_envelope(payload, key)
+    _write_atomic(run_dir / ev.REPORT, payload)
+    _write_atomic(run_dir / ev.ENVELOPE, signing.envelope_bytes(envelope))
+    _write_atomic(run_dir / ev.SIGNER_KEY, signing.public_pem(public))
+    if html:
+        from verify.html import write_html  # matplotlib is slow to import: only when drawing
+
+        write_html(run_dir, report, analysis)
+    verdict_ = report["verdict"]
+    return ReportResult(
+        passed=verdict_["passed"],
+        failures=list(verdict_["failures"]),
+        report=report,
+        path=run_dir / ev.REPORT,
+    )

@@ -1,0 +1,71 @@
+"""Pass/fail limits applied to a run's figures, with documented defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from verify.errors import VerifyError
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Limits a run must meet; every field may be overridden by `config.thresholds` in the manifest.
+
+    Attributes:
+        min_frames_received_share: frames the receiver got / frames the sender handed to the SDK,
+            per direction (0.95 allows for the subscription starting after the first frames).
+        max_bursts_lost: bursts scheduled and sent but never detected (late ones count as lost).
+        max_packet_loss_pct: RTP packets lost / (received + lost) x 100, from the SDK's statistics.
+        max_latency_median_ms: the median mouth-to-ear latency of detected bursts.
+        max_latency_p95_ms: the 95th percentile of mouth-to-ear latency.
+        min_snr_db: the median signal-to-noise ratio of detected bursts.
+        match_window_ms: a detection arriving more than this after its burst was sent is "late",
+            not "detected"; it is also the matching window of the burst schedule.
+    """
+
+    min_frames_received_share: float = 0.95
+    max_bursts_lost: int = 0
+    max_packet_loss_pct: float = 1.0
+    max_latency_median_ms: float = 400.0
+    max_latency_p95_ms: float = 600.0
+    min_snr_db: float = 20.0
+    match_window_ms: float = 1000.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Thresholds:
+        """The defaults with `data` merged over them; an unknown field or a bad value raises."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise VerifyError(f"thresholds must be a JSON object, found {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            if name not in fields:
+                known = ", ".join(sorted(fields))
+                raise VerifyError(f"unknown threshold {name!r}; expected one of {known}")
+            default = getattr(cls, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise VerifyError(f"threshold {name!r} is {value!r}, expected a number")
+            if not math.isfinite(value) or value < 0:
+                raise VerifyError(f"threshold {name!r} is {value!r}, expected a finite number >= 0")
+            if isinstance(default, int) and not isinstance(default, bool):
+                if value != int(value):
+                    raise VerifyError(f"threshold {name!r} is {value!r}, expected a whole number")
+                value = int(value)
+            else:
+                value = float(value)
+            values[name] = value
+        if values.get("min_frames_received_share", 0.0) > 1.0:
+            raise VerifyError(
+                "threshold 'min_frames_received_share' is "
+                f"{values['min_frames_received_share']!r}, expected a share between 0 and 1"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The thresholds as a JSON-ready dict."""
+        return dataclasses.asdict(self)
