@@ -1,0 +1,27 @@
+"""The capture stage: two agents talk over LiveKit and every frame they hear becomes evidence.
+
+    config = pipeline.load_config("config.json", os.environ)
+    outcomes = await pipeline.capture(config)   # one Outcome per run folder (docs/evidence.md)
+
+`python -m pipeline` runs it from the command line and verifies each run folder.
+"""
+
+from pipeline.config import Config, load_config, parse_config
+from pipeline.conversation import Burst, Voice, schedule
+from pipeline.errors import ConfigError, ConnectError, PipelineError
+from pipeline.run import Outcome, StopSignal, capture
+
+__all__ = [
+    "Burst",
+    "Config",
+    "ConfigError",
+    "ConnectError",
+    "Outcome",
+    "PipelineError",
+    "StopSignal",
+    "Voice",
+    "capture",
+    "load_config",
+    "parse_config",
+    "schedule",
+]

@@ -1,0 +1,217 @@
+"""`python -m pipeline`: run the agents, write the evidence, verify each run folder.
+
+Exit codes are part of the interface: 0 every run complete and verified, 1 verification failed,
+2 usage or config error, 3 could not connect or lost the server, 130 interrupted (Ctrl-C, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from pipeline.config import Config, load_config
+from pipeline.errors import ConfigError, ConnectError, PipelineError
+from pipeline.live import clear_progress, statistics_table
+from pipeline.run import Outcome, StopSignal, capture
+
+EXIT_OK = 0
+EXIT_VERIFY_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CONNECT = 3
+EXIT_INTERRUPTED = 130
+
+# Anything shaped like a JWT (header.payload.signature, base64url) is a token: never print one.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def redact(text: str) -> str:
+    """`text` with every token-shaped string replaced by `<redacted>`."""
+    return _JWT.sub("<redacted>", text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Two agents talk over LiveKit; record what each hears, then verify it.",
+    )
+    p.add_argument("--config", type=Path, default=Path("config.json"), help="config file (JSON)")
+    p.add_argument("--duration", type=float, help="seconds of conversation (default: config, 120)")
+    p.add_argument("--out", type=Path, help="folder for run folders (default: config, recordings)")
+    p.add_argument("--pairs", type=int, help="conversations at once, each in its own room")
+    p.add_argument("--duplex", action="store_true", help="both agents talk at the same time")
+    p.add_argument("--no-verify", action="store_true", help="capture only; skip the report")
+    return p
+
+
+def _setup_logging() -> None:
+    logger.remove()
+
+    def scrub(record: Any) -> None:
+        record["message"] = redact(record["message"])
+
+    logger.configure(patcher=scrub)
+
+    def sink(message: Any) -> None:
+        clear_progress()  # a log line must not run into the live progress bar
+        sys.stderr.write(message)
+
+    logger.add(sink, level="INFO", format="{time:HH:mm:ss.SSS} {level: <7} {message}")
+
+    # The SDK logs through `logging`; route its warnings through the same redaction.
+    class _ToLoguru(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            level = record.levelname if record.levelname in ("WARNING", "ERROR") else "DEBUG"
+            if "v1 path" in message:  # the SDK's expected fallback to /rtc on the embedded server
+                level = "DEBUG"
+            logger.log(level, "{}: {}", record.name, message)
+
+    logging.basicConfig(handlers=[_ToLoguru()], level=logging.WARNING, force=True)
+
+
+def _configure(args: argparse.Namespace) -> Config:
+    config = load_config(args.config, os.environ)
+    changes: dict[str, Any] = {}
+    if args.duration is not None:
+        if not 0 < args.duration <= 86_400:
+            raise ConfigError(f"--duration is {args.duration:g}; expected seconds in (0, 86400].")
+        changes["duration_s"] = args.duration
+    if args.pairs is not None:
+        if not 1 <= args.pairs <= 256:
+            raise ConfigError(f"--pairs is {args.pairs}; expected an integer from 1 to 256.")
+        changes["pairs"] = args.pairs
+    if args.out is not None:
+        changes["out_dir"] = args.out
+    if args.duplex:
+        changes["mode"] = "duplex"
+    if changes:
+        config = config.replace(**changes)
+    if config.thresholds and not args.no_verify:
+        # A typo in a threshold should fail now, not after the whole run.
+        import verify
+
+        try:
+            verify.Thresholds.from_dict(config.thresholds)
+        except verify.VerifyError as exc:
+            raise ConfigError(f"{config.source}: {exc}.") from None
+    try:
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the output folder {config.out_dir} ({exc.strerror}); pass --out PATH."
+        ) from None
+    if not os.access(config.out_dir, os.W_OK):
+        raise ConfigError(f"the output folder {config.out_dir} is not writable; pass --out PATH.")
+    return config
+
+
+async def _capture(config: Config) -> list[Outcome]:
+    stop = StopSignal()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    names = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set() and main is not None:
+            main.cancel()  # a second signal: stop waiting for a clean end
+            return
+        logger.warning("{} received; stopping the run and closing the evidence", names[sig])
+        stop.set(f"interrupted by {names[sig]}.")
+
+    for sig in names:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await capture(config, stop=stop)
+    finally:
+        for sig in names:
+            loop.remove_signal_handler(sig)
+
+
+def _verify(outcome: Outcome, key_path: Path | None) -> None:
+    import verify
+
+    try:
+        result = verify.write_report(outcome.run_dir, key_path=key_path)
+    except verify.VerifyError as exc:
+        outcome.passed, outcome.failures = False, [str(exc)]
+        return
+    except Exception as exc:  # verify's own fault: report it in one line, keep the evidence
+        outcome.passed, outcome.failures = (
+            False,
+            [f"verification could not run: {redact(repr(exc))}"],
+        )
+        return
+    outcome.passed, outcome.failures = bool(result.passed), list(result.failures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the run's own handlers were in place
+        print("error: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging()
+    try:
+        config = _configure(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        outcomes = asyncio.run(_capture(config))
+    except ConnectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONNECT
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("error: interrupted before the evidence was complete.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not a user error: one line, no traceback
+        print(f"error: unexpected failure: {redact(repr(exc))}", file=sys.stderr)
+        return EXIT_CONNECT
+
+    try:
+        for o in outcomes:
+            print(statistics_table(o.run_id, o.status, o.customer, o.support))
+            if o.reason:
+                print(f"reason: {o.reason}")
+                if o.status == "failed":
+                    print(f"error: run {o.run_id} failed: {o.reason}", file=sys.stderr)
+            if not args.no_verify:
+                _verify(o, config.signing_key)
+                if o.passed:
+                    print(f"OK: {o.run_dir}")
+                else:
+                    failures = "; ".join(o.failures or ["verification failed"])
+                    print(f"FAIL: {o.run_dir}: {failures}")
+            print()
+    except KeyboardInterrupt:
+        print("error: interrupted while verifying; the evidence is complete.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    sys.stdout.flush()
+    if any(o.status == "interrupted" for o in outcomes):
+        return EXIT_INTERRUPTED
+    if any(o.status != "complete" for o in outcomes):
+        return EXIT_CONNECT
+    if any(o.passed is False for o in outcomes):
+        return EXIT_VERIFY_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""The run configuration: `config.json`, environment overrides, validation.
+
+The file keeps the original test's shape, `{"livekit": {"url", "api_key", "api_secret"}}`; every
+other field is optional and defaults to the value in the committed `config.json` (`DEFAULTS`):
+
+- `duration_s` (120): how long the two agents talk, in seconds, once both hear each other.
+- `mode` ("turns"): `turns` (the Customer speaks, the Support agent answers) or `duplex`
+  (both at once).
+- `pairs` (1): how many conversations run at once, each in its own room and run folder.
+- `out_dir` ("recordings"): where run folders are written (relative to the current directory).
+- `connect_timeout_s` (10): bound on reaching the server, creating the room and joining it.
+- `tones.customer_hz` (440), `tones.support_hz` (550): each agent's tone.
+- `burst.duration_s` (0.3), `burst.period_s` (1.0), `burst.ramp_s` (0.005), `burst.amplitude` (0.5):
+  one burst per agent per period; in `turns` mode the Support agent answers half a period later.
+- `queue_size_ms` (0): the SDK's `AudioSource` queue; 0 sends each frame at once (the SDK's
+  default 1000 ms queue adds 30-50 ms of latency).
+- `thresholds` ({}): passed to verify through the manifest; an empty object means verify's defaults.
+- `signing_key` (null): the Ed25519 private key verify signs with; null means verify's default.
+
+`LIVEKIT_URL`, `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET` override the file when set and not empty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pipeline.errors import ConfigError
+
+MODES = ("turns", "duplex")
+SAMPLE_RATE = 48_000
+
+# The optional fields and their defaults, exactly as in the committed config.json.
+DEFAULTS: dict[str, Any] = {
+    "duration_s": 120.0,
+    "mode": "turns",
+    "pairs": 1,
+    "out_dir": "recordings",
+    "connect_timeout_s": 10.0,
+    "tones": {"customer_hz": 440.0, "support_hz": 550.0},
+    "burst": {"duration_s": 0.3, "period_s": 1.0, "ramp_s": 0.005, "amplitude": 0.5},
+    "queue_size_ms": 0,
+    "thresholds": {},
+    "signing_key": None,
+}
+_LIVEKIT_FIELDS = ("url", "api_key", "api_secret")
+_ENV = {"url": "LIVEKIT_URL", "api_key": "LIVEKIT_API_KEY", "api_secret": "LIVEKIT_API_SECRET"}
+_URL_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One validated configuration; `public()` is the form safe to print or write (no secrets)."""
+
+    url: str
+    api_key: str = field(repr=False)
+    api_secret: str = field(repr=False)
+    duration_s: float = DEFAULTS["duration_s"]
+    mode: str = DEFAULTS["mode"]
+    pairs: int = DEFAULTS["pairs"]
+    out_dir: Path = Path(DEFAULTS["out_dir"])
+    connect_timeout_s: float = DEFAULTS["connect_timeout_s"]
+    customer_hz: float = DEFAULTS["tones"]["customer_hz"]
+    support_hz: float = DEFAULTS["tones"]["support_hz"]
+    burst_s: float = DEFAULTS["burst"]["duration_s"]
+    period_s: float = DEFAULTS["burst"]["period_s"]
+    ramp_s: float = DEFAULTS["burst"]["ramp_s"]
+    amplitude: float = DEFAULTS["burst"]["amplitude"]
+    queue_size_ms: int = DEFAULTS["queue_size_ms"]
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+    signing_key: Path | None = None
+    source: str = "config.json"
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    @property
+    def ws_url(self) -> str:
+        """The signalling URL the SDK joins (http(s) spelled as ws(s))."""
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(scheme=_URL_SCHEMES[parts.scheme]))
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the server API (Twirp RoomService)."""
+        parts = urlsplit(self.ws_url)
+        return urlunsplit(parts._replace(scheme="https" if parts.scheme == "wss" else "http"))
+
+    @property
+    def host(self) -> str:
+        """The server's host name or address."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The server's port (the scheme's default when the URL names none)."""
+        parts = urlsplit(self.ws_url)
+        return parts.port or (443 if parts.scheme == "wss" else 80)
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the URL points at this machine (then an embedded server may be started)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some fields changed, validated again (command-line options use this)."""
+        return dataclasses.replace(self, **changes)
+
+    def public(self) -> dict[str, Any]:
+        """The effective configuration in the file's shape, with api_key and api_secret removed."""
+        return {
+            "livekit": {"url": self.url},
+            "duration_s": self.duration_s,
+            "mode": self.mode,
+            "pairs": self.pairs,
+            "out_dir": str(self.out_dir),
+            "connect_timeout_s": self.connect_timeout_s,
+            "tones": {"customer_hz": self.customer_hz, "support_hz": self.support_hz},
+            "burst": {
+                "duration_s": self.burst_s,
+                "period_s": self.period_s,
+                "ramp_s": self.ramp_s,
+                "amplitude": self.amplitude,
+            },
+            "queue_size_ms": self.queue_size_ms,
+            "thresholds": dict(self.thresholds),
+            "signing_key": None if self.signing_key is None else str(self.signing_key),
+        }
+
+
+def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and return the config file at `path`, with LIVEKIT_* overrides from `env`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; pass --config PATH.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory; expected a JSON file.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc}).") from None
+    return parse_config(text, source=str(path), env=env)
+
+
+def parse_config(
+    text: str, *, source: str = "config.json", env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate config JSON text; `source` names the file in error messages."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+        ) from None
+    return from_dict(data, source=source, env=env)
+
+
+def from_dict(
+    data: Any, *, source: str = "config.json", env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a decoded config object; see the module docstring for every field."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source} holds {_kind(data)}; expected a JSON object with a 'livekit' block."
+        )
+    _unknown(data, [*DEFAULTS, "livekit"], "", source)
+    livekit = data.get("livekit")
+    if livekit is None:
+        raise ConfigError(
+            f"{source} has no 'livekit' block; expected "
+            '{"livekit": {"url": ..., "api_key": ..., "api_secret": ...}}.'
+        )
+    if not isinstance(livekit, dict):
+        raise ConfigError(f"{source}: 'livekit' is {_kind(livekit)}; expected an object.")
+    _unknown(livekit, _LIVEKIT_FIELDS, "livekit.", source)
+    env = {} if env is None else env
+    creds: dict[str, str] = {}
+    for name in _LIVEKIT_FIELDS:
+        from_env = env.get(_ENV[name], "")
+        if from_env:
+            creds[name] = from_env
+            continue
+        if name not in livekit:
+            raise ConfigError(
+                f"{source} has no 'livekit.{name}' and {_ENV[name]} is not set; set one of them."
+            )
+        value = livekit[name]
+        if not isinstance(value, str) or not value:
+            # Never echo a credential, even a malformed one.
+            shown = _kind(value) if name == "url" else _kind(value, hide=True)
+            raise ConfigError(
+                f"{source}: 'livekit.{name}' is {shown}; expected a non-empty string."
+            )
+        creds[name] = value
+
+    def get(name: str) -> Any:
+        return data.get(name, DEFAULTS[name])
+
+    tones = _block(data, "tones", source)
+    burst = _block(data, "burst", source)
+    signing_key = get("signing_key")
+    return _build(
+        source,
+        url=creds["url"],
+        api_key=creds["api_key"],
+        api_secret=creds["api_secret"],
+        duration_s=_number(get("duration_s"), "duration_s", source),
+        mode=_string(get("mode"), "mode", source),
+        pairs=_integer(get("pairs"), "pairs", source),
+        out_dir=Path(_string(get("out_dir"), "out_dir", source)),
+        connect_timeout_s=_number(get("connect_timeout_s"), "connect_timeout_s", source),
+        customer_hz=_number(tones["customer_hz"], "tones.customer_hz", source),
+        support_hz=_number(tones["support_hz"], "tones.support_hz", source),
+        burst_s=_number(burst["duration_s"], "burst.duration_s", source),
+        period_s=_number(burst["period_s"], "burst.period_s", source),
+        ramp_s=_number(burst["ramp_s"], "burst.ramp_s", source),
+        amplitude=_number(burst["amplitude"], "burst.amplitude", source),
+        queue_size_ms=_integer(get("queue_size_ms"), "queue_size_ms", source),
+        thresholds=_object(get("thresholds"), "thresholds", source),
+        signing_key=None
+        if signing_key is None
+        else Path(_string(signing_key, "signing_key", source)),
+    )
+
+
+def _build(source: str, **fields: Any) -> Config:
+    return Config(source=source, **fields)
+
+
+def _check(c: Config) -> None:
+    """Raise ConfigError naming the first field whose value cannot make a run."""
+    src = c.source
+    parts = urlsplit(c.url)
+    if parts.scheme not in _URL_SCHEMES or not parts.hostname:
+        raise ConfigError(
+            f"{src}: 'livekit.url' is {c.url!r}; expected a ws://, wss://, http:// or https:// URL "
+            "with a host, e.g. ws://127.0.0.1:7880."
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"{src}: 'livekit.url' {c.url!r} has an invalid port.") from None
+
+    def need(ok: bool, name: str, value: object, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"{src}: '{name}' is {value!r}; expected {expected}.")
+
+    need(0 < c.duration_s <= 86_400, "duration_s", c.duration_s, "seconds in (0, 86400]")
+    need(c.mode in MODES, "mode", c.mode, "'turns' or 'duplex'")
+    need(1 <= c.pairs <= 256, "pairs", c.pairs, "an integer from 1 to 256")
+    need(str(c.out_dir) != "", "out_dir", str(c.out_dir), "a folder path")
+    need(
+        0 < c.connect_timeout_s <= 600,
+        "connect_timeout_s",
+        c.connect_timeout_s,
+        "seconds in (0, 600]",
+    )
+    nyquist = SAMPLE_RATE / 2
+    for name, hz in (("tones.customer_hz", c.customer_hz), ("tones.support_hz", c.support_hz)):
+        need(20 <= hz < nyquist, name, hz, f"a frequency in Hz from 20 to below {nyquist:g}")
+    need(
+        abs(c.customer_hz - c.support_hz) >= 50,
+        "tones.support_hz",
+        c.support_hz,
+        "a tone at least 50 Hz away from tones.customer_hz",
+    )
+    need(0 < c.ramp_s <= 0.1, "burst.ramp_s", c.ramp_s, "seconds in (0, 0.1]")
+    need(
+        c.burst_s >= 2 * c.ramp_s + 0.02, "burst.duration_s", c.burst_s, "at least 2 ramps + 20 ms"
+    )
+    # In turns mode two bursts share one period; leave a gap of 100 ms after each burst.
+    share = 2 if c.mode == "turns" else 1
+    need(
+        c.period_s >= share * (c.burst_s + 0.1),
+        "burst.period_s",
+        c.period_s,
+        f"at least {share} x (burst.duration_s + 0.1 s) in {c.mode} mode",
+    )
+    need(c.period_s < c.duration_s, "burst.period_s", c.period_s, "less than duration_s")
+    need(0 < c.amplitude <= 1, "burst.amplitude", c.amplitude, "a value in (0, 1]")
+    need(
+        0 <= c.queue_size_ms <= 10_000,
+        "queue_size_ms",
+        c.queue_size_ms,
+        "milliseconds in [0, 10000]",
+    )
+
+
+def _block(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+    value = data.get(name, DEFAULTS[name])
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected an object.")
+    _unknown(value, DEFAULTS[name], f"{name}.", source)
+    return {**DEFAULTS[name], **value}
+
+
+def _unknown(block: dict[str, Any], known: Any, prefix: str, source: str) -> None:
+    extra = sorted(set(block) - set(known))
+    if extra:
+        raise ConfigError(
+            f"{source} has an unknown field '{prefix}{extra[0]}'; expected one of "
+            + ", ".join(f"'{prefix}{k}'" for k in known)
+            + "."
+        )
+
+
+def _number(value: Any, name: str, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected a number.")
+    return float(value)
+
+
+def _integer(value: Any, name: str, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected an integer.")
+    return value
+
+
+def _string(value: Any, name: str, source: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected a non-empty string.")
+    return value
+
+
+def _object(value: Any, name: str, source: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected an object.")
+    return dict(value)
+
+
+def _kind(value: Any, *, hide: bool = False) -> str:
+    """How a JSON value reads in an error message: its type and, unless hidden, the value."""
+    if value is None:
+        return "null"
+    if hide:
+        return {bool: "a boolean", int: "a number", float: "a number", str: "an empty string"}.get(
+            type(value), "a list" if isinstance(value, list) else "an object"
+        )
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, int | float):
+        return f"{value!r} (a number)"
+    if isinstance(value, str):
+        return f"{value!r} (a string)" if value else "an empty string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

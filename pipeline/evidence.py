@@ -1,0 +1,238 @@
+"""Writers for the run folder that docs/evidence.md defines (and nothing else goes in it).
+
+Each writer owns one file, writes as the run goes, and has a `close()` that is safe to call
+twice. The WAV writer flushes after every write so that its header (patched by the stdlib `wave`
+module on each `writeframes`) is valid on disk even if the process is killed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+import time
+import wave
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+SAMPLE_RATE = 48_000
+ROLES = ("customer", "support")
+MANIFEST = "manifest.json"
+RTC_STATS = "rtc-stats.json"
+EVENTS = "events.jsonl"
+# CSV rows are flushed in batches: one write per 10 ms frame per file adds up with many pairs.
+_CSV_FLUSH_ROWS = 50
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """`YYYYMMDDTHHMMSSZ-<8 hex>` for a run starting at `now` (UTC)."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def utc_iso(when: datetime | None = None) -> str:
+    """An ISO 8601 UTC time with microseconds and a Z, as the manifest writes times."""
+    when = when or datetime.now(UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def other(role: str) -> str:
+    """The other role of a conversation."""
+    return "support" if role == "customer" else "customer"
+
+
+def wav_name(receiver: str) -> str:
+    """What `receiver` heard: `<receiver>-from-<sender>.wav`."""
+    return f"{receiver}-from-{other(receiver)}.wav"
+
+
+def arrivals_name(receiver: str) -> str:
+    """Per received frame timing: `<receiver>-from-<sender>.arrivals.csv`."""
+    return f"{receiver}-from-{other(receiver)}.arrivals.csv"
+
+
+def sent_name(sender: str) -> str:
+    """Per sent frame timing: `<sender>.sent.csv`."""
+    return f"{sender}.sent.csv"
+
+
+def bursts_name(sender: str) -> str:
+    """The burst schedule actually sent: `<sender>.bursts.csv`."""
+    return f"{sender}.bursts.csv"
+
+
+def directions() -> list[dict[str, str]]:
+    """The manifest's `directions`: one entry per sender -> receiver."""
+    return [
+        {
+            "from": sender,
+            "to": other(sender),
+            "wav": wav_name(other(sender)),
+            "arrivals": arrivals_name(other(sender)),
+            "sent": sent_name(sender),
+            "bursts": bursts_name(sender),
+        }
+        for sender in ROLES
+    ]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to `path` through a temporary file and `os.replace`, so readers never see half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class WavWriter:
+    """A 48 kHz mono PCM_16 WAV written frame by frame, playable after every write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.samples = 0
+        self._file: io.BufferedWriter | None = path.open("wb")
+        # The WAV object is closed in close(), with the file under it.
+        self._wav: wave.Wave_write | None = wave.open(self._file, "wb")  # noqa: SIM115
+        self._wav.setnchannels(1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(SAMPLE_RATE)
+        # Write the header now, so even an empty recording is a valid WAV.
+        self._wav.writeframes(b"")
+        self._file.flush()
+
+    def write(self, pcm: npt.NDArray[np.int16] | bytes | memoryview) -> None:
+        """Append int16 samples; the header on disk counts them when this returns."""
+        if self._wav is None or self._file is None:
+            raise ValueError(f"{self.path.name} is closed")
+        data = pcm.tobytes() if isinstance(pcm, np.ndarray) else bytes(pcm)
+        self._wav.writeframes(data)  # patches the header's sizes
+        self._file.flush()
+        self.samples += len(data) // 2
+
+    def close(self) -> None:
+        """Finish the file; safe to call twice."""
+        wav, f = self._wav, self._file
+        self._wav = self._file = None
+        if wav is not None:
+            wav.close()
+        if f is not None:
+            f.close()
+
+
+class TimingWriter:
+    """`frame,sample,samples,t_ns` rows: one per frame sent or received."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv.writerow(("frame", "sample", "samples", "t_ns"))
+        self._file.flush()
+
+    def write(self, frame: int, sample: int, samples: int, t_ns: int) -> None:
+        """Append one frame's row."""
+        if self._file is None:
+            raise ValueError(f"{self.path.name} is closed")
+        self._csv.writerow((frame, sample, samples, t_ns))
+        self.rows += 1
+        if self.rows % _CSV_FLUSH_ROWS == 0:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close; safe to call twice."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+
+class BurstsWriter:
+    """`burst,freq_hz,start_sample,samples` rows: the bursts whose every frame was sent."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv.writerow(("burst", "freq_hz", "start_sample", "samples"))
+        self._file.flush()
+
+    def write(self, burst: int, freq_hz: float, start_sample: int, samples: int) -> None:
+        """Append one burst and flush (bursts are rare)."""
+        if self._file is None:
+            raise ValueError(f"{self.path.name} is closed")
+        self._csv.writerow((burst, f"{freq_hz:g}", start_sample, samples))
+        self._file.flush()
+        self.rows += 1
+
+    def close(self) -> None:
+        """Close; safe to call twice."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+
+class EventLog:
+    """`events.jsonl`: one `{"t_ns", "agent", "event", ...}` object per line, flushed at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.events: list[dict[str, Any]] = []
+        self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8")
+
+    def write(self, agent: str, event: str, **fields: Any) -> None:
+        """Record one event now; ignored once closed (late SDK callbacks)."""
+        if self._file is None:
+            return
+        record = {"t_ns": time.monotonic_ns(), "agent": agent, "event": event, **fields}
+        self.events.append(record)
+        self._file.write(json.dumps(record, sort_keys=True) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close; safe to call twice."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+
+class Manifest:
+    """`manifest.json`: written with status "running" at the start, rewritten atomically after."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = {**data, "status": "running", "reason": None, "ended_at": None}
+        write_json_atomic(path, self.data)
+
+    def finish(self, status: str, reason: str | None, **fields: Any) -> None:
+        """Record how the run ended: `complete`, `interrupted` or `failed` (one sentence why)."""
+        self.data.update(fields, status=status, reason=reason, ended_at=utc_iso())
+        write_json_atomic(self.path, self.data)
+
+
+def versions() -> dict[str, str]:
+    """Versions of what made the evidence."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for key, dist in (
+        ("echoproof", "echoproof"),
+        ("livekit", "livekit"),
+        ("livekit_api", "livekit-api"),
+    ):
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = "unknown"
+    out["python"] = platform.python_version()
+    return out
