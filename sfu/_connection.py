@@ -175,7 +175,13 @@ class Connection:
 
     async def negotiate(self) -> None:
         """Send a subscriber offer now, or after the one in flight is answered."""
-        sdp = await self.subscriber.offer()
+        if self._closing:
+            return  # a connection on its way out needs no new offer
+        try:
+            sdp = await self.subscriber.offer()
+        except InvalidStateError:
+            return  # its peer connection closed while a room was being torn down
+
         if sdp is not None:
             await self.send(self.session.subscriber_offer(sdp))
 
