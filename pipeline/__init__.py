@@ -9,6 +9,7 @@
 from pipeline.config import Config, load_config, parse_config
 from pipeline.conversation import Burst, Voice, schedule
 from pipeline.errors import ConfigError, ConnectError, PipelineError
+from pipeline.impairment import Impairments, LinkImpairment
 from pipeline.run import Outcome, StopSignal, capture
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConnectError",
+    "Impairments",
+    "LinkImpairment",
     "Outcome",
     "PipelineError",
     "StopSignal",

@@ -5,8 +5,9 @@ agents, it delayed their audio by hundreds of milliseconds as soon as two conver
 busy two-core machine (measured: 60 ms median latency with the server in its own process, 200-700
 ms in the same one). So `EmbeddedServer` runs `sfu.serve` in a child (`pipeline._sfu_child`):
 the credentials go through its environment (never its command line, which other users can read),
-it says `ready <url>` on stdout once listening, and it stops on SIGTERM or when its stdin closes
-(the parent died).
+the impairment (if any) as JSON in `ECHOPROOF_SFU_IMPAIRMENT`; it says `ready <url>` on stdout
+once listening (or `error <why>`), and it stops on SIGTERM or when its stdin closes (the parent
+died).
 
     async with EmbeddedServer("127.0.0.1", 0, key, secret, start_timeout_s=10) as server:
         server.url  # ws://127.0.0.1:PORT
@@ -25,9 +26,11 @@ from types import TracebackType
 from loguru import logger
 
 from pipeline.errors import ConnectError
+from pipeline.impairment import Impairments
 
 KEY_ENV = "ECHOPROOF_SFU_API_KEY"
 SECRET_ENV = "ECHOPROOF_SFU_API_SECRET"
+IMPAIRMENT_ENV = "ECHOPROOF_SFU_IMPAIRMENT"
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,7 +38,14 @@ class EmbeddedServer:
     """`sfu.serve` in a child process; an `async with` object whose close is safe twice."""
 
     def __init__(
-        self, host: str, port: int, api_key: str, api_secret: str, *, start_timeout_s: float
+        self,
+        host: str,
+        port: int,
+        api_key: str,
+        api_secret: str,
+        *,
+        start_timeout_s: float,
+        impairment: Impairments | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -43,6 +53,7 @@ class EmbeddedServer:
         self._key = api_key
         self._secret = api_secret
         self._start_timeout_s = start_timeout_s
+        self._impairment = impairment
         self._proc: asyncio.subprocess.Process | None = None
         self._relay: asyncio.Task[None] | None = None
 
@@ -61,6 +72,9 @@ class EmbeddedServer:
     async def start(self) -> None:
         """Start the child and wait until it listens; ConnectError if it cannot."""
         env = {**os.environ, KEY_ENV: self._key, SECRET_ENV: self._secret}
+        env.pop(IMPAIRMENT_ENV, None)
+        if self._impairment is not None and not self._impairment.is_none:
+            env[IMPAIRMENT_ENV] = self._impairment.to_json()
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
         )
@@ -88,11 +102,12 @@ class EmbeddedServer:
             raise ConnectError(
                 f"the embedded server on {where} did not start within {self._start_timeout_s:g} s."
             ) from None
-        words = line.decode(errors="replace").split()
+        words = line.decode(errors="replace").strip().split(maxsplit=1)
         if len(words) != 2 or words[0] != "ready":
             await self.aclose()
+            why = words[1].strip().rstrip(".") if words and words[0] == "error" else ""
             raise ConnectError(
-                f"could not start the embedded server on {where} (is the port free?)."
+                f"could not start the embedded server on {where} ({why or 'is the port free?'})."
             )
         self.url = words[1]
         self.port = int(self.url.rsplit(":", 1)[1])

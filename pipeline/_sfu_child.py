@@ -1,7 +1,12 @@
 """The child process of `pipeline._server.EmbeddedServer`: `sfu.serve` until told to stop.
 
-`python -m pipeline._sfu_child HOST PORT`, with the credentials in the environment. Prints
-`ready <url>` once listening (or `error <why>`), stops on SIGTERM, SIGINT or when stdin closes.
+`python -m pipeline._sfu_child HOST PORT`, with the credentials and the impairment in the
+environment. Prints `ready <url>` once listening (or `error <why>`), stops on SIGTERM, SIGINT or
+when stdin closes.
+
+`python -m sfu` serves until a signal too, but it takes the credentials on its command line
+(visible to every user of the machine), does not notice its parent dying, and cannot tell the
+directions of a conversation apart; so this stays a small program of its own.
 """
 
 from __future__ import annotations
@@ -12,13 +17,44 @@ import os
 import signal
 import sys
 
-from pipeline._server import KEY_ENV, SECRET_ENV
+import sfu
+from pipeline._server import IMPAIRMENT_ENV, KEY_ENV, SECRET_ENV
+from pipeline.errors import PipelineError
+from pipeline.impairment import DIRECTIONS, Impairments, direction_of
+
+
+def policy(impairments: Impairments) -> sfu.ImpairmentPolicy:
+    """The server's policy: each stream gets the impairment of its speaker's direction.
+
+    The `sfu.Impairment`s are built here, at start-up, so a setting the server refuses stops
+    the child before it says `ready`.
+    """
+    built: dict[str, sfu.Impairment | None] = {}
+    for direction in DIRECTIONS:
+        link = getattr(impairments, direction)
+        built[direction] = (
+            None
+            if link.is_none
+            else sfu.Impairment(
+                delay_ms=link.delay_ms,
+                jitter_ms=link.jitter_ms,
+                loss_pct=link.loss_pct,
+                seed=link.seed,
+                outages=link.outages,
+            )
+        )
+
+    def impairment_for(publisher: str, subscriber: str) -> sfu.Impairment | None:
+        direction = direction_of(publisher)
+        return None if direction is None else built[direction]
+
+    return impairment_for
 
 
 async def _serve(host: str, port: int) -> int:
-    import sfu
-
     key, secret = os.environ.pop(KEY_ENV, ""), os.environ.pop(SECRET_ENV, "")
+    setting = os.environ.pop(IMPAIRMENT_ENV, "")
+    impairment = policy(Impairments.from_json(setting)) if setting else None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -33,7 +69,9 @@ async def _serve(host: str, port: int) -> int:
 
     watcher = asyncio.create_task(parent_gone(), name="parent-watch")
     try:
-        async with sfu.serve(host=host, port=port, api_key=key, api_secret=secret) as server:
+        async with sfu.serve(
+            host=host, port=port, api_key=key, api_secret=secret, impairment=impairment
+        ) as server:
             print("ready", server.url, flush=True)
             await stop.wait()
     finally:
@@ -55,6 +93,9 @@ def main() -> int:
         return asyncio.run(_serve(host, port))
     except OSError as exc:
         print(f"error {exc.strerror or exc}", flush=True)
+        return 1
+    except (PipelineError, sfu.SfuError) as exc:
+        print(f"error {exc}", flush=True)
         return 1
     except Exception as exc:  # the parent reports it in one sentence
         print(f"error {exc!r}", flush=True)

@@ -311,7 +311,10 @@ class Agent:
                 logger.info("{} left the room", role)
                 return
             logger.warning("{} was disconnected by the server ({})", role, name)
-            self.lost_reason = f"{role} lost the server: disconnected ({name})."
+            if name == "PARTICIPANT_REMOVED":
+                self.lost_reason = f"{self.identity} was removed from the room by the server."
+            else:
+                self.lost_reason = f"{role} lost the server: disconnected ({name})."
 
 
 def _to_dict(stat: Any) -> dict[str, Any]:

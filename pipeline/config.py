@@ -16,6 +16,8 @@ other field is optional and defaults to the value in the committed `config.json`
   default 1000 ms queue adds 30-50 ms of latency).
 - `thresholds` ({}): passed to verify through the manifest; an empty object means verify's defaults.
 - `signing_key` (null): the Ed25519 private key verify signs with; null means verify's default.
+- `impairment` (null): delay, jitter, loss and outages the embedded server applies to each
+  direction (see `pipeline.impairment`); only a server the run starts itself can apply it.
 
 `LIVEKIT_URL`, `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET` override the file when set and not empty.
 """
@@ -33,6 +35,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError
+from pipeline.impairment import Impairments
+from pipeline.impairment import parse as parse_impairment
 
 MODES = ("turns", "duplex")
 SAMPLE_RATE = 48_000
@@ -49,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "queue_size_ms": 0,
     "thresholds": {},
     "signing_key": None,
+    "impairment": None,
 }
 _LIVEKIT_FIELDS = ("url", "api_key", "api_secret")
 _ENV = {"url": "LIVEKIT_URL", "api_key": "LIVEKIT_API_KEY", "api_secret": "LIVEKIT_API_SECRET"}
@@ -76,6 +81,7 @@ class Config:
     queue_size_ms: int = DEFAULTS["queue_size_ms"]
     thresholds: Mapping[str, Any] = field(default_factory=dict)
     signing_key: Path | None = None
+    impairment: Impairments | None = None
     source: str = "config.json"
 
     def __post_init__(self) -> None:
@@ -137,6 +143,7 @@ class Config:
             "queue_size_ms": self.queue_size_ms,
             "thresholds": dict(self.thresholds),
             "signing_key": None if self.signing_key is None else str(self.signing_key),
+            "impairment": None if self.impairment is None else self.impairment.public(),
         }
 
 
@@ -211,6 +218,7 @@ def from_dict(
     tones = _block(data, "tones", source)
     burst = _block(data, "burst", source)
     signing_key = get("signing_key")
+    impairment = get("impairment")
     return _build(
         source,
         url=creds["url"],
@@ -232,6 +240,7 @@ def from_dict(
         signing_key=None
         if signing_key is None
         else Path(_string(signing_key, "signing_key", source)),
+        impairment=None if impairment is None else parse_impairment(impairment, source),
     )
 
 

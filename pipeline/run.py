@@ -3,9 +3,10 @@
 `capture(config)` starts the embedded server when the URL is a loopback address nobody listens
 on, creates one room per conversation through the server API, runs every conversation at once and
 returns one `Outcome` per run folder. A conversation never raises for a run-time fault: it ends
-with status `complete`, `interrupted` (the `StopSignal` was set) or `failed` (lost the server,
-could not join, ran past its time bound), and its manifest says so. Only faults before any run
-folder exists (server unreachable, credentials refused) raise `ConnectError`.
+with status `complete`, `interrupted` (the `StopSignal` was set) or `failed` (lost the server, was
+removed from the room by it, could not join, ran past its time bound), and its manifest says so.
+Only faults before any run folder exists (server unreachable, credentials refused) raise
+`ConnectError`; impairment asked of a server the run did not start raises `ConfigError`.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ from pipeline._server import EmbeddedServer
 from pipeline.agent import Agent
 from pipeline.config import Config
 from pipeline.conversation import FRAME_SAMPLES, SAMPLE_RATE, Voice, schedule, total_frames
-from pipeline.errors import ConnectError, PipelineError
+from pipeline.errors import ConfigError, ConnectError, PipelineError
+from pipeline.impairment import IDENTITY_PREFIXES
 from pipeline.live import Counters, LiveView, PairView
 
 ROLES = ("customer", "support")
 # RTC statistics are sampled this often during a conversation (and once at the end).
 STATS_EVERY_S = 5.0
-# After the last frame is sent, wait at least TAIL_MIN_S and at most TAIL_MAX_S for the rest.
+# After the last frame is sent, wait at least TAIL_MIN_S and at most TAIL_MAX_S for the rest
+# (plus the longest delay an impairment adds, see tail_max_s).
 TAIL_MIN_S = 0.5
 TAIL_MAX_S = 2.0
 # The senders start this long after both agents hear each other (both from the same instant).
@@ -85,7 +88,16 @@ class Outcome:
 
 def run_bound_s(config: Config) -> float:
     """The longest one conversation may take, from joining to its evidence being closed."""
-    return config.duration_s + 3 * config.connect_timeout_s + TAIL_MAX_S + 30.0
+    return config.duration_s + 3 * config.connect_timeout_s + tail_max_s(config) + 30.0
+
+
+def tail_max_s(config: Config) -> float:
+    """The longest wait for the last frames: TAIL_MAX_S, plus the impairment's delay and jitter."""
+    imp = config.impairment
+    if imp is None:
+        return TAIL_MAX_S
+    links = (imp.customer_to_support, imp.support_to_customer)
+    return TAIL_MAX_S + max(link.delay_ms + link.jitter_ms for link in links) / 1000
 
 
 async def capture(
@@ -147,6 +159,13 @@ async def embedded_server(config: Config) -> AsyncIterator[bool]:
     """
     host = "127.0.0.1" if config.host == "localhost" else config.host
     if not config.is_loopback or await _listening(host, config.port):
+        if config.impairment is not None and not config.impairment.is_none:
+            # Only our own server applies it; a run on any other would claim a network it had not.
+            raise ConfigError(
+                f"{config.source}: 'impairment' needs the embedded server, but {config.ws_url} is "
+                "an external server (not started by this run); remove 'impairment' or set "
+                "livekit.url to a free loopback port."
+            )
         yield False
         return
     logger.info("nothing listens on {}:{}; starting the embedded server there", host, config.port)
@@ -156,8 +175,11 @@ async def embedded_server(config: Config) -> AsyncIterator[bool]:
         config.api_key,
         config.api_secret,
         start_timeout_s=config.connect_timeout_s + 20,  # the child imports aiortc first
+        impairment=config.impairment,
     ) as server:
         logger.info("embedded server ready at {}", server.url)
+        if config.impairment is not None and not config.impairment.is_none:
+            logger.info("the embedded server impairs the audio: {}", config.impairment.public())
         yield True
 
 
@@ -252,10 +274,7 @@ class Conversation:
         self.room = _room_name(run_id)
         self.run_dir = config.out_dir / run_id
         self.embedded = embedded
-        self.identities = {
-            "customer": f"customer-{uuid.uuid4()}",
-            "support": f"support-agent-{uuid.uuid4()}",
-        }
+        self.identities = {r: f"{IDENTITY_PREFIXES[r]}{uuid.uuid4()}" for r in ROLES}
         self.tones = {"customer": config.customer_hz, "support": config.support_hz}
         self.agents: dict[str, Agent] = {}
         self.view = PairView(run_id, Counters(), Counters())
@@ -424,7 +443,7 @@ class Conversation:
             caught_up = (
                 su.frames_received >= cu.frames_sent and cu.frames_received >= su.frames_sent
             )
-            if waited >= TAIL_MAX_S or (waited >= TAIL_MIN_S and caught_up):
+            if waited >= tail_max_s(self.config) or (waited >= TAIL_MIN_S and caught_up):
                 return
             await asyncio.sleep(0.02)
 

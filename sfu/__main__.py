@@ -10,11 +10,11 @@ import sys
 from loguru import logger
 
 from .errors import SfuError
-from .impairment import Impairment, ImpairmentError
+from .impairment import Impairment, ImpairmentError, ImpairmentPolicy
 from .server import serve
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sfu",
         description="An embedded LiveKit-compatible server (defaults match livekit-server --dev).",
@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     impair = parser.add_argument_group("impairment of every forwarded stream")
     impair.add_argument("--delay-ms", type=float, default=0.0, help="fixed delay")
     impair.add_argument("--jitter-ms", type=float, default=0.0, help="extra delay, 0..N ms")
-    impair.add_argument("--loss", type=float, default=0.0, help="share of packets dropped (0-1)")
+    impair.add_argument(
+        "--loss", type=float, default=0.0, help="percent of packets dropped at random (0-100)"
+    )
     impair.add_argument("--seed", type=int, default=0, help="seed of the random loss and jitter")
     impair.add_argument(
         "--outage",
@@ -41,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="START_S:DURATION_S",
         help="drop everything in this window after a stream's first packet (repeatable)",
+    )
+    impair.add_argument(
+        "--impair-to",
+        default="",
+        metavar="PREFIX",
+        help="impair only streams to subscribers whose identity starts with PREFIX (default: all)",
     )
     return parser
 
@@ -55,24 +63,37 @@ def _outage(text: str) -> tuple[float, float]:
         raise ImpairmentError(f"--outage {text!r}: expected START_S:DURATION_S, e.g. 5:2") from None
 
 
+def _only_to(prefix: str, impairment: Impairment) -> ImpairmentPolicy:
+    """A policy impairing only the streams whose subscriber's identity starts with ``prefix``."""
+
+    def policy(publisher: str, subscriber: str) -> Impairment | None:
+        return impairment if subscriber.startswith(prefix) else None
+
+    return policy
+
+
+def impairment_of(args: argparse.Namespace) -> Impairment | ImpairmentPolicy | None:
+    """What the command line asks the server to do to forwarded streams (None: nothing)."""
+    impairment = Impairment(
+        delay_ms=args.delay_ms,
+        jitter_ms=args.jitter_ms,
+        loss_pct=args.loss,
+        seed=args.seed,
+        outages=tuple(_outage(o) for o in args.outage),
+    )
+    if impairment.is_none:
+        return None
+    return _only_to(args.impair_to, impairment) if args.impair_to else impairment
+
+
 async def _run(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    impairment = Impairment(
-        delay_ms=args.delay_ms,
-        jitter_ms=args.jitter_ms,
-        loss=args.loss,
-        seed=args.seed,
-        outages=tuple(_outage(o) for o in args.outage),
-    )
+    policy = impairment_of(args)
     async with serve(
-        args.host,
-        args.port,
-        args.api_key,
-        args.api_secret,
-        impairment=None if impairment.is_none else impairment,
+        args.host, args.port, args.api_key, args.api_secret, impairment=policy
     ) as server:
         print(f"sfu listening on {server.url}", flush=True)
         await stop.wait()
@@ -81,7 +102,7 @@ async def _run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 after SIGINT/SIGTERM, 1 on a startup error)."""
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level=args.log_level)
     try:

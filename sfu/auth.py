@@ -77,6 +77,12 @@ class Authenticator:
             raise AuthError(f"invalid token: the '{exc.claim}' claim is missing") from None
         except jwt.DecodeError:
             raise AuthError("invalid token: it is not a well-formed JWT") from None
+        except jwt.InvalidAlgorithmError:
+            raise AuthError(
+                "invalid token: it is not signed with HS256, the only algorithm accepted"
+            ) from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError("invalid token: it is not valid yet (its nbf lies ahead)") from None
         except (jwt.InvalidTokenError, TypeError, ValueError) as exc:
             raise AuthError(f"invalid token: {type(exc).__name__}") from None
 

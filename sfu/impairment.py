@@ -27,14 +27,16 @@ class Impairment:
     """What the server does to one forwarded stream.
 
     ``delay_ms``: every packet is held this long. ``jitter_ms``: plus a uniform extra in
-    ``[0, jitter_ms)``, without reordering. ``loss``: share of packets dropped at random (0-1),
-    drawn from ``random.Random(seed)``. ``outages``: ``(start_s, duration_s)`` windows, counted
-    from the stream's first packet, during which every packet is dropped.
+    ``[0, jitter_ms)``, without reordering. ``loss_pct``: percent of packets dropped at random
+    (0-100, as ``python -m sfu --loss``), drawn from ``random.Random(seed)``. ``outages``:
+    ``(start_s, duration_s)`` windows, counted from the stream's first packet, during which every
+    packet is dropped. A dropped packet leaves a gap in the RTP sequence numbers the subscriber
+    sees (see :mod:`sfu.media`), so its statistics count it as lost.
     """
 
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
-    loss: float = 0.0
+    loss_pct: float = 0.0
     seed: int = 0
     outages: tuple[tuple[float, float], ...] = ()
 
@@ -43,8 +45,10 @@ class Impairment:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ImpairmentError(f"{name} is {value}: expected a finite number >= 0")
-        if not 0.0 <= self.loss <= 1.0:
-            raise ImpairmentError(f"loss is {self.loss}: expected a share between 0 and 1")
+        if not 0.0 <= self.loss_pct <= 100.0:  # also refuses nan
+            raise ImpairmentError(
+                f"loss is {self.loss_pct} %: expected a percentage between 0 and 100"
+            )
         for start, duration in self.outages:
             if start < 0 or duration <= 0:
                 raise ImpairmentError(
@@ -54,7 +58,7 @@ class Impairment:
     @property
     def is_none(self) -> bool:
         """Whether this impairment changes nothing."""
-        return not (self.delay_ms or self.jitter_ms or self.loss or self.outages)
+        return not (self.delay_ms or self.jitter_ms or self.loss_pct or self.outages)
 
 
 # Which impairment applies to the stream from a publisher to a subscriber (by identity).
@@ -80,7 +84,7 @@ class Schedule:
         since = now - self._first
         imp = self.impairment
         # Draw for every packet, dropped or not, so a seed gives the same pattern every run.
-        lost = self._random.random() < imp.loss
+        lost = self._random.random() * 100.0 < imp.loss_pct
         jitter = self._random.random() * imp.jitter_ms
         if lost or any(start <= since < start + length for start, length in imp.outages):
             self.dropped += 1

@@ -6,6 +6,12 @@ Opus payload before aiortc's jitter buffer, and a :class:`TrackFanout` hands it 
 returns ``av.Packet``s that aiortc's ``RTCRtpSender`` packetizes as they are, so a later stage can
 hold or drop packets per forwarded stream without touching the others. RTCP keeps running because
 the original receive path still sees every packet; only aiortc's decoder thread is stopped.
+
+aiortc numbers the packets it sends consecutively, so a packet the impairment drops would leave no
+trace in the receiver's RTP statistics. Each subscriber connection therefore renumbers outgoing
+RTP on its transport (:func:`_renumber_rtp`): every packet dropped before a forwarded one moves
+that stream's sequence numbers on by one, and the receiver counts the gap as packets lost, as it
+would on a lossy network.
 """
 
 from __future__ import annotations
@@ -90,10 +96,13 @@ class ForwardTrack(MediaStreamTrack):
         super().__init__()
         self.track_sid = track_sid
         self.schedule = schedule
-        # (payload, RTP timestamp, release time on the monotonic clock)
-        self._packets: collections.deque[tuple[bytes, int, float]] = collections.deque(
+        # (payload, RTP timestamp, release time on the monotonic clock, drops just before it)
+        self._packets: collections.deque[tuple[bytes, int, float, int]] = collections.deque(
             maxlen=max_packets
         )
+        self._gap = 0  # packets dropped since the last one queued
+        # RTP sequence numbers to skip before the packet recv() returned last (see _renumber_rtp).
+        self.sequence_skip = 0
         self._ready = asyncio.Event()
         self._pulling = False
         self.forwarded = 0
@@ -112,10 +121,12 @@ class ForwardTrack(MediaStreamTrack):
         now = time.monotonic()
         release = now if self.schedule is None else self.schedule.admit(now)
         if release is None:
+            self._gap += 1
             return
         if len(self._packets) == self._packets.maxlen:
             self.dropped += 1
-        self._packets.append((payload, timestamp, release))
+        self._packets.append((payload, timestamp, release, self._gap))
+        self._gap = 0
         self._ready.set()
 
     async def recv(self) -> av.Packet:
@@ -133,7 +144,8 @@ class ForwardTrack(MediaStreamTrack):
             if hold <= 0:
                 break
             await asyncio.sleep(hold)
-        payload, timestamp, _ = self._packets.popleft()
+        payload, timestamp, _, gap = self._packets.popleft()
+        self.sequence_skip += gap
         packet = av.Packet(payload)
         packet.pts = timestamp
         packet.time_base = OPUS_TIME_BASE
@@ -195,6 +207,28 @@ class TrackFanout:
         """End every subscriber's copy (the publisher is gone)."""
         for sink in list(self.sinks):
             self.unsubscribe(sink)
+
+
+def _renumber_rtp(transport: Any, tracks: dict[int, ForwardTrack]) -> None:
+    """Make ``transport`` add each track's ``sequence_skip`` to its outgoing RTP (by SSRC).
+
+    The sender awaits each packet's send before it pulls the next, so the skip read here is the
+    one that belongs to this packet. RTCP and other SSRCs pass unchanged.
+    """
+    if getattr(transport, "_echoproof_renumbered", False):
+        return
+    send = transport._send_rtp
+
+    async def send_renumbered(data: bytes) -> None:
+        if len(data) >= 12 and not 192 <= data[1] <= 223:  # RTCP types 192-223 (RFC 5761)
+            track = tracks.get(int.from_bytes(data[8:12], "big"))
+            if track is not None and track.sequence_skip:
+                seq = (int.from_bytes(data[2:4], "big") + track.sequence_skip) & 0xFFFF
+                data = data[:2] + seq.to_bytes(2, "big") + data[4:]
+        await send(data)
+
+    transport._send_rtp = send_renumbered
+    transport._echoproof_renumbered = True
 
 
 def _config() -> RTCConfiguration:
@@ -322,6 +356,7 @@ class SubscriberPeer(_Peer):
         super().__init__(label)
         self._channels: dict[str, RTCDataChannel] = {}
         self._sending: dict[str, tuple[RTCRtpTransceiver, ForwardTrack]] = {}
+        self._by_ssrc: dict[int, ForwardTrack] = {}
         self._to_add: list[tuple[str, ForwardTrack]] = []
         self._offered: list[str] = []
         self._in_flight = False
@@ -342,6 +377,7 @@ class SubscriberPeer(_Peer):
         if entry is None:
             return False
         transceiver, track = entry
+        self._by_ssrc.pop(transceiver.sender._ssrc, None)
         track.stop()
         transceiver.direction = "inactive"
         await transceiver.sender.stop()
@@ -356,7 +392,10 @@ class SubscriberPeer(_Peer):
         return True
 
     async def offer(self) -> str | None:
-        """A new offer, or None when one is in flight (another follows its answer)."""
+        """A new offer, or None when one is in flight (another follows its answer) or the
+        connection is closed (its participant is leaving while another one unpublishes)."""
+        if self._closed:
+            return None
         if self._in_flight:
             self._again = True
             return None
@@ -371,6 +410,7 @@ class SubscriberPeer(_Peer):
             transceiver.sender._stream_id = f"{publisher_sid}|{track.track_sid}"
             transceiver.sender._track_id = track.track_sid
             self._sending[track.track_sid] = (transceiver, track)
+            self._by_ssrc[transceiver.sender._ssrc] = track
             self._offered.append(track.track_sid)
         self._to_add.clear()
         if not self._channels:
@@ -380,8 +420,11 @@ class SubscriberPeer(_Peer):
             self._channels[LOSSY] = self.pc.createDataChannel(
                 LOSSY, ordered=False, maxRetransmits=0
             )
-        offer = await self.pc.createOffer()
-        await self.pc.setLocalDescription(offer)
+        try:
+            offer = await self.pc.createOffer()
+            await self.pc.setLocalDescription(offer)
+        except InvalidStateError:
+            return None  # closed while the offer was being made
         return _local_only(self.pc.localDescription.sdp)
 
     async def accept_answer(self, sdp: str) -> tuple[bool, list[str]]:
@@ -393,6 +436,9 @@ class SubscriberPeer(_Peer):
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except (ValueError, AssertionError, InvalidAccessError, InvalidStateError) as exc:
             raise ProtocolError(f"the subscriber answer could not be applied: {exc}") from None
+        for transceiver, _ in self._sending.values():
+            # After the answer: only now is the (bundled) transport of each sender final.
+            _renumber_rtp(transceiver.sender.transport, self._by_ssrc)
         await self._flush_candidates()
         self._in_flight = False
         offered, self._offered = self._offered, []
@@ -405,5 +451,6 @@ class SubscriberPeer(_Peer):
         for _, track in self._to_add:
             track.stop()
         self._sending.clear()
+        self._by_ssrc.clear()
         self._to_add.clear()
         await super().close()

@@ -169,6 +169,11 @@ _LK = '"livekit": {"url": "ws://127.0.0.1:7880", "api_key": "k", "api_secret": "
             (),
             "unknown threshold 'max_latency_ms'; expected one of",
         ),
+        (
+            "{" + _LK + ', "impairment": {"loss_pct": 120}}',
+            (),
+            "'impairment.loss_pct' is 120 (a number); expected percent from 0 to 100.",
+        ),
     ],
 )
 async def test_bad_input_exits_2_with_one_sentence(
@@ -228,7 +233,7 @@ async def test_refused_credentials_exit_3(server: LiveServer, tmp_path: Path) ->
 
 async def test_killed_server_fails_the_run_with_exit_3(tmp_path: Path) -> None:
     """The server process dies mid-run (SIGKILL): the run stops, its WAVs stay valid, the manifest
-    says failed and why, and the CLI exits 3 soon after."""
+    and the report say failed and why, and the CLI exits 3 soon after."""
     port = free_port()
     server = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -244,12 +249,15 @@ async def test_killed_server_fails_the_run_with_exit_3(tmp_path: Path) -> None:
     try:
         await _wait_listening(port, scaled(30))
         config = write_config(
-            tmp_path / "c.json", f"ws://127.0.0.1:{port}", "devkey", "secret", connect_timeout_s=3
+            tmp_path / "c.json",
+            f"ws://127.0.0.1:{port}",
+            "devkey",
+            "secret",
+            connect_timeout_s=3,
+            signing_key=str(tmp_path / "signing-key.pem"),
         )
         out = tmp_path / "recordings"
-        proc = await start_cli(
-            "--config", str(config), "--duration", "60", "--out", str(out), "--no-verify"
-        )
+        proc = await start_cli("--config", str(config), "--duration", "60", "--out", str(out))
         assert proc.stderr is not None
         stderr = b""
         async with asyncio.timeout(scaled(60)):
@@ -278,6 +286,9 @@ async def test_killed_server_fails_the_run_with_exit_3(tmp_path: Path) -> None:
         samples = _wav_samples(run / wav)
         assert samples > 48000
         assert (run / wav).stat().st_size == 44 + 2 * samples
+    report = json.loads((run / "report.json").read_text())
+    assert (report["status"], report["reason"]) == ("failed", manifest["reason"])
+    assert report["verdict"]["passed"] is False
 
 
 async def _wait_listening(port: int, limit_s: float) -> None:

@@ -68,7 +68,7 @@ async def test_cli_reports_a_busy_port() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--loss", "2"], "loss is 2.0: expected a share between 0 and 1"),
+        (["--loss", "101"], "loss is 101.0 %: expected a percentage between 0 and 100"),
         (["--outage", "5"], "expected START_S:DURATION_S"),
     ],
     ids=["loss", "outage"],
