@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 
@@ -21,8 +22,17 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7880, help="port; 0 picks a free one")
-    parser.add_argument("--api-key", default="devkey", help="API key (default devkey)")
-    parser.add_argument("--api-secret", default="secret", help="API secret (default secret)")
+    # From the environment first, so that a real secret need not show in `ps`.
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("LIVEKIT_API_KEY", "devkey"),
+        help="API key (default $LIVEKIT_API_KEY, else devkey)",
+    )
+    parser.add_argument(
+        "--api-secret",
+        default=os.environ.get("LIVEKIT_API_SECRET", "secret"),
+        help="API secret (default $LIVEKIT_API_SECRET, else secret)",
+    )
     parser.add_argument(
         "--log-level",
         default="INFO",
