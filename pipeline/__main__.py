@@ -14,7 +14,7 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from loguru import logger
 
@@ -213,5 +213,16 @@ def _main(argv: list[str] | None) -> int:
     return EXIT_OK
 
 
+def _exit(code: int) -> NoReturn:
+    """Exit with ``code`` now that every file is closed and every line printed.
+
+    The SDK's native core sometimes panics (SIGABRT) while the interpreter finalizes, after all
+    our work is done; skipping finalization keeps the documented exit code.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
