@@ -11,6 +11,8 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,110 @@ AREAS = ["dsp", "sfu", "verify", "pipeline", "impairment", "capacity"]
 RESULTS = Path(__file__).with_name("results.json")
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
-    elif not isinstance(value, list):
-        out[prefix] = value
+# `nox -s bench` must finish in 15 minutes on a quiet 2-core machine. Per area: run it in quick mode
+# even in a full run (True where a full run would not fit, or another area measures it better), and
+# the seconds it is budgeted. pipeline's N-scan is superseded by capacity's search; impairment's
+# full mode (3 repeats of 5 cases of 30 s) alone would take 10 minutes.
+PLAN: dict[str, tuple[bool, int]] = {
+    "dsp": (False, 130),
+    "sfu": (False, 90),
+    "verify": (False, 120),
+    "pipeline": (True, 40),
+    "impairment": (True, 130),
+    "capacity": (False, 370),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the summary: a figure, where it is in the results, its goal."""
+
+    name: str
+    path: str  # dotted keys into the results
+    goal: str = ""
+    ok: Callable[[float], bool] | None = None  # None: shown for information
+    unit: str = ""
+
+
+def _at_least(goal: float) -> Callable[[float], bool]:
+    return lambda value: value >= goal
+
+
+ROWS = [
+    *(
+        Row(f"Goertzel numba / numpy, K={k}, {d}", f"dsp.goertzel.{d}.k{k}.ratio", f">= {g}x",
+            _at_least(g), "x")
+        for d in ("60s", "3600s")
+        for k, g in ((2, 4), (8, 6), (32, 8))
+    ),
+    Row("onset std, 0 dB, Opus, 440 Hz", "dsp.onset.snr0db.opus.f440.std_us", "<= 5 us",
+        lambda v: v <= 5, " us"),
+    Row("onset std, 0 dB, Opus, 550 Hz", "dsp.onset.snr0db.opus.f550.std_us", "<= 5 us",
+        lambda v: v <= 5, " us"),
+    Row("import + analyse 120 s (warm)", "dsp.analysis_120s.wall_s", "<= 1.5 s",
+        lambda v: v <= 1.5, " s"),
+    Row("mouth-to-ear median", "sfu.latency_ms.median", "<= 60 ms", lambda v: v <= 60, " ms"),
+    Row("mouth-to-ear p95", "sfu.latency_ms.p95", "", None, " ms"),
+    Row("mouth-to-ear p99", "sfu.latency_ms.p99", "<= 100 ms", lambda v: v <= 100, " ms"),
+    Row("bursts lost through the server", "sfu.bursts_lost", "0", lambda v: v == 0),
+    Row("latency error, 100 ms injected", "impairment.delay.delay_100.error_ms", "+-1 ms",
+        lambda v: abs(v) <= 1, " ms"),
+    Row("latency error, 300 ms injected", "impairment.delay.delay_300.error_ms", "+-1 ms",
+        lambda v: abs(v) <= 1, " ms"),
+    Row("latency shift, 100 ms (2 runs)", "sfu.validation.measured_shift_ms", "~100 ms", None,
+        " ms"),
+    Row("verify a 120 s run", "verify.check_120s_median_s", "<= 2 s", lambda v: v <= 2, " s"),
+    Row("verify a 1 h run", "verify.check_3600s_median_s", "<= 10 s", lambda v: v <= 10, " s"),
+    Row("agents CPU s / conversation-min", "capacity.cost.agent_cpu_s_per_conversation_min",
+        "", None, " s"),
+    Row("agents CPU s / conv-min, whole run", "pipeline.pairs_1.cpu_s_per_conversation_minute",
+        "", None, " s"),
+    Row("server CPU s / conv-min, whole run",
+        "pipeline.pairs_1.server_cpu_s_per_conversation_minute", "", None, " s"),
+    Row("agents' CPU / bare SDK's", "capacity.cost.overhead_ratio", "<= 1.10",
+        lambda v: v <= 1.10),
+    Row("server CPU s / stream-min", "capacity.cost.server_cpu_s_per_stream_min", "<= 1.2 s",
+        lambda v: v <= 1.2, " s"),
+    Row("server CPU s / stream-min (sfu)", "sfu.server_cpu_s_per_audio_min", "<= 1.2 s",
+        lambda v: v <= 1.2, " s"),
+    Row("pairs predicted by the costs", "capacity.predicted_pairs", "", None),
+    Row("pairs that run clean for 60 s", "capacity.capacity_pairs", "", None),
+    Row("capacity / prediction", "capacity.capacity_share", ">= 0.90", lambda v: v >= 0.9),
+]  # fmt: skip
+
+
+def _get(results: Any, path: str) -> Any:
+    """The value at dotted `path`; a key may hold dots itself (``goertzel["60s.k2"]``)."""
+    if not path:
+        return results
+    if not isinstance(results, dict):
+        return None
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        key = ".".join(parts[:i])
+        if key in results:
+            found = _get(results[key], ".".join(parts[i:]))
+            if found is not None:
+                return found
+    return None
+
+
+def summary(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The curated table: (figure, value, goal, PASS / MISS / blank) for each figure measured."""
+    lines = []
+    for row in ROWS:
+        value = _get(results, row.path)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue  # that area was not run, failed, or (quick mode) skipped the figure
+        shown = f"{value:.4g}{row.unit}" if isinstance(value, float) else f"{value}{row.unit}"
+        verdict = "" if row.ok is None else ("PASS" if row.ok(value) else "MISS")
+        lines.append((row.name, shown, row.goal, verdict))
+    for area, (_, budget) in PLAN.items():
+        wall = results.get(f"{area}_wall_s")
+        if wall is not None:
+            verdict = "PASS" if wall <= budget else "MISS"
+            lines.append((f"wall time: {area}", f"{wall:.0f} s", f"<= {budget} s", verdict))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
     }
     failed = []
+    began = time.perf_counter()
     for area in args.areas or AREAS:
         try:
             module = importlib.import_module(f"benchmarks.{area}")
@@ -47,24 +148,28 @@ def main(argv: list[str] | None = None) -> int:
             if exc.name == f"benchmarks.{area}":
                 continue  # that area has no benchmark yet
             raise
-        print(f"\n=== {area} ===", flush=True)
+        quick = args.quick or PLAN[area][0]
+        print(f"\n=== {area}{' (quick)' if quick else ''} ===", flush=True)
         started = time.perf_counter()
         try:
-            results[area] = module.run(quick=args.quick)
+            results[area] = module.run(quick=quick)
         except Exception as exc:  # one broken benchmark must not hide the others' figures
             failed.append(area)
             results[area] = {"error": f"{type(exc).__name__}: {exc}"}
             print(f"{area}: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
         results[area + "_wall_s"] = round(time.perf_counter() - started, 1)
+        wall = results[area + "_wall_s"]
+        print(f"--- {area}: {wall:.0f} s (budget {PLAN[area][1]} s)", flush=True)
 
+    results["total_wall_s"] = round(time.perf_counter() - began, 1)
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    flat: dict[str, Any] = {}
-    _flatten("", {k: v for k, v in results.items() if k not in ("machine", "quick")}, flat)
-    width = max((len(k) for k in flat), default=10)
-    print("\n=== summary ===")
-    for key, value in flat.items():
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        print(f"{key:<{width}}  {shown}")
+    print("\n=== summary (every figure in results.json) ===")
+    print(f"{'figure':34} {'value':>12}  {'goal':<10} verdict")
+    for name, shown, goal, verdict in summary(results):
+        print(f"{name:34} {shown:>12}  {goal:<10} {verdict}")
+    for area in failed:
+        print(f"{area:34} {'FAILED':>12}  {results[area]['error'][:60]}")
+    print(f"{'wall time: all':34} {results['total_wall_s']:>10.0f} s  <= 900 s")
     print(f"\nwrote {RESULTS}")
     return 1 if failed else 0
 

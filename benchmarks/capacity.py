@@ -1,0 +1,408 @@
+"""Capacity of one machine, and what a conversation costs: the agents, the server, the overhead.
+
+``python -m benchmarks.capacity [--quick]``. Every measurement starts a fresh embedded server as a
+subprocess (``python -m sfu --port 0``, its URL read from its first line) and the agents in
+another subprocess, so that each side's CPU is its own: utime+stime of the whole process (every
+thread) from ``/proc/<pid>/stat``, sampled every 0.2 s. CPU figures cover the audio only: from
+2 s after the first frame is sent to 1 s before the last (joining and leaving excluded); the
+agents' whole-process CPU (``getrusage(RUSAGE_CHILDREN)``) is reported beside it.
+
+- ``cost``: a 60 s run (quick: 10 s) of ``python -m pipeline --pairs 1 --no-verify``, then of
+  ``python -m benchmarks._bare_sdk --pairs 1`` (the same audio through the bare SDK, no project
+  code). ``overhead_ratio`` = pipeline CPU / bare CPU (goal <= 1.10). The pipeline run, verified,
+  is also the capacity search's single-pair reference.
+  ``server_cpu_s_per_stream_min``: the server's CPU per minute of one forwarded stream (a pair
+  forwards two), goal <= 1.2 s (0.02 cores).
+- ``predicted_pairs``: cores / (agent cores per pair + 2 x server cores per stream).
+- ``capacity``: the largest N whose 60 s run (quick: 10 s) has every conversation complete, no
+  lost burst and a p95 mouth-to-ear latency no more than 50 ms above the single-pair run's, all
+  read from the reports ``verify`` signs. 15 s screening runs (quick: 8 s; judged on the p95 of
+  the bursts after each direction's first 5, against the reference's same figure) bracket N first,
+  starting at 90% of the prediction, doubling while clean and bisecting once not; the best
+  screened N is then confirmed with a full-length run (stepping down while one fails). The search
+  stops when its time budget is spent, so the figure is a lower bound; ``bracket`` says what is
+  known. A run that overruns its length by 10% + 20 s is stopped and counts as not clean.
+  Goal: >= 90% of the prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "devkey"
+API_SECRET = "echoproof-capacity-benchmark-secret-0123"
+CORES = os.cpu_count() or 1
+LATENCY_MARGIN_MS = 50.0
+GOALS = {"overhead_ratio": 1.10, "server_cpu_s_per_stream_min": 1.2, "capacity_share": 0.90}
+SAMPLE_S = 0.2
+# Screening runs are short, so their p95 leaves out each direction's first bursts: latency is
+# higher while the receivers' jitter buffers settle after joining (about 3 s, more under load).
+SETTLE_BURSTS = 5
+
+
+@contextmanager
+def _server() -> Iterator[tuple[str, int]]:
+    """A fresh embedded server process: (its URL, its pid)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sfu", "--port", "0", "--api-key", API_KEY,
+         "--api-secret", API_SECRET, "--log-level", "WARNING"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            line = proc.stdout.readline() if sel.select(timeout=30) else ""
+        match = re.search(r"ws://\S+", line)
+        if not match:
+            raise RuntimeError(f"the embedded server printed no URL within 30 s (got {line!r})")
+        yield match.group(0), proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _cpu_s(pid: int) -> float:
+    """utime+stime of a whole process (all its threads, live and ended), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Usage:
+    """CPU of the agents' process and the server over the audio, and the agents' whole run."""
+
+    pairs: int
+    window_s: float
+    agents_cpu_s: float
+    server_cpu_s: float
+    agents_total_cpu_s: float
+    wall_s: float
+    returncode: int
+
+    @property
+    def agent_cores_per_pair(self) -> float:
+        return self.agents_cpu_s / self.window_s / self.pairs
+
+    @property
+    def server_cores_per_stream(self) -> float:
+        return self.server_cpu_s / self.window_s / (2 * self.pairs)
+
+
+def _run_agents(
+    command: list[str], server_pid: int, audio_started: Any, duration_s: float, log: Path
+) -> Usage:
+    """Run the agents' command to its end, sampling both processes' CPU; see the docstring."""
+    children0 = _children_cpu_s()
+    started = time.monotonic()
+    samples: list[tuple[float, float, float]] = []
+    audio_at: float | None = None
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            while proc.poll() is None:
+                now = time.monotonic()
+                if now - started > 1.1 * duration_s + 20:  # overloaded beyond use: stop it
+                    raise RuntimeError(f"{command[2]} ran over {now - started:.0f} s")
+                samples.append((now, _cpu_s(proc.pid), _cpu_s(server_pid)))
+                if audio_at is None and audio_started():
+                    audio_at = now
+                time.sleep(SAMPLE_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            returncode = proc.wait()
+    wall = time.monotonic() - started
+    # SIGABRT at exit: the SDK's Rust threads can panic while the interpreter finalises, after
+    # the run's evidence is closed; the reports judge such a run (its exit code is kept).
+    if returncode not in (0, -signal.SIGABRT) or audio_at is None:
+        tail = log.read_text(errors="replace")[-600:]
+        raise RuntimeError(f"{command[2]} exited with {returncode}; its last output: {tail!r}")
+    t = np.array([s[0] for s in samples])
+    lo, hi = audio_at + 2.0, min(audio_at + duration_s - 1.0, t[-1])
+    if hi - lo < 1.0:
+        raise RuntimeError(f"the audio window is too short to measure ({hi - lo:.1f} s)")
+    agents = np.interp([lo, hi], t, [s[1] for s in samples])
+    server = np.interp([lo, hi], t, [s[2] for s in samples])
+    return Usage(
+        pairs=0,
+        window_s=hi - lo,
+        agents_cpu_s=float(agents[1] - agents[0]),
+        server_cpu_s=float(server[1] - server[0]),
+        agents_total_cpu_s=_children_cpu_s() - children0,
+        wall_s=wall,
+        returncode=returncode,
+    )
+
+
+def _pipeline(pairs: int, duration_s: float, work: Path) -> tuple[Usage, list[Path]]:
+    """`python -m pipeline --pairs N` against a fresh server; its usage and its run folders."""
+    out = work / f"pipeline-{pairs}-{time.monotonic_ns()}"
+    out.mkdir(parents=True)
+    with _server() as (url, pid):
+        config = work / "config.json"
+        livekit = {"url": url, "api_key": API_KEY, "api_secret": API_SECRET}
+        config.write_text(json.dumps({"livekit": livekit, "connect_timeout_s": 60.0}))
+        command = [sys.executable, "-m", "pipeline", "--config", str(config), "--out", str(out),
+                   "--duration", str(duration_s), "--pairs", str(pairs), "--no-verify"]  # fmt: skip
+
+        def audio_started() -> bool:
+            return any(p.stat().st_size > 200 for p in out.glob("*/customer.sent.csv"))
+
+        usage = _run_agents(command, pid, audio_started, duration_s, work / "pipeline.log")
+    usage.pairs = pairs
+    return usage, sorted(p for p in out.iterdir() if p.is_dir())
+
+
+def _bare(pairs: int, duration_s: float, work: Path) -> Usage:
+    """`python -m benchmarks._bare_sdk --pairs N` against a fresh server; its usage."""
+    marker = work / f"bare-{time.monotonic_ns()}.started"
+    with _server() as (url, pid):
+        command = [sys.executable, "-m", "benchmarks._bare_sdk", "--url", url,
+                   "--api-key", API_KEY, "--api-secret", API_SECRET, "--pairs", str(pairs),
+                   "--duration", str(duration_s), "--marker", str(marker)]  # fmt: skip
+        usage = _run_agents(command, pid, marker.exists, duration_s, work / "bare.log")
+    usage.pairs = pairs
+    return usage
+
+
+def _signed(run_dirs: list[Path], key: Path) -> dict[str, Any]:
+    """Figures from the reports `verify` signs: completeness, lost bursts, latency percentiles."""
+    import verify
+
+    latencies: list[float] = []
+    settled: list[float] = []
+    lost = incomplete = failed_verdicts = 0
+    for run_dir in run_dirs:
+        report = verify.write_report(run_dir, key_path=key, html=False).report
+        incomplete += report["status"] != "complete"
+        failed_verdicts += not report["verdict"]["passed"]
+        for direction in report["directions"]:
+            lost += direction["bursts_lost"] + direction["bursts_late"]
+            lost += direction["bursts_outside_recording"]
+            detected = [b for b in direction["bursts"] if b["state"] == "detected"]
+            latencies += [b["latency_ms"] for b in detected]
+            settled += [b["latency_ms"] for b in detected if b["burst"] >= SETTLE_BURSTS]
+    arr = np.array(latencies) if latencies else np.array([np.nan])
+    arr_settled = np.array(settled) if settled else np.array([np.nan])
+    return {
+        "conversations": len(run_dirs),
+        "incomplete": incomplete,
+        "verdicts_failed": failed_verdicts,
+        "bursts_lost": lost,
+        "bursts_detected": len(latencies),
+        "latency_median_ms": round(float(np.median(arr)), 1),
+        "latency_p95_ms": round(float(np.percentile(arr, 95)), 1),
+        "latency_p95_settled_ms": round(float(np.percentile(arr_settled, 95)), 1),
+    }
+
+
+def _costs(duration_s: float, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One pair through the pipeline, then through the bare SDK; the pipeline run's signed
+    figures are the search's single-pair reference."""
+    started = time.monotonic()
+    pipe, dirs = _pipeline(1, duration_s, work)
+    reference = _signed(dirs, work / "signing-key.pem")
+    reference.update(duration_s=duration_s, wall_s=round(time.monotonic() - started, 1))
+    reference["exit_code"] = pipe.returncode
+    reference["clean"] = _clean(reference, math.inf)
+    bare = _bare(1, duration_s, work)
+    server_stream = (pipe.server_cores_per_stream + bare.server_cores_per_stream) / 2
+    costs = {
+        "pairs": 1,
+        "duration_s": duration_s,
+        "window_s": round(pipe.window_s, 1),
+        "agent_cores_per_pair": round(pipe.agent_cores_per_pair, 4),
+        "bare_sdk_cores_per_pair": round(bare.agent_cores_per_pair, 4),
+        "overhead_ratio": round(pipe.agent_cores_per_pair / bare.agent_cores_per_pair, 3),
+        "agent_cpu_s_per_conversation_min": round(pipe.agent_cores_per_pair * 60, 2),
+        "whole_process_cpu_s": round(pipe.agents_total_cpu_s, 2),
+        "whole_process_ratio": round(pipe.agents_total_cpu_s / bare.agents_total_cpu_s, 3),
+        "server_cores_per_stream": round(server_stream, 5),
+        "server_cpu_s_per_stream_min": round(server_stream * 60, 3),
+        "server_cpu_s_per_stream_min_bare_run": round(bare.server_cores_per_stream * 60, 3),
+    }
+    return costs, reference
+
+
+def _trial(
+    n: int, duration_s: float, limit_ms: float, work: Path, p95: str = "latency_p95_ms"
+) -> dict[str, Any]:
+    """One `--pairs n` run for `duration_s`, judged from its signed reports; its folders freed."""
+    started, dirs = time.monotonic(), list[Path]()
+    try:
+        usage, dirs = _pipeline(n, duration_s, work)
+        figures = _signed(dirs, work / "signing-key.pem")
+        figures["exit_code"] = usage.returncode
+        figures["agent_cpu_s_per_conversation_min"] = round(usage.agent_cores_per_pair * 60, 2)
+        figures["server_cpu_s_per_stream_min"] = round(usage.server_cores_per_stream * 60, 3)
+    except RuntimeError as exc:  # the agents' process itself failed or overran at this N
+        figures = {"error": str(exc)[:300]}
+    figures["duration_s"] = duration_s
+    figures["wall_s"] = round(time.monotonic() - started, 1)
+    figures["clean"] = _clean(figures, limit_ms, p95)
+    for run_dir in dirs:  # free the disk as we go; the figures are kept
+        for path in run_dir.iterdir():
+            path.unlink()
+        run_dir.rmdir()
+    return figures
+
+
+def _search(
+    reference: dict[str, Any], predicted: float, screen_s: float, budget_s: float, work: Path
+) -> dict[str, Any]:
+    """The largest N that runs `duration_s` clean (see the module docstring), in `budget_s`.
+
+    Short screening runs (`screen_s`) bracket N first: from 90% of the prediction, doubling
+    while clean, bisecting once not. The best screened N is then confirmed with a full-length
+    run, stepping down by one while a confirmation fails and time remains.
+    """
+    deadline = time.monotonic() + budget_s
+    duration_s = reference["duration_s"]
+    if not reference["clean"]:
+        return {"capacity_pairs": 0, "bracket": "the single pair is not clean",
+                "trials": {"1": reference}}  # fmt: skip
+    limit_ms = reference["latency_p95_ms"] + LATENCY_MARGIN_MS
+    screen_limit_ms = reference["latency_p95_settled_ms"] + LATENCY_MARGIN_MS
+    screens: dict[str, Any] = {}
+    lo, hi = 1, None
+    n = max(2, round(0.9 * predicted))
+    confirm_s = reference["wall_s"] + 10
+    while hi is None or hi - lo > 1:
+        if time.monotonic() + screen_s * 1.1 + 20 + confirm_s > deadline:
+            break
+        screens[str(n)] = _trial(n, screen_s, screen_limit_ms, work, "latency_p95_settled_ms")
+        if screens[str(n)]["clean"]:
+            lo, n = n, (2 * n if hi is None else (n + hi) // 2)
+        else:
+            hi, n = n, (lo + n) // 2
+    confirms: dict[str, Any] = {"1": reference}
+    capacity = 1
+    while lo > 1 and time.monotonic() + confirm_s <= deadline:
+        confirms[str(lo)] = _trial(lo, duration_s, limit_ms, work)
+        if confirms[str(lo)]["clean"]:
+            capacity = lo
+            break
+        lo -= 1
+    screened = max((int(k) for k, v in screens.items() if v["clean"]), default=1)
+    first_bad = min((int(k) for k, v in screens.items() if not v["clean"]), default=None)
+    bracket = (
+        f"{screen_s:g} s screens: {screened} clean, "
+        + (f"{first_bad} not" if first_bad is not None else "no failure found")
+        + (f"; {capacity} confirmed for {duration_s:g} s" if capacity > 1 else "")
+    )
+    return {
+        "duration_s": duration_s,
+        "screen_s": screen_s,
+        "reference_p95_ms": reference["latency_p95_ms"],
+        "p95_limit_ms": limit_ms,
+        "screen_p95_settled_limit_ms": screen_limit_ms,
+        "capacity_pairs": capacity,
+        "bracket": bracket,
+        "screens": screens,
+        "trials": confirms,
+    }
+
+
+def _clean(figures: dict[str, Any], limit_ms: float, p95: str = "latency_p95_ms") -> bool:
+    return (
+        "error" not in figures
+        and figures["incomplete"] == 0
+        and figures["bursts_lost"] == 0
+        and figures[p95] <= limit_ms
+    )
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Every capacity figure (see the module docstring); prints a small table."""
+    with tempfile.TemporaryDirectory(prefix="echoproof-bench-capacity-") as tmp:
+        work = Path(tmp)
+        costs, reference = _costs(duration_s=10.0 if quick else 60.0, work=work)
+        per_pair = costs["agent_cores_per_pair"] + 2 * costs["server_cores_per_stream"]
+        predicted = CORES / per_pair
+        search = _search(
+            reference,
+            predicted,
+            screen_s=8.0 if quick else 15.0,
+            budget_s=120.0 if quick else 230.0,
+            work=work,
+        )
+    results: dict[str, Any] = {
+        "cores": CORES,
+        "cost": costs,
+        "predicted_pairs": round(predicted, 1),
+        "search": search,
+        "capacity_pairs": search["capacity_pairs"],
+        "capacity_share": round(search["capacity_pairs"] / predicted, 3),
+        "goals": GOALS,
+    }
+    _print(results)
+    return results
+
+
+def _print(r: dict[str, Any]) -> None:
+    c, s = r["cost"], r["search"]
+    rows = [
+        ("agent CPU s / conversation-min", c["agent_cpu_s_per_conversation_min"], ""),
+        ("agents' overhead vs bare SDK", c["overhead_ratio"], f"<= {GOALS['overhead_ratio']}"),
+        ("server CPU s / stream-min", c["server_cpu_s_per_stream_min"],
+         f"<= {GOALS['server_cpu_s_per_stream_min']}"),
+        ("predicted pairs", r["predicted_pairs"], f"{r['cores']} cores"),
+        ("capacity (pairs)", r["capacity_pairs"], s["bracket"]),
+        ("capacity / predicted", r["capacity_share"], f">= {GOALS['capacity_share']}"),
+    ]  # fmt: skip
+    for name, value, goal in rows:
+        print(f"{name:32} {value!s:>10}   {goal}")
+    print(
+        f"{'N':>4} {'run s':>6} {'clean':>6} {'lost':>5} {'p95 ms':>7} {'settled':>8} {'wall s':>7}"
+    )
+    for n, t in [*s.get("screens", {}).items(), *s["trials"].items()]:
+        head = f"{n:>4} {t['duration_s']:>6g}"
+        if "error" in t:
+            print(f"{head} {'error':>6}  {t['error'][:70]}")
+            continue
+        clean = "yes" if t["clean"] else "NO"
+        print(
+            f"{head} {clean:>6} {t['bursts_lost']:>5} {t['latency_p95_ms']:>7} "
+            f"{t['latency_p95_settled_ms']:>8} {t['wall_s']:>7}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.capacity", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="10 s runs, smaller search")
+    run(quick=parser.parse_args().quick)

@@ -1,0 +1,81 @@
+"""The benchmark runner's summary and the capacity benchmark's parts, with real processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import capacity
+from benchmarks.__main__ import PLAN, summary
+from tests.conftest import scaled
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_summary_judges_each_goal() -> None:
+    """A figure within its goal reads PASS, one beyond it MISS, one without a goal neither."""
+    results = {
+        "sfu": {"latency_ms": {"median": 48.0, "p95": 70.0, "p99": 130.0}, "bursts_lost": 0},
+        "capacity": {"capacity_share": 0.5, "predicted_pairs": 8.0},
+        "sfu_wall_s": PLAN["sfu"][1] + 1.0,
+    }
+    rows = {name: (value, verdict) for name, value, _, verdict in summary(results)}
+    assert rows["mouth-to-ear median"] == ("48 ms", "PASS")
+    assert rows["mouth-to-ear p99"] == ("130 ms", "MISS")
+    assert rows["mouth-to-ear p95"] == ("70 ms", "")
+    assert rows["bursts lost through the server"] == ("0", "PASS")
+    assert rows["capacity / prediction"] == ("0.5", "MISS")
+    assert rows["wall time: sfu"][1] == "MISS"
+
+
+def test_summary_reads_keys_that_hold_dots() -> None:
+    """dsp's figures are keyed like "60s.k2" and "snr0db.opus.f440": the summary finds them."""
+    results = {
+        "dsp": {
+            "goertzel": {"60s.k2": {"ratio": 10.6}, "60s.k32": {"ratio": 7.0}},
+            "onset": {"snr0db.opus.f440": {"std_us": 3.3}},
+        }
+    }
+    rows = {name: (value, verdict) for name, value, _, verdict in summary(results)}
+    assert rows["Goertzel numba / numpy, K=2, 60s"] == ("10.6x", "PASS")
+    assert rows["Goertzel numba / numpy, K=32, 60s"] == ("7x", "MISS")
+    assert rows["onset std, 0 dB, Opus, 440 Hz"] == ("3.3 us", "PASS")
+
+
+def test_summary_leaves_out_what_was_not_measured() -> None:
+    """A failed area or a figure quick mode skips makes no row, and no error."""
+    results = {"dsp": {"error": "RuntimeError: boom"}, "verify": {"check_120s_median_s": 0.7}}
+    names = [name for name, *_ in summary(results)]
+    assert names == ["verify a 120 s run"]
+
+
+def test_unknown_area_is_a_usage_error() -> None:
+    """`python -m benchmarks nope` names the area and the choices, exit 2, no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+    )
+    assert done.returncode == 2
+    assert "unknown area 'nope'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bare_sdk_pair_uses_cpu_on_the_real_server(tmp_path: Path) -> None:
+    """The baseline script joins a real server, talks for 5 s and is measured from /proc."""
+    with capacity._server() as (url, pid):
+        marker = tmp_path / "started"
+        command = [sys.executable, "-m", "benchmarks._bare_sdk", "--url", url,
+                   "--api-key", capacity.API_KEY, "--api-secret", capacity.API_SECRET,
+                   "--pairs", "1", "--duration", "5", "--marker", str(marker)]  # fmt: skip
+        usage = capacity._run_agents(command, pid, marker.exists, 5.0, tmp_path / "log")
+    assert marker.exists()
+    assert usage.window_s == pytest.approx(2.0, abs=0.5)
+    assert usage.agents_cpu_s > 0 and usage.server_cpu_s > 0
+    assert usage.agents_total_cpu_s > usage.agents_cpu_s
+    assert "5 s of audio sent" in (tmp_path / "log").read_text()
