@@ -22,11 +22,14 @@ the report and the figures are read from its ``report.json``.
   the RTP jitter (the receiver's last RFC 3550 estimate), and the median latency per case (the 0
   case is the delay benchmark's baseline). Medians over both directions and the repeats.
 - outage: ``--outage S:2 --impair-to support-agent`` with nearly continuous bursts (0.9 s in every
-  1.0 s, duplex): the longest quiet stretch of the received WAV per direction, between the first
-  and last burst heard, from where the level starts to fall to where it is back to half (see
-  :func:`_gap`), and when it began after the direction's first received frame. verify does not
-  report gap lengths, so this is measured from the evidence here. A stretch may be longer than
-  the outage by the part of a 0.1 s pause between bursts that touches its ends.
+  1.0 s, duplex): per direction, the longest gap of the report (``gaps``: sent burst audio not
+  heard, see ``verify._gaps``), its error against 2 s, and its start against S: the server counts
+  S from the stream's first packet, taken here as the sender's first sent frame
+  (``start_error_ms`` = gap start - first sent frame - S). Beside it, as a cross-check, the
+  longest quiet stretch of the received WAV between the first and last burst heard, from where
+  the level starts to fall to where it is back to half (see :func:`_gap`), and when it began after
+  the direction's first received frame. A stretch may be longer than the outage by the part of a
+  0.1 s pause between bursts that touches its ends.
 """
 
 from __future__ import annotations
@@ -282,7 +285,11 @@ async def _outage(quick: bool, work: Path) -> dict[str, Any]:
         burst={"duration_s": 0.9, "period_s": 1.0, "ramp_s": 0.005, "amplitude": 0.5},
     )
     out: dict[str, Any] = {"duration_s": duration_s, "outage": [start_s, OUTAGE_S]}
+    origin = json.loads((run_dir / ev.MANIFEST).read_text())["clock"]["monotonic_ns"]
     for key, d in _figures(report).items():
+        sent = ev.read_timing(run_dir / d["files"]["sent"])
+        first_sent_s = (int(sent.t_ns[0]) - origin) / 1e9
+        longest = max(d["gaps"], key=lambda g: g["duration_ms"], default=None)
         samples = ev.read_wav(run_dir / d["files"]["wav"])
         arrivals = ev.read_timing(run_dir / d["files"]["arrivals"])
         # Only between the first and the last burst heard: not the silence before or after.
@@ -299,6 +306,16 @@ async def _outage(quick: bool, work: Path) -> dict[str, Any]:
             "longest_gap_s": round(gap, 3),
             "gap_starts_s_after_first_frame": round(float(at), 3),
             "gap_error_ms": round((gap - OUTAGE_S) * 1000, 1),
+            "report_gaps": len(d["gaps"]),
+            "report_gap_ms": None if longest is None else longest["duration_ms"],
+            "report_gap_error_ms": None
+            if longest is None
+            else round(longest["duration_ms"] - OUTAGE_S * 1000, 1),
+            "report_gap_start_s": None if longest is None else longest["start_s"],
+            "start_error_ms": None
+            if longest is None
+            else round((longest["start_s"] - first_sent_s - start_s) * 1000, 1),
+            "report_gap_bursts": None if longest is None else longest["bursts"],
             "bursts_lost": d["bursts_lost"],
             "glitches": d["glitches"],
         }
@@ -346,8 +363,10 @@ def _print(r: dict[str, Any]) -> None:
     for k in ("to_support", "to_customer"):
         x = o[k]
         print(
-            f"outage {o['outage']} {k}: longest gap {x['longest_gap_s']} s "
-            f"(error {x['gap_error_ms']} ms), "
+            f"outage {o['outage']} {k}: report: {x['report_gaps']} gap(s), longest "
+            f"{x['report_gap_ms']} ms (error {x['report_gap_error_ms']} ms) at "
+            f"{x['report_gap_start_s']} s (start error {x['start_error_ms']} ms); WAV cross-check: "
+            f"longest quiet {x['longest_gap_s']} s (error {x['gap_error_ms']} ms), "
             f"starting {x['gap_starts_s_after_first_frame']} s after the first frame"
         )
 

@@ -2,7 +2,8 @@
 
 Definitions: shared/docs/measurements.md. Per direction: frames and PCM bytes sent and received;
 the tone heard; bursts sent, detected, lost, late, repeated; mouth-to-ear latency per burst;
-glitches inside bursts; and, under their own names, the SDK's RTP statistics.
+glitches inside bursts; gaps (stretches of sent bursts not heard, see `verify._gaps`); and, under
+their own names, the SDK's RTP statistics.
 
 Latency. The send time of a burst's onset is the `t_ns` of the sent frame holding sample
 `start_sample + ref` plus the offset inside that frame, where `ref` is where `dsp.detect_bursts`
@@ -40,6 +41,7 @@ import numpy.typing as npt
 
 import dsp
 from verify import evidence as ev
+from verify._gaps import GAP_BLOCK, find_gaps
 from verify.errors import EvidenceError
 from verify.thresholds import Thresholds
 
@@ -267,6 +269,10 @@ def _direction(
     lat_fit = (t_rx_fit[idx] - t_tx[on_time]) / NS_PER_MS
     lat_raw = (t_rx_raw[idx] - t_tx[on_time]) / NS_PER_MS
     glitches = _glitches(samples, onsets[idx], schedule.samples[on_time], burst_params)
+    gaps = _gaps(
+        samples, tone_hz, schedule, sent, manifest, onsets, matched, ref, ~outside & ~is_late
+    )
+    gap_ms = [g["duration_ms"] for g in gaps]
 
     per_burst = []
     j = 0
@@ -321,6 +327,9 @@ def _direction(
         "detections_unexpected": unexpected,
         "glitches": int(glitches.sum()) + fragments,
         "bursts_with_glitches": int((glitches > 0).sum()),
+        "gaps": gaps,
+        "gap_total_ms": _r(sum(gap_ms), 3) if gap_ms else 0.0,
+        "gap_max_ms": max(gap_ms) if gap_ms else 0.0,
         "onset_reference_samples": _r(ref, 4),
         "latency_ms": {**_stats(lat_fit), "method": "fit"},
         "latency_raw_ms": {**_stats(lat_raw), "method": "raw"},
@@ -464,6 +473,55 @@ def _glitches(
         low = energy < GLITCH_RATIO**2 * np.median(energy)
         out[k] = int(np.count_nonzero(low[1:] & ~low[:-1]) + int(low[0]))
     return out
+
+
+def _gaps(
+    samples: npt.NDArray[np.int16],
+    tone_hz: float,
+    schedule: ev.Schedule,
+    sent: ev.Timing,
+    manifest: dict[str, Any],
+    onsets: FloatArray,
+    matched: npt.NDArray[np.int64],
+    ref: float,
+    usable: npt.NDArray[np.bool_],
+) -> list[dict[str, Any]]:
+    """The direction's gaps as report entries: start on the run's clock, length, bursts."""
+    on_time = matched >= 0
+    starts = schedule.start_sample.astype(np.int64)
+    offsets = np.full(len(schedule), np.nan)
+    offsets[on_time] = onsets[matched[on_time]] - (starts[on_time] + ref)
+    burst = manifest["burst"]
+    found = find_gaps(
+        samples,
+        tone_hz,
+        ev.SAMPLE_RATE,
+        ids=schedule.burst.astype(np.int64),
+        starts=starts,
+        lengths=schedule.samples.astype(np.int64),
+        offsets=offsets,
+        usable=usable,
+        detected=on_time,
+        ramp_samples=math.ceil(float(burst["ramp_s"]) * ev.SAMPLE_RATE) + GAP_BLOCK,
+        fallback_amplitude=float(burst["amplitude"]) * 32767.0,
+    )
+    if not found:
+        return []
+    clock = manifest.get("clock")
+    origin = clock.get("monotonic_ns") if isinstance(clock, dict) else None
+    if isinstance(origin, bool) or not isinstance(origin, int):
+        raise EvidenceError(
+            f"{ev.MANIFEST} has clock.monotonic_ns {origin!r}, expected an integer (ns)"
+        )
+    t_ns = _sent_time_ns(sent, np.array([g.start_sample for g in found]))
+    return [
+        {
+            "start_s": _r((float(t) - origin) / 1e9, 6),
+            "duration_ms": _r((g.end_sample - g.start_sample) * 1000.0 / ev.SAMPLE_RATE, 3),
+            "bursts": g.bursts,
+        }
+        for g, t in zip(found, t_ns, strict=True)
+    ]
 
 
 def _num(value: Any) -> float | None:

@@ -109,6 +109,14 @@ def _row(cells: list[Any], tag: str = "td") -> str:
     return "<tr>" + "".join(f"<{tag}>{_html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
 
 
+def _gap_line(direction: dict[str, Any], gap: dict[str, Any]) -> str:
+    bursts = ", ".join(str(b) for b in gap["bursts"])
+    return (
+        f"{direction['from']} → {direction['to']}: {gap['duration_ms']:.1f} ms from "
+        f"{gap['start_s']:.3f} s (bursts {bursts})"
+    )
+
+
 def _page(report: dict[str, Any], images: list[tuple[str, str]]) -> str:
     verdict = report["verdict"]
     passed = "PASSED" if verdict["passed"] else "FAILED"
@@ -126,6 +134,8 @@ def _page(report: dict[str, Any], images: list[tuple[str, str]]) -> str:
         ("bursts late", "bursts_late"),
         ("bursts repeated", "bursts_repeated"),
         ("glitches", "glitches"),
+        ("gaps: total (ms)", "gap_total_ms"),
+        ("gaps: longest (ms)", "gap_max_ms"),
     ]
     dirs = report["directions"]
     rows = [_row(["figure", *[f"{d['from']} → {d['to']}" for d in dirs]], "th")]
@@ -142,6 +152,9 @@ def _page(report: dict[str, Any], images: list[tuple[str, str]]) -> str:
     ):
         rows.append(_row([f"RTP {key}", *[d["rtc"][key] for d in dirs]]))
     failures = "".join(f"<li>{_html.escape(f)}</li>" for f in verdict["failures"])
+    gaps = "".join(
+        f"<li>{_html.escape(_gap_line(d, g))}</li>" for d in dirs for g in d.get("gaps", [])
+    )
     figures = "".join(
         f'<figure><img src="{_html.escape(src)}" alt="{_html.escape(title)}">'
         f"<figcaption>{_html.escape(title)}</figcaption></figure>"
@@ -164,6 +177,7 @@ figure is shown beside it.
 Signed by key {esc(report["key_id"])};
 re-check with <code>python -m verify &lt;run folder&gt;</code>.</p>
 <table>{"".join(rows)}</table>
+<h3>Gaps (sent burst audio not heard, at least 20 ms)</h3><ul>{gaps or "<li>none</li>"}</ul>
 {figures}
 </body></html>
 """

@@ -87,6 +87,12 @@ def verdict(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -
                     f"{label}: latency {key} {_fmt(latency[key])} ms exceeds the maximum "
                     f"{_fmt(limit)} ms"
                 )
+        if d["gap_max_ms"] > thresholds.max_gap_ms:
+            longest = max(d["gaps"], key=lambda g: g["duration_ms"])
+            failures.append(
+                f"{label}: gap max {_fmt(d['gap_max_ms'])} ms (at {_fmt(longest['start_s'])} s) "
+                f"exceeds the maximum {_fmt(thresholds.max_gap_ms)} ms"
+            )
         if d["bursts_detected"] and (d["snr_db"] is None or d["snr_db"] < thresholds.min_snr_db):
             failures.append(
                 f"{label}: SNR {_fmt(d['snr_db'] or 0)} dB is below the minimum "

@@ -22,6 +22,8 @@ class Thresholds:
         max_latency_median_ms: the median mouth-to-ear latency of detected bursts.
         max_latency_p95_ms: the 95th percentile of mouth-to-ear latency.
         min_snr_db: the median signal-to-noise ratio of detected bursts.
+        max_gap_ms: the longest gap (a stretch of sent burst audio the receiver did not hear,
+            merged across the pauses between bursts; see `verify._gaps`), per direction.
         match_window_ms: a detection arriving more than this after its burst was sent is "late",
             not "detected"; it is also the matching window of the burst schedule.
     """
@@ -32,6 +34,7 @@ class Thresholds:
     max_latency_median_ms: float = 400.0
     max_latency_p95_ms: float = 600.0
     min_snr_db: float = 20.0
+    max_gap_ms: float = 200.0
     match_window_ms: float = 1000.0
 
     @classmethod

@@ -2,7 +2,8 @@
 
 Bursts are placed with `dsp.burst` at known (fractional) sample positions; the receiver hears the
 sender's stream shifted by a known delay; chosen bursts are dropped (lost), repeated or delayed
-beyond the matching window (late). Timing files follow the same clock model, so the mouth-to-ear
+beyond the matching window (late); stretches of the sender's stream can be cut out (outages).
+Timing files follow the same clock model, so the mouth-to-ear
 latency of every burst is exactly the injected delay.
 """
 
@@ -38,6 +39,8 @@ class Direction:
     late_ms: dict[int, float] = dataclasses.field(default_factory=dict)  # extra delay per burst
     jitter_ms: float = 0.0  # symmetric uniform noise on arrival times
     outliers: float = 0.0  # share of arrival frames yielded 20 ms late
+    outages: tuple[tuple[float, float], ...] = ()  # (start s, length s) of sent audio never heard
+    outage_fade_s: float = 0.0  # the receiver's concealment: what it heard fades out over this
 
 
 @dataclasses.dataclass
@@ -45,6 +48,7 @@ class Spec:
     """A run to synthesise: its length, its burst period and each direction's truth."""
 
     duration_s: float = 6.0
+    burst_s: float = BURST_S
     period_s: float = 1.0  # one burst per sender per period; turns: support half a period later
     start_ms: float = 30.0  # receivers' recording starts this long after the senders'
     noise: float = 30.0  # gaussian noise sd (int16 units) in what receivers hear
@@ -74,7 +78,7 @@ def _write_timing(path: Path, t_ns: np.ndarray, samples_per_frame: int = FRAME) 
 def schedule(spec: Spec, role: str) -> list[tuple[int, int]]:
     """(burst id, start sample) of every burst `role` sends."""
     first = 0.2 + (0.5 * spec.period_s if role == "support" else 0.0)
-    n = burst_len()
+    n = burst_len(spec.burst_s)
     total = frames(spec) * FRAME
     out: list[tuple[int, int]] = []
     k = 0
@@ -86,9 +90,9 @@ def schedule(spec: Spec, role: str) -> list[tuple[int, int]]:
         k += 1
 
 
-def burst_len() -> int:
+def burst_len(burst_s: float = BURST_S) -> int:
     """Samples of one burst waveform."""
-    return len(dsp.burst(440.0, BURST_S, RATE, amplitude=AMPLITUDE, ramp_s=RAMP_S))
+    return len(dsp.burst(440.0, burst_s, RATE, amplitude=AMPLITUDE, ramp_s=RAMP_S))
 
 
 def frames(spec: Spec) -> int:
@@ -115,11 +119,11 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
             out = csv.writer(f, lineterminator="\n")
             out.writerow(["burst", "freq_hz", "start_sample", "samples"])
             for k, start in bursts:
-                out.writerow([k, tone, start, burst_len()])
+                out.writerow([k, tone, start, burst_len(spec.burst_s)])
         # receiver sample r is produced at T0 + start_ms + r / RATE; sender sample s left at
         # T0 + s / RATE and arrives delay later, so r = s + (delay - start) * RATE
         recv_frames = n_frames - 3
-        heard = rng.standard_normal(recv_frames * FRAME, dtype=np.float32) * np.float32(spec.noise)
+        heard = np.zeros(recv_frames * FRAME, dtype=np.float32)
         for k, start in bursts:
             if k in truth.lost:
                 continue
@@ -130,11 +134,19 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
                 pos = start + (delay - spec.start_ms) * RATE / 1000.0
                 base = math.floor(pos)
                 wave_ = dsp.burst(
-                    tone, BURST_S, RATE, amplitude=AMPLITUDE, ramp_s=RAMP_S, offset=pos - base
+                    tone, spec.burst_s, RATE, amplitude=AMPLITUDE, ramp_s=RAMP_S, offset=pos - base
                 )
                 end = min(base + len(wave_), heard.size)
                 if base < end:
                     heard[base:end] += wave_[: end - base]
+        shift = (truth.delay_ms - spec.start_ms) * RATE / 1000.0  # receiver minus sender sample
+        for start_s, length_s in truth.outages:
+            lo = max(round(start_s * RATE + shift), 0)
+            hi = max(round((start_s + length_s) * RATE + shift), lo)
+            fade = heard[lo : min(lo + round(truth.outage_fade_s * RATE), hi)]
+            fade *= np.linspace(1.0, 0.0, fade.size, dtype=np.float32)
+            heard[lo + fade.size : hi] = 0.0
+        heard += rng.standard_normal(heard.size, dtype=np.float32) * np.float32(spec.noise)
         pcm = np.clip(np.round(heard), -32768, 32767).astype(np.int16)
         wav = f"{receiver}-from-{sender}.wav"
         _write_wav(run / wav, pcm)
@@ -207,7 +219,7 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
             "support": {"identity": "support-agent-0001", "tone_hz": TONES["support"]},
         },
         "directions": directions,
-        "burst": {"duration_s": BURST_S, "ramp_s": RAMP_S, "amplitude": AMPLITUDE},
+        "burst": {"duration_s": spec.burst_s, "ramp_s": RAMP_S, "amplitude": AMPLITUDE},
         "clock": {"monotonic_ns": T0_NS, "wall": "2026-11-23T22:18:00.000000Z"},
         "started_at": "2026-11-23T22:18:00.000000Z",
         "ended_at": "2026-11-23T22:18:06.000000Z",

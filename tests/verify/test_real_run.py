@@ -92,6 +92,7 @@ def test_real_run_figures_are_sane(signed_real_run: tuple[Path, verify.ReportRes
         assert 0.0 < d["latency_ms"]["min"] <= d["latency_ms"]["median"] < 500.0
         assert d["rtc"]["available"] and d["rtc"]["packets_received"] > 0
         assert d["rtc"]["encoded_bytes_received"] < d["bytes_received"]  # Opus, not PCM
+        assert d["gaps"] == [] and d["gap_max_ms"] == 0.0  # nothing impaired: nothing missing
 
 
 def _rows(path: Path) -> np.ndarray:
