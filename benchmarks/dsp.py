@@ -12,6 +12,12 @@
   mean, std and max |error - mean| in microseconds; the mean through Opus is the codec's constant
   delay. ``slips`` counts errors more than half a period from the mean; ``slips_no_hint`` the
   same without the duration.
+- ``detect_1h`` (quick: 10 min): ``detect_bursts`` over a long recording (a 0.3 s burst of each
+  tone every second, 440 Hz then 550 Hz 0.4 s later, noise 40 dB below the tones' peak), as
+  the verify stage runs it: int16, with the nominal duration, one call per tone. Seconds
+  (median over repeats) per tone and its x real time; ``over_goertzel``: that time over the time
+  of ``goertzel_power`` of both tones over the same input in the same process (one pass over the
+  samples: the floor any detection pays), so load on the machine cancels out.
 - ``analysis_120s``: wall seconds of a warm-cache subprocess that imports dsp, reads a 120 s
   WAV and finds every burst of both tones (plus the Goertzel power of both per 10 ms block);
   ``import_s`` and ``analysis_s`` split it (the first numba call, which sets up numba's
@@ -205,6 +211,43 @@ def _onsets(quick: bool) -> dict[str, Any]:
     return results
 
 
+def _long_recording(seconds: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """int16 at 48 kHz: a 0.3 s burst of each tone per second, in noise; and bursts per tone."""
+    x = np.empty(seconds * RATE, dtype=np.int16)
+    chunk = 60  # seconds synthesised at a time: bounded float64 scratch
+    for first in range(0, seconds, chunk):
+        n = min(chunk, seconds - first)
+        part = rng.standard_normal(n * RATE) * 160.0
+        for s in range(n):
+            for freq, at in ((440.0, 0.2), (550.0, 0.6)):
+                wave_ = dsp.burst(freq, 0.3, offset=float(rng.uniform(0, 1)))
+                start = int((s + at) * RATE)
+                part[start : start + wave_.shape[0]] += wave_
+        x[first * RATE : (first + n) * RATE] = np.clip(np.round(part), -32768, 32767)
+    return x, seconds
+
+
+def _detect_long(quick: bool) -> dict[str, Any]:
+    seconds = 600 if quick else 3600
+    x, expected = _long_recording(seconds, np.random.default_rng(3))
+    counts = [len(dsp.detect_bursts(x, RATE, f, duration_s=0.3)) for f in (440.0, 550.0)]
+    t_detect, t_goertzel = _median_times(
+        [
+            lambda: dsp.detect_bursts(x, RATE, 440.0, duration_s=0.3),
+            lambda: dsp.goertzel_power(x, RATE, [440.0, 550.0], BLOCK),
+        ],
+        3,
+    )
+    return {
+        "seconds": seconds,
+        "per_tone_s": round(t_detect, 3),
+        "xrt": round(seconds / t_detect),
+        "over_goertzel": round(t_detect / t_goertzel, 2),
+        "bursts_per_tone": expected,
+        "found": counts,
+    }
+
+
 _ANALYSIS_PROBE = """
 import time
 started = time.perf_counter()
@@ -257,6 +300,7 @@ def run(quick: bool = False) -> dict:
         "goertzel": _throughput(quick),
         "jit": _jit(),
         "onset": _onsets(quick),
+        "detect_1h": _detect_long(quick),
         "analysis_120s": _analysis(),
     }
     _print(results)
@@ -275,7 +319,8 @@ def _print(results: dict[str, Any]) -> None:
             f"{key:<24}{row['mean_us']:>10}{row['std_us']:>9}{row['max_dev_us']:>12}"
             f"{row['slips']:>7}{row['slips_no_hint']:>9}"
         )
-    print("\njit:", json.dumps(results["jit"]))
+    print("\ndetect_bursts, long recording:", json.dumps(results["detect_1h"]))
+    print("jit:", json.dumps(results["jit"]))
     print("analysis of 120 s:", json.dumps(results["analysis_120s"]))
 
 

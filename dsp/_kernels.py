@@ -230,14 +230,14 @@ def block_energy(x, start, n_blocks, block, out):  # pragma: no cover - compiled
     """Sum of squares of each of ``n_blocks`` blocks of ``x`` from sample ``start``."""
     for b in range(n_blocks):
         acc = 0.0
-        src = start + b * block
+        xb = x[start + b * block : start + (b + 1) * block]  # from 0: no negative-index check
         for n in range(block):
-            v = float(x[src + n])
+            v = float(xb[n])
             acc += v * v
         out[b] = acc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def edge_scores(v_cum, u, s2, first, taus, ramp, rising, gain):  # pragma: no cover - compiled
     """Log-likelihood (up to a constant shared by all candidates) of each edge time in ``taus``.
 
@@ -253,11 +253,14 @@ def edge_scores(v_cum, u, s2, first, taus, ramp, rising, gain):  # pragma: no co
     size = u.shape[0]
     out = np.empty(taus.shape[0])
     g2 = gain * gain
-    # Along the ramp the raised cosine's angle moves by pi / ramp per sample: rotate a phasor
-    # (exact start, 240-odd steps: rounding stays far below what matters) instead of calling cos.
+    # Along the ramp the raised cosine's angle is a0 +- i pi / ramp: with cos and sin of
+    # i pi / ramp tabled once, each candidate's envelope is an angle sum with no chain from
+    # sample to sample (the loop vectorises).
     step = math.pi / ramp if ramp > 0 else 0.0
-    step_c = math.cos(step)
-    step_s = math.sin(step)
+    span = math.ceil(ramp) + 2  # at most ceil(ramp) + 1 samples lie on a ramp
+    tab_c = np.empty(span)
+    tab_s = np.empty(span)
+    _phasor(0.0, step, tab_c, tab_s)
     for c in range(taus.shape[0]):
         tau = taus[c] - first
         if rising:
@@ -272,22 +275,46 @@ def edge_scores(v_cum, u, s2, first, taus, ramp, rising, gain):  # pragma: no co
             acc = v_cum[lo]
             angle = step * (tau - lo)  # shrinks along the ramp
             sign = -1.0
-        cos_a = math.cos(angle)
-        sin_a = math.sin(angle)
-        for i in range(lo, hi):
-            w = 0.5 - 0.5 * cos_a
-            acc += 2.0 * gain * u[i] * w - g2 * s2[i] * w * w
-            cos_a, sin_a = (
-                cos_a * step_c - sign * sin_a * step_s,
-                sin_a * step_c + sign * cos_a * step_s,
-            )
-        out[c] = acc
+        cos_a = 0.5 * math.cos(angle)
+        sin_a = 0.5 * sign * math.sin(angle)
+        part = 0.0
+        u_r = u[lo:hi]  # views indexed from 0: no negative-index check, so the loop vectorises
+        s2_r = s2[lo:hi]
+        for i in range(hi - lo):
+            w = 0.5 - (cos_a * tab_c[i] - sin_a * tab_s[i])  # 0.5 - 0.5 cos(angle +- step i)
+            part += (2.0 * gain * u_r[i] - g2 * s2_r[i] * w) * w
+        out[c] = acc + part
     return out
 
 
-# The oscillators below rotate a unit phasor sample by sample (one complex multiply instead of
-# a sine and a cosine) and restart it from the exact phase this often, so rounding cannot build up.
+# The oscillators below are exact (math.cos, math.sin) every _RESYNC samples; in between an angle
+# sum with a table of the first _RESYNC steps, so no sample waits on the one before it.
 _RESYNC = 256
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _phasor(phase, omega, cos_out, sin_out):  # pragma: no cover - compiled
+    """cos_out[i], sin_out[i] = cos, sin of ``phase + omega i``."""
+    count = cos_out.shape[0]
+    span = min(_RESYNC, count)
+    tab_c = np.empty(span)
+    tab_s = np.empty(span)
+    step_c = math.cos(omega)
+    step_s = math.sin(omega)
+    c, s = 1.0, 0.0
+    for r in range(span):  # a rotating phasor: its rounding stays ~1e-14 over _RESYNC steps
+        tab_c[r] = c
+        tab_s[r] = s
+        c, s = c * step_c - s * step_s, s * step_c + c * step_s
+    for j in range(0, count, _RESYNC):
+        anchor = phase + omega * j
+        ca = math.cos(anchor)
+        sa = math.sin(anchor)
+        cos_j = cos_out[j : j + _RESYNC]  # views indexed from 0: no negative-index check
+        sin_j = sin_out[j : j + _RESYNC]
+        for r in range(cos_j.shape[0]):
+            cos_j[r] = ca * tab_c[r] - sa * tab_s[r]
+            sin_j[r] = sa * tab_c[r] + ca * tab_s[r]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -296,14 +323,14 @@ def sine_sums(x, n0, omega):  # pragma: no cover - compiled
 
     Returns (cc, cs, ss, xc, xs, xx) with c = cos(omega n), s = sin(omega n).
     """
+    size = x.shape[0]
+    cos_n = np.empty(size)
+    sin_n = np.empty(size)
+    _phasor(omega * n0, omega, cos_n, sin_n)
     cc = cs = ss = xc = xs = xx = 0.0
-    step_c = math.cos(omega)
-    step_s = math.sin(omega)
-    c = s = 0.0
-    for i in range(x.shape[0]):
-        if i % _RESYNC == 0:
-            c = math.cos(omega * (n0 + i))
-            s = math.sin(omega * (n0 + i))
+    for i in range(size):
+        c = cos_n[i]
+        s = sin_n[i]
         v = float(x[i])
         cc += c * c
         cs += c * s
@@ -311,7 +338,6 @@ def sine_sums(x, n0, omega):  # pragma: no cover - compiled
         xc += v * c
         xs += v * s
         xx += v * v
-        c, s = c * step_c - s * step_s, s * step_c + c * step_s
     return cc, cs, ss, xc, xs, xx
 
 
@@ -322,26 +348,95 @@ def hann_demod(x, n0, omega, length, hop):  # pragma: no cover - compiled
     out = np.zeros(max(n_windows, 0), dtype=np.complex128)
     re = np.empty(x.shape[0])
     im = np.empty(x.shape[0])
-    step_c = math.cos(omega)
-    step_s = math.sin(omega)
-    c = s = 0.0
+    _phasor(omega * n0, omega, re, im)
     for i in range(x.shape[0]):
-        if i % _RESYNC == 0:
-            c = math.cos(omega * (n0 + i))
-            s = math.sin(omega * (n0 + i))
         v = float(x[i])
-        re[i] = v * c
-        im[i] = -v * s
-        c, s = c * step_c - s * step_s, s * step_c + c * step_s
-    window = np.empty(length)
-    for i in range(length):  # Hann without its zero end points
-        window[i] = 0.5 - 0.5 * math.cos(2.0 * math.pi * (i + 1) / (length + 1))
+        re[i] = v * re[i]
+        im[i] = -v * im[i]
+    window = np.empty(length)  # Hann without its zero end points: 0.5 - 0.5 cos(2 pi (i+1)/(L+1))
+    sines = np.empty(length)
+    _phasor(2.0 * math.pi / (length + 1), 2.0 * math.pi / (length + 1), window, sines)
+    for i in range(length):
+        window[i] = 0.5 - 0.5 * window[i]
     for m in range(n_windows):
         acc_re = 0.0
         acc_im = 0.0
-        base = m * hop
+        re_m = re[m * hop : m * hop + length]  # views from 0: no negative-index check
+        im_m = im[m * hop : m * hop + length]
         for i in range(length):
-            acc_re += window[i] * re[base + i]
-            acc_im += window[i] * im[base + i]
+            acc_re += window[i] * re_m[i]
+            acc_im += window[i] * im_m[i]
         out[m] = complex(acc_re, acc_im)
     return out
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def edge_terms(x, first, stop, omega, theta, gain):  # pragma: no cover - compiled
+    """What ``edge_scores`` needs over samples [first, stop) of ``x``, in one pass.
+
+    Returns (carrier, u, s2, v_cum): ``carrier[i] = sin(omega (first + i) - theta)``, ``u = x
+    carrier``, ``s2 = carrier**2`` and ``v_cum`` the prefix sum (leading 0) of ``2 gain u -
+    gain**2 s2``.
+    """
+    size = stop - first
+    cos_n = np.empty(size)
+    carrier = np.empty(size)
+    _phasor(omega * first - theta, omega, cos_n, carrier)
+    u = np.empty(size)
+    s2 = np.empty(size)
+    xr = x[first:stop]  # indexed from 0: no negative-index check
+    for i in range(size):
+        s = carrier[i]
+        u[i] = float(xr[i]) * s
+        s2[i] = s * s
+    v_cum = np.empty(size + 1)
+    v_cum[0] = 0.0
+    g2 = gain * gain
+    acc = 0.0
+    for i in range(size):
+        acc += 2.0 * gain * u[i] - g2 * s2[i]
+        v_cum[i + 1] = acc
+    return carrier, u, s2, v_cum
+
+
+@njit(cache=True, nogil=True)
+def _ramp_weight(t, ramp):  # pragma: no cover - compiled
+    """Raised-cosine step: 0 for t <= 0, 1 from t >= ramp (a hard step when ramp is 0)."""
+    if t <= 0.0:
+        return 0.0
+    if t >= ramp:
+        return 1.0
+    return 0.5 - 0.5 * math.cos(math.pi * t / ramp)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def model_residual(x, first, carrier, onset, end, ramp, gain):  # pragma: no cover - compiled
+    """``x[first + i]`` minus our burst (rising ramp at ``onset``, falling ramp ending at ``end``,
+    ``inf`` for none; ``carrier`` from ``edge_terms``), and a bound on any tone in it.
+
+    The bound: no Hann-windowed DTFT bin of the residual can exceed ``sum |r w|``, so no tone
+    found in it can have an amplitude above ``2 sum |r w| / sum w`` (what ``_tone_outside``
+    measures). Returns (residual, bound).
+    """
+    size = carrier.shape[0]
+    out = np.empty(size)
+    # np.hanning(size): 0.5 - 0.5 cos(2 pi i / (size - 1)), from a rotating phasor
+    step = 2.0 * math.pi / (size - 1) if size > 1 else 0.0
+    step_c = math.cos(step)
+    step_s = math.sin(step)
+    c = s = 0.0
+    weighted = total = 0.0
+    xr = x[first : first + size]  # indexed from 0: no negative-index check
+    for i in range(size):
+        if i % _RESYNC == 0:
+            c = math.cos(step * i)
+            s = math.sin(step * i)
+        n = float(first + i)
+        envelope = _ramp_weight(n - onset, ramp) * _ramp_weight(end - n, ramp)
+        r = float(xr[i]) - gain * envelope * carrier[i]
+        out[i] = r
+        w = 0.5 - 0.5 * c if size > 1 else 1.0
+        weighted += abs(r) * w
+        total += w
+        c, s = c * step_c - s * step_s, s * step_c + c * step_s
+    return out, 2.0 * weighted / max(total, 1e-300)

@@ -16,7 +16,11 @@ Three stages per burst:
    which is what keeps 0 dB SNR after Opus free of cycle slips.
 4. Other tones: if another tone (the other agent's, in full duplex) sits around our ramps, the
    cycle is chosen again jointly: for every candidate, our burst's model is subtracted and the
-   other tone fitted to what is left (steady, or with a ramp of its own at any position).
+   other tone fitted to what is left (steady, or with a ramp of its own at any position). The
+   spectrum of what is left is only searched when its magnitude leaves room for such a tone.
+
+Cost: two passes over the whole input (Goertzel and energy per block); the rest works on each
+burst's neighbourhood only, in numba kernels (``dsp._kernels``) called a few times per burst.
 
 The fine timing assumes the tone arrives at its nominal frequency (a digital path: no clock
 drift between sender and receiver); a codec's constant delay is kept in the onset. Known limit:
@@ -33,7 +37,14 @@ import numpy as np
 
 from dsp import _checks
 from dsp._errors import DspError
-from dsp._kernels import block_energy, edge_scores, hann_demod, sine_sums
+from dsp._kernels import (
+    block_energy,
+    edge_scores,
+    edge_terms,
+    hann_demod,
+    model_residual,
+    sine_sums,
+)
 from dsp.goertzel import goertzel_power
 
 # Offsets below and above the nominal frequency can be measured without aliasing up to
@@ -103,16 +114,14 @@ def _sine_fit(x: np.ndarray, n0: int, omega: float) -> tuple[float, float, float
 
 
 class _Edges:
-    """Least-squares scores of candidate ramp positions over one region of a segment."""
+    """Least-squares scores of candidate ramp positions over one region of a segment (whose
+    carrier, our burst's sine, is kept for the model of ``_other_tone``)."""
 
     def __init__(
         self, x: np.ndarray, first: int, stop: int, omega: float, theta: float, gain: float
     ):
         self.first = first
-        carrier = np.sin(omega * np.arange(first, stop) - theta)
-        self.u = x[first:stop] * carrier
-        self.s2 = carrier * carrier
-        self.v_cum = np.concatenate(([0.0], np.cumsum(2 * gain * self.u - gain * gain * self.s2)))
+        self.carrier, self.u, self.s2, self.v_cum = edge_terms(x, first, stop, omega, theta, gain)
         self.gain = gain
 
     def scores(self, taus: np.ndarray, ramp: float, rising: bool) -> np.ndarray:
@@ -270,20 +279,15 @@ def _locate(x: np.ndarray, b0: int, b1: int, n_blocks: int, search: _Search) -> 
     regions = [(max(0, math.floor(lo) - 1), min(seg.shape[0], math.ceil(hi + ramp) + 2))]
     if nominal is not None and math.ceil(hi + nominal) + 2 <= seg.shape[0]:
         regions.append((max(0, math.floor(lo + nominal - ramp) - 1), math.ceil(hi + nominal) + 2))
-    onset = _best_onset(seg, regions, taus, ramp, nominal, omega, theta, gain)
+    edges = [_Edges(seg, first, stop_, omega, theta, gain) for first, stop_ in regions]
+    onset = _best_onset(edges, taus, ramp, nominal)
     # Another tone (the other agent's, in full duplex) around our ramps leaks into their scores.
     # If one shows once our burst's model is out of the way, choose the cycle again with the
     # other tone fitted (steady, or with a ramp of its own) for every candidate, and use the
     # samples with it removed from then on.
+    end = math.inf if nominal is None else onset + nominal
     others = [
-        _tone_outside(
-            seg[first:stop_] - _model(first, stop_, onset, ramp, nominal, omega, theta, gain),
-            rate,
-            freq,
-            accept * 2,
-            0.1 * gain,
-        )
-        for first, stop_ in regions
+        _other_tone(seg, region, onset, end, ramp, gain, rate, freq, accept * 2) for region in edges
     ]
     if any(other is not None for other in others):
         totals = np.zeros(taus.shape[0])
@@ -329,24 +333,35 @@ def _locate(x: np.ndarray, b0: int, b1: int, n_blocks: int, search: _Search) -> 
     )
 
 
-def _best_onset(
-    seg: np.ndarray,
-    regions: list[tuple[int, int]],
-    taus: np.ndarray,
-    ramp: float,
-    nominal: float | None,
-    omega: float,
-    theta: float,
-    gain: float,
-) -> float:
+def _best_onset(edges: list[_Edges], taus: np.ndarray, ramp: float, nominal: float | None) -> float:
     """The candidate onset whose rising (and, with ``nominal``, falling) ramp fits best."""
-    first, stop = regions[0]
-    scores = _Edges(seg, first, stop, omega, theta, gain).scores(taus, ramp, rising=True)
-    if nominal is not None and len(regions) > 1:
-        first, stop = regions[1]
-        fall = _Edges(seg, first, stop, omega, theta, gain)
-        scores = scores + fall.scores(taus + nominal, ramp, rising=False)
+    scores = edges[0].scores(taus, ramp, rising=True)
+    if nominal is not None and len(edges) > 1:
+        scores = scores + edges[1].scores(taus + nominal, ramp, rising=False)
     return float(taus[np.argmax(scores)])
+
+
+def _other_tone(
+    seg: np.ndarray,
+    region: _Edges,
+    onset: float,
+    end: float,
+    ramp: float,
+    gain: float,
+    rate: float,
+    freq: float,
+    band: float,
+) -> float | None:
+    """``_tone_outside`` of what our burst's model leaves over ``region`` (floor: 0.1 gain).
+
+    The spectrum is only searched when the residual could hold such a tone at all: a bound
+    from the residual's magnitude rules it out in one pass (the usual case: nothing else there).
+    """
+    floor = 0.1 * gain
+    residual, bound = model_residual(seg, region.first, region.carrier, onset, end, ramp, gain)
+    if bound < 0.99 * floor:  # 0.99: margin for rounding, not for the bound
+        return None
+    return _tone_outside(residual, rate, freq, band, floor)
 
 
 def _model(

@@ -111,3 +111,47 @@ def test_goertzel_helpers_match_reference(signal, block):
     np.testing.assert_allclose(eight, want, rtol=1e-9)
     np.testing.assert_allclose(wide, want, rtol=1e-9)
     np.testing.assert_allclose(stepped, want, rtol=1e-9)
+
+
+def test_phasor_matches_cos_and_sin():
+    """The table-and-anchor oscillator gives cos and sin of the angle to ~1e-12, past resyncs."""
+    c, s = np.empty(1000), np.empty(1000)
+    k._phasor(0.7, 0.0576, c, s)
+    angle = 0.7 + 0.0576 * np.arange(1000)
+    np.testing.assert_allclose(c, np.cos(angle), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(s, np.sin(angle), rtol=0, atol=1e-12)
+    c2, s2 = np.empty(1000), np.empty(1000)
+    k._phasor.py_func(0.7, 0.0576, c2, s2)
+    np.testing.assert_allclose(c2, np.cos(angle), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(s2, np.sin(angle), rtol=0, atol=1e-12)
+
+
+def test_edge_terms(signal):
+    """Carrier, products and prefix sums over a region, against plain numpy."""
+    x = signal.astype(np.float64)
+    omega, theta, gain = 2 * math.pi * 440 / 48000, 0.4, 8000.0
+    carrier = np.sin(omega * np.arange(500, 3100) - theta)
+    u, s2 = x[500:3100] * carrier, carrier * carrier
+    v_cum = np.concatenate(([0.0], np.cumsum(2 * gain * u - gain**2 * s2)))
+    for fn in (k.edge_terms, k.edge_terms.py_func):
+        got = fn(x, 500, 3100, omega, theta, gain)
+        for a, b in zip(got, (carrier, u, s2, v_cum), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.parametrize("end", [math.inf, 2400.5])
+def test_model_residual(signal, end):
+    """The residual of the burst model, and the bound on any tone left in it."""
+    x = signal.astype(np.float64)
+    omega, theta, gain, ramp, onset = 2 * math.pi * 440 / 48000, 0.4, 8000.0, 240.0, 700.25
+    carrier = np.sin(omega * np.arange(500, 2700) - theta)
+    n = np.arange(500, 2700, dtype=np.float64)
+    rise = 0.5 - 0.5 * np.cos(np.pi * np.clip((n - onset) / ramp, 0, 1))
+    fall = 0.5 - 0.5 * np.cos(np.pi * np.clip((end - n) / ramp, 0, 1))
+    want = x[500:2700] - gain * rise * fall * carrier
+    window = np.hanning(want.shape[0])
+    largest = np.abs(np.fft.rfft(want * window, 1 << 14)).max() * 2 / window.sum()
+    for fn in (k.model_residual, k.model_residual.py_func):
+        residual, bound = fn(x, 500, carrier, onset, end, ramp, gain)
+        np.testing.assert_allclose(residual, want, rtol=0, atol=1e-6)
+        assert largest <= bound == pytest.approx(2 * np.abs(want * window).sum() / window.sum())
