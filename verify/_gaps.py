@@ -141,6 +141,10 @@ def find_gaps(
             continue
         first_sent, _, blocks, amp = plateau
         heard = amp >= limit
+        if heard.all():  # the common case, and the only one worth its own fast path
+            if open_start is not None:
+                close(last_end)
+            continue
         level = float(np.median(amp[heard])) if heard.any() else reference
         for m in range(blocks):
             block_start = first_sent + m * GAP_BLOCK
