@@ -3,7 +3,10 @@
     config = pipeline.load_config("config.json", os.environ)
     outcomes = await pipeline.capture(config)   # one Outcome per run folder (docs/evidence.md)
 
-`python -m pipeline` runs it from the command line and verifies each run folder.
+`capture` runs every conversation in this process's event loop; `capture(config, processes=True)`
+runs each in a worker process of its own (`pipeline._worker`), which many pairs need to keep real
+time. `python -m pipeline` runs it from the command line (in workers when `--pairs` > 1) and
+verifies each run folder.
 """
 
 from pipeline.config import Config, load_config, parse_config

@@ -53,18 +53,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging() -> None:
+    def sink(message: Any) -> None:
+        clear_progress()  # a log line must not run into the live progress bar
+        sys.stderr.write(message)
+
+    setup_logging(sink, "{time:HH:mm:ss.SSS} {level: <7} {message}")
+
+
+def setup_logging(sink: Any, format: str) -> None:
+    """Send INFO and above (redacted) to `sink`; the SDK's `logging` warnings go there too."""
     logger.remove()
 
     def scrub(record: Any) -> None:
         record["message"] = redact(record["message"])
 
     logger.configure(patcher=scrub)
-
-    def sink(message: Any) -> None:
-        clear_progress()  # a log line must not run into the live progress bar
-        sys.stderr.write(message)
-
-    logger.add(sink, level="INFO", format="{time:HH:mm:ss.SSS} {level: <7} {message}")
+    logger.add(sink, level="INFO", format=format)
 
     # The SDK logs through `logging`; route its warnings through the same redaction.
     class _ToLoguru(logging.Handler):
@@ -130,7 +134,8 @@ async def _capture(config: Config) -> list[Outcome]:
     for sig in names:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        return await capture(config, stop=stop)
+        # More than one pair: one worker process per conversation (see pipeline._worker).
+        return await capture(config, stop=stop, processes=config.pairs > 1)
     finally:
         for sig in names:
             loop.remove_signal_handler(sig)

@@ -47,7 +47,8 @@ class Agent:
         self.identity = identity
         self.tone_hz = tone_hz
         self.peer_identity = peer_identity
-        self.counters = Counters(meter=ToneMeter(peer_hz, tone_hz))
+        self._meter = ToneMeter(peer_hz, tone_hz)
+        self.counters = Counters(meter=self._meter)
         self._queue_size_ms = queue_size_ms
         self._events = events
         self._room: rtc.Room | None = None
@@ -174,8 +175,7 @@ class Agent:
             c.samples_received += len(pcm)
             c.bytes_received += len(pcm) * BYTES_PER_SAMPLE
             c.last_received_ns = t_ns
-            if c.meter is not None:
-                c.meter.feed(pcm, t_ns)
+            self._meter.feed(pcm, t_ns)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -214,8 +214,7 @@ class Agent:
         if stream is not None:
             with contextlib.suppress(Exception):
                 await stream.aclose()
-        if self.counters.meter is not None:
-            self.counters.meter.flush()
+        self._meter.flush()
 
     async def aclose(self) -> None:
         """Stop receiving and leave the room; safe to call twice."""

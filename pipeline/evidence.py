@@ -1,8 +1,8 @@
 """Writers for the run folder that docs/evidence.md defines (and nothing else goes in it).
 
 Each writer owns one file, writes as the run goes, and has a `close()` that is safe to call
-twice. The WAV writer flushes after every write so that its header (patched by the stdlib `wave`
-module on each `writeframes`) is valid on disk even if the process is killed.
+twice. The WAV writer patches its header every 100 ms of audio, so the file on disk is a valid WAV
+even if the process is killed (missing at most that last 100 ms).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import io
 import json
 import os
 import secrets
+import struct
 import time
-import wave
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,38 +94,70 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 class WavWriter:
-    """A 48 kHz mono PCM_16 WAV written frame by frame, playable after every write."""
+    """A 48 kHz mono PCM_16 WAV written frame by frame, playable at every moment.
+
+    Samples go to the file at once; the header's sizes are patched once per `PATCH_SAMPLES`
+    (100 ms of audio) rather than per frame, since the seek and two writes per frame add up with
+    many pairs. A process killed at any moment leaves a valid WAV missing at most the last 100 ms.
+    """
+
+    PATCH_SAMPLES = SAMPLE_RATE // 10
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.samples = 0
+        self._patched = 0  # samples the header on disk counts
         self._file: io.BufferedWriter | None = path.open("wb")
-        # The WAV object is closed in close(), with the file under it.
-        self._wav: wave.Wave_write | None = wave.open(self._file, "wb")  # noqa: SIM115
-        self._wav.setnchannels(1)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(SAMPLE_RATE)
-        # Write the header now, so even an empty recording is a valid WAV.
-        self._wav.writeframes(b"")
+        # Sizes 0: even an empty recording is a valid WAV.
+        self._file.write(_wav_header(0))
         self._file.flush()
 
     def write(self, pcm: npt.NDArray[np.int16] | bytes | memoryview) -> None:
-        """Append int16 samples; the header on disk counts them when this returns."""
-        if self._wav is None or self._file is None:
+        """Append int16 samples; the header counts them within 100 ms of audio."""
+        if self._file is None:
             raise ValueError(f"{self.path.name} is closed")
         data = pcm.tobytes() if isinstance(pcm, np.ndarray) else bytes(pcm)
-        self._wav.writeframes(data)  # patches the header's sizes
-        self._file.flush()
+        self._file.write(data)
         self.samples += len(data) // 2
+        if self.samples - self._patched >= self.PATCH_SAMPLES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Put every sample on disk, then make the header count them."""
+        f = self._file
+        if f is None or self._patched == self.samples:
+            return
+        f.flush()  # the data first: the header never counts samples the file lacks
+        os.pwrite(f.fileno(), _wav_sizes(self.samples), 4)
+        self._patched = self.samples
 
     def close(self) -> None:
         """Finish the file; safe to call twice."""
-        wav, f = self._wav, self._file
-        self._wav = self._file = None
-        if wav is not None:
-            wav.close()
-        if f is not None:
+        if self._file is None:
+            return
+        try:
+            self.flush()
+        finally:
+            f, self._file = self._file, None
             f.close()
+
+
+def _wav_header(samples: int) -> bytes:
+    """The 44-byte header of a 48 kHz mono PCM_16 WAV holding `samples` samples."""
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + 2 * samples)
+        + b"WAVE"
+        + fmt
+        + b"data"
+        + struct.pack("<I", 2 * samples)
+    )
+
+
+def _wav_sizes(samples: int) -> bytes:
+    """Bytes 4..44 of the header: the RIFF size, the unchanged middle and the data size."""
+    return _wav_header(samples)[4:]
 
 
 class TimingWriter:
@@ -138,20 +170,34 @@ class TimingWriter:
         self._csv = csv.writer(self._file, lineterminator="\n")
         self._csv.writerow(("frame", "sample", "samples", "t_ns"))
         self._file.flush()
+        # Rows are held here and written in batches (one csv call and one flush per batch).
+        self._rows: list[tuple[int, int, int, int]] = []
 
     def write(self, frame: int, sample: int, samples: int, t_ns: int) -> None:
         """Append one frame's row."""
         if self._file is None:
             raise ValueError(f"{self.path.name} is closed")
-        self._csv.writerow((frame, sample, samples, t_ns))
+        self._rows.append((frame, sample, samples, t_ns))
         self.rows += 1
-        if self.rows % _CSV_FLUSH_ROWS == 0:
-            self._file.flush()
+        if len(self._rows) >= _CSV_FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows held back so far and flush them to the file."""
+        if self._file is None or not self._rows:
+            return
+        self._csv.writerows(self._rows)
+        self._rows.clear()
+        self._file.flush()
 
     def close(self) -> None:
         """Flush and close; safe to call twice."""
-        f, self._file = self._file, None
-        if f is not None:
+        if self._file is None:
+            return
+        try:
+            self.flush()
+        finally:
+            f, self._file = self._file, None
             f.close()
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -97,6 +97,33 @@ def _reference_power(freq_hz: float) -> float:
 
 
 @dataclass
+class MeterReading:
+    """What a `ToneMeter` in another process said last (the parent's view of a worker's agent)."""
+
+    expected_hz: float
+    heard_s: float
+    last_heard_ns: int | None
+
+    def hearing(self, now_ns: int) -> bool:
+        """True when the expected tone was heard in the last 1.5 s (monotonic ns is system-wide)."""
+        last = self.last_heard_ns
+        return last is not None and now_ns - last <= _RECENT_S * 1e9
+
+
+_COUNTS = (
+    "frames_sent",
+    "bytes_sent",
+    "bursts_sent",
+    "frames_received",
+    "bytes_received",
+    "samples_received",
+    "first_sent_ns",
+    "last_sent_ns",
+    "last_received_ns",
+)
+
+
+@dataclass
 class Counters:
     """What one agent sent and received so far (PCM bytes: 2 per sample, 960 per 10 ms frame)."""
 
@@ -109,7 +136,24 @@ class Counters:
     first_sent_ns: int | None = None
     last_sent_ns: int | None = None
     last_received_ns: int | None = None
-    meter: ToneMeter | None = field(default=None, repr=False)
+    meter: ToneMeter | MeterReading | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able numbers, with the meter's reading (for a worker's progress report)."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTS}
+        m = self.meter
+        if m is not None:
+            out["meter"] = [m.expected_hz, m.heard_s, m.last_heard_ns]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Counters:
+        """The counters `to_dict` described."""
+        meter = data.get("meter")
+        return cls(
+            **{name: data[name] for name in _COUNTS},
+            meter=None if meter is None else MeterReading(*meter),
+        )
 
     @property
     def frames_processed(self) -> int:

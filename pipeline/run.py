@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import aiohttp
 from jwt.warnings import InsecureKeyLengthWarning
@@ -71,6 +71,12 @@ class StopSignal:
         await self._event.wait()
 
 
+class Begins(Protocol):
+    """Told when a conversation starts talking: the live view, or a worker's report."""
+
+    def begin(self, start_ns: int, duration_s: float) -> None: ...
+
+
 @dataclass
 class Outcome:
     """One conversation's result: its run folder, how it ended, and each agent's counters."""
@@ -101,13 +107,30 @@ def tail_max_s(config: Config) -> float:
 
 
 async def capture(
-    config: Config, *, stop: StopSignal | None = None, live_stream: TextIO | None = None
+    config: Config,
+    *,
+    stop: StopSignal | None = None,
+    live_stream: TextIO | None = None,
+    processes: bool = False,
 ) -> list[Outcome]:
-    """Run `config.pairs` conversations at once and return their outcomes, in run order."""
+    """Run `config.pairs` conversations at once and return their outcomes, in run order.
+
+    With `processes`, each conversation runs in a worker process of its own (`pipeline._worker`):
+    one event loop and one GIL per conversation, so many pairs keep real time. Without it, every
+    conversation shares this process's event loop (fine for one or two pairs, and for tests).
+    """
     stop = stop or StopSignal()
     async with embedded_server(config) as embedded:
         run_ids = _run_ids(config.pairs)
         await _create_rooms(config, [_room_name(r) for r in run_ids])
+        if processes:
+            from pipeline import _worker
+
+            outcomes = await _worker.run_conversations(
+                config, run_ids, embedded=embedded, stop=stop, live_stream=live_stream
+            )
+            await _delete_rooms(config, [_room_name(r) for r in run_ids])
+            return outcomes
         conversations = [Conversation(config, run_id, embedded=embedded) for run_id in run_ids]
         view = LiveView([c.view for c in conversations], stream=live_stream)
         view_task = asyncio.create_task(view.run(), name="live-view")
@@ -287,7 +310,7 @@ class Conversation:
         }
         self._closers: list[Any] = []
 
-    async def run(self, stop: StopSignal, view: LiveView) -> None:
+    async def run(self, stop: StopSignal, view: Begins) -> None:
         """Talk for the configured duration (or until stopped), then close the evidence."""
         status: str = "failed"
         reason: str | None = "the run ended before the agents joined."
@@ -370,7 +393,7 @@ class Conversation:
         self.view.support = self.outcome.support = self.agents["support"].counters
         logger.info("run {}: room {}, evidence in {}", self.run_id, self.room, self.run_dir)
 
-    async def _talk(self, stop: StopSignal, view: LiveView) -> tuple[str, str | None]:
+    async def _talk(self, stop: StopSignal, view: Begins) -> tuple[str, str | None]:
         c, agents = self.config, self.agents
         names = {"customer": "Customer", "support": "Customer Support"}
         tokens = {r: _token(c, self.room, self.identities[r], names[r]) for r in ROLES}

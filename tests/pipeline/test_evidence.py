@@ -25,20 +25,25 @@ def _read_wav(path: Path) -> np.ndarray:
 
 
 def test_wav_header_is_valid_after_every_write(tmp_path: Path) -> None:
-    """A second reader sees every sample written so far while the writer is still open."""
+    """A second reader sees a valid WAV at every moment, lagging the writer by at most 100 ms."""
     path = tmp_path / "a.wav"
     writer = evidence.WavWriter(path)
     assert len(_read_wav(path)) == 0
     rng = np.random.default_rng(1)
     written = []
-    for _ in range(5):
+    for _ in range(25):
         chunk = rng.integers(-30000, 30000, 480).astype(np.int16)
         writer.write(chunk)
         written.append(chunk)
-        np.testing.assert_array_equal(_read_wav(path), np.concatenate(written))
+        seen, wrote = _read_wav(path), np.concatenate(written)
+        assert len(wrote) - 4800 < len(seen) <= len(wrote)
+        np.testing.assert_array_equal(seen, wrote[: len(seen)])
+    writer.flush()
+    np.testing.assert_array_equal(_read_wav(path), np.concatenate(written))
     writer.close()
     writer.close()  # safe twice
-    assert writer.samples == 5 * 480
+    assert writer.samples == 25 * 480
+    np.testing.assert_array_equal(_read_wav(path), np.concatenate(written))
 
 
 _KILLED_WRITER = """
@@ -49,7 +54,7 @@ n = 0
 while True:
     w.write(np.full(480, n % 1000, dtype=np.int16))
     n += 1
-    if n == 50:
+    if n == 60:
         print("ready", flush=True)
 """
 
@@ -73,10 +78,10 @@ async def test_wav_survives_sigkill(tmp_path: Path) -> None:
     samples = _read_wav(path)
     assert len(samples) >= 50 * 480
     assert len(samples) % 480 == 0
-    # The header counts every frame on disk, or all but the one whose write the kill interrupted
-    # (the data reaches the file just before the header is patched).
+    # The header is patched every 100 ms of audio, after the data reached the file: it never counts
+    # more than is on disk, and at most 100 ms (plus the frame the kill interrupted) less.
     on_disk = (path.stat().st_size - 44) // 2
-    assert on_disk - 480 <= len(samples) <= on_disk
+    assert on_disk - 4800 - 480 <= len(samples) <= on_disk
     frames = samples.reshape(-1, 480)
     assert (frames == np.arange(len(frames))[:, None] % 1000).all()
 

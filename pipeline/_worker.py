@@ -1,0 +1,312 @@
+"""One conversation per worker process, so that many pairs keep real time.
+
+All conversations in one process share one event loop and one GIL: with four pairs the send loops
+starve and frames go out late. Here the parent (`run_conversations`) starts one worker process per
+conversation, `python -m pipeline._worker`, which runs both agents of it in its own event loop
+(mouth-to-ear latency still uses one clock; `time.monotonic_ns()` is system-wide anyway).
+
+The protocol is lines on the worker's pipes:
+
+- parent -> worker stdin: first the job (the config, the run id, whether the server is the run's
+  own), base64 of a pickle, since both ends run this same code; later at most one line, the JSON
+  string of the reason to stop (Ctrl-C, SIGTERM). End of input also stops the worker: its parent
+  is gone.
+- worker -> parent stdout, JSON objects: `{"kind": "log", "level", "message"}` for every log line
+  (the parent prints it, so it does not run into the live view), `{"kind": "begin", "start_ns",
+  "duration_s"}`, `{"kind": "progress", "customer", "support"}` twice a second with each agent's
+  counters, and last `{"kind": "outcome", "status", "reason", "customer", "support", "pid"}`.
+
+A worker closes its evidence and marks its manifest itself, whatever stopped it. A worker that dies
+without reporting (SIGKILL, a native crash) fails its run, and the parent marks the manifest so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import pickle
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from loguru import logger
+
+from pipeline import evidence
+from pipeline.config import Config
+from pipeline.live import Counters, LiveView, PairView
+from pipeline.run import Conversation, Outcome, StopSignal, run_bound_s
+
+# Time a worker may take to start (imports, numba cache) on top of its conversation's bound.
+START_BOUND_S = 60.0
+# After the parent asked a worker to stop, it waits this long before killing it.
+STOP_GRACE_S = 15.0
+PROGRESS_EVERY_S = 0.5
+_LINE_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker runs: one conversation of `config`, in run folder `run_id`."""
+
+    config: Config
+    run_id: str
+    embedded: bool
+
+
+# -- the parent ------------------------------------------------------------------------------------
+
+
+async def run_conversations(
+    config: Config,
+    run_ids: list[str],
+    *,
+    embedded: bool,
+    stop: StopSignal,
+    live_stream: TextIO | None = None,
+) -> list[Outcome]:
+    """Run each conversation in a worker process of its own; one outcome per run, in order."""
+    workers = [WorkerProcess(Job(config, run_id, embedded)) for run_id in run_ids]
+    view = LiveView([w.view for w in workers], stream=live_stream)
+    view_task = asyncio.create_task(view.run(), name="live-view")
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for w in workers:
+                tg.create_task(w.run(stop, view), name=f"worker-{w.job.run_id}")
+    finally:
+        view_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await view_task
+        view.finish()
+    return [w.outcome for w in workers]
+
+
+class WorkerProcess:
+    """The parent's handle on one worker: starts it, follows its reports, ends it."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.pid: int | None = None
+        self.view = PairView(job.run_id, Counters(), Counters())
+        self.outcome = Outcome(
+            job.run_id,
+            job.config.out_dir / job.run_id,
+            "failed",
+            "the worker process ended before reporting.",
+            self.view.customer,
+            self.view.support,
+        )
+        self._reported = False
+        self._begun = False
+
+    async def run(self, stop: StopSignal, view: LiveView) -> None:
+        """Start the worker, relay its reports until it exits; it never outlives this call."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "pipeline._worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=_LINE_LIMIT,
+        )
+        self.pid = proc.pid
+        assert proc.stdin is not None and proc.stdout is not None
+        bound = run_bound_s(self.job.config) + START_BOUND_S
+        stopper: asyncio.Task[None] | None = None
+        try:
+            proc.stdin.write(base64.b64encode(pickle.dumps(self.job)) + b"\n")
+            await proc.stdin.drain()
+            stopper = asyncio.create_task(
+                self._forward_stop(stop, proc), name=f"stop-{self.job.run_id}"
+            )
+            async with asyncio.timeout(bound):
+                async for line in proc.stdout:
+                    self._handle(line, view)
+                await proc.wait()
+        except TimeoutError:
+            self._fail(f"the run's worker process exceeded its time bound of {bound:g} s.", stop)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the worker died at once; its exit code says the rest
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stopper
+            await _end(proc)
+            if not self._reported:
+                self._fail(
+                    f"the run's worker process (pid {proc.pid}) exited with code "
+                    f"{proc.returncode} before reporting how the run ended.",
+                    stop,
+                )
+
+    async def _forward_stop(self, stop: StopSignal, proc: asyncio.subprocess.Process) -> None:
+        await stop.wait()
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            proc.stdin.write(json.dumps(stop.reason).encode() + b"\n")
+            await proc.stdin.drain()
+
+    def _handle(self, line: bytes, view: LiveView) -> None:
+        try:
+            msg = json.loads(line)
+            kind = msg["kind"]
+        except (ValueError, KeyError, TypeError):
+            logger.debug("run {} worker printed: {!r}", self.job.run_id, line[:200])
+            return
+        if kind == "log":
+            message = msg["message"]
+            if not message.startswith("run "):  # say which conversation the line is about
+                message = f"run {self.job.run_id}: {message}"
+            logger.log(msg["level"], "{}", message)
+        elif kind == "begin":
+            if not self._begun:
+                self._begun = True
+                view.begin(msg["start_ns"], msg["duration_s"])
+        elif kind in ("progress", "outcome"):
+            self.view.customer = self.outcome.customer = Counters.from_dict(msg["customer"])
+            self.view.support = self.outcome.support = Counters.from_dict(msg["support"])
+            if kind == "outcome":
+                self._reported = True
+                self.outcome.status, self.outcome.reason = msg["status"], msg["reason"]
+
+    def _fail(self, reason: str, stop: StopSignal) -> None:
+        """The worker could not say how its run ended: the run failed (or was interrupted, when
+        stopping was asked for), and its manifest says so."""
+        if self._reported:
+            return
+        self._reported = True
+        status = "interrupted" if stop.is_set() else "failed"
+        if stop.is_set() and stop.reason is not None:
+            reason = f"{stop.reason[:-1]}; {reason}"
+        self.outcome.status, self.outcome.reason = status, reason
+        logger.warning("run {}: {} ({})", self.job.run_id, status, reason)
+        path = self.outcome.run_dir / evidence.MANIFEST
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # no manifest: the worker never opened the run folder
+        if data.get("status") == "running":
+            data.update(status=status, reason=reason, ended_at=evidence.utc_iso())
+            evidence.write_json_atomic(path, data)
+
+
+async def _end(proc: asyncio.subprocess.Process) -> None:
+    """Let the worker finish; ask it to stop (SIGTERM), then kill it if it will not."""
+    if proc.stdin is not None:
+        proc.stdin.close()  # end of input: a worker still running stops and closes its evidence
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_GRACE_S / 3)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_GRACE_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+# -- the worker ------------------------------------------------------------------------------------
+
+
+def _emit(kind: str, **fields: Any) -> None:
+    sys.stdout.write(json.dumps({"kind": kind, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+class _Report:
+    """Tells the parent when the conversation starts talking."""
+
+    def begin(self, start_ns: int, duration_s: float) -> None:
+        _emit("begin", start_ns=start_ns, duration_s=duration_s)
+
+
+async def _read_stop(reader: asyncio.StreamReader, stop: StopSignal) -> None:
+    line = await reader.readline()
+    if not line:
+        stop.set("the parent process ended.")
+        return
+    try:
+        reason = json.loads(line)
+    except ValueError:
+        reason = None
+    stop.set(reason if isinstance(reason, str) else "the parent process asked to stop.")
+
+
+async def _work() -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_LINE_LIMIT, loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), sys.stdin
+    )
+    try:
+        job: Job = pickle.loads(base64.b64decode(await reader.readline()))
+        stop = StopSignal()
+        names = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+        for sig, name in names.items():
+            # A terminal's Ctrl-C reaches every process of the group: stop like the parent does.
+            loop.add_signal_handler(sig, stop.set, f"interrupted by {name}.")
+        conversation = Conversation(job.config, job.run_id, embedded=job.embedded)
+        tasks = [
+            asyncio.create_task(_read_stop(reader, stop), name="read-stop"),
+            asyncio.create_task(_progress(conversation), name="progress"),
+        ]
+        try:
+            await conversation.run(stop, _Report())
+        except Exception as exc:  # the outcome already says so; the parent prints it
+            logger.debug("run {} ended with {!r}", job.run_id, exc)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+        o = conversation.outcome
+        _emit(
+            "outcome",
+            status=o.status,
+            reason=o.reason,
+            customer=o.customer.to_dict(),
+            support=o.support.to_dict(),
+            pid=os.getpid(),
+        )
+    finally:
+        transport.close()
+
+
+async def _progress(conversation: Conversation) -> None:
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY_S)
+        o = conversation.outcome
+        _emit("progress", customer=o.customer.to_dict(), support=o.support.to_dict())
+
+
+def main() -> int:
+    """The worker's entry point; returns its exit code (0 once it reported its outcome)."""
+    from pipeline.__main__ import setup_logging
+
+    def sink(message: Any) -> None:
+        record = message.record
+        _emit("log", level=record["level"].name, message=str(message).rstrip("\n"))
+
+    setup_logging(sink, "{message}")
+    try:
+        asyncio.run(_work())
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    # As in the CLI: skip finalization, where the SDK's native core may abort after our work.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
