@@ -38,9 +38,6 @@ import asyncio
 import io
 import json
 import math
-import os
-import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -52,67 +49,31 @@ import numpy as np
 from loguru import logger
 
 import verify
+from benchmarks._server import sfu_process
 from pipeline import capture
 from pipeline.config import from_dict
 from verify import evidence as ev
 
-ROOT = Path(__file__).resolve().parent.parent
 TO_SUPPORT = "support-agent"
 LOSS_PCT = 5.0
 OUTAGE_S = 2.0
 QUIET_BLOCK = 240  # 5 ms at 48 kHz
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _start_server(port: int, impair: list[str]) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sfu", "--port", str(port), "--log-level", "WARNING", *impair,
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return proc
-    proc.kill()
-    await proc.wait()
-    raise RuntimeError(f"the server did not listen on port {port} within 30 s")
-
-
 async def _case(
     impair: list[str], duration_s: float, work: Path, **extra: Any
 ) -> tuple[dict[str, Any], Path, list[str]]:
     """One capture against a server impaired by ``impair``: its report, run folder, failures."""
-    port = _free_port()
-    config = from_dict(
-        {
-            "livekit": {
-                "url": f"ws://127.0.0.1:{port}",
-                "api_key": "devkey",
-                "api_secret": "secret",
-            },
-            "duration_s": duration_s,
-            "out_dir": str(work / f"case-{time.monotonic_ns()}"),
-            **extra,
-        }
-    )
-    server = await _start_server(port, impair)
-    try:
+    async with sfu_process(*impair) as (url, _):
+        config = from_dict(
+            {
+                "livekit": {"url": url, "api_key": "devkey", "api_secret": "secret"},
+                "duration_s": duration_s,
+                "out_dir": str(work / f"case-{time.monotonic_ns()}"),
+                **extra,
+            }
+        )
         outcomes = await capture(config, live_stream=io.StringIO())
-    finally:
-        server.send_signal(signal.SIGTERM)
-        await server.wait()
     (outcome,) = outcomes
     if outcome.status != "complete":
         raise RuntimeError(f"capture with {impair} ended {outcome.status}: {outcome.reason}")

@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import resource
-import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -32,77 +28,28 @@ from typing import Any
 from loguru import logger
 
 import verify
+from benchmarks._server import cpu_seconds, sfu_process
 from pipeline import capture
 from pipeline.config import from_dict
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _start_server(port: int) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sfu",
-        "--port",
-        str(port),
-        "--log-level",
-        "WARNING",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return proc
-    proc.kill()
-    await proc.wait()
-    raise RuntimeError(f"the embedded server did not listen on port {port} within 30 s")
 
 
 async def _measure(pairs: int, duration_s: float, work: Path) -> dict[str, Any]:
     """One capture of `pairs` conversations; CPU of this process and of the server."""
-    port = _free_port()
     out = work / f"pairs{pairs}-{time.monotonic_ns()}"
-    config = from_dict(
-        {
-            "livekit": {
-                "url": f"ws://127.0.0.1:{port}",
-                "api_key": "devkey",
-                "api_secret": "secret",
-            },
-            "duration_s": duration_s,
-            "pairs": pairs,
-            "out_dir": str(out),
-        }
-    )
-    server = await _start_server(port)
-    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    try:
+    async with sfu_process() as (url, pid):
+        config = from_dict(
+            {
+                "livekit": {"url": url, "api_key": "devkey", "api_secret": "secret"},
+                "duration_s": duration_s,
+                "pairs": pairs,
+                "out_dir": str(out),
+            }
+        )
+        server0 = cpu_seconds(pid)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         outcomes = await capture(config, live_stream=io.StringIO())
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    finally:
-        server.send_signal(signal.SIGTERM)
-        await server.wait()
-    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_cpu = (children1.ru_utime + children1.ru_stime) - (
-        children0.ru_utime + children0.ru_stime
-    )
+        server_cpu = cpu_seconds(pid) - server0
     failures: list[str] = []
     for o in outcomes:
         if o.status != "complete":

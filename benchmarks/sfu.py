@@ -23,17 +23,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import re
-import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
 from livekit import api, rtc
 
 import dsp
+from benchmarks._server import cpu_seconds, sfu_process
 
 RATE = 48000
 FRAME = 480
@@ -61,34 +58,6 @@ class Side:
 def _token(identity: str) -> str:
     grants = api.VideoGrants(room_join=True, room="bench")
     return api.AccessToken(API_KEY, API_SECRET).with_identity(identity).with_grants(grants).to_jwt()
-
-
-@contextlib.asynccontextmanager
-async def _server_process(delay_ms: float) -> AsyncIterator[tuple[str, int]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sfu", "--port", "0", "--api-secret", API_SECRET,
-        "--log-level", "WARNING", "--delay-ms", str(delay_ms),
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(30):
-            line = (await proc.stdout.readline()).decode()
-        match = re.search(r"ws://\S+", line)
-        if not match:
-            raise RuntimeError(f"the server printed no URL: {line!r}")
-        yield match.group(0), proc.pid
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            async with asyncio.timeout(20):
-                await proc.wait()
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _send(side: Side, source: rtc.AudioSource, duration_s: float, offset_s: float) -> None:
@@ -166,7 +135,7 @@ async def _packets_lost(room: rtc.Room) -> tuple[int, int]:
 async def _exchange(duration_s: float, delay_ms: float = 0.0) -> dict[str, object]:
     customer, support = Side("customer", 440.0), Side("support", 550.0)
     sides = [(customer, support), (support, customer)]
-    async with _server_process(delay_ms) as (url, pid):
+    async with sfu_process("--api-secret", API_SECRET, "--delay-ms", str(delay_ms)) as (url, pid):
         tasks: list[asyncio.Task[None]] = []
         sources: list[rtc.AudioSource] = []
         try:
@@ -191,7 +160,7 @@ async def _exchange(duration_s: float, delay_ms: float = 0.0) -> dict[str, objec
                     await event.wait()
             await asyncio.sleep(1.0)  # let the jitter buffers settle before measuring
             before = [await _packets_lost(me.room) for me, _ in sides]
-            cpu_before, wall_before = _cpu_seconds(pid), time.monotonic()
+            cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
             stalls_ms: list[float] = []
             tasks.append(asyncio.create_task(_watch_loop(stalls_ms), name="loop watch"))
             await asyncio.gather(
@@ -199,7 +168,7 @@ async def _exchange(duration_s: float, delay_ms: float = 0.0) -> dict[str, objec
                 _send(support, sources[1], duration_s, 0.3 + PERIOD_S / 2),
             )
             await asyncio.sleep(0.5)  # the last bursts still in flight
-            cpu = _cpu_seconds(pid) - cpu_before
+            cpu = cpu_seconds(pid) - cpu_before
             wall = time.monotonic() - wall_before
             after = [await _packets_lost(me.room) for me, _ in sides]
             # Over the exchange only: NetEq conceals while waiting for the first packets.

@@ -1,0 +1,55 @@
+"""What several benchmarks share: the embedded server in a child process, CPU time from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.asynccontextmanager
+async def sfu_process(*args: str) -> AsyncIterator[tuple[str, int]]:
+    """``python -m sfu --port 0 ARGS`` in a child process: (its URL, its pid); stopped on exit.
+
+    A process of its own, as users run it: in the benchmark's process its forwarding would
+    compete with the agents for one event loop and one GIL.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sfu", "--port", "0", "--log-level", "WARNING", *args,
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            line = (await proc.stdout.readline()).decode()
+        match = re.search(r"ws://\S+", line)
+        if not match:
+            raise RuntimeError(f"the embedded server printed no URL (got {line!r})")
+        yield match.group(0), proc.pid
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                async with asyncio.timeout(20):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of a whole process (all its threads, live and ended); NaN once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
