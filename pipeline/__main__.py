@@ -20,7 +20,7 @@ from loguru import logger
 
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError, ConnectError, PipelineError
-from pipeline.live import clear_progress, statistics_table
+from pipeline.live import clear_progress, proof_table, statistics_table
 from pipeline.run import Outcome, StopSignal, capture
 
 EXIT_OK = 0
@@ -141,21 +141,23 @@ async def _capture(config: Config) -> list[Outcome]:
             loop.remove_signal_handler(sig)
 
 
-def _verify(outcome: Outcome, key_path: Path | None) -> None:
+def _verify(outcome: Outcome, key_path: Path | None) -> dict[str, Any] | None:
+    """Write and sign the run's report; its figures, or None when it could not be made."""
     import verify
 
     try:
         result = verify.write_report(outcome.run_dir, key_path=key_path)
     except verify.VerifyError as exc:
         outcome.passed, outcome.failures = False, [str(exc)]
-        return
+        return None
     except Exception as exc:  # verify's own fault: report it in one line, keep the evidence
         outcome.passed, outcome.failures = (
             False,
             [f"verification could not run: {redact(repr(exc))}"],
         )
-        return
+        return None
     outcome.passed, outcome.failures = bool(result.passed), list(result.failures)
+    return result.report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,7 +200,9 @@ def _main(argv: list[str] | None) -> int:
                 if o.status == "failed":
                     print(f"error: run {o.run_id} failed: {o.reason}", file=sys.stderr)
             if not args.no_verify:
-                _verify(o, config.signing_key)
+                report = _verify(o, config.signing_key)
+                if report is not None:
+                    print(proof_table(report))
                 if o.passed:
                     print(f"OK: {o.run_dir}")
                 else:

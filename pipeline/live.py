@@ -315,3 +315,28 @@ def statistics_table(run_id: str, status: str, customer: Counters, support: Coun
     total = sum(c.bytes_sent + c.bytes_received for c in (customer, support))
     lines.append(f"total PCM bytes: {total} ({_mb(total)})")
     return "\n".join(lines)
+
+
+def proof_table(report: dict[str, Any]) -> str:
+    """What the signed report found, one direction per row; tests parse it, keep it stable."""
+    head = (
+        f"{'direction':<20}{'bursts':>9}{'lost':>6}{'snr_db':>8}{'pkt_loss_%':>11}"
+        f"{'lat_median_ms':>14}{'lat_p95_ms':>11}{'lat_max_ms':>11}"
+    )
+    lines = [head]
+    for d in report.get("directions", []):
+        latency = d.get("latency_ms") or {}
+        rtc = d.get("rtc") or {}
+
+        def num(value: Any, spec: str) -> str:
+            return "-" if value is None else format(value, spec)
+
+        lines.append(
+            f"{d['from'] + ' -> ' + d['to']:<20}"
+            f"{str(d.get('bursts_detected')) + '/' + str(d.get('bursts_sent')):>9}"
+            f"{num(d.get('bursts_lost'), 'd'):>6}{num(d.get('snr_db'), '.1f'):>8}"
+            f"{num(rtc.get('packet_loss_pct'), '.2f'):>11}"
+            f"{num(latency.get('median'), '.1f'):>14}{num(latency.get('p95'), '.1f'):>11}"
+            f"{num(latency.get('max'), '.1f'):>11}"
+        )
+    return "\n".join(lines)

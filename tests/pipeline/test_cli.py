@@ -83,6 +83,20 @@ async def test_run_prints_statistics_that_match_the_evidence(
     assert total and int(total[1]) == sum(r[1] + r[3] for r in rows.values())
     report = json.loads((run / "report.json").read_text())
     assert report["run_id"] == run.name
+    # The proof table shows the signed report's own figures.
+    for d in report["directions"]:
+        row = re.search(
+            rf"^{d['from']} -> {d['to']}\s+(\d+)/(\d+)\s+(\d+).*?([\d.]+)\s+([\d.]+)\s+([\d.]+)$",
+            done.stdout,
+            re.M,
+        )
+        assert row, done.stdout
+        assert (int(row[1]), int(row[2]), int(row[3])) == (
+            d["bursts_detected"],
+            d["bursts_sent"],
+            d["bursts_lost"],
+        )
+        assert float(row[4]) == round(d["latency_ms"]["median"], 1)
     assert report["thresholds"]["max_latency_p95_ms"] == 2500
     assert (tmp_path / "signing-key.pem").exists()
 
