@@ -145,6 +145,9 @@ class Connection:
             await self.publisher.close()
             await self.subscriber.close()
             await self.server.leave(self, self._leave_reason)
+        except Exception as exc:  # finish quietly: the web framework would print a traceback
+            logger.warning("{}: error while leaving: {}: {}", self.label, type(exc).__name__, exc)
+            logger.opt(exception=exc).debug("details")
         finally:
             self.done.set()
             logger.info(
