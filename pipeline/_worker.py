@@ -8,13 +8,15 @@ conversation, `python -m pipeline._worker`, which runs both agents of it in its 
 The protocol is lines on the worker's pipes:
 
 - parent -> worker stdin: first the job (the config, the run id, whether the server is the run's
-  own), base64 of a pickle, since both ends run this same code; later at most one line, the JSON
-  string of the reason to stop (Ctrl-C, SIGTERM). End of input also stops the worker: its parent
-  is gone.
+  own), base64 of a pickle, since both ends run this same code; then JSON objects:
+  `{"kind": "start", "start_ns"}` once every worker is ready (see `pipeline.run.StartGate`), and
+  `{"kind": "stop", "reason"}` to stop early (Ctrl-C, SIGTERM). End of input also stops the worker:
+  its parent is gone.
 - worker -> parent stdout, JSON objects: `{"kind": "log", "level", "message"}` for every log line
-  (the parent prints it, so it does not run into the live view), `{"kind": "begin", "start_ns",
-  "duration_s"}`, `{"kind": "progress", "customer", "support"}` twice a second with each agent's
-  counters, and last `{"kind": "outcome", "status", "reason", "customer", "support", "pid"}`.
+  (the parent prints it, so it does not run into the live view), `{"kind": "ready"}` once both
+  agents hear each other, `{"kind": "begin", "start_ns", "duration_s"}`, `{"kind": "progress",
+  "customer", "support"}` twice a second with each agent's counters, and last `{"kind": "outcome",
+  "status", "reason", "customer", "support", "pid"}`.
 
 A worker closes its evidence and marks its manifest itself, whatever stopped it. A worker that dies
 without reporting (SIGKILL, a native crash) fails its run, and the parent marks the manifest so.
@@ -30,6 +32,7 @@ import os
 import pickle
 import signal
 import sys
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -37,8 +40,8 @@ from loguru import logger
 
 from pipeline import evidence
 from pipeline.config import Config
-from pipeline.live import Counters, LiveView, PairView
-from pipeline.run import Conversation, Outcome, StopSignal, run_bound_s
+from pipeline.live import Counters, PairView
+from pipeline.run import Begins, Conversation, Gate, Outcome, StopSignal, run_all, run_bound_s
 
 # Time a worker may take to start (imports, numba cache) on top of its conversation's bound.
 START_BOUND_S = 60.0
@@ -70,17 +73,7 @@ async def run_conversations(
 ) -> list[Outcome]:
     """Run each conversation in a worker process of its own; one outcome per run, in order."""
     workers = [WorkerProcess(Job(config, run_id, embedded)) for run_id in run_ids]
-    view = LiveView([w.view for w in workers], stream=live_stream)
-    view_task = asyncio.create_task(view.run(), name="live-view")
-    try:
-        async with asyncio.TaskGroup() as tg:
-            for w in workers:
-                tg.create_task(w.run(stop, view), name=f"worker-{w.job.run_id}")
-    finally:
-        view_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await view_task
-        view.finish()
+    await run_all(workers, stop, live_stream)
     return [w.outcome for w in workers]
 
 
@@ -89,6 +82,7 @@ class WorkerProcess:
 
     def __init__(self, job: Job) -> None:
         self.job = job
+        self.run_id = job.run_id
         self.pid: int | None = None
         self.view = PairView(job.run_id, Counters(), Counters())
         self.outcome = Outcome(
@@ -101,8 +95,10 @@ class WorkerProcess:
         )
         self._reported = False
         self._begun = False
+        self._gate: Gate | None = None  # until this worker is ready or gone
+        self._starter: asyncio.Task[None] | None = None
 
-    async def run(self, stop: StopSignal, view: LiveView) -> None:
+    async def run(self, stop: StopSignal, view: Begins, gate: Gate) -> None:
         """Start the worker, relay its reports until it exits; it never outlives this call."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -113,6 +109,7 @@ class WorkerProcess:
             limit=_LINE_LIMIT,
         )
         self.pid = proc.pid
+        self._gate = gate
         assert proc.stdin is not None and proc.stdout is not None
         bound = run_bound_s(self.job.config) + START_BOUND_S
         stopper: asyncio.Task[None] | None = None
@@ -124,17 +121,21 @@ class WorkerProcess:
             )
             async with asyncio.timeout(bound):
                 async for line in proc.stdout:
-                    self._handle(line, view)
+                    self._handle(line, view, proc)
                 await proc.wait()
         except TimeoutError:
             self._fail(f"the run's worker process exceeded its time bound of {bound:g} s.", stop)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the worker died at once; its exit code says the rest
         finally:
-            if stopper is not None:
-                stopper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stopper
+            if self._gate is not None:  # never ready: the others need not wait for it
+                self._gate.leave()
+                self._gate = None
+            for task in (stopper, self._starter):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await _end(proc)
             if not self._reported:
                 self._fail(
@@ -145,12 +146,12 @@ class WorkerProcess:
 
     async def _forward_stop(self, stop: StopSignal, proc: asyncio.subprocess.Process) -> None:
         await stop.wait()
-        assert proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            proc.stdin.write(json.dumps(stop.reason).encode() + b"\n")
-            await proc.stdin.drain()
+        await _tell(proc, kind="stop", reason=stop.reason)
 
-    def _handle(self, line: bytes, view: LiveView) -> None:
+    async def _forward_start(self, start: Awaitable[int], proc: asyncio.subprocess.Process) -> None:
+        await _tell(proc, kind="start", start_ns=await start)
+
+    def _handle(self, line: bytes, view: Begins, proc: asyncio.subprocess.Process) -> None:
         try:
             msg = json.loads(line)
             kind = msg["kind"]
@@ -162,6 +163,12 @@ class WorkerProcess:
             if not message.startswith("run "):  # say which conversation the line is about
                 message = f"run {self.job.run_id}: {message}"
             logger.log(msg["level"], "{}", message)
+        elif kind == "ready":
+            if self._gate is not None:
+                start, self._gate = self._gate.ready(), None
+                self._starter = asyncio.create_task(
+                    self._forward_start(start, proc), name=f"start-{self.job.run_id}"
+                )
         elif kind == "begin":
             if not self._begun:
                 self._begun = True
@@ -192,6 +199,14 @@ class WorkerProcess:
         if data.get("status") == "running":
             data.update(status=status, reason=reason, ended_at=evidence.utc_iso())
             evidence.write_json_atomic(path, data)
+
+
+async def _tell(proc: asyncio.subprocess.Process, **message: Any) -> None:
+    """One JSON line to the worker; a worker that is gone no longer needs it."""
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        proc.stdin.write(json.dumps(message).encode() + b"\n")
+        await proc.stdin.drain()
 
 
 async def _end(proc: asyncio.subprocess.Process) -> None:
@@ -228,16 +243,33 @@ class _Report:
         _emit("begin", start_ns=start_ns, duration_s=duration_s)
 
 
-async def _read_stop(reader: asyncio.StreamReader, stop: StopSignal) -> None:
-    line = await reader.readline()
-    if not line:
-        stop.set("the parent process ended.")
-        return
-    try:
-        reason = json.loads(line)
-    except ValueError:
-        reason = None
-    stop.set(reason if isinstance(reason, str) else "the parent process asked to stop.")
+class _ParentGate:
+    """The worker's side of the run's `StartGate`: it says "ready", the parent when to start."""
+
+    def __init__(self) -> None:
+        self.start: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def ready(self) -> Awaitable[int]:
+        _emit("ready")
+        return self.start
+
+    def leave(self) -> None:
+        pass  # the parent counts a worker that reports its outcome before "ready" as gone
+
+
+async def _read_parent(reader: asyncio.StreamReader, stop: StopSignal, gate: _ParentGate) -> None:
+    while line := await reader.readline():
+        try:
+            msg = json.loads(line)
+            kind = msg["kind"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if kind == "start" and not gate.start.done():
+            gate.start.set_result(int(msg["start_ns"]))
+        elif kind == "stop":
+            reason = msg.get("reason")
+            stop.set(reason if isinstance(reason, str) else "the parent process asked to stop.")
+    stop.set("the parent process ended.")
 
 
 async def _work() -> None:
@@ -254,12 +286,13 @@ async def _work() -> None:
             # A terminal's Ctrl-C reaches every process of the group: stop like the parent does.
             loop.add_signal_handler(sig, stop.set, f"interrupted by {name}.")
         conversation = Conversation(job.config, job.run_id, embedded=job.embedded)
+        gate = _ParentGate()
         tasks = [
-            asyncio.create_task(_read_stop(reader, stop), name="read-stop"),
+            asyncio.create_task(_read_parent(reader, stop, gate), name="read-parent"),
             asyncio.create_task(_progress(conversation), name="progress"),
         ]
         try:
-            await conversation.run(stop, _Report())
+            await conversation.run(stop, _Report(), gate)
         except Exception as exc:  # the outcome already says so; the parent prints it
             logger.debug("run {} ended with {!r}", job.run_id, exc)
         finally:

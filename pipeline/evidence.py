@@ -160,34 +160,33 @@ def _wav_sizes(samples: int) -> bytes:
     return _wav_header(samples)[4:]
 
 
-class TimingWriter:
-    """`frame,sample,samples,t_ns` rows: one per frame sent or received."""
+class _CsvRows:
+    """A CSV file with a header, its rows written in batches of `batch` (one flush per batch)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, header: tuple[str, ...], batch: int) -> None:
         self.path = path
         self.rows = 0
+        self._batch = batch
         self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8", newline="")
         self._csv = csv.writer(self._file, lineterminator="\n")
-        self._csv.writerow(("frame", "sample", "samples", "t_ns"))
+        self._csv.writerow(header)
         self._file.flush()
-        # Rows are held here and written in batches (one csv call and one flush per batch).
-        self._rows: list[tuple[int, int, int, int]] = []
+        self._held: list[tuple[object, ...]] = []
 
-    def write(self, frame: int, sample: int, samples: int, t_ns: int) -> None:
-        """Append one frame's row."""
+    def _append(self, row: tuple[object, ...]) -> None:
         if self._file is None:
             raise ValueError(f"{self.path.name} is closed")
-        self._rows.append((frame, sample, samples, t_ns))
+        self._held.append(row)
         self.rows += 1
-        if len(self._rows) >= _CSV_FLUSH_ROWS:
+        if len(self._held) >= self._batch:
             self.flush()
 
     def flush(self) -> None:
         """Write the rows held back so far and flush them to the file."""
-        if self._file is None or not self._rows:
+        if self._file is None or not self._held:
             return
-        self._csv.writerows(self._rows)
-        self._rows.clear()
+        self._csv.writerows(self._held)
+        self._held.clear()
         self._file.flush()
 
     def close(self) -> None:
@@ -201,30 +200,27 @@ class TimingWriter:
             f.close()
 
 
-class BurstsWriter:
+class TimingWriter(_CsvRows):
+    """`frame,sample,samples,t_ns` rows: one per frame sent or received."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, ("frame", "sample", "samples", "t_ns"), _CSV_FLUSH_ROWS)
+
+    def write(self, frame: int, sample: int, samples: int, t_ns: int) -> None:
+        """Append one frame's row."""
+        self._append((frame, sample, samples, t_ns))
+
+
+class BurstsWriter(_CsvRows):
     """`burst,freq_hz,start_sample,samples` rows: the bursts whose every frame was sent."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows = 0
-        self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8", newline="")
-        self._csv = csv.writer(self._file, lineterminator="\n")
-        self._csv.writerow(("burst", "freq_hz", "start_sample", "samples"))
-        self._file.flush()
+        # Bursts are rare: each row reaches the file at once.
+        super().__init__(path, ("burst", "freq_hz", "start_sample", "samples"), 1)
 
     def write(self, burst: int, freq_hz: float, start_sample: int, samples: int) -> None:
-        """Append one burst and flush (bursts are rare)."""
-        if self._file is None:
-            raise ValueError(f"{self.path.name} is closed")
-        self._csv.writerow((burst, f"{freq_hz:g}", start_sample, samples))
-        self._file.flush()
-        self.rows += 1
-
-    def close(self) -> None:
-        """Close; safe to call twice."""
-        f, self._file = self._file, None
-        if f is not None:
-            f.close()
+        """Append one burst."""
+        self._append((burst, f"{freq_hz:g}", start_sample, samples))
 
 
 class EventLog:

@@ -17,11 +17,11 @@ import json
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO, TypeVar
 
 import aiohttp
 from jwt.warnings import InsecureKeyLengthWarning
@@ -38,6 +38,7 @@ from pipeline.errors import ConfigError, ConnectError, PipelineError
 from pipeline.impairment import IDENTITY_PREFIXES
 from pipeline.live import Counters, LiveView, PairView
 
+T = TypeVar("T")
 ROLES = ("customer", "support")
 # RTC statistics are sampled this often during a conversation (and once at the end).
 STATS_EVERY_S = 5.0
@@ -75,6 +76,46 @@ class Begins(Protocol):
     """Told when a conversation starts talking: the live view, or a worker's report."""
 
     def begin(self, start_ns: int, duration_s: float) -> None: ...
+
+
+class Gate(Protocol):
+    """Gives a conversation its start instant: `StartGate`, or a worker's parent."""
+
+    def ready(self) -> Awaitable[int]: ...
+
+    def leave(self) -> None: ...
+
+
+class StartGate:
+    """One start instant for every conversation of a run, once each has joined or given up.
+
+    Joining is CPU-heavy (ICE, DTLS, the SDK's threads starting). A conversation that starts
+    talking while others still join fills its jitter buffers under that load, and they keep the
+    extra delay for seconds: with 5 pairs started one after another, each direction's first
+    bursts took 100-140 ms and the rest 55 ms. So nobody talks until everybody can.
+    Each conversation calls `ready()` (then waits) or, if it failed before, `leave()`: once each.
+    """
+
+    def __init__(self, conversations: int) -> None:
+        self._waiting = conversations
+        self._open = asyncio.Event()
+        self.start_ns = 0
+
+    def ready(self) -> Awaitable[int]:
+        """This conversation can talk: the shared start instant, once every other is ready too."""
+        self.leave()  # counted now, not when the caller first awaits
+        return self._start()
+
+    async def _start(self) -> int:
+        await self._open.wait()
+        return self.start_ns
+
+    def leave(self) -> None:
+        """This conversation will not talk: do not wait for it."""
+        self._waiting -= 1
+        if self._waiting <= 0 and not self._open.is_set():
+            self.start_ns = time.monotonic_ns() + int(START_DELAY_S * 1e9)
+            self._open.set()
 
 
 @dataclass
@@ -132,19 +173,34 @@ async def capture(
             await _delete_rooms(config, [_room_name(r) for r in run_ids])
             return outcomes
         conversations = [Conversation(config, run_id, embedded=embedded) for run_id in run_ids]
-        view = LiveView([c.view for c in conversations], stream=live_stream)
-        view_task = asyncio.create_task(view.run(), name="live-view")
-        try:
-            async with asyncio.TaskGroup() as tg:
-                for c in conversations:
-                    tg.create_task(c.run(stop, view), name=f"conversation-{c.run_id}")
-        finally:
-            view_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await view_task
-            view.finish()
+        await run_all(conversations, stop, live_stream)
         await _delete_rooms(config, [_room_name(r) for r in run_ids])
     return [c.outcome for c in conversations]
+
+
+class Unit(Protocol):
+    """A conversation, run here (`Conversation`) or in a worker (`_worker.WorkerProcess`)."""
+
+    run_id: str
+    view: PairView
+
+    async def run(self, stop: StopSignal, view: Begins, gate: Gate) -> None: ...
+
+
+async def run_all(units: Sequence[Unit], stop: StopSignal, live_stream: TextIO | None) -> None:
+    """Run every unit to its end from one start instant, all in one live view, finished after."""
+    gate = StartGate(len(units))
+    view = LiveView([u.view for u in units], stream=live_stream)
+    view_task = asyncio.create_task(view.run(), name="live-view")
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for u in units:
+                tg.create_task(u.run(stop, view, gate), name=f"conversation-{u.run_id}")
+    finally:
+        view_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await view_task
+        view.finish()
 
 
 def _run_ids(n: int) -> list[str]:
@@ -310,14 +366,19 @@ class Conversation:
         }
         self._closers: list[Any] = []
 
-    async def run(self, stop: StopSignal, view: Begins) -> None:
-        """Talk for the configured duration (or until stopped), then close the evidence."""
+    async def run(self, stop: StopSignal, view: Begins, gate: Gate | None = None) -> None:
+        """Talk for the configured duration (or until stopped), then close the evidence.
+
+        With a `gate`, talking starts at the instant it gives (see `StartGate`).
+        """
         status: str = "failed"
         reason: str | None = "the run ended before the agents joined."
+        gate = gate or StartGate(1)
+        self._gated = False
         try:
             self._open()
             async with asyncio.timeout(run_bound_s(self.config)):
-                status, reason = await self._talk(stop, view)
+                status, reason = await self._talk(stop, view, gate)
         except ConnectError as exc:
             status, reason = "failed", str(exc)
         except TimeoutError:
@@ -330,6 +391,8 @@ class Conversation:
             status, reason = "failed", f"unexpected error: {exc!r}."
             raise
         finally:
+            if not self._gated:
+                gate.leave()
             await self._close(status, reason)
 
     # -- phases --------------------------------------------------------------------------------
@@ -393,7 +456,7 @@ class Conversation:
         self.view.support = self.outcome.support = self.agents["support"].counters
         logger.info("run {}: room {}, evidence in {}", self.run_id, self.room, self.run_dir)
 
-    async def _talk(self, stop: StopSignal, view: Begins) -> tuple[str, str | None]:
+    async def _talk(self, stop: StopSignal, view: Begins, gate: Gate) -> tuple[str, str | None]:
         c, agents = self.config, self.agents
         names = {"customer": "Customer", "support": "Customer Support"}
         tokens = {r: _token(c, self.room, self.identities[r], names[r]) for r in ROLES}
@@ -404,7 +467,10 @@ class Conversation:
 
         voices = {r: self._voice(r) for r in ROLES}
         n_frames = total_frames(c.duration_s)
-        start_ns = time.monotonic_ns() + int(START_DELAY_S * 1e9)
+        self._gated = True
+        start_ns = await _unless_stopped(gate.ready(), stop)
+        if start_ns is None:
+            return "interrupted", stop.reason
         view.begin(start_ns, c.duration_s)
         self.events.write("run", "conversation_started", start_ns=start_ns, frames=n_frames)
         logger.info(
@@ -510,6 +576,21 @@ class Conversation:
                 self.manifest.finish(status, reason)
             log = logger.info if status == "complete" else logger.warning
             log("run {}: {}{}", self.run_id, status, "" if reason is None else f" ({reason})")
+
+
+async def _unless_stopped(waiting: Awaitable[T], stop: StopSignal) -> T | None:
+    """What `waiting` gives, or None once `stop` is set first."""
+    wait = asyncio.ensure_future(waiting)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((wait, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (wait, stopped):
+            t.cancel()
+        for t in (wait, stopped):
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+    return wait.result() if wait.done() and not wait.cancelled() else None
 
 
 async def _all(coros: Any) -> None:

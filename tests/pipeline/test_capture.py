@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 import dsp
 from pipeline import Outcome, capture
 from pipeline.config import Config, from_dict
+from pipeline.run import START_DELAY_S, StartGate
 from tests.conftest import scaled
 from tests.pipeline.conftest import LiveServer
 
@@ -159,5 +161,23 @@ async def test_two_pairs_at_once(server: LiveServer, tmp_path: Path) -> None:
         rooms.add(manifest["room"])
         identities |= {p["identity"] for p in manifest["participants"].values()}
     assert len(rooms) == 2 and len(identities) == 4
+    starts = set()
+    for o in outcomes:
+        events = [json.loads(x) for x in (o.run_dir / "events.jsonl").read_text().splitlines()]
+        starts |= {e["start_ns"] for e in events if e["event"] == "conversation_started"}
+    assert len(starts) == 1  # both talk from one instant, once both have joined
     assert sorted(o.run_dir.name for o in outcomes) == sorted(o.run_id for o in outcomes)
     assert all(o.run_dir.parent == tmp_path for o in outcomes)
+
+
+async def test_start_gate_opens_once_every_conversation_is_ready_or_gone() -> None:
+    """StartGate: one start instant for all, not before the last is ready or has given up."""
+    gate = StartGate(3)
+    first = asyncio.ensure_future(gate.ready())
+    second = asyncio.ensure_future(gate.ready())
+    await asyncio.sleep(0.05)
+    assert not first.done() and not second.done()
+    before = time.monotonic_ns()
+    gate.leave()  # the third failed to join: nobody waits for it
+    starts = await asyncio.wait_for(asyncio.gather(first, second), scaled(5))
+    assert starts[0] == starts[1] >= before + int(START_DELAY_S * 1e9)

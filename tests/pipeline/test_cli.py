@@ -132,7 +132,7 @@ async def test_interrupt_closes_the_evidence_and_exits_130(
             line = await proc.stderr.readline()
             assert line, stderr.decode()
             stderr += line
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(2.5)  # talking starts 0.2 s after the log line; leave margin for load
     sent_at = time.monotonic()
     proc.send_signal(sig)
     rest_out, rest_err = await asyncio.wait_for(proc.communicate(), scaled(60))

@@ -28,6 +28,15 @@ def _workers_of(pid: int) -> set[int]:
     return found
 
 
+def _start_ns(run: Path) -> int:
+    """When the run's conversation started talking (its events log)."""
+    for line in (run / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "conversation_started":
+            return int(event["start_ns"])
+    raise AssertionError(f"{run} has no conversation_started event")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -71,6 +80,8 @@ async def test_three_pairs_run_in_three_processes_and_verify(tmp_path: Path) -> 
     assert b"Traceback" not in stderr, stderr.decode()
     runs = sorted(out.iterdir())
     assert len(runs) == 3
+    # one start instant for all: nobody talks while another conversation still joins
+    assert len({_start_ns(run) for run in runs}) == 1
     text = stdout.decode()
     for run in runs:
         assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
