@@ -1,9 +1,9 @@
 """Every figure of a run, computed from its evidence alone.
 
 Definitions: shared/docs/measurements.md. Per direction: frames and PCM bytes sent and received;
-the tone heard; bursts sent, detected, lost, late, repeated; mouth-to-ear latency per burst;
-glitches inside bursts; gaps (stretches of sent bursts not heard, see `verify._gaps`); and, under
-their own names, the SDK's RTP statistics.
+the tone heard; bursts sent, detected, truncated, lost, late, repeated; mouth-to-ear latency per
+burst; glitches inside bursts; gaps (stretches of sent bursts not heard, see `verify._gaps`);
+and, under their own names, the SDK's RTP statistics (with the receiver's jitter-buffer delay).
 
 Latency. The send time of a burst's onset is the `t_ns` of the sent frame holding sample
 `start_sample + ref` plus the offset inside that frame, where `ref` is where `dsp.detect_bursts`
@@ -23,6 +23,20 @@ counts as a glitch). Undetected bursts whose window lies outside the receiver's 
 before it started, or too close to its end) are "outside_recording", the others "lost". A delay
 longer than the burst period makes a late burst look like a repeat of the next: unavoidable
 without burst identities in the audio.
+
+Truncated. A burst heard only from part-way through (an outage or dropout swallowed its start)
+gives a detection whose onset is where the audio resumed: its latency would be the missing part
+too long. Such a burst is "truncated": heard but not timed. It has level and SNR but no latency,
+is not lost, is not in the latency statistics or `bursts_detected` (which counts bursts matched
+and timed), and counts as one glitch (its missing start) plus any inside its heard part, in
+`glitches` and `bursts_with_glitches`. The rule (`_truncated`): the burst's first detection
+(on time or late) arrives at least `TRUNCATED_MS` later than its neighbours' latencies on both
+sides predict (the median latency of the full-length timed bursts among the 3 before it, and
+among the 3 after it), while its end does not: it is short of the scheduled length by at least
+half that lateness. A burst that really arrived late is late at both ends; one whose tail
+was cut (the outage began mid-burst) is short but on time; the second part of a burst split by a
+dropout is a fragment. With no full-length timed burst in the direction there is nothing to
+compare with, and no burst is called truncated.
 """
 
 from __future__ import annotations
@@ -41,7 +55,7 @@ import numpy.typing as npt
 
 import dsp
 from verify import evidence as ev
-from verify._gaps import GAP_BLOCK, find_gaps
+from verify._gaps import GAP_BLOCK, OFFSET_SPAN, find_gaps, local_offsets
 from verify.errors import EvidenceError
 from verify.thresholds import Thresholds
 
@@ -51,6 +65,7 @@ FIT_CHUNK = 256  # onsets fitted together (bounds the pairwise-slope matrix to ~
 HEADLINE_METHOD = "fit"
 GLITCH_BLOCK = 240  # 5 ms blocks when looking for gaps inside a burst
 GLITCH_RATIO = 0.5  # a block below half the burst's median RMS (-6 dB) is a gap
+TRUNCATED_MS = 20.0  # an onset this much later than its neighbours' may be a truncated burst
 NS_PER_MS = 1e6
 
 FloatArray = npt.NDArray[np.float64]
@@ -63,7 +78,7 @@ class DirectionDetail:
     label: str
     wav: str  # the received WAV's file name (the plots read it again)
     onsets: FloatArray  # every detection's onset (received sample index)
-    states: list[str]  # per detection: detected, late, repeated, fragment, unexpected
+    states: list[str]  # per detection: detected, truncated, late, repeated, fragment, unexpected
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,49 +272,77 @@ def _direction(
             matched[i] = k
             states.append("detected")
 
-    on_time = matched >= 0
-    is_late = (~on_time) & (late >= 0)
+    first = np.where(matched >= 0, matched, late)  # each burst's first detection, or -1
+    heard_any = first >= 0
+    latency = np.full(n_bursts, np.nan)  # ms, of each burst's first detection
+    latency[heard_any] = (t_rx[first[heard_any]] - t_tx[heard_any]) / NS_PER_MS
+    length = schedule.samples.astype(np.float64)  # samples heard: the schedule's, or fewer
+    durations = np.array([b.duration for b in found], dtype=np.float64)
+    length[heard_any] = np.minimum(length[heard_any], durations[first[heard_any]])
+    shortfall = (schedule.samples - length) * (1000.0 / ev.SAMPLE_RATE)
+    truncated = _truncated(latency, shortfall, matched >= 0)
+    for k in first[truncated]:
+        states[int(k)] = "truncated"
+    on_time = (matched >= 0) & ~truncated
+    is_late = (~on_time) & (late >= 0) & ~truncated
     outside = np.zeros(n_bursts, dtype=bool)
     if len(arrivals):
         first_t, last_t = int(arrivals.t_ns[0]), int(arrivals.t_ns[-1])
         outside = (t_tx < first_t) | (t_tx + window_ns > last_t)
     elif n_bursts:
         outside[:] = True
-    outside &= ~on_time & ~is_late
-    lost = ~on_time & ~is_late & ~outside
+    outside &= ~on_time & ~is_late & ~truncated
+    lost = ~on_time & ~is_late & ~outside & ~truncated
 
     idx = matched[on_time]
     lat_fit = (t_rx_fit[idx] - t_tx[on_time]) / NS_PER_MS
     lat_raw = (t_rx_raw[idx] - t_tx[on_time]) / NS_PER_MS
-    glitches = _glitches(samples, onsets[idx], schedule.samples[on_time], burst_params)
+    heard_bursts = on_time | truncated
+    heard_idx = first[heard_bursts]
+    # a truncated burst's glitches are looked for in the part it was heard, not past its end
+    lengths = np.where(truncated, np.floor(length), schedule.samples).astype(np.int64)
+    glitches = _glitches(
+        samples, onsets[heard_idx], lengths[heard_bursts], burst_params, truncated[heard_bursts]
+    )
     gaps = _gaps(
-        samples, tone_hz, schedule, sent, manifest, onsets, matched, ref, ~outside & ~is_late
+        samples,
+        tone_hz,
+        schedule,
+        sent,
+        manifest,
+        onsets,
+        np.where(on_time, matched, -1),
+        ref,
+        ~outside & ~is_late,
     )
     gap_ms = [g["duration_ms"] for g in gaps]
 
     per_burst = []
-    j = 0
+    j = h = 0
     for i in range(n_bursts):
         entry: dict[str, Any] = {"burst": int(schedule.burst[i])}
-        if on_time[i]:
-            d = found[int(matched[i])]
+        if heard_bursts[i]:
+            d = found[int(first[i])]
+            entry.update(state="truncated" if truncated[i] else "detected")
+            entry.update(onset_sample=_r(float(d.onset), 3))
+            if on_time[i]:
+                entry.update(
+                    latency_ms=_r(float(lat_fit[j]), 4), latency_raw_ms=_r(float(lat_raw[j]), 4)
+                )
+                j += 1
             entry.update(
-                state="detected",
-                onset_sample=_r(float(d.onset), 3),
-                latency_ms=_r(float(lat_fit[j]), 4),
-                latency_raw_ms=_r(float(lat_raw[j]), 4),
                 level_dbfs=_r(float(d.level_dbfs), 3),
                 snr_db=_r(float(d.snr_db), 3),
-                glitches=int(glitches[j]),
+                glitches=int(glitches[h]),
             )
-            j += 1
+            h += 1
         else:
             entry["state"] = "late" if is_late[i] else "outside_recording" if outside[i] else "lost"
             if is_late[i]:
                 entry["latency_ms"] = _r(float((t_rx[late[i]] - t_tx[i]) / NS_PER_MS), 4)
         per_burst.append(entry)
 
-    heard = [found[int(k)] for k in idx]
+    heard = [found[int(k)] for k in heard_idx]
     frames_sent = len(sent)
     interval = np.diff(arrivals.t_ns) / NS_PER_MS if len(arrivals) > 1 else np.zeros(0)
     figures: dict[str, Any] = {
@@ -323,6 +366,7 @@ def _direction(
         "snr_db": _median([b.snr_db for b in heard], 3),
         "bursts_sent": n_bursts,
         "bursts_detected": int(on_time.sum()),
+        "bursts_truncated": int(truncated.sum()),
         "bursts_lost": int(lost.sum()),
         "bursts_late": int(is_late.sum()),
         "bursts_repeated": repeated,
@@ -455,14 +499,54 @@ def _fit_time_ns(arrivals: ev.Timing, onsets: FloatArray) -> FloatArray:
     return out
 
 
+def _truncated(
+    latency_ms: FloatArray, shortfall_ms: FloatArray, on_time: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """Per burst, whether its first detection started part-way through it (module docstring).
+
+    `latency_ms`: of each burst's first detection (NaN: none); `shortfall_ms`: how much shorter
+    than scheduled that detection is; `on_time`: matched within the window.
+
+    Why this rule: the ramp does not tell on real recordings. The receiver's jitter buffer
+    reshapes onsets (a stream's first burst, time-stretching near an onset), so a ramp-shape
+    test flagged true starts, and a stream resuming after an outage fades in over ~20 ms rather
+    than starting abruptly. A resumed burst was late by its missing part within a few ms in
+    every case seen. Late against the neighbours on both sides, because the jitter buffer can
+    shrink inside one burst (seen: 12 ms): such a burst is short and on time for the bursts
+    after it, but its onset is on time for the bursts before it.
+    """
+    # Full-length timed bursts are the reference: none of them can be flagged (a flagged burst
+    # is at least TRUNCATED_MS / 2 short), so the reference does not depend on the outcome.
+    reference = np.where(on_time & (shortfall_ms < TRUNCATED_MS / 2), latency_ms, np.nan)
+    excess = latency_ms - _expected_latency(reference)  # NaN where nothing to compare with
+    return np.asarray((excess >= TRUNCATED_MS) & (shortfall_ms >= excess / 2), dtype=bool)
+
+
+def _expected_latency(reference: FloatArray) -> FloatArray:
+    """Per burst, the larger of the median reference latency (NaN: none) of the `OFFSET_SPAN`
+    bursts before it and of those after it; with neither, the nearest reference (or NaN)."""
+    out = local_offsets(reference)
+    for i in range(reference.size):
+        sides = [reference[max(0, i - OFFSET_SPAN) : i], reference[i + 1 : i + 1 + OFFSET_SPAN]]
+        medians = [float(np.median(v[np.isfinite(v)])) for v in sides if np.isfinite(v).any()]
+        if medians:
+            out[i] = max(medians)
+    return out
+
+
 def _glitches(
     samples: npt.NDArray[np.int16],
     onsets: FloatArray,
     lengths: npt.NDArray[np.int64],
     burst_params: dict[str, Any],
+    truncated: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.int64]:
-    """Per detected burst, the runs of 5 ms blocks inside its plateau below half its median RMS."""
-    out = np.zeros(onsets.size, dtype=np.int64)
+    """Per heard burst, the runs of 5 ms blocks inside its plateau below half its median RMS.
+
+    A truncated burst's missing start is one more (merged with a low run where its heard part
+    begins: the stream fading in after the outage).
+    """
+    out = truncated.astype(np.int64)
     ramp = math.ceil(float(burst_params["ramp_s"]) * ev.SAMPLE_RATE) + GLITCH_BLOCK
     for k, (onset, length) in enumerate(zip(onsets, lengths, strict=True)):
         start = math.ceil(onset) + ramp
@@ -474,7 +558,8 @@ def _glitches(
         rows = seg.reshape(blocks, GLITCH_BLOCK)
         energy = np.einsum("ij,ij->i", rows, rows)  # RMS ratio r <=> energy ratio r**2
         low = energy < GLITCH_RATIO**2 * np.median(energy)
-        out[k] = int(np.count_nonzero(low[1:] & ~low[:-1]) + int(low[0]))
+        leading = 1 if truncated[k] else int(low[0])
+        out[k] = int(np.count_nonzero(low[1:] & ~low[:-1]) + leading)
     return out
 
 
@@ -543,8 +628,23 @@ def _sum(entries: list[dict[str, Any]], group: str, field: str) -> int | None:
     return int(sum(known)) if known else None
 
 
+def _mean_per_sample_ms(entries: list[dict[str, Any]], field: str) -> float | None:
+    """A jitter-buffer delay in ms per emitted sample: `field` (seconds summed over every sample
+    the buffer emitted, as WebRTC reports it) over `jitter_buffer_emitted_count`."""
+    totals = [_num(e.get("inbound", {}).get(field)) for e in entries]
+    counts = [_num(e.get("inbound", {}).get("jitter_buffer_emitted_count")) for e in entries]
+    pairs = [(t, c) for t, c in zip(totals, counts, strict=True) if t is not None and c]
+    if not pairs:
+        return None
+    return _r(1000.0 * sum(t for t, _ in pairs) / sum(c for _, c in pairs), 4)
+
+
 def _rtc(stats: dict[str, Any], receiver: str, sender: str) -> dict[str, Any]:
-    """RTP statistics of the SDK: the receiver's inbound audio, the sender's outbound audio."""
+    """RTP statistics of the SDK: the receiver's inbound audio, the sender's outbound audio.
+
+    `jitter_buffer_ms` / `jitter_buffer_target_ms`: the receiver's mean jitter-buffer delay and
+    target delay over every sample it played (None when the SDK does not report them).
+    """
 
     def entries(role: str, side: str, kind: str) -> list[dict[str, Any]]:
         final = stats.get(role, {}).get("final", {}) if isinstance(stats.get(role), dict) else {}
@@ -570,6 +670,8 @@ def _rtc(stats: dict[str, Any], receiver: str, sender: str) -> dict[str, Any]:
         "packets_lost": lost,
         "packet_loss_pct": loss,
         "jitter_ms": None if jitter is None else _r(jitter * 1000.0, 4),
+        "jitter_buffer_ms": _mean_per_sample_ms(inbound, "jitter_buffer_delay"),
+        "jitter_buffer_target_ms": _mean_per_sample_ms(inbound, "jitter_buffer_target_delay"),
         "concealed_samples": _sum(inbound, "inbound", "concealed_samples"),
         "concealment_events": _sum(inbound, "inbound", "concealment_events"),
         "total_samples_received": _sum(inbound, "inbound", "total_samples_received"),

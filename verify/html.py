@@ -20,6 +20,7 @@ from verify.figures import Analysis, DirectionDetail
 COLUMNS = 2000  # waveform envelope resolution: min/max per column
 STATE_COLOURS = {
     "detected": "tab:green",
+    "truncated": "tab:olive",
     "late": "tab:orange",
     "repeated": "tab:purple",
     "fragment": "tab:red",
@@ -129,7 +130,8 @@ def _page(report: dict[str, Any], images: list[tuple[str, str]]) -> str:
         ("level (dBFS)", "level_dbfs"),
         ("SNR (dB)", "snr_db"),
         ("bursts sent", "bursts_sent"),
-        ("bursts detected", "bursts_detected"),
+        ("bursts detected (timed)", "bursts_detected"),
+        ("bursts truncated (start not heard)", "bursts_truncated"),
         ("bursts lost", "bursts_lost"),
         ("bursts late", "bursts_late"),
         ("bursts repeated", "bursts_repeated"),
@@ -148,6 +150,7 @@ def _page(report: dict[str, Any], images: list[tuple[str, str]]) -> str:
         "packets_lost",
         "packet_loss_pct",
         "jitter_ms",
+        "jitter_buffer_ms",
         "concealed_samples",
     ):
         rows.append(_row([f"RTP {key}", *[d["rtc"][key] for d in dirs]]))

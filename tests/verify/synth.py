@@ -41,6 +41,7 @@ class Direction:
     outliers: float = 0.0  # share of arrival frames yielded 20 ms late
     outages: tuple[tuple[float, float], ...] = ()  # (start s, length s) of sent audio never heard
     outage_fade_s: float = 0.0  # the receiver's concealment: what it heard fades out over this
+    jitter_buffer_ms: float | None = None  # the receiver's mean jitter-buffer delay (SDK stats)
 
 
 @dataclasses.dataclass
@@ -169,6 +170,18 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
         stats.setdefault(receiver, {"final": {"publisher_stats": [], "subscriber_stats": []}})
         stats.setdefault(sender, {"final": {"publisher_stats": [], "subscriber_stats": []}})
         packets = recv_frames // 2
+        inbound = {
+            "bytes_received": str(packets * 80),
+            "concealed_samples": "0",
+            "concealment_events": "0",
+            "total_samples_received": str(recv_frames * FRAME),
+        }
+        if truth.jitter_buffer_ms is not None:
+            # WebRTC's form: seconds summed over every emitted sample, and the sample count
+            emitted = recv_frames * FRAME
+            inbound["jitter_buffer_emitted_count"] = str(emitted)
+            inbound["jitter_buffer_delay"] = emitted * truth.jitter_buffer_ms / 1000.0
+            inbound["jitter_buffer_target_delay"] = emitted * truth.jitter_buffer_ms / 2000.0
         stats[receiver]["final"]["subscriber_stats"].append(
             {
                 "inbound_rtp": {
@@ -178,12 +191,7 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
                         "packets_lost": "0",
                         "jitter": 0.002,
                     },
-                    "inbound": {
-                        "bytes_received": str(packets * 80),
-                        "concealed_samples": "0",
-                        "concealment_events": "0",
-                        "total_samples_received": str(recv_frames * FRAME),
-                    },
+                    "inbound": inbound,
                 }
             }
         )
