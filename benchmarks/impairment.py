@@ -1,26 +1,51 @@
 """impairment benchmark: the figures of a signed report against a known injected impairment.
 
-``python -m benchmarks.impairment [--quick]``. Every case is one real capture (``pipeline.capture``,
-two SDK agents, one conversation) against ``python -m sfu`` started in a child process with the
-impairment on its command line (a child, as the pipeline runs it: the in-process server adds
-hundreds of ms of event-loop delay, see ``pipeline._server``); ``verify.write_report`` then signs
-the report and the figures are read from its ``report.json``.
+``python -m benchmarks.impairment [--quick]``. Every case is one real conversation (two SDK agents,
+``pipeline.run.Conversation`` as ``pipeline.capture`` runs it, in a room this module creates for
+three participants: ``capture``'s rooms admit two) against ``python -m sfu`` started in a child
+process with the impairment on its command line (a child, as the pipeline runs it: the in-process
+server adds hundreds of ms of event-loop delay, see ``pipeline._server``); ``verify.write_report``
+then signs the report and the figures are read from its ``report.json``. Delay and jitter cases:
+quick 1 repeat of 10 s, full 3 repeats of 20 s; loss and outage: one run of 10 s / 30 s.
 
-- delay: ``--delay-ms D --impair-to support-agent`` delays only customer -> support, so the
-  unimpaired support -> customer direction of the same run is a control. Cases 0, 100 and 300 ms
-  run interleaved, ``repeats`` times. ``shift_ms`` = median latency (customer -> support) minus
-  the one of the no-delay run of the same repeat; ``shift_controlled_ms`` subtracts the change of
-  the control direction too (common-mode noise: the event loop, the machine);
-  ``shift_net_of_buffer_ms`` subtracts instead the change of the receiver's mean jitter-buffer
-  delay (RTC statistics in ``rtc-stats.json``). Reported: the median over repeats, minus D
-  (``error_*``), and the spread (max - min over repeats).
+- delay: ``--delay-ms D --impair-to support-agent`` delays only customer -> support, for D in 0,
+  100 and 300 ms, run interleaved ``repeats`` times. A third participant, the *reference*
+  (``reference-<uuid>``, :class:`_Reference`), joins the same room in this process, records the
+  Customer's track with the agents' writers and clock, and is not delayed (the impairment applies
+  to ``support-agent`` subscribers only). :func:`with_reference` copies the run folder with the
+  reference's WAV and arrivals in place of the Support agent's, and ``verify.analyse`` computes
+  the reference's per-burst latencies with verify's own code. ``shift_ms`` is the median over
+  repeats of the median over bursts of (Support's latency - the reference's) for the same burst;
+  ``error_ms`` = shift - D; ``within_1ms`` judges it. ``of_medians_*``: the Support agent's median
+  minus the reference's median instead (the difference of two medians, not the median of the
+  differences); ``bursts_within_1ms_share``: bursts whose own difference is within 1 ms of D.
+
+  Why the reference, and not two separate runs: both receivers hear the same sender (same frames
+  against the same 20 ms packets), their frames come from the same playout pull (the SDK's one
+  audio-device timer per process pulls every remote track's NetEq: at D = 0 the two agree per
+  burst within ~0.2 ms), and they share the machine's load during the run, so whatever moves the
+  latency within a run or between runs moves both. Measured here, run-to-run variation is not
+  only the 10 ms clock phases: the NetEq buffer and the latency of both receivers step by several
+  ms within a run and by tens of ms between runs on a loaded machine. Pairing per burst also
+  keeps a burst where one receiver's NetEq sits a packet (10-20 ms) apart from moving the figure.
+  What remains is the server's delay plus any lasting difference between the two jitter buffers,
+  which the delayed stream's own timing (asyncio timers in the server) may cause: it is reported,
+  not removed (``buffer_minus_reference_ms``: the mean jitter-buffer delay of the Support agent
+  minus the reference's, RTC statistics). The old figures against a separate no-delay run are
+  kept as ``separate_*`` (the run-to-run variation a user comparing two runs sees):
+  ``separate_shift_ms`` = the median latency minus the one of the no-delay run of the same
+  repeat; ``separate_controlled_ms`` subtracts the change of the unimpaired support -> customer
+  direction too; ``separate_net_of_buffer_ms`` the change of the mean jitter-buffer delay.
 - loss: ``--loss 5 --seed 1`` on every stream. Per direction, the receiver's RTP statistics'
   packet loss against the binomial 95% interval of 5% for the packets that reached the forwarder
   (received + lost), concealment beside it; and whether verify's default thresholds fail the run
   naming packet loss.
-- jitter: ``--jitter-ms 0/20/40`` on every stream: latency p95 - min, verify's latency jitter and
-  the RTP jitter (the receiver's last RFC 3550 estimate), and the median latency per case (the 0
-  case is the delay benchmark's baseline). Medians over both directions and the repeats.
+- jitter: ``--jitter-ms 0/20/40`` on every stream (the 0 case is the delay benchmark's, with its
+  reference in the room): the median latency, latency p95 - min and IQR (p75 - p25 of the
+  per-burst latencies), verify's latency jitter, the RTP jitter (the receiver's last RFC 3550
+  estimate) and the mean jitter-buffer delay (RTC statistics). Medians over both directions and
+  the repeats; ``grows`` says which grow with --jitter-ms. NetEq turns bounded jitter into delay,
+  so the buffer and the median grow while the spread of the latency need not.
 - outage: ``--outage S:2 --impair-to support-agent`` with nearly continuous bursts (0.9 s in every
   1.0 s, duplex): per direction, the longest gap of the report (``gaps``: sent burst audio not
   heard, see ``verify._gaps``), its error against 2 s, and its start against S: the server counts
@@ -35,35 +60,179 @@ the report and the figures are read from its ``report.json``.
 from __future__ import annotations
 
 import asyncio
-import io
+import contextlib
 import json
 import math
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
+from livekit import api, rtc
 from loguru import logger
 
 import verify
 from benchmarks._server import sfu_process
-from pipeline import capture
-from pipeline.config import from_dict
+from pipeline import evidence as pev
+from pipeline.config import Config, from_dict
+from pipeline.run import Conversation, StopSignal, _api, _delete_rooms, _room_name, _token
 from verify import evidence as ev
 
 TO_SUPPORT = "support-agent"
+CUSTOMER = "customer-"
 LOSS_PCT = 5.0
 OUTAGE_S = 2.0
 QUIET_BLOCK = 240  # 5 ms at 48 kHz
 
 
+class _Reference:
+    """A third participant that records the Customer's track, in this process, undelayed.
+
+    It joins the room with ``auto_subscribe`` off and asks for the Customer's audio only (the
+    embedded server forwards every track regardless; only the Customer's is recorded). Every frame
+    ``rtc.AudioStream`` yields goes to a WAV and an arrivals CSV with the writers and the clock
+    the agents use (``pipeline.agent.Agent._receive``). ``aclose()`` is safe twice.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.dir = out_dir
+        self.wav = pev.WavWriter(out_dir / "reference.wav")
+        self.arrivals = pev.TimingWriter(out_dir / "reference.arrivals.csv")
+        self.buffer_ms = math.nan  # the mean jitter-buffer delay, from the final RTC statistics
+        self._room: rtc.Room | None = None
+        self._receiver: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Reference:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def join(self, url: str, token: str) -> None:
+        """Connect; subscribe to the Customer's audio track once it is (or if it was) published."""
+        room = self._room = rtc.Room(loop=asyncio.get_running_loop())
+
+        def want(pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
+            if p.identity.startswith(CUSTOMER) and pub.kind == rtc.TrackKind.KIND_AUDIO:
+                pub.set_subscribed(True)
+
+        @room.on("track_subscribed")
+        def _subscribed(
+            track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+        ) -> None:
+            # The embedded server ignores auto_subscribe (it forwards every track to everyone):
+            # the Support's track arrives too, and is not recorded.
+            if (
+                self._receiver is None
+                and p.identity.startswith(CUSTOMER)
+                and isinstance(track, rtc.RemoteAudioTrack)
+            ):
+                stream = rtc.AudioStream(track, sample_rate=ev.SAMPLE_RATE, num_channels=1)
+                self._receiver = asyncio.create_task(self._receive(stream), name="reference")
+
+        room.on("track_published", want)
+        async with asyncio.timeout(30):
+            await room.connect(url, token, rtc.RoomOptions(auto_subscribe=False))
+        for p in room.remote_participants.values():
+            for pub in p.track_publications.values():
+                want(pub, p)
+
+    async def _receive(self, stream: rtc.AudioStream) -> None:
+        frames = samples = 0
+        try:
+            async for event in stream:
+                t_ns = time.monotonic_ns()
+                pcm = np.frombuffer(event.frame.data, dtype=np.int16)
+                self.wav.write(pcm)
+                self.arrivals.write(frames, samples, len(pcm), t_ns)
+                frames += 1
+                samples += len(pcm)
+        finally:
+            await stream.aclose()
+
+    async def aclose(self) -> None:
+        """Stop recording, take the final statistics, leave, close the files; safe twice."""
+        task, self._receiver = self._receiver, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        room, self._room = self._room, None
+        if room is not None:
+            with contextlib.suppress(RuntimeError, TimeoutError):
+                stats = await asyncio.wait_for(room.get_rtc_stats(), 5)
+                for s in stats.subscriber_stats:
+                    if s.HasField("inbound_rtp") and s.inbound_rtp.stream.kind == "audio":
+                        inbound = s.inbound_rtp.inbound
+                        if inbound.jitter_buffer_emitted_count:
+                            self.buffer_ms = (
+                                1000
+                                * inbound.jitter_buffer_delay
+                                / inbound.jitter_buffer_emitted_count
+                            )
+            with contextlib.suppress(Exception):  # leaving is best effort
+                await asyncio.wait_for(room.disconnect(), 5)
+        self.wav.close()
+        self.arrivals.close()
+
+
+async def _conversation(
+    config: Config, work: Path, reference: bool
+) -> tuple[Path, _Reference | None]:
+    """One conversation (``pipeline.run.Conversation``, as ``capture`` runs it), maybe overheard.
+
+    Its own room rather than ``capture``'s: ``capture`` creates rooms for two participants.
+    Returns the run folder and, with ``reference``, the reference (closed).
+    """
+    conversation = Conversation(config, pev.new_run_id(), embedded=False)
+    room = _room_name(conversation.run_id)
+    async with _api(config) as lk:  # max 3: the reference is the third
+        await lk.room.create_room(
+            api.CreateRoomRequest(name=room, empty_timeout=60, max_participants=3)
+        )
+    ref = _Reference(work / f"reference-{conversation.run_id}") if reference else None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if ref is not None:
+                stack.push_async_callback(ref.aclose)
+                identity = f"reference-{uuid.uuid4()}"
+                await ref.join(config.ws_url, _token(config, room, identity, "Reference"))
+            await conversation.run(StopSignal(), _NoView())
+    finally:
+        await _delete_rooms(config, [room])
+    outcome = conversation.outcome
+    if outcome.status != "complete":
+        raise RuntimeError(f"the conversation ended {outcome.status}: {outcome.reason}")
+    return outcome.run_dir, ref
+
+
+class _NoView:
+    """A conversation's start goes nowhere: the benchmark prints its own table."""
+
+    def begin(self, start_ns: int, duration_s: float) -> None:
+        pass
+
+
 async def _case(
-    impair: list[str], duration_s: float, work: Path, **extra: Any
-) -> tuple[dict[str, Any], Path, list[str]]:
-    """One capture against a server impaired by ``impair``: its report, run folder, failures."""
+    impair: list[str], duration_s: float, work: Path, *, reference: bool = False, **extra: Any
+) -> tuple[dict[str, Any], Path, list[str], _Reference | None]:
+    """One conversation against a server impaired by ``impair``.
+
+    Returns its report, its run folder, the report's failures and (with ``reference``) the
+    reference participant that overheard the Customer.
+    """
     async with sfu_process(*impair) as (url, _):
         config = from_dict(
             {
@@ -73,13 +242,33 @@ async def _case(
                 **extra,
             }
         )
-        outcomes = await capture(config, live_stream=io.StringIO())
-    (outcome,) = outcomes
-    if outcome.status != "complete":
-        raise RuntimeError(f"capture with {impair} ended {outcome.status}: {outcome.reason}")
-    result = verify.write_report(outcome.run_dir, key_path=work / "signing-key.pem", html=False)
-    report = json.loads((outcome.run_dir / "report.json").read_text())
-    return report, outcome.run_dir, result.failures
+        run_dir, ref = await _conversation(config, work, reference)
+    result = verify.write_report(run_dir, key_path=work / "signing-key.pem", html=False)
+    report = json.loads((run_dir / "report.json").read_text())
+    return report, run_dir, result.failures, ref
+
+
+def with_reference(run_dir: Path, wav: Path, arrivals: Path, dest: Path) -> Path:
+    """A copy of ``run_dir``'s evidence in ``dest`` where the Support agent heard ``wav``.
+
+    The customer -> support direction's received WAV and arrivals CSV are replaced by ``wav``
+    and ``arrivals`` (the reference's recording); everything else is copied unchanged, so
+    ``verify.analyse(dest)`` computes the reference's figures with verify's own code.
+    """
+    manifest = ev.read_manifest(run_dir)
+    dest.mkdir(parents=True, exist_ok=False)
+    for name in ev.evidence_names(manifest):
+        shutil.copy2(run_dir / name, dest / name)
+    (to_support,) = [d for d in ev.direction_files(manifest) if d.sender == "customer"]
+    shutil.copyfile(wav, dest / to_support.wav)
+    shutil.copyfile(arrivals, dest / to_support.arrivals)
+    return dest
+
+
+def _reference_figures(run_dir: Path, ref: _Reference) -> dict[str, Any]:
+    """verify's figures of the customer -> support direction as the reference heard it."""
+    copy = with_reference(run_dir, ref.wav.path, ref.arrivals.path, ref.dir / "swapped")
+    return _figures(verify.analyse(copy))["to_support"]
 
 
 def _figures(report: dict[str, Any]) -> dict[str, Any]:
@@ -109,8 +298,26 @@ def _spread(values: list[float]) -> float:
     return max(values) - min(values) if values else math.nan
 
 
+def _iqr(direction: dict[str, Any]) -> float:
+    """p75 - p25 of the direction's per-burst latencies (detected bursts)."""
+    lat = [b["latency_ms"] for b in direction["bursts"] if b["state"] == "detected"]
+    if len(lat) < 2:
+        return math.nan
+    p25, p75 = np.percentile(lat, [25, 75])
+    return float(p75 - p25)
+
+
+def _per_burst_shift(impaired: dict[str, Any], reference: dict[str, Any]) -> list[float]:
+    """Per burst heard by both: the Support agent's latency minus the reference's."""
+    return [
+        a["latency_ms"] - b["latency_ms"]
+        for a, b in zip(impaired["bursts"], reference["bursts"], strict=True)
+        if a["state"] == b["state"] == "detected"
+    ]
+
+
 async def _delay_and_jitter(quick: bool, work: Path) -> dict[str, Any]:
-    duration_s = 10.0 if quick else 30.0
+    duration_s = 10.0 if quick else 20.0
     repeats = 1 if quick else 3
     cases = {
         "0": [],
@@ -122,71 +329,127 @@ async def _delay_and_jitter(quick: bool, work: Path) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in cases}
     for _ in range(repeats):
         for name, impair in cases.items():  # interleaved: drift hits every case alike
-            report, run_dir, _ = await _case(impair, duration_s, work)
+            overheard = not name.startswith("jitter")
+            report, run_dir, _, ref = await _case(impair, duration_s, work, reference=overheard)
             figures = _figures(report)
             for key, ms in _buffer_ms(run_dir).items():
                 figures[key]["buffer_ms"] = ms
+            if ref is not None:
+                figures["reference"] = _reference_figures(run_dir, ref)
+                figures["reference"]["buffer_ms"] = ref.buffer_ms
             runs[name].append(figures)
+
+    def median(case: dict[str, Any], key: str) -> float:
+        value = case[key]["latency_ms"]["median"]
+        return math.nan if value is None else float(value)
+
     delay: dict[str, Any] = {"duration_s": duration_s, "repeats": repeats}
-    for d_ms in (100, 300):
-        shift, controlled, net = [], [], []
-        for base, case in zip(runs["0"], runs[str(d_ms)], strict=True):
-            s = (
-                case["to_support"]["latency_ms"]["median"]
-                - base["to_support"]["latency_ms"]["median"]
+    for d_ms in (0, 100, 300):
+        paired, of_medians, per_burst, buffers = [], [], [], []
+        for case in runs[str(d_ms)]:
+            diffs = _per_burst_shift(case["to_support"], case["reference"])
+            paired.append(statistics.median(diffs) if diffs else math.nan)
+            of_medians.append(median(case, "to_support") - median(case, "reference"))
+            per_burst += diffs
+            buffers.append(
+                case["to_support"].get("buffer_ms", math.nan) - case["reference"]["buffer_ms"]
             )
-            c = (
-                case["to_customer"]["latency_ms"]["median"]
-                - base["to_customer"]["latency_ms"]["median"]
+        shift, shift_of_medians = statistics.median(paired), statistics.median(of_medians)
+        figures = {
+            "shift_ms": round(shift, 3),
+            "error_ms": round(shift - d_ms, 3),
+            "spread_ms": round(_spread(paired), 3),
+            "per_repeat_shift_ms": [round(x, 3) for x in paired],
+            "within_1ms": abs(shift - d_ms) <= 1.0,
+            "of_medians_shift_ms": round(shift_of_medians, 3),
+            "of_medians_error_ms": round(shift_of_medians - d_ms, 3),
+            "of_medians_spread_ms": round(_spread(of_medians), 3),
+            "per_repeat_of_medians_ms": [round(x, 3) for x in of_medians],
+            "of_medians_within_1ms": abs(shift_of_medians - d_ms) <= 1.0,
+            "bursts_within_1ms_share": round(
+                sum(abs(x - d_ms) <= 1.0 for x in per_burst) / len(per_burst), 3
             )
-            shift.append(s)
-            controlled.append(s - c)
-            buffers = case["to_support"].get("buffer_ms", math.nan) - base["to_support"].get(
-                "buffer_ms", math.nan
-            )
-            net.append(s - buffers)
-        delay[f"delay_{d_ms}"] = {
-            "shift_ms": round(statistics.median(shift), 3),
-            "error_ms": round(statistics.median(shift) - d_ms, 3),
-            "shift_spread_ms": round(_spread(shift), 3),
-            "shift_controlled_ms": round(statistics.median(controlled), 3),
-            "error_controlled_ms": round(statistics.median(controlled) - d_ms, 3),
-            "shift_controlled_spread_ms": round(_spread(controlled), 3),
-            "shift_net_of_buffer_ms": round(statistics.median(net), 3),
-            "error_net_of_buffer_ms": round(statistics.median(net) - d_ms, 3),
-            "shift_net_of_buffer_spread_ms": round(_spread(net), 3),
-            "per_repeat_shift_ms": [round(x, 3) for x in shift],
-            "per_repeat_controlled_ms": [round(x, 3) for x in controlled],
-            "within_1ms": abs(statistics.median(shift) - d_ms) <= 1.0,
-            "controlled_within_1ms": abs(statistics.median(controlled) - d_ms) <= 1.0,
+            if per_burst
+            else math.nan,
+            "per_burst_shift_ms": [round(x, 2) for x in per_burst],
+            "reference_median_ms": [round(median(c, "reference"), 3) for c in runs[str(d_ms)]],
+            "buffer_minus_reference_ms": [round(x, 3) for x in buffers],
         }
-    delay["baseline_median_ms"] = [r["to_support"]["latency_ms"]["median"] for r in runs["0"]]
+        if d_ms:
+            figures.update(_separate(runs["0"], runs[str(d_ms)], d_ms))
+        delay[f"delay_{d_ms}"] = figures
+    delay["baseline_median_ms"] = [median(r, "to_support") for r in runs["0"]]
+    return {"delay": delay, "jitter": _jitter(runs)}
+
+
+def _separate(
+    base_runs: list[dict[str, Any]], case_runs: list[dict[str, Any]], d_ms: int
+) -> dict[str, Any]:
+    """The shift against the no-delay run of the same repeat: run-to-run variation included."""
+    shift, controlled, net = [], [], []
+    for base, case in zip(base_runs, case_runs, strict=True):
+        s = case["to_support"]["latency_ms"]["median"] - base["to_support"]["latency_ms"]["median"]
+        c = (
+            case["to_customer"]["latency_ms"]["median"]
+            - base["to_customer"]["latency_ms"]["median"]
+        )
+        shift.append(s)
+        controlled.append(s - c)
+        buffers = case["to_support"].get("buffer_ms", math.nan) - base["to_support"].get(
+            "buffer_ms", math.nan
+        )
+        net.append(s - buffers)
+    return {
+        "separate_shift_ms": round(statistics.median(shift), 3),
+        "separate_error_ms": round(statistics.median(shift) - d_ms, 3),
+        "separate_spread_ms": round(_spread(shift), 3),
+        "separate_controlled_ms": round(statistics.median(controlled), 3),
+        "separate_error_controlled_ms": round(statistics.median(controlled) - d_ms, 3),
+        "separate_controlled_spread_ms": round(_spread(controlled), 3),
+        "separate_net_of_buffer_ms": round(statistics.median(net), 3),
+        "separate_error_net_of_buffer_ms": round(statistics.median(net) - d_ms, 3),
+        "separate_per_repeat_shift_ms": [round(x, 3) for x in shift],
+    }
+
+
+JITTER_FIGURES = (
+    "median_ms",
+    "p95_minus_min_ms",
+    "iqr_ms",
+    "latency_jitter_ms",
+    "rtp_jitter_ms",
+    "buffer_ms",
+)
+
+
+def _jitter(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per jitter case, medians over both directions and the repeats; which figures grow."""
     jitter: dict[str, Any] = {}
-    for name, key in (("0", "jitter_0"), ("jitter_20", "jitter_20"), ("jitter_40", "jitter_40")):
-        per: dict[str, list[float]] = {
-            "median_ms": [],
-            "p95_minus_min_ms": [],
-            "latency_jitter_ms": [],
-            "rtp_jitter_ms": [],
-        }
+    names = ("jitter_0", "jitter_20", "jitter_40")
+    for name, key in zip(("0", "jitter_20", "jitter_40"), names, strict=True):
+        per: dict[str, list[float]] = {k: [] for k in JITTER_FIGURES}
         for figs in runs[name]:
-            for d in figs.values():
+            for which in ("to_support", "to_customer"):  # not the reference: it is no receiver
+                d = figs[which]
                 lat = d["latency_ms"]
                 per["median_ms"].append(lat["median"])
                 per["p95_minus_min_ms"].append(lat["p95"] - lat["min"])
+                per["iqr_ms"].append(_iqr(d))
                 per["latency_jitter_ms"].append(lat["jitter"])
                 per["rtp_jitter_ms"].append(d["rtc"]["jitter_ms"] or math.nan)
+                per["buffer_ms"].append(d.get("buffer_ms", math.nan))
         jitter[key] = {k: round(statistics.median(v), 3) for k, v in per.items()}
-    order = [jitter[k]["p95_minus_min_ms"] for k in ("jitter_0", "jitter_20", "jitter_40")]
-    jitter["spread_grows"] = order[0] < order[1] < order[2]
-    medians = [jitter[k]["median_ms"] for k in ("jitter_0", "jitter_20", "jitter_40")]
-    jitter["median_grows"] = medians[0] < medians[1] < medians[2]
-    return {"delay": delay, "jitter": jitter}
+    jitter["grows"] = {
+        k: jitter[names[0]][k] < jitter[names[1]][k] < jitter[names[2]][k] for k in JITTER_FIGURES
+    }
+    return jitter
 
 
 async def _loss(quick: bool, work: Path) -> dict[str, Any]:
     duration_s = 10.0 if quick else 30.0
-    report, _, failures = await _case(["--loss", f"{LOSS_PCT:g}", "--seed", "1"], duration_s, work)
+    report, _, failures, _ = await _case(
+        ["--loss", f"{LOSS_PCT:g}", "--seed", "1"], duration_s, work
+    )
     out: dict[str, Any] = {"duration_s": duration_s}
     for key, d in _figures(report).items():
         rtc = d["rtc"]
@@ -238,7 +501,7 @@ def _gap(samples: np.ndarray) -> tuple[int, int]:
 async def _outage(quick: bool, work: Path) -> dict[str, Any]:
     duration_s = 10.0 if quick else 30.0
     start_s = 4.0 if quick else 10.0
-    report, run_dir, _ = await _case(
+    report, run_dir, _, _ = await _case(
         ["--outage", f"{start_s:g}:{OUTAGE_S:g}", "--impair-to", TO_SUPPORT],
         duration_s,
         work,
@@ -292,26 +555,35 @@ async def _run(quick: bool, work: Path) -> dict[str, Any]:
 
 def _print(r: dict[str, Any]) -> None:
     d = r["delay"]
-    print(f"delay ({d['repeats']} repeat(s) of {d['duration_s']:g} s, baseline medians "
+    print(f"delay ({d['repeats']} repeat(s) of {d['duration_s']:g} s); reference: the same run's "
+          f"undelayed listener; separate: against the no-delay run (baseline medians "
           f"{d['baseline_median_ms']} ms)")  # fmt: skip
     print(
-        f"{'injected':>9} {'shift':>9} {'error':>8} {'spread':>7} "
-        f"{'ctrl shift':>10} {'ctrl err':>8} {'ctrl spr':>8} {'net buf':>8}"
+        f"{'injected':>9} {'ref shift':>9} {'error':>7} {'spread':>7} {'bursts+-1':>9} "
+        f"{'of medians':>10} {'sep shift':>9} {'sep err':>7} {'sep spr':>7}"
     )
-    for ms in (100, 300):
+    for ms in (0, 100, 300):
         x = d[f"delay_{ms}"]
-        print(
-            f"{ms:>7}ms {x['shift_ms']:>9.2f} {x['error_ms']:>8.2f} {x['shift_spread_ms']:>7.2f} "
-            f"{x['shift_controlled_ms']:>10.2f} {x['error_controlled_ms']:>8.2f} "
-            f"{x['shift_controlled_spread_ms']:>8.2f} {x['shift_net_of_buffer_ms']:>8.2f}"
+        row = (
+            f"{ms:>7}ms {x['shift_ms']:>9.2f} {x['error_ms']:>7.2f} {x['spread_ms']:>7.2f} "
+            f"{x['bursts_within_1ms_share']:>9.2f} {x['of_medians_shift_ms']:>10.2f}"
         )
-    print(f"jitter  {'median':>8} {'p95-min':>8} {'lat jitter':>10} {'rtp jitter':>10}")
+        if ms:
+            row += (
+                f" {x['separate_shift_ms']:>9.2f} {x['separate_error_ms']:>7.2f} "
+                f"{x['separate_spread_ms']:>7.2f}"
+            )
+        print(row)
+    j = r["jitter"]
+    print(f"jitter  {'median':>8} {'p95-min':>8} {'IQR':>6} {'lat jitter':>10} {'rtp jitter':>10} "
+          f"{'buffer':>7}")  # fmt: skip
     for k in ("jitter_0", "jitter_20", "jitter_40"):
-        j = r["jitter"][k]
+        x = j[k]
         print(
-            f"{k:>9} {j['median_ms']:>8.2f} {j['p95_minus_min_ms']:>8.2f} "
-            f"{j['latency_jitter_ms']:>10.2f} {j['rtp_jitter_ms']:>10.2f}"
+            f"{k:>9} {x['median_ms']:>8.2f} {x['p95_minus_min_ms']:>8.2f} {x['iqr_ms']:>6.2f} "
+            f"{x['latency_jitter_ms']:>10.2f} {x['rtp_jitter_ms']:>10.2f} {x['buffer_ms']:>7.2f}"
         )
+    print("jitter: grows with --jitter-ms: " + ", ".join(k for k, v in j["grows"].items() if v))
     loss = r["loss"]
     for k in ("to_support", "to_customer"):
         x = loss[k]

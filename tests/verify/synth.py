@@ -15,6 +15,7 @@ import json
 import math
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -170,7 +171,7 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
         stats.setdefault(receiver, {"final": {"publisher_stats": [], "subscriber_stats": []}})
         stats.setdefault(sender, {"final": {"publisher_stats": [], "subscriber_stats": []}})
         packets = recv_frames // 2
-        inbound = {
+        inbound: dict[str, Any] = {
             "bytes_received": str(packets * 80),
             "concealed_samples": "0",
             "concealment_events": "0",

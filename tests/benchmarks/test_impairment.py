@@ -1,0 +1,64 @@
+"""The impairment benchmark's reference receiver: swapping its recording into a copied run."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from pathlib import Path
+
+import pytest
+
+import verify
+from benchmarks import impairment
+from tests.conftest import scaled
+from tests.verify import synth
+
+TO_SUPPORT = "support-from-customer"
+
+
+def _medians(run_dir: Path) -> dict[str, float]:
+    return {d["to"]: d["latency_ms"]["median"] for d in verify.analyse(run_dir)["directions"]}
+
+
+def test_with_reference_replaces_only_the_support_direction(tmp_path: Path) -> None:
+    """The copy's customer -> support figures are the reference's; the rest, the original stay."""
+    run = synth.make_run(tmp_path / "run", synth.Spec(customer=synth.Direction(delay_ms=142.37)))
+    other = synth.make_run(tmp_path / "ref", synth.Spec(customer=synth.Direction(delay_ms=42.37)))
+    copy = impairment.with_reference(
+        run, other / f"{TO_SUPPORT}.wav", other / f"{TO_SUPPORT}.arrivals.csv", tmp_path / "copy"
+    )
+    swapped, original = _medians(copy), _medians(run)
+    assert swapped["support"] == pytest.approx(42.37, abs=0.05)
+    assert original["support"] == pytest.approx(142.37, abs=0.05)
+    assert swapped["customer"] == original["customer"]
+    figures = impairment._figures(verify.analyse(run))
+    reference = impairment._figures(verify.analyse(copy))
+    shifts = impairment._per_burst_shift(figures["to_support"], reference["to_support"])
+    assert len(shifts) == figures["to_support"]["bursts_detected"] > 0
+    assert statistics.median(shifts) == pytest.approx(100.0, abs=0.05)
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in run.iterdir())
+
+
+def test_with_reference_refuses_an_existing_destination(tmp_path: Path) -> None:
+    """A destination that exists is never overwritten."""
+    run = synth.make_run(tmp_path / "run")
+    (tmp_path / "copy").mkdir()
+    with pytest.raises(FileExistsError):
+        impairment.with_reference(
+            run, run / f"{TO_SUPPORT}.wav", run / f"{TO_SUPPORT}.arrivals.csv", tmp_path / "copy"
+        )
+
+
+async def test_reference_hears_what_the_support_agent_hears(tmp_path: Path) -> None:
+    """A real run without delay: the in-process reference hears every burst at the same time."""
+    async with asyncio.timeout(scaled(120)):
+        report, run_dir, _, ref = await impairment._case([], 4.0, tmp_path, reference=True)
+    assert ref is not None
+    support = impairment._figures(report)["to_support"]
+    reference = impairment._reference_figures(run_dir, ref)
+    assert reference["bursts_detected"] == support["bursts_detected"] > 0
+    assert reference["tone_hz"] == pytest.approx(440.0, abs=5)  # the Customer, not the Support
+    # Identical packets at the same moment, one playout clock: the same latency within 5 ms.
+    shifts = impairment._per_burst_shift(support, reference)
+    assert abs(statistics.median(shifts)) < 5.0
+    await ref.aclose()  # already closed by the run: safe twice
