@@ -25,12 +25,12 @@ RESULTS = Path(__file__).with_name("results.json")
 # the seconds it is budgeted. pipeline's N-scan is superseded by capacity's search; impairment's
 # full mode (3 repeats of 5 cases of 30 s) alone would take 10 minutes.
 PLAN: dict[str, tuple[bool, int]] = {
-    "dsp": (False, 130),
-    "sfu": (False, 90),
-    "verify": (False, 120),
+    "dsp": (False, 110),
+    "sfu": (False, 80),
+    "verify": (False, 100),
     "pipeline": (True, 40),
-    "impairment": (True, 130),
-    "capacity": (False, 370),
+    "impairment": (True, 110),
+    "capacity": (False, 460),
 }
 
 

@@ -246,6 +246,8 @@ class _Report:
 class _ParentGate:
     """The worker's side of the run's `StartGate`: it says "ready", the parent when to start."""
 
+    settles = True  # workers run only when there are several conversations
+
     def __init__(self) -> None:
         self.start: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 

@@ -46,8 +46,15 @@ STATS_EVERY_S = 5.0
 # (plus the longest delay an impairment adds, see tail_max_s).
 TAIL_MIN_S = 0.5
 TAIL_MAX_S = 2.0
-# The senders start this long after both agents hear each other (both from the same instant).
+# The senders start this long after both agents hear each other (both from the same instant);
+# with several conversations, SETTLE_S after the last pair hears each other (see StartGate).
 START_DELAY_S = 0.2
+SETTLE_S = 2.0
+# After a settled start, no RTC statistics for this long: the SDK (1.2.1) can abort the process
+# in get_rtc_stats soon after a track's first audio when the track sat silent for over ~0.5 s
+# (2 of 3 tries after 1 s, 3 of 3 after 2 s; never with 0.3 s). Sampling every 5 s from the
+# start has never hit it.
+STATS_GRACE_S = 5.0
 
 
 class StopSignal:
@@ -81,6 +88,9 @@ class Begins(Protocol):
 class Gate(Protocol):
     """Gives a conversation its start instant: `StartGate`, or a worker's parent."""
 
+    # True when talking may start long after `ready()` (several conversations): see STATS_GRACE_S.
+    settles: bool
+
     def ready(self) -> Awaitable[int]: ...
 
     def leave(self) -> None: ...
@@ -89,15 +99,23 @@ class Gate(Protocol):
 class StartGate:
     """One start instant for every conversation of a run, once each has joined or given up.
 
-    Joining is CPU-heavy (ICE, DTLS, the SDK's threads starting). A conversation that starts
-    talking while others still join fills its jitter buffers under that load, and they keep the
-    extra delay for seconds: with 5 pairs started one after another, each direction's first
-    bursts took 100-140 ms and the rest 55 ms. So nobody talks until everybody can.
+    Joining is CPU-heavy, and the SDK goes on working for a second or two after a participant
+    hears the other (ICE gathering: ~7,500 native log records in its first second). A
+    conversation that talks while others join fills its jitter buffers under that load, and
+    they keep the extra delay for seconds. Measured with 5 pairs on 2 cores: started one after
+    another, or all 0.2 s after the last had joined, the first 3 bursts of each direction took
+    100-155 ms and the rest ~55 ms; starting SETTLE_S after the last join, 50-62 ms from the
+    first. Sending silence while waiting (so that no track idles, see STATS_GRACE_S) was worse:
+    the streams then ran through the other pairs' joins, and their jitter buffers grew to
+    100-340 ms (870 ms with a quiet tone instead of silence) before shrinking over ~5 s.
+    A lone conversation has only its own join to wait for: START_DELAY_S.
     Each conversation calls `ready()` (then waits) or, if it failed before, `leave()`: once each.
     """
 
     def __init__(self, conversations: int) -> None:
         self._waiting = conversations
+        self.settles = conversations > 1
+        self._delay_s = SETTLE_S if self.settles else START_DELAY_S
         self._open = asyncio.Event()
         self.start_ns = 0
 
@@ -114,7 +132,7 @@ class StartGate:
         """This conversation will not talk: do not wait for it."""
         self._waiting -= 1
         if self._waiting <= 0 and not self._open.is_set():
-            self.start_ns = time.monotonic_ns() + int(START_DELAY_S * 1e9)
+            self.start_ns = time.monotonic_ns() + int(self._delay_s * 1e9)
             self._open.set()
 
 
@@ -365,6 +383,7 @@ class Conversation:
             for r in ROLES
         }
         self._closers: list[Any] = []
+        self._stats_from_ns = 0  # see STATS_GRACE_S
 
     async def run(self, stop: StopSignal, view: Begins, gate: Gate | None = None) -> None:
         """Talk for the configured duration (or until stopped), then close the evidence.
@@ -471,6 +490,8 @@ class Conversation:
         start_ns = await _unless_stopped(gate.ready(), stop)
         if start_ns is None:
             return "interrupted", stop.reason
+        if gate.settles:
+            self._stats_from_ns = start_ns + int(STATS_GRACE_S * 1e9)
         view.begin(start_ns, c.duration_s)
         self.events.write("run", "conversation_started", start_ns=start_ns, frames=n_frames)
         logger.info(
@@ -545,7 +566,9 @@ class Conversation:
 
     async def _sample_stats(self) -> None:
         while True:
-            await asyncio.sleep(STATS_EVERY_S)
+            # the first sample once the grace after a settled start is over (STATS_GRACE_S)
+            wait_ns = max(STATS_EVERY_S * 1e9, self._stats_from_ns - time.monotonic_ns())
+            await asyncio.sleep(wait_ns / 1e9)
             for role, agent in self.agents.items():
                 t_ns = time.monotonic_ns()
                 stats = await agent.rtc_stats()
@@ -561,6 +584,9 @@ class Conversation:
             for agent in self.agents.values():
                 await agent.stop_receiving()
             for role, agent in self.agents.items():
+                if time.monotonic_ns() < self._stats_from_ns:
+                    logger.info("run {}: no final RTC statistics this early", self.run_id)
+                    break
                 stats = await agent.rtc_stats()
                 if stats is not None:
                     self._stats[role]["final"] = stats
@@ -578,6 +604,15 @@ class Conversation:
             log("run {}: {}{}", self.run_id, status, "" if reason is None else f" ({reason})")
 
 
+async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    """Cancel and await every task (done ones too: their exceptions are theirs to say)."""
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+
+
 async def _unless_stopped(waiting: Awaitable[T], stop: StopSignal) -> T | None:
     """What `waiting` gives, or None once `stop` is set first."""
     wait = asyncio.ensure_future(waiting)
@@ -585,11 +620,7 @@ async def _unless_stopped(waiting: Awaitable[T], stop: StopSignal) -> T | None:
     try:
         await asyncio.wait((wait, stopped), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for t in (wait, stopped):
-            t.cancel()
-        for t in (wait, stopped):
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await _cancel((wait, stopped))
     return wait.result() if wait.done() and not wait.cancelled() else None
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import dsp
 from pipeline import Outcome, capture
 from pipeline.config import Config, from_dict
-from pipeline.run import START_DELAY_S, StartGate
+from pipeline.run import SETTLE_S, StartGate
 from tests.conftest import scaled
 from tests.pipeline.conftest import LiveServer
 
@@ -180,4 +180,4 @@ async def test_start_gate_opens_once_every_conversation_is_ready_or_gone() -> No
     before = time.monotonic_ns()
     gate.leave()  # the third failed to join: nobody waits for it
     starts = await asyncio.wait_for(asyncio.gather(first, second), scaled(5))
-    assert starts[0] == starts[1] >= before + int(START_DELAY_S * 1e9)
+    assert starts[0] == starts[1] >= before + int(SETTLE_S * 1e9)
