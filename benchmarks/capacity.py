@@ -236,9 +236,7 @@ def _signed(run_dirs: list[Path], key: Path) -> dict[str, Any]:
     }
 
 
-def _costs(
-    duration_s: float, repeats: int, work: Path
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def _costs(duration_s: float, repeats: int, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """One pair through the pipeline, then through the bare SDK, `repeats` times interleaved
     (drift on a shared machine hits both alike); the pipeline runs' signed figures, pooled, are
     the search's single-pair reference."""
@@ -255,7 +253,9 @@ def _costs(
     reference["clean"] = _clean(reference, math.inf)
     agent = statistics.median(p.agent_cores_per_pair for p in pipes)
     bare = statistics.median(b.agent_cores_per_pair for b in bares)
-    ratios = [p.agent_cores_per_pair / b.agent_cores_per_pair for p, b in zip(pipes, bares)]
+    ratios = [
+        p.agent_cores_per_pair / b.agent_cores_per_pair for p, b in zip(pipes, bares, strict=True)
+    ]
     server_stream = statistics.median(u.server_cores_per_stream for u in [*pipes, *bares])
     costs = {
         "pairs": 1,
