@@ -215,9 +215,7 @@ async def run_all(units: Sequence[Unit], stop: StopSignal, live_stream: TextIO |
             for u in units:
                 tg.create_task(u.run(stop, view, gate), name=f"conversation-{u.run_id}")
     finally:
-        view_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await view_task
+        await _cancel((view_task,))
         view.finish()
 
 
@@ -519,9 +517,7 @@ class Conversation:
             if not halted():
                 await self._tail(halted)
         finally:
-            sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
+            await _cancel((sampler,))
         if stop.is_set():
             return "interrupted", stop.reason
         lost = self._lost()
