@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 import dsp
 from verify import evidence as ev
@@ -119,10 +120,17 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         stats = loaded
     events = [] if ev.EVENTS in missing else ev.read_events(run_dir / ev.EVENTS)
     all_files = ev.direction_files(manifest)
-    results = _map_directions(
-        [(run_dir, files, manifest, thresholds, stats, missing, complete) for files in all_files],
-        long_run=_received_bytes(run_dir, all_files, missing) > PROCESS_POOL_BYTES,
-    )
+    # One BLAS thread: the directions already run side by side, the products are small, and a
+    # BLAS thread pool alive at fork time made the forked workers spin (1 h run: 30 s instead
+    # of 3 s, after an earlier long product in the same process had started the pool).
+    with threadpool_limits(limits=1, user_api="blas"):
+        results = _map_directions(
+            [
+                (run_dir, files, manifest, thresholds, stats, missing, complete)
+                for files in all_files
+            ],
+            long_run=_received_bytes(run_dir, all_files, missing) > PROCESS_POOL_BYTES,
+        )
     directions = [figures for figures, _ in results]
     details = [detail for _, detail in results]
     run = {
