@@ -19,10 +19,10 @@ agents' whole-process CPU (``getrusage(RUSAGE_CHILDREN)``) is reported beside it
   lost burst and a p95 mouth-to-ear latency no more than 50 ms above the single-pair run's, all
   read from the reports ``verify`` signs. 15 s screening runs (quick: 8 s; judged on the p95 of
   the bursts after each direction's first 5, against the reference's same figure) bracket N first,
-  starting at 90% of the prediction, doubling while clean and bisecting once not; the best
-  screened N is then confirmed with full-length runs (a failure steps down by a third of the
-  distance to the best confirmed N, a success up by one; 8 pairs once passed 15 s and failed
-  60 s). Several pairs start talking together 2 s after the last has joined (see
+  starting at 90% of the prediction, growing by a quarter while clean and bisecting once not;
+  the best screened N is then confirmed with full-length runs (a failure steps down by a third
+  of the distance to the best confirmed N, a success up by one; 8 pairs once passed 15 s and
+  failed 60 s). Several pairs start talking together 2 s after the last has joined (see
   ``pipeline.run.StartGate``). The search
   stops when its time budget is spent, so the figure is a lower bound; ``bracket`` says what is
   known. A run that overruns its length by 10% + 20 s is stopped and counts as not clean.
@@ -32,6 +32,7 @@ agents' whole-process CPU (``getrusage(RUSAGE_CHILDREN)``) is reported beside it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -137,7 +138,11 @@ def _run_agents(
     samples: list[tuple[float, float, float]] = []
     audio_at: float | None = None
     with log.open("w") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        # its own process group: an overrun kills the workers too, which would otherwise load
+        # the machine for the next trials while they give up on a server that is gone
+        proc = subprocess.Popen(
+            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             while proc.poll() is None:
                 now = time.monotonic()
@@ -148,8 +153,8 @@ def _run_agents(
                     audio_at = now
                 time.sleep(SAMPLE_S)
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # what is left of the group, if anything
             returncode = proc.wait()
     wall = time.monotonic() - started
     # SIGABRT at exit: the SDK's Rust threads can panic while the interpreter finalises, after
@@ -309,9 +314,9 @@ def _search(
 ) -> dict[str, Any]:
     """The largest N that runs `duration_s` clean (see the module docstring), in `budget_s`.
 
-    Short screening runs (`screen_s`) bracket N first: from 90% of the prediction, doubling
-    while clean, bisecting once not. The best screened N is then confirmed with a full-length
-    run, stepping down by one while a confirmation fails and time remains.
+    Short screening runs (`screen_s`) bracket N first: from 90% of the prediction, growing
+    by a quarter while clean, bisecting once not. The best screened N is then confirmed with
+    full-length runs (see the module docstring) while time remains.
     """
     deadline = time.monotonic() + budget_s
     if not reference["clean"]:
@@ -328,7 +333,8 @@ def _search(
             break
         screens[str(n)] = _trial(n, screen_s, screen_limit_ms, work, "latency_p95_settled_ms")
         if screens[str(n)]["clean"]:
-            lo, n = n, (2 * n if hi is None else (n + hi) // 2)
+            # up by a quarter: far past the machine's limit, a run only overloads and overruns
+            lo, n = n, (n + max(1, n // 4) if hi is None else (n + hi) // 2)
         else:
             hi, n = n, (lo + n) // 2
     # Confirm from the best screened N down: a failure steps down by a third of what is left
