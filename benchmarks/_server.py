@@ -1,4 +1,5 @@
-"""What several benchmarks share: the embedded server in a child process, CPU time from /proc."""
+"""What several benchmarks share: the embedded server in a child process, CPU time from /proc,
+the project's logs silenced while a benchmark prints its own table."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import math
 import os
 import re
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+
+from loguru import logger
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,3 +56,15 @@ def cpu_seconds(pid: int) -> float:
     except (FileNotFoundError, ProcessLookupError):
         return math.nan
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def quiet_logs(*packages: str) -> Iterator[None]:
+    """The packages' loguru logs are off inside the block, back on after it."""
+    for name in packages:
+        logger.disable(name)
+    try:
+        yield
+    finally:
+        for name in packages:
+            logger.enable(name)

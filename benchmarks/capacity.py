@@ -53,6 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._server import cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "devkey"
 API_SECRET = "echoproof-capacity-benchmark-secret-0123"
@@ -91,16 +93,6 @@ def _server() -> Iterator[tuple[str, int]]:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-
-
-def _cpu_s(pid: int) -> float:
-    """utime+stime of a whole process (all its threads, live and ended), in seconds."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu_s() -> float:
@@ -148,7 +140,7 @@ def _run_agents(
                 now = time.monotonic()
                 if now - started > 1.1 * duration_s + 20:  # overloaded beyond use: stop it
                     raise RuntimeError(f"{command[2]} ran over {now - started:.0f} s")
-                samples.append((now, _cpu_s(proc.pid), _cpu_s(server_pid)))
+                samples.append((now, cpu_seconds(proc.pid), cpu_seconds(server_pid)))
                 if audio_at is None and audio_started():
                     audio_at = now
                 time.sleep(SAMPLE_S)

@@ -70,15 +70,13 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 from livekit import api, rtc
-from loguru import logger
 
 import verify
-from benchmarks._server import sfu_process
+from benchmarks._server import quiet_logs, sfu_process
 from pipeline import evidence as pev
 from pipeline.config import Config, from_dict
 from pipeline.run import Conversation, StopSignal, _api, _delete_rooms, _room_name, _token
@@ -97,7 +95,7 @@ class _Reference:
     It joins the room with ``auto_subscribe`` off and asks for the Customer's audio only (the
     embedded server forwards every track regardless; only the Customer's is recorded). Every frame
     ``rtc.AudioStream`` yields goes to a WAV and an arrivals CSV with the writers and the clock
-    the agents use (``pipeline.agent.Agent._receive``). ``aclose()`` is safe twice.
+    the agents use (``pipeline.agent.Agent._receive``). ``aclose()`` (safe twice) ends it.
     """
 
     def __init__(self, out_dir: Path) -> None:
@@ -108,17 +106,6 @@ class _Reference:
         self.buffer_ms = math.nan  # the mean jitter-buffer delay, from the final RTC statistics
         self._room: rtc.Room | None = None
         self._receiver: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> _Reference:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def join(self, url: str, token: str) -> None:
         """Connect; subscribe to the Customer's audio track once it is (or if it was) published."""
@@ -244,8 +231,7 @@ async def _case(
         )
         run_dir, ref = await _conversation(config, work, reference)
     result = verify.write_report(run_dir, key_path=work / "signing-key.pem", html=False)
-    report = json.loads((run_dir / "report.json").read_text())
-    return report, run_dir, result.failures, ref
+    return result.report, run_dir, result.failures, ref
 
 
 def with_reference(run_dir: Path, wav: Path, arrivals: Path, dest: Path) -> Path:
@@ -606,16 +592,11 @@ def _print(r: dict[str, Any]) -> None:
 
 def run(quick: bool = False) -> dict[str, Any]:
     """Measure and print a small table; returns the figures (see the module docstring)."""
-    logger.disable("pipeline")
-    logger.disable("sfu")
-    logger.disable("verify")
-    try:
-        with tempfile.TemporaryDirectory(prefix="echoproof-impair-") as tmp:
-            results = asyncio.run(_run(quick, Path(tmp)))
-    finally:
-        logger.enable("pipeline")
-        logger.enable("sfu")
-        logger.enable("verify")
+    with (
+        quiet_logs("pipeline", "sfu", "verify"),
+        tempfile.TemporaryDirectory(prefix="echoproof-impair-") as tmp,
+    ):
+        results = asyncio.run(_run(quick, Path(tmp)))
     _print(results)
     return results
 

@@ -25,10 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 import verify
-from benchmarks._server import cpu_seconds, sfu_process
+from benchmarks._server import cpu_seconds, quiet_logs, sfu_process
 from pipeline import capture
 from pipeline.config import from_dict
 
@@ -107,14 +105,11 @@ async def _run(quick: bool, work: Path) -> dict[str, Any]:
 
 def run(quick: bool = False) -> dict[str, Any]:
     """Measure and print a small table; returns the figures (see the module docstring)."""
-    logger.disable("pipeline")
-    logger.disable("sfu")
-    try:
-        with tempfile.TemporaryDirectory(prefix="echoproof-bench-") as tmp:
-            results = asyncio.run(_run(quick, Path(tmp)))
-    finally:
-        logger.enable("pipeline")
-        logger.enable("sfu")
+    with (
+        quiet_logs("pipeline", "sfu"),
+        tempfile.TemporaryDirectory(prefix="echoproof-bench-") as tmp,
+    ):
+        results = asyncio.run(_run(quick, Path(tmp)))
     print(f"{'pairs':>5}  {'cpu s/conv-min':>14}  {'server s/conv-min':>17}  {'ratio':>6}  clean")
     for key, r in results.items():
         if key.startswith("pairs_"):

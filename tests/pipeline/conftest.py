@@ -97,3 +97,15 @@ async def run_cli(*args: str, limit_s: float) -> Finished:
         raise
     assert proc.returncode is not None
     return Finished(proc.returncode, out.decode(), err.decode())
+
+
+async def wait_talking(proc: asyncio.subprocess.Process, conversations: int = 1) -> bytes:
+    """Read the CLI's log until `conversations` say their agents talk; return what was read."""
+    assert proc.stderr is not None
+    stderr = b""
+    async with asyncio.timeout(scaled(90)):
+        while stderr.count(b"talking for") < conversations:
+            line = await proc.stderr.readline()
+            assert line, stderr.decode()
+            stderr += line
+    return stderr

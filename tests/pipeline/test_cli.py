@@ -22,6 +22,7 @@ from tests.pipeline.conftest import (
     free_port,
     run_cli,
     start_cli,
+    wait_talking,
     write_config,
 )
 
@@ -126,12 +127,7 @@ async def test_interrupt_closes_the_evidence_and_exits_130(
     out = tmp_path / "recordings"
     proc = await start_cli("--config", str(config), "--duration", "60", "--out", str(out))
     assert proc.stderr is not None and proc.stdout is not None
-    stderr = b""
-    async with asyncio.timeout(scaled(60)):
-        while b"talking for" not in stderr:
-            line = await proc.stderr.readline()
-            assert line, stderr.decode()
-            stderr += line
+    stderr = await wait_talking(proc)
     await asyncio.sleep(2.5)  # talking starts 0.2 s after the log line; leave margin for load
     sent_at = time.monotonic()
     proc.send_signal(sig)
@@ -273,12 +269,7 @@ async def test_killed_server_fails_the_run_with_exit_3(tmp_path: Path) -> None:
         out = tmp_path / "recordings"
         proc = await start_cli("--config", str(config), "--duration", "60", "--out", str(out))
         assert proc.stderr is not None
-        stderr = b""
-        async with asyncio.timeout(scaled(60)):
-            while b"talking for" not in stderr:
-                line = await proc.stderr.readline()
-                assert line, stderr.decode()
-                stderr += line
+        stderr = await wait_talking(proc)
         await asyncio.sleep(1.0)
         server.kill()
         killed_at = time.monotonic()

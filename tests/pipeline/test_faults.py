@@ -15,7 +15,7 @@ import verify
 from pipeline import capture
 from pipeline.config import from_dict
 from tests.conftest import scaled
-from tests.pipeline.conftest import LiveServer, free_port, start_cli, write_config
+from tests.pipeline.conftest import LiveServer, free_port, start_cli, wait_talking, write_config
 
 WAVS = ("support-from-customer.wav", "customer-from-support.wav")
 
@@ -27,18 +27,6 @@ def _valid_wav_seconds(path: Path) -> float:
         frames = w.getnframes()
     assert path.stat().st_size == 44 + 2 * frames
     return frames / 48000
-
-
-async def _wait_talking(proc: asyncio.subprocess.Process) -> bytes:
-    """Read the CLI's log until both agents talk; return what was read."""
-    assert proc.stderr is not None
-    stderr = b""
-    async with asyncio.timeout(scaled(60)):
-        while b"talking for" not in stderr:
-            line = await proc.stderr.readline()
-            assert line, stderr.decode()
-            stderr += line
-    return stderr
 
 
 def _errors(stderr: str) -> list[str]:
@@ -62,7 +50,7 @@ async def test_participant_removed_by_the_server_fails_the_run(
     out = tmp_path / "recordings"
     proc = await start_cli("--config", str(config), "--duration", "30", "--out", str(out))
     try:
-        stderr = await _wait_talking(proc)
+        stderr = await wait_talking(proc)
         await asyncio.sleep(1.5)
         http = server.url.replace("ws://", "http://")
         async with api.LiveKitAPI(http, server.api_key, server.api_secret) as lk:

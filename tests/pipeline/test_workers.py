@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.run import SETTLE_S
 from tests.conftest import scaled
-from tests.pipeline.conftest import free_port, start_cli, write_config
+from tests.pipeline.conftest import free_port, start_cli, wait_talking, write_config
 
 
 def _workers_of(pid: int) -> set[int]:
@@ -60,12 +60,7 @@ async def _start(tmp_path: Path, duration: str) -> tuple[asyncio.subprocess.Proc
         "--config", str(config), "--pairs", "3", "--duration", duration, "--out", str(out)
     )
     assert proc.stderr is not None
-    stderr = b""
-    async with asyncio.timeout(scaled(90)):
-        while stderr.count(b"talking for") < 3:
-            line = await proc.stderr.readline()
-            assert line, stderr.decode()
-            stderr += line
+    stderr = await wait_talking(proc, 3)
     return proc, out, stderr
 
 

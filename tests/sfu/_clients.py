@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 from livekit import api, rtc
@@ -100,15 +102,17 @@ class ToneSender:
 
 @dataclass
 class Listener:
-    """Records every frame heard from the participant called ``sender``."""
+    """Records every frame heard from the participant called ``sender``, and when (monotonic)."""
 
     room: rtc.Room
     sender: str
     frames: list[np.ndarray] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    track: rtc.Track | None = None
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def __aenter__(self) -> Listener:
+    async def __aenter__(self) -> Self:
         self.room.on("track_subscribed", self._on_track)
         for participant in self.room.remote_participants.values():
             for pub in participant.track_publications.values():
@@ -129,12 +133,14 @@ class Listener:
     ) -> None:
         if who.identity == self.sender and track.kind == rtc.TrackKind.KIND_AUDIO:
             self.subscribed.set()
+            self.track = track
             self._tasks.append(asyncio.create_task(self._read(track), name=f"hear {who}"))
 
     async def _read(self, track: rtc.Track) -> None:
         stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
         try:
             async for event in stream:
+                self.times.append(time.monotonic())
                 self.frames.append(np.frombuffer(event.frame.data, dtype=np.int16).copy())
         finally:
             await stream.aclose()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -233,47 +234,20 @@ class BurstSender:
             await self.source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))
 
 
-class TimedListener:
-    """Records what one participant hears, when each frame was handed over (monotonic), and
-    every 100 ms the receiver's cumulative jitter-buffer delay and samples emitted."""
+@dataclass
+class TimedListener(Listener):
+    """A Listener that also polls, every 100 ms, the receiver's cumulative jitter-buffer delay
+    and samples emitted."""
 
-    def __init__(self, room: rtc.Room, sender: str) -> None:
-        self.room = room
-        self.sender = sender
-        self.frames: list[np.ndarray] = []
-        self.times: list[float] = []
-        self.buffer: list[tuple[float, float, int]] = []  # (time, delay s, samples emitted)
-        self.track: rtc.Track | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-
-    async def __aenter__(self) -> TimedListener:
-        self.room.on("track_subscribed", self._on_track)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.room.off("track_subscribed", self._on_track)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    buffer: list[tuple[float, float, int]] = field(default_factory=list)  # (time, s, samples)
 
     def _on_track(
         self, track: rtc.Track, pub: rtc.RemoteTrackPublication, who: rtc.RemoteParticipant
     ) -> None:
-        if who.identity == self.sender and not self._tasks:
-            self.track = track
-            self._tasks.append(asyncio.create_task(self._read(track), name=f"hear {who}"))
+        reading = len(self._tasks)
+        super()._on_track(track, pub, who)
+        if len(self._tasks) > reading:  # it started reading this track: poll its statistics too
             self._tasks.append(asyncio.create_task(self._poll(track), name=f"stats {who}"))
-
-    async def _read(self, track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
-        try:
-            async for event in stream:
-                self.times.append(time.monotonic())
-                self.frames.append(np.frombuffer(event.frame.data, dtype=np.int16).copy())
-        finally:
-            await stream.aclose()
 
     async def _poll(self, track: rtc.Track) -> None:
         while True:

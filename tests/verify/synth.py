@@ -240,3 +240,14 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
     }
     (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return run
+
+
+def resign(run: Path, report: dict[str, Any], key: Path) -> None:
+    """Write `report` as the run's report.json and sign it with `key`, as a forger with the
+    real key would: only the re-check of the figures can catch it."""
+    from verify import canonical_json, signing
+
+    payload = canonical_json(report)
+    (run / "report.json").write_bytes(payload)
+    envelope = signing.sign_envelope(payload, signing.load_or_create_key(key))
+    (run / "report.dsse.json").write_bytes(signing.envelope_bytes(envelope))

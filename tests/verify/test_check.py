@@ -111,10 +111,7 @@ def _report_resigned(key: Path) -> Callable[[Path], None]:
     def tamper(run: Path) -> None:
         report = json.loads((run / "report.json").read_bytes())
         report["directions"][0]["latency_ms"]["median"] = 1.0
-        payload = verify.canonical_json(report)
-        (run / "report.json").write_bytes(payload)
-        envelope = signing.sign_envelope(payload, signing.load_or_create_key(key))
-        (run / "report.dsse.json").write_bytes(signing.envelope_bytes(envelope))
+        synth.resign(run, report, key)
 
     return tamper
 
@@ -254,10 +251,7 @@ def test_report_breaking_schema_fails(signed_run: Path, session_key: Path) -> No
     """A report missing a required figure (even re-signed by the real key) breaks its schema."""
     report = json.loads((signed_run / "report.json").read_bytes())
     del report["directions"][1]["bursts_lost"]
-    payload = verify.canonical_json(report)
-    (signed_run / "report.json").write_bytes(payload)
-    envelope = signing.sign_envelope(payload, signing.load_or_create_key(session_key))
-    (signed_run / "report.dsse.json").write_bytes(signing.envelope_bytes(envelope))
+    synth.resign(signed_run, report, session_key)
     result = _one(signed_run)
     assert not result.ok
     assert result.reason == (
