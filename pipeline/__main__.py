@@ -1,7 +1,10 @@
 """`python -m pipeline`: run the agents, write the evidence, verify each run folder.
 
 Exit codes are part of the interface: 0 every run complete and verified, 1 verification failed,
-2 usage or config error, 3 could not connect or lost the server, 130 interrupted (Ctrl-C, SIGTERM).
+2 usage or config error, 3 could not connect or lost the server, 4 inconclusive (a threshold
+failed while the host was stalled; the verdict names the stall: rerun on a quieter machine),
+70 an unexpected error (a bug: one line, and the traceback in a log file it names), 130
+interrupted (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ EXIT_OK = 0
 EXIT_VERIFY_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONNECT = 3
+EXIT_INCONCLUSIVE = 4
+EXIT_BUG = 70  # sysexits' EX_SOFTWARE
 EXIT_INTERRUPTED = 130
 
 # Anything shaped like a JWT (header.payload.signature, base64url) is a token: never print one.
@@ -151,13 +156,28 @@ def _verify(outcome: Outcome, key_path: Path | None) -> dict[str, Any] | None:
         outcome.passed, outcome.failures = False, [str(exc)]
         return None
     except Exception as exc:  # verify's own fault: report it in one line, keep the evidence
+        log = crash_log(exc)
         outcome.passed, outcome.failures = (
             False,
-            [f"verification could not run: {redact(repr(exc))}"],
+            [f"verification could not run: {redact(repr(exc))} (traceback in {log})"],
         )
         return None
     outcome.passed, outcome.failures = bool(result.passed), list(result.failures)
+    outcome.verdict, outcome.verdict_reason = result.status, result.reason
     return result.report
+
+
+def crash_log(exc: BaseException) -> Path:
+    """Write `exc`'s traceback (redacted) to a file of its own and return its path."""
+    import tempfile
+    import traceback
+
+    text = redact("".join(traceback.format_exception(exc)))
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="echoproof-error-", suffix=".log", delete=False, encoding="utf-8"
+    ) as f:
+        f.write(text)
+    return Path(f.name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,9 +208,14 @@ def _main(argv: list[str] | None) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("error: interrupted before the evidence was complete.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:  # a bug, not a user error: one line, no traceback
-        print(f"error: unexpected failure: {redact(repr(exc))}", file=sys.stderr)
-        return EXIT_CONNECT
+    except Exception as exc:  # a bug, not a user error: one line, the traceback in a file
+        log = crash_log(exc)
+        print(
+            f"error: unexpected failure, a bug in echoproof: {redact(repr(exc))}; "
+            f"the traceback is in {log}.",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
 
     try:
         for o in outcomes:
@@ -205,6 +230,8 @@ def _main(argv: list[str] | None) -> int:
                     print(proof_table(report))
                 if o.passed:
                     print(f"OK: {o.run_dir}")
+                elif o.verdict == "inconclusive":
+                    print(f"INCONCLUSIVE: {o.run_dir}: {o.verdict_reason}")
                 else:
                     failures = "; ".join(o.failures or ["verification failed"])
                     print(f"FAIL: {o.run_dir}: {failures}")
@@ -217,8 +244,10 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_INTERRUPTED
     if any(o.status != "complete" for o in outcomes):
         return EXIT_CONNECT
-    if any(o.passed is False for o in outcomes):
+    if any(o.passed is False and o.verdict != "inconclusive" for o in outcomes):
         return EXIT_VERIFY_FAILED
+    if any(o.verdict == "inconclusive" for o in outcomes):
+        return EXIT_INCONCLUSIVE
     return EXIT_OK
 
 

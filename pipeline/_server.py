@@ -113,6 +113,11 @@ class EmbeddedServer:
         self.port = int(self.url.rsplit(":", 1)[1])
 
     @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def alive(self) -> bool:
         """True while the child runs."""
         return self._proc is not None and self._proc.returncode is None

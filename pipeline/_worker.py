@@ -57,7 +57,7 @@ class Job:
 
     config: Config
     run_id: str
-    embedded: bool
+    server_pid: int | None  # the embedded server's, when the run started it
 
 
 # -- the parent ------------------------------------------------------------------------------------
@@ -67,12 +67,12 @@ async def run_conversations(
     config: Config,
     run_ids: list[str],
     *,
-    embedded: bool,
+    server_pid: int | None,
     stop: StopSignal,
     live_stream: TextIO | None = None,
 ) -> list[Outcome]:
     """Run each conversation in a worker process of its own; one outcome per run, in order."""
-    workers = [WorkerProcess(Job(config, run_id, embedded)) for run_id in run_ids]
+    workers = [WorkerProcess(Job(config, run_id, server_pid)) for run_id in run_ids]
     await run_all(workers, stop, live_stream)
     return [w.outcome for w in workers]
 
@@ -287,7 +287,9 @@ async def _work() -> None:
         for sig, name in names.items():
             # A terminal's Ctrl-C reaches every process of the group: stop like the parent does.
             loop.add_signal_handler(sig, stop.set, f"interrupted by {name}.")
-        conversation = Conversation(job.config, job.run_id, embedded=job.embedded)
+        conversation = Conversation(
+            job.config, job.run_id, embedded=job.server_pid is not None, server_pid=job.server_pid
+        )
         gate = _ParentGate()
         tasks = [
             asyncio.create_task(_read_parent(reader, stop, gate), name="read-parent"),

@@ -23,6 +23,7 @@ from loguru import logger
 from pipeline.conversation import FRAME_SAMPLES, SAMPLE_RATE, Voice
 from pipeline.errors import ConnectError
 from pipeline.evidence import BurstsWriter, EventLog, TimingWriter, WavWriter
+from pipeline.host import Stalls
 from pipeline.live import Counters, ToneMeter
 
 FRAME_NS = 10_000_000
@@ -49,6 +50,7 @@ class Agent:
         self.peer_identity = peer_identity
         self._meter = ToneMeter(peer_hz, tone_hz)
         self.counters = Counters(meter=self._meter)
+        self.stalls = Stalls()  # read by the run's HostMonitor
         self._queue_size_ms = queue_size_ms
         self._events = events
         self._room: rtc.Room | None = None
@@ -135,13 +137,21 @@ class Agent:
         sent: TimingWriter,
         bursts: BurstsWriter,
         stop: Callable[[], bool],
+        stall: tuple[int, float] | None = None,
     ) -> None:
-        """Send frames 0..n_frames-1 of `voice`, frame n at `start_ns + n x 10 ms`, until stop()."""
+        """Send frames 0..n_frames-1 of `voice`, frame n at `start_ns + n x 10 ms`, until stop().
+
+        `stall` (frame, seconds) holds the send loop that long before that frame: a fault that
+        tests inject (`ECHOPROOF_FAULT_SEND_STALL`) to see a host stall named in the verdict.
+        """
         assert self._source is not None, "join() first"
         c = self.counters
         for n in range(n_frames):
             if stop():
                 return
+            if stall is not None and n == stall[0]:
+                logger.warning("{} send loop held for {:g} s (injected fault)", self.role, stall[1])
+                await asyncio.sleep(stall[1])
             delay_ns = start_ns + n * FRAME_NS - time.monotonic_ns()
             if delay_ns > 0:
                 await asyncio.sleep(delay_ns / 1e9)
@@ -149,6 +159,7 @@ class Agent:
             frame = rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
             t_ns = time.monotonic_ns()
             await self._source.capture_frame(frame)
+            self.stalls.sent(n, t_ns)
             sent.write(n, n * FRAME_SAMPLES, FRAME_SAMPLES, t_ns)
             c.frames_sent += 1
             c.bytes_sent += FRAME_SAMPLES * BYTES_PER_SAMPLE
@@ -165,6 +176,7 @@ class Agent:
         c = self.counters
         async for event in stream:
             t_ns = time.monotonic_ns()
+            self.stalls.received(t_ns)
             frame = event.frame
             pcm = np.frombuffer(frame.data, dtype=np.int16)
             if frame.num_channels != 1:  # the SDK remixes to the requested layout; keep one channel

@@ -20,6 +20,10 @@ other field is optional and defaults to the value in the committed `config.json`
   direction (see `pipeline.impairment`); only a server the run starts itself can apply it.
 
 `LIVEKIT_URL`, `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET` override the file when set and not empty.
+
+`ECHOPROOF_FAULT_SEND_STALL=ROLE:AT_S:DURATION_S` (tests only) holds ROLE's send loop for
+DURATION_S seconds AT_S seconds into the talk: a host stall on purpose. It is recorded in the
+manifest's config (`faults`), like any other setting.
 """
 
 from __future__ import annotations
@@ -58,6 +62,35 @@ DEFAULTS: dict[str, Any] = {
 _LIVEKIT_FIELDS = ("url", "api_key", "api_secret")
 _ENV = {"url": "LIVEKIT_URL", "api_key": "LIVEKIT_API_KEY", "api_secret": "LIVEKIT_API_SECRET"}
 _URL_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+FAULT_ENV = "ECHOPROOF_FAULT_SEND_STALL"
+
+
+@dataclass(frozen=True)
+class SendStall:
+    """A fault: `role`'s send loop is held `duration_s` at `at_s` seconds into the talk."""
+
+    role: str
+    at_s: float
+    duration_s: float
+
+    def public(self) -> dict[str, Any]:
+        """The manifest's form."""
+        return {"role": self.role, "at_s": self.at_s, "duration_s": self.duration_s}
+
+
+def _send_stall(text: str) -> SendStall:
+    role, _, rest = text.partition(":")
+    at, _, duration = rest.partition(":")
+    try:
+        stall = SendStall(role, float(at), float(duration))
+    except ValueError:
+        stall = SendStall("", -1.0, -1.0)
+    if stall.role not in ("customer", "support") or stall.at_s < 0 or stall.duration_s <= 0:
+        raise ConfigError(
+            f"{FAULT_ENV} is {text!r}; expected ROLE:AT_S:DURATION_S with ROLE customer or "
+            "support, e.g. support:5:0.5."
+        )
+    return stall
 
 
 @dataclass(frozen=True)
@@ -82,6 +115,7 @@ class Config:
     thresholds: Mapping[str, Any] = field(default_factory=dict)
     signing_key: Path | None = None
     impairment: Impairments | None = None
+    send_stall: SendStall | None = None
     source: str = "config.json"
 
     def __post_init__(self) -> None:
@@ -144,7 +178,14 @@ class Config:
             "thresholds": dict(self.thresholds),
             "signing_key": None if self.signing_key is None else str(self.signing_key),
             "impairment": None if self.impairment is None else self.impairment.public(),
+            **self._faults(),
         }
+
+    def _faults(self) -> dict[str, Any]:
+        """`{"faults": ...}` when a fault is injected (tests), else nothing."""
+        if self.send_stall is None:
+            return {}
+        return {"faults": {"send_stall": self.send_stall.public()}}
 
 
 def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
@@ -241,6 +282,7 @@ def from_dict(
         if signing_key is None
         else Path(_string(signing_key, "signing_key", source)),
         impairment=None if impairment is None else parse_impairment(impairment, source),
+        send_stall=_send_stall(env[FAULT_ENV]) if env.get(FAULT_ENV) else None,
     )
 
 

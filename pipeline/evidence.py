@@ -21,6 +21,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+# The contract's one definition of the host file (re-exported for the run).
+from verify.evidence import HOST as HOST
+from verify.evidence import HOST_COLUMNS
+
 SAMPLE_RATE = 48_000
 ROLES = ("customer", "support")
 MANIFEST = "manifest.json"
@@ -221,6 +225,17 @@ class BurstsWriter(_CsvRows):
     def write(self, burst: int, freq_hz: float, start_sample: int, samples: int) -> None:
         """Append one burst."""
         self._append((burst, f"{freq_hz:g}", start_sample, samples))
+
+
+class HostWriter(_CsvRows):
+    """`host.csv`: one row per window of host figures (pipeline.host), each on disk at once."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, HOST_COLUMNS, 1)
+
+    def write(self, t_ns: int, figures: list[float | None]) -> None:
+        """Append one window: its end and its figures (None: not measured, an empty cell)."""
+        self._append((t_ns, *("" if v is None else f"{v:.3f}" for v in figures)))
 
 
 class EventLog:

@@ -35,6 +35,7 @@ from pipeline.agent import Agent
 from pipeline.config import Config
 from pipeline.conversation import FRAME_SAMPLES, SAMPLE_RATE, Voice, schedule, total_frames
 from pipeline.errors import ConfigError, ConnectError, PipelineError
+from pipeline.host import HostMonitor
 from pipeline.impairment import IDENTITY_PREFIXES
 from pipeline.live import Counters, LiveView, PairView
 
@@ -149,6 +150,8 @@ class Outcome:
     # Filled in by verification (pipeline.__main__), which runs after capture.
     passed: bool | None = None
     failures: list[str] = field(default_factory=list)
+    verdict: str | None = None  # passed, failed, inconclusive
+    verdict_reason: str | None = None  # inconclusive: the host stall
 
 
 def run_bound_s(config: Config) -> float:
@@ -179,18 +182,22 @@ async def capture(
     conversation shares this process's event loop (fine for one or two pairs, and for tests).
     """
     stop = stop or StopSignal()
-    async with embedded_server(config) as embedded:
+    async with embedded_server(config) as server_pid:
+        embedded = server_pid is not None
         run_ids = _run_ids(config.pairs)
         await _create_rooms(config, [_room_name(r) for r in run_ids])
         if processes:
             from pipeline import _worker
 
             outcomes = await _worker.run_conversations(
-                config, run_ids, embedded=embedded, stop=stop, live_stream=live_stream
+                config, run_ids, server_pid=server_pid, stop=stop, live_stream=live_stream
             )
             await _delete_rooms(config, [_room_name(r) for r in run_ids])
             return outcomes
-        conversations = [Conversation(config, run_id, embedded=embedded) for run_id in run_ids]
+        conversations = [
+            Conversation(config, run_id, embedded=embedded, server_pid=server_pid)
+            for run_id in run_ids
+        ]
         await run_all(conversations, stop, live_stream)
         await _delete_rooms(config, [_room_name(r) for r in run_ids])
     return [c.outcome for c in conversations]
@@ -246,11 +253,11 @@ async def _listening(host: str, port: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def embedded_server(config: Config) -> AsyncIterator[bool]:
+async def embedded_server(config: Config) -> AsyncIterator[int | None]:
     """Start the embedded server on the URL's port when it is a loopback address nobody listens on.
 
-    Yields True when this run started (and will stop) the server itself. The server runs in a
-    child process (see pipeline._server for why).
+    Yields the server's process id when this run started (and will stop) the server itself, else
+    None. The server runs in a child process (see pipeline._server for why).
     """
     host = "127.0.0.1" if config.host == "localhost" else config.host
     if not config.is_loopback or await _listening(host, config.port):
@@ -261,7 +268,7 @@ async def embedded_server(config: Config) -> AsyncIterator[bool]:
                 "an external server (not started by this run); remove 'impairment' or set "
                 "livekit.url to a free loopback port."
             )
-        yield False
+        yield None
         return
     logger.info("nothing listens on {}:{}; starting the embedded server there", host, config.port)
     async with EmbeddedServer(
@@ -275,7 +282,7 @@ async def embedded_server(config: Config) -> AsyncIterator[bool]:
         logger.info("embedded server ready at {}", server.url)
         if config.impairment is not None and not config.impairment.is_none:
             logger.info("the embedded server impairs the audio: {}", config.impairment.public())
-        yield True
+        yield server.pid
 
 
 def _api(config: Config) -> api.LiveKitAPI:
@@ -363,8 +370,11 @@ def _token(config: Config, room: str, identity: str, name: str) -> str:
 class Conversation:
     """Two agents in one room, and the run folder that holds what they heard."""
 
-    def __init__(self, config: Config, run_id: str, *, embedded: bool) -> None:
+    def __init__(
+        self, config: Config, run_id: str, *, embedded: bool, server_pid: int | None = None
+    ) -> None:
         self.config = config
+        self.server_pid = server_pid
         self.run_id = run_id
         self.room = _room_name(run_id)
         self.run_dir = config.out_dir / run_id
@@ -423,8 +433,10 @@ class Conversation:
         self.arrivals = {r: evidence.TimingWriter(d / evidence.arrivals_name(r)) for r in ROLES}
         self.sent = {r: evidence.TimingWriter(d / evidence.sent_name(r)) for r in ROLES}
         self.bursts = {r: evidence.BurstsWriter(d / evidence.bursts_name(r)) for r in ROLES}
+        self.host = evidence.HostWriter(d / evidence.HOST)
         self._closers = [
             self.events,
+            self.host,
             *self.wavs.values(),
             *self.arrivals.values(),
             *self.sent.values(),
@@ -448,6 +460,7 @@ class Conversation:
                     r: {"identity": self.identities[r], "tone_hz": self.tones[r]} for r in ROLES
                 },
                 "directions": evidence.directions(),
+                "host": {"file": evidence.HOST, "server_sampled": self.server_pid is not None},
                 "burst": {"duration_s": c.burst_s, "ramp_s": c.ramp_s, "amplitude": c.amplitude},
                 "clock": {"monotonic_ns": now_ns, "wall": evidence.utc_iso(now)},
                 "started_at": evidence.utc_iso(now),
@@ -499,23 +512,29 @@ class Conversation:
         def halted() -> bool:
             return stop.is_set() or self._lost() is not None
 
+        stall = c.send_stall
+        stalls = {r: agents[r].stalls for r in ROLES}
         sampler = asyncio.create_task(self._sample_stats(), name=f"stats-{self.run_id}")
         try:
-            async with asyncio.TaskGroup() as tg:
-                for r in ROLES:
-                    tg.create_task(
-                        agents[r].speak(
-                            voices[r],
-                            start_ns=start_ns,
-                            n_frames=n_frames,
-                            sent=self.sent[r],
-                            bursts=self.bursts[r],
-                            stop=halted,
-                        ),
-                        name=f"{r}-speak-{self.run_id}",
-                    )
-            if not halted():
-                await self._tail(halted)
+            async with HostMonitor(self.host, stalls, server_pid=self.server_pid):
+                async with asyncio.TaskGroup() as tg:
+                    for r in ROLES:
+                        tg.create_task(
+                            agents[r].speak(
+                                voices[r],
+                                start_ns=start_ns,
+                                n_frames=n_frames,
+                                sent=self.sent[r],
+                                bursts=self.bursts[r],
+                                stop=halted,
+                                stall=None
+                                if stall is None or stall.role != r
+                                else (round(stall.at_s * 100), stall.duration_s),
+                            ),
+                            name=f"{r}-speak-{self.run_id}",
+                        )
+                if not halted():
+                    await self._tail(halted)
         finally:
             await _cancel((sampler,))
         if stop.is_set():

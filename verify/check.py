@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from verify import evidence as ev
@@ -23,12 +25,17 @@ MAX_FIGURE_DIFFERENCES = 3
 
 @dataclasses.dataclass(frozen=True)
 class CheckResult:
-    """The outcome for one run folder: `ok`, or `reason` (every problem, `; `-separated)."""
+    """The outcome for one run folder: `status` ok, fail or inconclusive, and `reason`.
+
+    fail: `reason` lists every problem, `; `-separated. inconclusive: the evidence is intact and
+    every failed threshold coincides with a host stall; `reason` names the stall in one line.
+    """
 
     run: str
     ok: bool
     reason: str
     reasons: list[str] = dataclasses.field(default_factory=list)
+    status: str = "ok"
 
 
 def find_runs(path: str | Path) -> list[Path]:
@@ -79,17 +86,36 @@ def check(
 def check_run(run_dir: Path, trusted: Ed25519PublicKey | None = None) -> CheckResult:
     """Re-check one run folder."""
     reasons: list[str] = []
+    inconclusive: list[str] = []
     try:
-        _check(run_dir, trusted, reasons)
+        _check(run_dir, trusted, reasons, inconclusive)
     except VerifyError as exc:
         reasons.append(str(exc))
     except OSError as exc:
         reasons.append(f"{Path(exc.filename or run_dir).name} cannot be read: {exc.strerror}")
     unique = list(dict.fromkeys(reasons))
-    return CheckResult(run=str(run_dir), ok=not unique, reason="; ".join(unique), reasons=unique)
+    if not unique and inconclusive:
+        return CheckResult(
+            run=str(run_dir),
+            ok=False,
+            reason=inconclusive[0],
+            reasons=inconclusive[1:],
+            status="inconclusive",
+        )
+    return CheckResult(
+        run=str(run_dir),
+        ok=not unique,
+        reason="; ".join(unique),
+        reasons=unique,
+        status="fail" if unique else "ok",
+    )
 
 
-def _check(run_dir: Path, trusted: Ed25519PublicKey | None, reasons: list[str]) -> None:
+def _check(
+    run_dir: Path, trusted: Ed25519PublicKey | None, reasons: list[str], inconclusive: list[str]
+) -> None:
+    """Fill `reasons` with every problem; for a run that stands but whose verdict is
+    inconclusive, `inconclusive` gets its reason, then each failure with its stall."""
     report_path = run_dir / ev.REPORT
     if not report_path.is_file():
         reasons.append(f"{ev.REPORT} is missing (the run was never verified)")
@@ -102,7 +128,7 @@ def _check(run_dir: Path, trusted: Ed25519PublicKey | None, reasons: list[str]) 
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         reasons.append(f"{ev.REPORT} is not valid JSON ({exc})")
         return
-    shape = shape_errors(report, report_schema())
+    shape = shape_errors(report)
     if shape:
         reasons.append(f"{ev.REPORT} does not match its schema: {shape[0]}")
         return
@@ -128,20 +154,36 @@ def _check(run_dir: Path, trusted: Ed25519PublicKey | None, reasons: list[str]) 
     extra = [
         f"unexpected file {name} in the run folder" for name in unexpected_files(run_dir, manifest)
     ]
-    failures = verdict(fresh, Thresholds.from_dict(fresh["thresholds"]), extra)
+    fresh_verdict = verdict(fresh, Thresholds.from_dict(fresh["thresholds"]), extra)
+    stored = report["verdict"]
     if files_intact:  # else the changed file is the reason; its knock-on differences are noise
         for difference in _differences(report, fresh)[:MAX_FIGURE_DIFFERENCES]:
             reasons.append(difference)
-        if failures != report["verdict"]["failures"]:
+        if fresh_verdict["failures"] != stored["failures"]:
             reasons.append(
-                f"{ev.REPORT} verdict lists {len(report['verdict']['failures'])} failures, "
-                f"the evidence gives {len(failures)}"
+                f"{ev.REPORT} verdict lists {len(stored['failures'])} failures, "
+                f"the evidence gives {len(fresh_verdict['failures'])}"
             )
-    if bool(report["verdict"]["passed"]) != (not report["verdict"]["failures"]):
+        elif fresh_verdict != stored:
+            reasons.append(
+                f"{ev.REPORT} verdict is {stored['status']}, the evidence gives "
+                f"{fresh_verdict['status']} ({fresh_verdict['reason'] or 'no host stall'})"
+            )
+    if bool(stored["passed"]) != (stored["status"] == "passed") or (
+        stored["status"] == "passed"
+    ) != (not stored["failures"]):
         reasons.append(
-            f"{ev.REPORT} verdict passed={report['verdict']['passed']} contradicts "
-            "its list of failures"
+            f"{ev.REPORT} verdict passed={stored['passed']} status={stored['status']} "
+            "contradicts its list of failures"
         )
+    failures = fresh_verdict["failures"]
+    if fresh_verdict["status"] == "inconclusive":
+        inconclusive.append(fresh_verdict["reason"])
+        inconclusive += [
+            f"{line} (host: {stall})"
+            for line, stall in zip(failures, fresh_verdict["host_stalls"], strict=True)
+        ]
+        return
     for line in failures:
         if line not in reasons:
             reasons.append(line if line.startswith("run status") else f"verdict failed: {line}")
@@ -248,47 +290,48 @@ def _same(a: Any, b: Any) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=2e-3)
 
 
-def shape_errors(value: Any, schema: dict[str, Any], where: str = "report") -> list[str]:
-    """Where `value` breaks `schema`: the subset of JSON Schema the report schema uses
-    (type, required, properties, items, enum, const, additionalProperties: false)."""
-    errors: list[str] = []
-    kinds = schema.get("type")
-    if kinds is not None:
-        allowed = kinds if isinstance(kinds, list) else [kinds]
-        if not any(_is_type(value, k) for k in allowed):
-            return [f"{where} is {json.dumps(value)[:40]}, expected {' or '.join(allowed)}"]
-    if "const" in schema and value != schema["const"]:
-        errors.append(f"{where} is {json.dumps(value)}, expected {json.dumps(schema['const'])}")
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{where} is {json.dumps(value)}, expected one of {schema['enum']}")
-    if isinstance(value, dict):
-        for key in schema.get("required", []):
-            if key not in value:
-                errors.append(f"{where} has no field {key!r}")
-        props = schema.get("properties", {})
-        for key, sub in props.items():
-            if key in value:
-                errors += shape_errors(value[key], sub, f"{where}.{key}")
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, dict):
-            for key in value:
-                if key not in props:
-                    errors += shape_errors(value[key], extra, f"{where}.{key}")
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, item in enumerate(value):
-            errors += shape_errors(item, schema["items"], f"{where}[{i}]")
-            if errors:
-                break
-    return errors
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = report_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
-def _is_type(value: Any, kind: str) -> bool:
-    return {
-        "object": isinstance(value, dict),
-        "array": isinstance(value, list),
-        "string": isinstance(value, str),
-        "boolean": isinstance(value, bool),
-        "null": value is None,
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, int | float) and not isinstance(value, bool),
-    }.get(kind, False)
+def shape_errors(value: Any) -> list[str]:
+    """Where `value` breaks the published report schema (`verify/report.schema.json`), every
+    keyword of JSON Schema 2020-12 enforced; each error names the place and what was expected."""
+    errors = sorted(_validator().iter_errors(value), key=lambda e: [str(p) for p in e.path])
+    return [_worded(e) for e in errors]
+
+
+def _worded(error: jsonschema.ValidationError) -> str:
+    """One schema error as found-versus-expected, in the verifier's own words."""
+    where, found = _where(error.absolute_path), json.dumps(error.instance)[:40]
+    rule = error.validator_value
+    match error.validator:
+        case "required":
+            missing = [k for k in rule if k not in error.instance]
+            return f"{where} has no field {missing[0]!r}"
+        case "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            return f"{where} has an unexpected field {extra[0]!r}"
+        case "type":
+            kinds = rule if isinstance(rule, list) else [rule]
+            return f"{where} is {found}, expected {' or '.join(kinds)}"
+        case "minimum":
+            return f"{where} is {found}, expected at least {rule}"
+        case "enum":
+            return f"{where} is {found}, expected one of {rule}"
+        case "const":
+            return f"{where} is {found}, expected {json.dumps(rule)}"
+        case "pattern":
+            return f"{where} is {found}, expected a string matching {rule}"
+    return f"{where}: {error.message}"
+
+
+def _where(path: Any) -> str:
+    out = "report"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out

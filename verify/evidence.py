@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import re
 import struct
 import warnings
@@ -31,6 +32,22 @@ STATUSES = ("running", "complete", "interrupted", "failed")
 MANIFEST = "manifest.json"
 RTC_STATS = "rtc-stats.json"
 EVENTS = "events.jsonl"
+HOST = "host.csv"
+# host.csv's columns, in order: what each means is in pipeline.host and docs/evidence.md.
+HOST_COLUMNS = (
+    "t_ns",
+    "window_ms",
+    "customer_send_late_ms",
+    "support_send_late_ms",
+    "customer_recv_gap_ms",
+    "support_recv_gap_ms",
+    "loop_lag_ms",
+    "capture_wait_ms",
+    "loop_thread_wait_ms",
+    "server_wait_ms",
+    "steal_pct",
+    "pressure_pct",
+)
 REPORT = "report.json"
 ENVELOPE = "report.dsse.json"
 SIGNER_KEY = "signer.pub.pem"
@@ -78,6 +95,17 @@ class Schedule:
 
     def __len__(self) -> int:
         return len(self.burst)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostTable:
+    """`host.csv`: each window's end (`t_ns`) and its figures by column (NaN: not measured)."""
+
+    t_ns: IntArray
+    columns: dict[str, npt.NDArray[np.float64]]
+
+    def __len__(self) -> int:
+        return len(self.t_ns)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +204,13 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
             raise EvidenceError(
                 f"{where} directions[{i}] is from {direction['from']!r}, which is not a participant"
             )
+    host = manifest.get("host")
+    if host is not None:
+        if not isinstance(host, dict):
+            raise EvidenceError(f"{where} field 'host' is {host!r}, expected an object")
+        name = _need(host, "file", str, f"{where} host")
+        if not _PLAIN_NAME.match(name):
+            raise EvidenceError(f"{where} host.file is {name!r}, expected a plain file name")
     config = manifest.get("config")
     if config is not None and not isinstance(config, dict):
         raise EvidenceError(f"{where} field 'config' is {config!r}, expected an object")
@@ -190,9 +225,17 @@ def direction_files(manifest: dict[str, Any]) -> list[DirectionFiles]:
     ]
 
 
+def host_file(manifest: dict[str, Any]) -> str | None:
+    """The host figures' file a (checked) manifest names; None for a run made before them."""
+    host = manifest.get("host")
+    return host["file"] if isinstance(host, dict) else None
+
+
 def evidence_names(manifest: dict[str, Any]) -> list[str]:
     """Every evidence file a run with this manifest has, sorted."""
     names = {MANIFEST, RTC_STATS, EVENTS}
+    if (host := host_file(manifest)) is not None:
+        names.add(host)
     for direction in direction_files(manifest):
         names.update(direction.names)
     return sorted(names)
@@ -338,6 +381,46 @@ def _check_column(path: Path, name: str, found: IntArray, expected: IntArray) ->
         raise EvidenceError(
             f"{path.name} line {i + 2}: {name} is {int(found[i])}, expected {int(expected[i])}"
         )
+
+
+def read_host(path: Path, *, partial_tail: bool = False) -> HostTable:
+    """`host.csv`: the header as the contract says, integer `t_ns` rising, numbers or empty cells.
+
+    `partial_tail`: a run that did not complete may end mid-line; that line is dropped.
+    """
+    _, body = _csv_text(path, HOST_COLUMNS)
+    if partial_tail and body and not body.endswith("\n"):
+        body = body[: body.rfind("\n") + 1]
+    columns = len(HOST_COLUMNS)
+    t_ns: list[int] = []
+    values: list[list[float]] = []
+    for n, row in enumerate(csv.reader(io.StringIO(body)), start=2):
+        if not row:
+            continue
+        if len(row) != columns:
+            raise EvidenceError(f"{path.name} line {n} has {len(row)} fields, expected {columns}")
+        try:
+            t_ns.append(int(row[0]))
+            values.append([float(v) if v else math.nan for v in row[1:]])
+        except ValueError:
+            raise EvidenceError(
+                f"{path.name} line {n} holds {row!r}, expected an integer t_ns and numbers "
+                "or empty cells"
+            ) from None
+        if not all(math.isnan(v) or (math.isfinite(v) and v >= 0) for v in values[-1]):
+            raise EvidenceError(
+                f"{path.name} line {n} holds a negative or infinite figure, expected >= 0"
+            )
+        if len(t_ns) > 1 and t_ns[-1] <= t_ns[-2]:
+            raise EvidenceError(
+                f"{path.name} line {n}: t_ns {t_ns[-1]} is not after the previous window's "
+                f"{t_ns[-2]}, expected a rising monotonic clock"
+            )
+    table = np.array(values, dtype=np.float64).reshape(len(values), columns - 1)
+    return HostTable(
+        t_ns=np.array(t_ns, dtype=np.int64),
+        columns={name: table[:, i] for i, name in enumerate(HOST_COLUMNS[1:])},
+    )
 
 
 def read_schedule(path: Path) -> Schedule:

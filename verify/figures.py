@@ -58,6 +58,7 @@ import dsp
 from verify import evidence as ev
 from verify._gaps import GAP_BLOCK, OFFSET_SPAN, find_gaps, local_offsets
 from verify.errors import EvidenceError
+from verify.host import summary as host_summary
 from verify.thresholds import Thresholds
 
 FIT_HALF_WIDTH = 50  # frames either side of the onset in the sample -> time fit
@@ -144,6 +145,10 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         "reason": manifest.get("reason"),
         "mode": manifest.get("mode"),
     }
+    host_name = ev.host_file(manifest)
+    host_table = None
+    if host_name is not None and host_name not in missing:
+        host_table = ev.read_host(run_dir / host_name, partial_tail=not complete)
     figures = {
         **run,
         "directions": directions,
@@ -151,6 +156,7 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         "events": _event_counts(events),
         "latency_method": HEADLINE_METHOD,
         "thresholds": thresholds.to_dict(),
+        "host": host_summary(host_table, clock_origin(manifest)),
     }
     return Analysis(figures=figures, details=details)
 
@@ -237,6 +243,7 @@ def _direction(
             f"{sent.total_samples} samples, expected every listed burst to be sent"
         )
 
+    origin = clock_origin(manifest)
     tone_hz = float(manifest["participants"][files.sender]["tone_hz"])
     burst_params = manifest["burst"]
     ref = _reference_onset(
@@ -318,6 +325,7 @@ def _direction(
         schedule,
         sent,
         manifest,
+        origin,
         onsets,
         np.where(on_time, matched, -1),
         ref,
@@ -328,7 +336,11 @@ def _direction(
     per_burst = []
     j = h = 0
     for i in range(n_bursts):
-        entry: dict[str, Any] = {"burst": int(schedule.burst[i])}
+        # when its onset left the sender, on the run's clock (the host's stalls are on it too)
+        entry: dict[str, Any] = {
+            "burst": int(schedule.burst[i]),
+            "sent_s": _r((t_tx[i] - origin) / 1e9, 6),
+        }
         if heard_bursts[i]:
             d = found[int(first[i])]
             entry.update(state="truncated" if truncated[i] else "detected")
@@ -577,6 +589,7 @@ def _gaps(
     schedule: ev.Schedule,
     sent: ev.Timing,
     manifest: dict[str, Any],
+    origin: int,
     onsets: FloatArray,
     matched: npt.NDArray[np.int64],
     ref: float,
@@ -603,12 +616,6 @@ def _gaps(
     )
     if not found:
         return []
-    clock = manifest.get("clock")
-    origin = clock.get("monotonic_ns") if isinstance(clock, dict) else None
-    if isinstance(origin, bool) or not isinstance(origin, int):
-        raise EvidenceError(
-            f"{ev.MANIFEST} has clock.monotonic_ns {origin!r}, expected an integer (ns)"
-        )
     t_ns = _sent_time_ns(sent, np.array([g.start_sample for g in found]))
     return [
         {
@@ -618,6 +625,17 @@ def _gaps(
         }
         for g, t in zip(found, t_ns, strict=True)
     ]
+
+
+def clock_origin(manifest: dict[str, Any]) -> int:
+    """The run clock's zero: the manifest's `clock.monotonic_ns`."""
+    clock = manifest.get("clock")
+    origin = clock.get("monotonic_ns") if isinstance(clock, dict) else None
+    if isinstance(origin, bool) or not isinstance(origin, int):
+        raise EvidenceError(
+            f"{ev.MANIFEST} has clock.monotonic_ns {origin!r}, expected an integer (ns)"
+        )
+    return origin
 
 
 def _num(value: Any) -> float | None:

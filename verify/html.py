@@ -37,6 +37,8 @@ def write_html(run_dir: Path, report: dict[str, Any], analysis: Analysis) -> Pat
         images.append(
             (f"What {detail.label.split('->')[1]} heard from {detail.label.split('->')[0]}", name)
         )
+    _timeline(run_dir, report, run_dir / "timeline.png")
+    images.insert(0, ("Timeline: latency, gaps and host stalls on the run's clock", "timeline.png"))
     _latency(report, run_dir / "latency.png")
     images.append(("Mouth-to-ear latency per burst", "latency.png"))
     page = _page(report, images)
@@ -80,6 +82,65 @@ def _waveform(run_dir: Path, detail: DirectionDetail, path: Path) -> None:
     _save(fig, path)
 
 
+def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
+    """One time axis (the run's clock): per-burst latency and gaps, the capture process's and
+    the server's stalls, and the machine's steal and pressure; host stalls shaded on all."""
+    fig = Figure(figsize=(12, 7.5), layout="constrained")
+    ax_lat, ax_stall, ax_cpu = fig.subplots(3, 1, sharex=True, height_ratios=[3, 2, 1.4])
+    for d, colour in zip(report["directions"], ("tab:blue", "tab:green"), strict=False):
+        label = f"{d['from']}->{d['to']}"
+        timed = [b for b in d["bursts"] if b["state"] == "detected"]
+        ax_lat.plot(
+            [b["sent_s"] for b in timed],
+            [b["latency_ms"] for b in timed],
+            marker="o", markersize=3, linewidth=0.8, color=colour, label=f"{label} latency",
+        )  # fmt: skip
+        missed = [b["sent_s"] for b in d["bursts"] if b["state"] in ("lost", "late")]
+        if missed:
+            ax_lat.plot(missed, [0] * len(missed), "x", color=colour, label=f"{label} lost/late")
+        for gap in d["gaps"]:
+            start = gap["start_s"]
+            ax_lat.axvspan(start, start + gap["duration_ms"] / 1000, color=colour, alpha=0.25)
+    ax_lat.set_ylabel("latency (ms)")
+    ax_lat.set_title("Per-burst latency (shaded: gaps) and host stalls, on one time axis")
+    ax_lat.legend(loc="upper right", fontsize="small")
+    host_name = (
+        ev.host_file(ev.read_manifest(run_dir)) if (run_dir / ev.MANIFEST).is_file() else None
+    )
+    host = None
+    if host_name is not None and (run_dir / host_name).is_file():
+        host = ev.read_host(run_dir / host_name, partial_tail=report["status"] != "complete")
+    origin = int(ev.read_json(run_dir / ev.MANIFEST)["clock"]["monotonic_ns"])
+    if host is not None and len(host):
+        t = (host.t_ns - origin) / 1e9
+        for name, style in (
+            ("customer_send_late_ms", "-"),
+            ("support_send_late_ms", "-"),
+            ("loop_lag_ms", "--"),
+            ("customer_recv_gap_ms", ":"),
+            ("support_recv_gap_ms", ":"),
+            ("server_wait_ms", "-."),
+        ):
+            ax_stall.plot(t, host.columns[name], style, linewidth=0.9, label=name)
+        ax_stall.axhline(20, color="tab:red", linewidth=0.6, linestyle="--")
+        ax_stall.set_yscale("symlog", linthresh=20)
+        ax_stall.set_ylim(bottom=0)
+        for name in ("steal_pct", "pressure_pct"):
+            ax_cpu.plot(t, host.columns[name], linewidth=0.9, label=name)
+        ax_stall.legend(loc="upper right", fontsize="x-small", ncols=2)
+        ax_cpu.legend(loc="upper right", fontsize="x-small")
+    else:
+        ax_stall.text(0.5, 0.5, "no host figures in this run", ha="center", va="center",
+                      transform=ax_stall.transAxes)  # fmt: skip
+    for stall in report["host"]["stalls"]:
+        for ax in (ax_lat, ax_stall, ax_cpu):
+            ax.axvspan(stall["at_s"] - 1.0, stall["at_s"], color="tab:red", alpha=0.12)
+    ax_stall.set_ylabel("stall (ms per window)")
+    ax_cpu.set_ylabel("CPU (%)")
+    ax_cpu.set_xlabel("run time (s, from the manifest's clock)")
+    _save(fig, path)
+
+
 def _latency(report: dict[str, Any], path: Path) -> None:
     fig = Figure(figsize=(12, 3.6), layout="constrained")
     ax = fig.add_subplot()
@@ -120,7 +181,7 @@ def _gap_line(direction: dict[str, Any], gap: dict[str, Any]) -> str:
 
 def _page(report: dict[str, Any], images: list[tuple[str, str]]) -> str:
     verdict = report["verdict"]
-    passed = "PASSED" if verdict["passed"] else "FAILED"
+    passed = verdict["status"].upper()
     keys = [
         ("frames sent", "frames_sent"),
         ("frames received", "frames_received"),
@@ -154,7 +215,12 @@ def _page(report: dict[str, Any], images: list[tuple[str, str]]) -> str:
         "concealed_samples",
     ):
         rows.append(_row([f"RTP {key}", *[d["rtc"][key] for d in dirs]]))
-    failures = "".join(f"<li>{_html.escape(f)}</li>" for f in verdict["failures"])
+    failures = "".join(
+        f"<li>{_html.escape(f)}" + (f" <i>(host: {_html.escape(h)})</i>" if h else "") + "</li>"
+        for f, h in zip(verdict["failures"], verdict["host_stalls"], strict=True)
+    )
+    if verdict["reason"]:
+        failures = f"<li><b>{_html.escape(verdict['reason'])}</b></li>" + failures
     gaps = "".join(
         f"<li>{_html.escape(_gap_line(d, g))}</li>" for d in dirs for g in d.get("gaps", [])
     )
@@ -174,6 +240,8 @@ td:first-child{{text-align:left}}img{{max-width:100%}}.pass{{color:green}}.fail{
 {esc(str(report["started_at"]))} to {esc(str(report["ended_at"]))},
 status {esc(report["status"])}.</p>
 <h2 class="{"pass" if verdict["passed"] else "fail"}">Verdict: {passed}</h2><ul>{failures}</ul>
+<p>Host: {len(report["host"]["stalls"])} windows with a stall beyond its bound
+({esc(", ".join(f"{k} > {v:g}" for k, v in report["host"]["bounds"].items()))}).</p>
 <p>Latency headline figures use the <b>{esc(report["latency_method"])}</b> method
 (receive time from a robust fit of arrival time over neighbouring frames); the raw per-frame
 figure is shown beside it.

@@ -12,6 +12,8 @@ from typing import Any
 from verify import evidence as ev
 from verify import signing
 from verify.figures import analyse_run
+from verify.host import Failure, Stall, gap_window, latency_window, lost_window
+from verify.host import verdict as host_verdict
 from verify.thresholds import Thresholds
 
 SCHEMA = "echoproof.report/1"
@@ -23,7 +25,9 @@ class ReportResult:
     """What :func:`write_report` wrote: the verdict and the report itself."""
 
     passed: bool
+    status: str  # passed, failed, inconclusive
     failures: list[str]
+    reason: str | None  # inconclusive: the host stall, in one line
     report: dict[str, Any]
     path: Path
 
@@ -46,34 +50,50 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def verdict(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -> list[str]:
-    """Every failed threshold, one line each naming the direction, figure, value and limit."""
-    failures: list[str] = []
+def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -> list[Failure]:
+    """Every failed threshold, one line each naming the direction, figure, value and limit, with
+    the time windows in which it happened (see `verify.host` for how they are used)."""
+    failures: list[Failure] = []
+
+    def never_host(line: str) -> None:
+        failures.append(Failure(line, host_may_explain=False))
+
     if figures["status"] != "complete":
         reason = figures.get("reason") or "no reason recorded"
-        failures.append(f"run status is {figures['status']}, expected complete: {reason}")
-    failures += [f"evidence file {name} is missing" for name in figures["missing"]]
-    failures += extra
+        never_host(f"run status is {figures['status']}, expected complete: {reason}")
+    for name in figures["missing"]:
+        never_host(f"evidence file {name} is missing")
+    for line in extra:
+        never_host(line)
     for d in figures["directions"]:
         label = f"{d['from']}->{d['to']}"
         if d["bursts_sent"] == 0:
-            failures.append(f"{label}: bursts sent 0, expected at least 1")
+            failures.append(Failure(f"{label}: bursts sent 0, expected at least 1"))
         share = d["frames_received_share"]
         if share is None or share < thresholds.min_frames_received_share:
             failures.append(
-                f"{label}: frames received share {_fmt(share or 0)} "
-                f"({d['frames_received']} of {d['frames_sent']}) is below the minimum "
-                f"{_fmt(thresholds.min_frames_received_share)}"
+                Failure(
+                    f"{label}: frames received share {_fmt(share or 0)} "
+                    f"({d['frames_received']} of {d['frames_sent']}) is below the minimum "
+                    f"{_fmt(thresholds.min_frames_received_share)}"
+                )
             )
         missed = d["bursts_lost"] + d["bursts_late"]
         if missed > thresholds.max_bursts_lost:
+            windows = tuple(
+                lost_window(b["sent_s"]) for b in d["bursts"] if b["state"] in ("lost", "late")
+            )
             failures.append(
-                f"{label}: bursts lost {d['bursts_lost']} and late {d['bursts_late']} "
-                f"({missed} of {d['bursts_sent']}) exceed the maximum {thresholds.max_bursts_lost}"
+                Failure(
+                    f"{label}: bursts lost {d['bursts_lost']} and late {d['bursts_late']} "
+                    f"({missed} of {d['bursts_sent']}) exceed the maximum "
+                    f"{thresholds.max_bursts_lost}",
+                    windows,
+                )
             )
         loss = d["rtc"]["packet_loss_pct"]
         if loss is not None and loss > thresholds.max_packet_loss_pct:
-            failures.append(
+            never_host(
                 f"{label}: packet loss {_fmt(loss)} % exceeds the maximum "
                 f"{_fmt(thresholds.max_packet_loss_pct)} %"
             )
@@ -83,22 +103,50 @@ def verdict(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -
             ("p95", thresholds.max_latency_p95_ms),
         ):
             if latency[key] is not None and latency[key] > limit:
+                over = tuple(
+                    latency_window(b["sent_s"] + b["latency_ms"] / 1000, b["latency_ms"] - limit)
+                    for b in d["bursts"]
+                    if b["state"] == "detected" and b["latency_ms"] > limit
+                )
                 failures.append(
-                    f"{label}: latency {key} {_fmt(latency[key])} ms exceeds the maximum "
-                    f"{_fmt(limit)} ms"
+                    Failure(
+                        f"{label}: latency {key} {_fmt(latency[key])} ms exceeds the maximum "
+                        f"{_fmt(limit)} ms",
+                        over,
+                    )
                 )
         if d["gap_max_ms"] > thresholds.max_gap_ms:
             longest = max(d["gaps"], key=lambda g: g["duration_ms"])
+            windows = tuple(
+                gap_window(g["start_s"], g["duration_ms"])
+                for g in d["gaps"]
+                if g["duration_ms"] > thresholds.max_gap_ms
+            )
             failures.append(
-                f"{label}: gap max {_fmt(d['gap_max_ms'])} ms (at {_fmt(longest['start_s'])} s) "
-                f"exceeds the maximum {_fmt(thresholds.max_gap_ms)} ms"
+                Failure(
+                    f"{label}: gap max {_fmt(d['gap_max_ms'])} ms (at {_fmt(longest['start_s'])} s)"
+                    f" exceeds the maximum {_fmt(thresholds.max_gap_ms)} ms",
+                    windows,
+                )
             )
         if d["bursts_detected"] and (d["snr_db"] is None or d["snr_db"] < thresholds.min_snr_db):
             failures.append(
-                f"{label}: SNR {_fmt(d['snr_db'] or 0)} dB is below the minimum "
-                f"{_fmt(thresholds.min_snr_db)} dB"
+                Failure(
+                    f"{label}: SNR {_fmt(d['snr_db'] or 0)} dB is below the minimum "
+                    f"{_fmt(thresholds.min_snr_db)} dB"
+                )
             )
     return failures
+
+
+def verdict(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -> dict[str, Any]:
+    """The report's verdict: `status` passed, failed or inconclusive (every failure explained by
+    a host stall, see `verify.host`), the failures as measured, and the stall behind each."""
+    found = [
+        Stall(s["at_s"], s["figure"], s["value_ms"], s["bound_ms"])
+        for s in figures["host"]["stalls"]
+    ]
+    return host_verdict(failures_of(figures, thresholds, extra), found)
 
 
 def unexpected_files(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
@@ -118,7 +166,7 @@ def build_report(run_dir: Path, key_id: str) -> tuple[dict[str, Any], Any]:
     extra = [
         f"unexpected file {name} in the run folder" for name in unexpected_files(run_dir, manifest)
     ]
-    failures = verdict(figures, thresholds, extra)
+    verdict_ = verdict(figures, thresholds, extra)
     hashes = {
         name: ev.sha256_file(run_dir / name)
         for name in ev.evidence_names(manifest)
@@ -128,7 +176,7 @@ def build_report(run_dir: Path, key_id: str) -> tuple[dict[str, Any], Any]:
         "schema": SCHEMA,
         "generator": GENERATOR,
         **figures,
-        "verdict": {"passed": not failures, "failures": failures},
+        "verdict": verdict_,
         "evidence": hashes,
         "key_id": key_id,
     }
@@ -166,7 +214,9 @@ def write_report(
     verdict_ = report["verdict"]
     return ReportResult(
         passed=verdict_["passed"],
+        status=verdict_["status"],
         failures=list(verdict_["failures"]),
+        reason=verdict_["reason"],
         report=report,
         path=run_dir / ev.REPORT,
     )

@@ -57,6 +57,9 @@ class Spec:
     seed: int = 1
     status: str = "complete"
     thresholds: dict[str, float] | None = None
+    # host.csv: one quiet 1 s window per second of the run, plus (at_s, column, value) stalls
+    # written into the window ending at at_s; None: a run made before host figures (no file)
+    host_stalls: list[tuple[float, str, float]] | None = dataclasses.field(default_factory=list)
     customer: Direction = dataclasses.field(default_factory=Direction)
     support: Direction = dataclasses.field(default_factory=lambda: Direction(delay_ms=57.81))
 
@@ -210,6 +213,8 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
         {"t_ns": T0_NS, "agent": role, "event": "connected"} for role in ("customer", "support")
     ]
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    if spec.host_stalls is not None:
+        write_host(run / "host.csv", spec.duration_s, spec.host_stalls)
     config: dict = {"livekit": {"url": "ws://127.0.0.1:7880"}}
     if spec.thresholds is not None:
         config["thresholds"] = spec.thresholds
@@ -238,8 +243,40 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
         "versions": {"echoproof": "0.1.0"},
         "config": config,
     }
+    if spec.host_stalls is not None:
+        manifest["host"] = {"file": "host.csv", "server_sampled": True}
     (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return run
+
+
+QUIET_HOST = {
+    "window_ms": 1000.0,
+    "customer_send_late_ms": 1.5,
+    "support_send_late_ms": 1.2,
+    "customer_recv_gap_ms": 11.0,
+    "support_recv_gap_ms": 11.5,
+    "loop_lag_ms": 1.0,
+    "capture_wait_ms": 40.0,
+    "loop_thread_wait_ms": 8.0,
+    "server_wait_ms": 5.0,
+    "steal_pct": 0.0,
+    "pressure_pct": 3.0,
+}
+
+
+def write_host(path: Path, duration_s: float, stalls: list[tuple[float, str, float]]) -> None:
+    """host.csv with a quiet window ending at every whole second, and `stalls` written in."""
+    from verify.evidence import HOST_COLUMNS
+
+    rows = []
+    for k in range(1, math.ceil(duration_s) + 1):
+        row = dict(QUIET_HOST)
+        for at_s, column, value in stalls:
+            if round(at_s) == k:
+                row[column] = value
+        rows.append([str(T0_NS + k * 1_000_000_000), *(f"{row[c]:.3f}" for c in HOST_COLUMNS[1:])])
+    lines = [",".join(HOST_COLUMNS), *(",".join(r) for r in rows)]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def resign(run: Path, report: dict[str, Any], key: Path) -> None:

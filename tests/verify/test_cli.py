@@ -46,10 +46,12 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def test_json_output(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--json prints one object per run with run, ok and reason."""
+    """--json prints one object per run with run, ok, status and reason."""
     assert main([str(signed_run), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert results == [{"run": str(signed_run), "ok": True, "reason": "", "reasons": []}]
+    assert results == [
+        {"run": str(signed_run), "ok": True, "reason": "", "reasons": [], "status": "ok"}
+    ]
 
 
 def test_junit_output(signed_run: Path, tmp_path: Path) -> None:

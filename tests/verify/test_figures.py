@@ -154,7 +154,13 @@ def test_report_is_canonical_and_complete(signed_run: Path) -> None:
     }
     evidence = {n for n in evidence if not n.endswith(".png")}
     assert set(report["evidence"]) == evidence
-    assert report["verdict"] == {"passed": True, "failures": []}
+    assert report["verdict"] == {
+        "passed": True,
+        "status": "passed",
+        "failures": [],
+        "host_stalls": [],
+        "reason": None,
+    }
     assert report["status"] == "complete"
 
 
@@ -184,10 +190,11 @@ def test_thresholds_from_manifest_name_figure_and_limit(make_run: MakeRun, tmp_p
 
 
 def test_html_and_plots_written(signed_run: Path) -> None:
-    """report.html references PNG plots that exist and are PNG files."""
+    """report.html references PNG plots that exist and are PNG files, the timeline first."""
     page = (signed_run / "report.html").read_text()
     pngs = sorted(p for p in signed_run.iterdir() if p.suffix == ".png")
-    assert len(pngs) == 3
+    assert len(pngs) == 4
+    assert page.index('src="timeline.png"') < page.index('src="latency.png"')
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f'src="{png.name}"' in page
