@@ -17,7 +17,11 @@ after the manifest's `clock.monotonic_ns`):
   `LOST_STALL_MS` long;
 - gaps: the gap, `NEAR_S` either side, and the stall at least `GAP_SHARE` of the gap's length
   (a 25 ms hiccup does not excuse a 500 ms hole; a stall of S ms starves the receiver for
-  about S ms, and its jitter buffer can lose more than that while it recovers);
+  about S ms, and its jitter buffer can lose more than that while it recovers). While the
+  jitter buffer is still draining the delay a stall left (the last timed burst before the gap
+  is `DRAIN_MS` or more above the direction's lowest latency), it shortens what it plays, and
+  the tone shows holes seconds after the stall: then the window reaches back to the run's
+  start, as for latency;
 - frames received share, SNR: the whole run, any stall.
 
 A failure is host-disturbed when every one of its windows holds a stall (long enough, for
@@ -46,8 +50,9 @@ BOUNDS: dict[str, float] = {
     "server_wait_ms": 150.0,
 }
 NEAR_S = 2.0  # how close to a lost burst or a gap a stall must be to explain it
-LOST_STALL_MS = 50.0  # the shortest stall that can explain a lost burst
+LOST_STALL_MS = 150.0  # the shortest stall that can explain a lost burst (half of one)
 GAP_SHARE = 0.25  # the shortest stall that can explain a gap, as a share of its length
+DRAIN_MS = 20.0  # latency this far above the lowest: the jitter buffer still holds a stall
 FIGURES = HOST_COLUMNS[2:]  # every figure of host.csv, for the report
 
 
@@ -207,9 +212,19 @@ def lost_window(sent_s: float) -> Window:
     return Window(sent_s - NEAR_S, sent_s + NEAR_S, LOST_STALL_MS)
 
 
-def gap_window(start_s: float, duration_ms: float) -> Window:
-    """A gap's window: `NEAR_S` either side, a stall of `GAP_SHARE` of its length or more."""
-    return Window(start_s - NEAR_S, start_s + duration_ms / 1000 + NEAR_S, GAP_SHARE * duration_ms)
+def gap_window(start_s: float, duration_ms: float, *, draining: bool = False) -> Window:
+    """A gap's window: `NEAR_S` either side (from the run's start while `draining`), a stall of
+    `GAP_SHARE` of its length or more."""
+    start = -math.inf if draining else start_s - NEAR_S
+    return Window(start, start_s + duration_ms / 1000 + NEAR_S, GAP_SHARE * duration_ms)
+
+
+def draining(bursts: list[dict[str, Any]], lowest_ms: float | None, at_s: float) -> bool:
+    """Whether the last burst timed before `at_s` arrived `DRAIN_MS` or more above `lowest_ms`."""
+    before = [b for b in bursts if b["state"] == "detected" and b["sent_s"] <= at_s]
+    return (
+        lowest_ms is not None and bool(before) and before[-1]["latency_ms"] - lowest_ms >= DRAIN_MS
+    )
 
 
 def latency_window(arrival_s: float, excess_ms: float) -> Window:

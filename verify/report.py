@@ -12,7 +12,7 @@ from typing import Any
 from verify import evidence as ev
 from verify import signing
 from verify.figures import analyse_run
-from verify.host import Failure, Stall, gap_window, latency_window, lost_window
+from verify.host import Failure, Stall, draining, gap_window, latency_window, lost_window
 from verify.host import verdict as host_verdict
 from verify.thresholds import Thresholds
 
@@ -117,8 +117,13 @@ def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str
                 )
         if d["gap_max_ms"] > thresholds.max_gap_ms:
             longest = max(d["gaps"], key=lambda g: g["duration_ms"])
+            lowest = latency["min"]
             windows = tuple(
-                gap_window(g["start_s"], g["duration_ms"])
+                gap_window(
+                    g["start_s"],
+                    g["duration_ms"],
+                    draining=draining(d["bursts"], lowest, g["start_s"]),
+                )
                 for g in d["gaps"]
                 if g["duration_ms"] > thresholds.max_gap_ms
             )

@@ -72,23 +72,23 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-async def start_cli(*args: str) -> asyncio.subprocess.Process:
-    """`python -m pipeline ARGS` started in the repository root."""
+async def start_cli(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    """`python -m pipeline ARGS` started in the repository root (`env`: extra variables)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "pipeline",
         *args,
         cwd=REPO,
-        env=cli_env(),
+        env={**cli_env(), **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
 
 
-async def run_cli(*args: str, limit_s: float) -> Finished:
+async def run_cli(*args: str, limit_s: float, env: dict[str, str] | None = None) -> Finished:
     """Run the CLI to the end (killed after `limit_s` seconds) and collect its output."""
-    proc = await start_cli(*args)
+    proc = await start_cli(*args, env=env)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), limit_s)
     except TimeoutError:

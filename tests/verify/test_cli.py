@@ -1,16 +1,19 @@
-"""`python -m verify`: OK/FAIL lines, exit codes 0/1/2, --json, --junit, --key; no tracebacks."""
+"""`python -m verify`: OK/FAIL/INCONCLUSIVE lines, exit codes 0/1/2/4, --json, --junit, --key."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
 
+import verify
 from tests.conftest import scaled
+from tests.verify import synth
 from verify import signing
 from verify.__main__ import main
 
@@ -94,3 +97,42 @@ def test_several_paths(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> 
     """Several PATH arguments are checked in order, one line each."""
     assert main([str(signed_run), str(signed_run.parent)]) == 0
     assert capsys.readouterr().out == f"OK: {signed_run}\nOK: {signed_run}\n"
+
+
+def _inconclusive_run(make_run: Callable[..., Path]) -> Path:
+    spec = synth.Spec(
+        thresholds={"max_latency_median_ms": 30.0},  # the injected 42.37 ms fails it
+        host_stalls=[(1.0, "support_send_late_ms", 540.0)],
+    )
+    run = make_run(spec, name="20261123T221900Z-0badc0de")
+    verify.write_report(run)
+    return run
+
+
+def test_inconclusive_run_exit_4(
+    make_run: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failure explained by a host stall prints `INCONCLUSIVE: <run>: <stall>`, exits 4 and
+    is a skipped test case in JUnit, with the stall as its message."""
+    run = _inconclusive_run(make_run)
+    out = tmp_path / "verify.xml"
+    assert main([str(run), "--junit", str(out)]) == 4
+    reason = (
+        "support's sending process was 540 ms behind real time at 1.0 s; rerun on a quieter machine"
+    )
+    assert capsys.readouterr().out == f"INCONCLUSIVE: {run}: {reason}\n"
+    suite = ET.parse(out).getroot()
+    assert suite.get("skipped") == "1" and suite.get("failures") == "0"
+    skipped = suite.find("testcase/skipped")
+    assert skipped is not None and skipped.get("message") == reason
+
+
+def test_a_fail_outranks_an_inconclusive(
+    make_run: Callable[..., Path], signed_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With one FAIL and one INCONCLUSIVE run the exit code is 1."""
+    run = _inconclusive_run(make_run)
+    (signed_run / "stray.tmp").write_text("x")
+    assert main([str(run), str(signed_run)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("INCONCLUSIVE: ") and "\nFAIL: " in out
