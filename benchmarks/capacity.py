@@ -1,4 +1,4 @@
-"""Capacity of one machine, and what a conversation costs: the agents, the server, the overhead.
+"""Capacity of one machine against the bare SDK's, and what a conversation costs.
 
 ``python -m benchmarks.capacity [--quick]``. Every measurement starts a fresh embedded server as a
 subprocess (``python -m sfu --port 0``, its URL read from its first line) and the agents in
@@ -11,22 +11,31 @@ agents' whole-process CPU (``getrusage(RUSAGE_CHILDREN)``) is reported beside it
   ``python -m benchmarks._bare_sdk --pairs 1`` (the same audio through the bare SDK, no project
   code), 3 times interleaved (quick: once). ``overhead_ratio`` = the median of the repeats'
   pipeline CPU / bare CPU (goal <= 1.10; single 60 s runs gave 0.70 and 1.16 on the same
-  machine). The pipeline runs, verified and pooled, are the capacity search's single-pair
-  reference. ``server_cpu_s_per_stream_min``: the server's CPU per minute of one forwarded
-  stream (a pair forwards two), median over all six runs, goal <= 1.2 s (0.02 cores).
-- ``predicted_pairs``: cores / (agent cores per pair + 2 x server cores per stream).
-- ``capacity``: the largest N whose 60 s run (quick: 10 s) has every conversation complete, no
-  lost burst and a p95 mouth-to-ear latency no more than 50 ms above the single-pair run's, all
-  read from the reports ``verify`` signs. 15 s screening runs (quick: 8 s; judged on the p95 of
-  the bursts after each direction's first 5, against the reference's same figure) bracket N first,
-  starting at 90% of the prediction, growing by a quarter while clean and bisecting once not;
-  the best screened N is then confirmed with full-length runs (a failure steps down by a third
-  of the distance to the best confirmed N, a success up by one; 8 pairs once passed 15 s and
-  failed 60 s). Several pairs start talking together 2 s after the last has joined (see
-  ``pipeline.run.StartGate``). The search
-  stops when its time budget is spent, so the figure is a lower bound; ``bracket`` says what is
-  known. A run that overruns its length by 10% + 20 s is stopped and counts as not clean.
-  Goal: >= 90% of the prediction.
+  machine). The pipeline runs, verified and pooled, are the pipeline search's single-pair
+  reference; the bare runs, pooled, the bare search's. ``server_cpu_s_per_stream_min``: the
+  server's CPU per minute of one forwarded stream (a pair forwards two), median over all six
+  runs, goal <= 1.2 s (0.02 cores).
+- ``predicted_pairs``: cores / (agent cores per pair + 2 x server cores per stream), for
+  information; ``bare_predicted_pairs`` the same with the bare SDK's cores per pair.
+- ``capacity_pairs``: the largest N whose 60 s run (quick: 10 s) has every conversation
+  complete, no lost burst and a p95 mouth-to-ear latency no more than 50 ms above the
+  single-pair reference's of the same kind. For the pipeline all of it is read from the reports
+  ``verify`` signs; ``bare_capacity_pairs``, the physical anchor, is the same search over
+  ``benchmarks._bare_sdk`` runs, judged from the summary that script writes after its audio
+  (complete: both rooms stayed connected and each side heard 95 % of what was sent; latency:
+  threshold onsets on one monotonic clock). The two searches take turns trial by trial (the
+  machine's steal varies over minutes) against one deadline (480 s; quick: 240 s).
+  Goal: ``capacity_vs_bare`` = capacity_pairs / bare_capacity_pairs >= 0.90.
+
+  Each search: 15 s screening runs (quick: 8 s; judged on the p95 of the bursts after each
+  direction's first 5, against the reference's same figure) bracket N first, starting at 90% of
+  its kind's prediction, growing by a quarter while clean and bisecting once not; the best
+  screened N is then confirmed with full-length runs (a failure steps down by a third of the
+  distance to the best confirmed N, a success up by one; 8 pairs once passed 15 s and failed
+  60 s). Several pairs start talking together once all have joined (the pipeline 2 s after the
+  last, see ``pipeline.run.StartGate``; the bare SDK once every agent hears its partner). The
+  searches stop when the time is spent, so the figures are lower bounds; ``bracket`` says what
+  is known. A run that overruns its length by 10% + 20 s is stopped and counts as not clean.
 """
 
 from __future__ import annotations

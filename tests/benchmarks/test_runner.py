@@ -67,16 +67,14 @@ def test_unknown_area_is_a_usage_error() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_bare_sdk_pair_uses_cpu_on_the_real_server(tmp_path: Path) -> None:
-    """The baseline script joins a real server, talks for 5 s and is measured from /proc."""
-    with capacity._server() as (url, pid):
-        marker = tmp_path / "started"
-        command = [sys.executable, "-m", "benchmarks._bare_sdk", "--url", url,
-                   "--api-key", capacity.API_KEY, "--api-secret", capacity.API_SECRET,
-                   "--pairs", "1", "--duration", "5", "--marker", str(marker)]  # fmt: skip
-        usage = capacity._run_agents(command, pid, marker.exists, 5.0, tmp_path / "log")
-    assert marker.exists()
+def test_bare_sdk_pair_is_measured_on_the_real_server(tmp_path: Path) -> None:
+    """The baseline script talks 5 s through a real server: CPU from /proc, every burst heard."""
+    usage, summary = capacity._bare(1, 5.0, tmp_path)
     assert usage.window_s == pytest.approx(2.0, abs=0.5)
     assert usage.agents_cpu_s > 0 and usage.server_cpu_s > 0
     assert usage.agents_total_cpu_s > usage.agents_cpu_s
-    assert "5 s of audio sent" in (tmp_path / "log").read_text()
+    assert "5 s of audio sent" in (tmp_path / "bare.log").read_text()
+    assert (summary["conversations_complete"], summary["bursts_sent"]) == (1, 9)
+    figures = capacity._bare_figures([summary])
+    assert figures["bursts_lost"] == 0
+    assert 0 < figures["latency_median_ms"] < 1000
