@@ -242,13 +242,15 @@ def _one_run(condition: Condition, duration_s: float, work: Path, index: int) ->
     }
     if figures["wall_s"] >= duration_s + OVERRUN_S:
         figures["error"] = f"overran {duration_s + OVERRUN_S:g} s and was killed"
-    elif figures["status"] == "ERROR":
+    if figures["status"] == "ERROR":
         tail = stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
         figures["stderr_tail"] = tail
     run_dirs = sorted(p for p in out.iterdir() if p.is_dir())
     if run_dirs:
         found = run_figures(run_dirs[0])
         figures["lateness"] = found.pop("lateness")
+        if figures["lateness"].size:
+            figures["lateness_p99_ms"] = round(float(np.percentile(figures["lateness"], 99)), 2)
         figures["verdict"] = found.pop("status")
         figures.update(found)
         figures["median_ms"] = run_median(figures["medians_ms"])
@@ -262,8 +264,7 @@ def _one_run(condition: Condition, duration_s: float, work: Path, index: int) ->
 def _progress(condition: str, index: int, runs: int, r: dict[str, Any]) -> str:
     """One line (under 80 columns) for a finished run."""
     medians = "/".join("-" if m is None else f"{m:.0f}" for m in r.get("medians_ms", [])) or "-"
-    late = r.get("lateness")
-    p99 = f"{np.percentile(late, 99):.1f}" if late is not None and len(late) else "-"
+    p99 = f"{r['lateness_p99_ms']:.1f}" if "lateness_p99_ms" in r else "-"
     line = (
         f"{condition:>9} {index + 1:>2}/{runs:<2} {r['status']:<12} median {medians:>9} ms"
         f"  late p99 {p99:>6} ms  {r['wall_s']:>4.0f} s"
