@@ -1,12 +1,26 @@
-"""The baseline for the agents' overhead: N conversations with the bare SDK and no project code.
+"""The physical anchor: N conversations with the bare SDK and no project code.
 
-``python -m benchmarks._bare_sdk --url WS --api-secret S --pairs N --duration S --marker FILE``
+``python -m benchmarks._bare_sdk --url WS --api-secret S --pairs N --duration S --marker FILE
+[--summary JSON]``
 
 Each pair is two ``rtc.Room``s in their own room; each publishes an ``rtc.AudioSource`` fed 10 ms
 frames in real time (the same turn-taking tone bursts as the pipeline's default config: 0.3 s at
-440 Hz every second from 0.5 s, 550 Hz from 1.0 s) and reads the other's ``rtc.AudioStream``,
-touching every frame. Nothing is written. ``FILE`` is created the moment the audio starts, so the
-caller can measure CPU over the audio only. Only the SDK, livekit-api and numpy are imported.
+440 Hz every second from 0.5 s, 550 Hz from 1.0 s) and reads the other's ``rtc.AudioStream``.
+``FILE`` is created the moment the audio starts, so the caller can measure CPU over the audio only.
+Only the SDK, livekit-api and numpy are imported.
+
+What the capacity benchmark's criteria need is measured the cheapest way there is: while the
+audio runs, each sender keeps the ``time.monotonic_ns()`` at which it handed each frame to
+``capture_frame``, each receiver copies every frame's PCM into a preallocated int16 buffer and
+keeps its arrival ``time.monotonic_ns()``. Only after the audio is over are the bursts found: an
+onset is the first sample whose magnitude exceeds a quarter of the burst amplitude after at least
+0.2 s below it, found alike in what was sent and in what was heard, so the detector's own lag
+cancels. A burst's send time is the send time of the frame holding its onset plus the onset's
+offset in that frame; its arrival time likewise from the received frame. Each sent burst takes
+the first unmatched onset heard within one burst period after it was sent, else it is lost.
+``JSON`` gets the summary: per direction its bursts' latencies (null for a lost one), and per
+pair whether the conversation is complete (both rooms stayed connected and each side heard at
+least 95 % of the samples sent to it).
 """
 
 from __future__ import annotations
@@ -14,10 +28,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from livekit import api, rtc
@@ -25,6 +41,10 @@ from livekit import api, rtc
 RATE = 48000
 FRAME = 480
 BURST_S, PERIOD_S, RAMP_S, AMPLITUDE = 0.3, 1.0, 0.005, 0.5
+ONSET_FRACTION = 0.25  # of the burst amplitude
+QUIET_S = 0.2  # below the threshold this long before an onset (bursts are 0.7 s apart)
+TAIL_S = 1.5  # listening after the last frame is sent: the last burst still in flight
+COMPLETE_SHARE = 0.95
 
 
 def _signal(freq: float, first_s: float, duration_s: float) -> np.ndarray:
@@ -41,46 +61,172 @@ def _signal(freq: float, first_s: float, duration_s: float) -> np.ndarray:
     return out.astype(np.int16)
 
 
+def onsets(samples: np.ndarray, threshold: float, quiet: int) -> np.ndarray:
+    """Indices of the samples whose magnitude exceeds `threshold` after at least `quiet` samples
+    that do not (the recording's start counts as quiet)."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
+    if loud.size == 0:
+        return loud
+    return loud[np.diff(loud, prepend=-quiet - 1) > quiet]
+
+
+def sample_times_ns(index: np.ndarray, frame_start: np.ndarray, frame_ns: np.ndarray) -> np.ndarray:
+    """The time of each sample in `index`: its frame's time plus its offset in that frame."""
+    j = np.searchsorted(frame_start, index, side="right") - 1
+    return frame_ns[j] + ((index - frame_start[j]) * 1_000_000_000) // RATE
+
+
+def match_bursts(sent_ns: np.ndarray, heard_ns: np.ndarray, window_ns: int) -> list[float | None]:
+    """Each sent burst's latency in ms: the first onset heard not before it and within
+    `window_ns`, each onset used once; None for a burst never heard."""
+    latencies: list[float | None] = []
+    k = 0
+    for sent in sent_ns:
+        while k < heard_ns.size and heard_ns[k] < sent:
+            k += 1  # heard before this burst left: not its echo (an unexpected detection)
+        if k < heard_ns.size and heard_ns[k] - sent < window_ns:
+            latencies.append(round(float(heard_ns[k] - sent) / 1e6, 2))
+            k += 1
+        else:
+            latencies.append(None)
+    return latencies
+
+
+class Recorder:
+    """What one agent hears, kept in preallocated buffers: PCM and each frame's arrival time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.pcm = np.zeros(int(seconds * RATE), dtype=np.int16)
+        frames = int(seconds * RATE) // FRAME * 2 + 16  # room for frames shorter than 10 ms
+        self.frame_start = np.zeros(frames, dtype=np.int64)
+        self.frame_ns = np.zeros(frames, dtype=np.int64)
+        self.samples = self.frames = 0
+        self.since_ns: int | None = None  # frames before the audio starts are not kept
+
+    def add(self, data: Any, at_ns: int) -> None:
+        """Keep one received frame (int16 samples) that arrived at `at_ns`."""
+        if self.since_ns is None or at_ns < self.since_ns or self.frames == self.frame_ns.size:
+            return
+        x = np.frombuffer(data, dtype=np.int16)
+        n = min(x.size, self.pcm.size - self.samples)
+        if n <= 0:
+            return
+        self.pcm[self.samples : self.samples + n] = x[:n]
+        self.frame_start[self.frames] = self.samples
+        self.frame_ns[self.frames] = at_ns
+        self.samples += n
+        self.frames += 1
+
+    def onset_times_ns(self, threshold: float, quiet: int) -> np.ndarray:
+        """The arrival time of every onset heard."""
+        index = onsets(self.pcm[: self.samples], threshold, quiet)
+        if index.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        return sample_times_ns(index, self.frame_start[: self.frames], self.frame_ns[: self.frames])
+
+
 def _token(api_key: str, api_secret: str, identity: str, room: str) -> str:
     grants = api.VideoGrants(room_join=True, room=room)
     token = api.AccessToken(api_key, api_secret).with_identity(identity).with_grants(grants)
     return token.to_jwt()
 
 
-async def _speak(source: rtc.AudioSource, samples: np.ndarray, t0: float) -> None:
+async def _speak(
+    source: rtc.AudioSource, samples: np.ndarray, t0: float, sent_ns: np.ndarray
+) -> None:
     for i in range(samples.shape[0] // FRAME):
         frame = rtc.AudioFrame(samples[i * FRAME : (i + 1) * FRAME].tobytes(), RATE, 1, FRAME)
+        sent_ns[i] = time.monotonic_ns()
         await source.capture_frame(frame)
         await asyncio.sleep(max(0.0, t0 + (i + 1) * FRAME / RATE - time.monotonic()))
 
 
-async def _listen(track: rtc.Track, counts: list[int]) -> None:
+async def _listen(track: rtc.Track, recorder: Recorder) -> None:
     stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
     try:
         async for event in stream:
-            counts[0] += len(event.frame.data)  # touch every frame, as a recorder would
+            recorder.add(event.frame.data, time.monotonic_ns())
     finally:
         await stream.aclose()
 
 
-async def main(args: argparse.Namespace) -> None:
-    """Join every pair, wait until each hears the other, talk for the duration, leave."""
+def summarise(
+    signals: list[np.ndarray],
+    sent_ns: list[np.ndarray],
+    recorders: list[Recorder],
+    connected: list[bool],
+) -> dict[str, Any]:
+    """The run's summary (see the module docstring); agent i hears agent i ^ 1."""
+    threshold = ONSET_FRACTION * AMPLITUDE * 32767
+    quiet = int(QUIET_S * RATE)
+    directions = []
+    for i, samples in enumerate(signals):
+        index = onsets(samples, threshold, quiet)
+        frame_start = np.arange(sent_ns[i].size, dtype=np.int64) * FRAME
+        sent = sample_times_ns(index, frame_start, sent_ns[i]) if index.size else index
+        heard = recorders[i ^ 1]
+        latencies = match_bursts(sent, heard.onset_times_ns(threshold, quiet), int(PERIOD_S * 1e9))
+        directions.append(
+            {
+                "from": i,
+                "to": i ^ 1,
+                "samples_sent": int(samples.size),
+                "samples_heard": heard.samples,
+                "bursts_sent": len(latencies),
+                "bursts_lost": sum(x is None for x in latencies),
+                "latencies_ms": latencies,
+            }
+        )
+    pairs = len(signals) // 2
+    heard_enough = [
+        recorders[i ^ 1].samples >= COMPLETE_SHARE * samples.size
+        for i, samples in enumerate(signals)
+    ]
+    complete = [
+        all(connected[2 * p : 2 * p + 2]) and all(heard_enough[2 * p : 2 * p + 2])
+        for p in range(pairs)
+    ]
+    return {
+        "pairs": pairs,
+        "conversations_complete": sum(complete),
+        "complete": complete,
+        "bursts_sent": sum(d["bursts_sent"] for d in directions),
+        "bursts_lost": sum(d["bursts_lost"] for d in directions),
+        "directions": directions,
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Join every pair, wait until each hears the other, talk for the duration, leave; then
+    find the bursts and summarise."""
     rooms: list[rtc.Room] = []
     sources: list[rtc.AudioSource] = []
     listeners: list[asyncio.Task[None]] = []
-    heard = [asyncio.Event() for _ in range(2 * args.pairs)]
-    counts = [0]
+    agents = 2 * args.pairs
+    heard = [asyncio.Event() for _ in range(agents)]
+    connected = [True] * agents
+    recorders = [Recorder(args.duration + TAIL_S + 2.0) for _ in range(agents)]
+    signals = [
+        _signal(*((440.0, 0.5) if i % 2 == 0 else (550.0, 1.0)), args.duration)
+        for i in range(agents)
+    ]
+    sent_ns = [np.zeros(s.size // FRAME, dtype=np.int64) for s in signals]
     talked = float("nan")
     try:
-        for i in range(2 * args.pairs):
+        for i in range(agents):
             room = rtc.Room()
             rooms.append(room)
 
             def on_track(track: rtc.Track, *_: object, i: int = i) -> None:
-                listeners.append(asyncio.create_task(_listen(track, counts), name=f"listen {i}"))
+                task = asyncio.create_task(_listen(track, recorders[i]), name=f"listen {i}")
+                listeners.append(task)
                 heard[i].set()
 
+            def on_disconnected(*_: object, i: int = i) -> None:
+                connected[i] = False
+
             room.on("track_subscribed", on_track)
+            room.on("disconnected", on_disconnected)
             token = _token(args.api_key, args.api_secret, f"bare-{i}", f"bare-{i // 2}")
             await room.connect(args.url, token)
             source = rtc.AudioSource(RATE, 1, queue_size_ms=0)
@@ -93,12 +239,14 @@ async def main(args: argparse.Namespace) -> None:
                 await event.wait()
         await asyncio.to_thread(Path(args.marker).touch)
         t0 = time.monotonic()
+        for recorder in recorders:
+            recorder.since_ns = time.monotonic_ns()
         async with asyncio.TaskGroup() as group:
-            for i, source in enumerate(sources):
-                freq, first = (440.0, 0.5) if i % 2 == 0 else (550.0, 1.0)
-                group.create_task(_speak(source, _signal(freq, first, args.duration), t0))
+            for source, samples, sent in zip(sources, signals, sent_ns, strict=True):
+                group.create_task(_speak(source, samples, t0, sent))
         talked = time.monotonic() - t0
-        await asyncio.sleep(0.5)  # the last frames still in flight
+        await asyncio.sleep(TAIL_S)  # the last bursts still in flight
+        ended = list(connected)  # leaving below is not a lost connection
     finally:
         for task in listeners:
             task.cancel()
@@ -109,7 +257,9 @@ async def main(args: argparse.Namespace) -> None:
             await room.disconnect()
         for source in sources:
             await source.aclose()
-    print(f"bytes heard: {counts[0]}; {args.duration:g} s of audio sent in {talked:.1f} s")
+    summary = summarise(signals, sent_ns, recorders, ended)
+    summary.update(duration_s=args.duration, talked_s=round(talked, 2))
+    return summary
 
 
 if __name__ == "__main__":
@@ -120,7 +270,17 @@ if __name__ == "__main__":
     parser.add_argument("--pairs", type=int, default=1)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--marker", required=True, help="file created when the audio starts")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--summary", type=Path, help="write the run's summary here (JSON)")
+    result = asyncio.run(main(parser.parse_args()))
+    if (path := parser.parse_args().summary) is not None:
+        path.write_text(json.dumps(result))
+    heard_ms = [x for d in result["directions"] for x in d["latencies_ms"] if x is not None]
+    median = f"{np.median(heard_ms):.1f} ms" if heard_ms else "-"
+    print(
+        f"{result['conversations_complete']}/{result['pairs']} conversations complete; "
+        f"bursts lost {result['bursts_lost']}/{result['bursts_sent']}; latency median {median}; "
+        f"{result['duration_s']:g} s of audio sent in {result['talked_s']:.1f} s"
+    )
     # The SDK's Rust threads can panic while the interpreter finalises ("panic in a function
     # that cannot unwind", SIGABRT) after everything was closed; the measurement is over by then.
     sys.stdout.flush()

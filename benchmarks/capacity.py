@@ -1,4 +1,4 @@
-"""Capacity of one machine, and what a conversation costs: the agents, the server, the overhead.
+"""Capacity of one machine against the bare SDK's, and what a conversation costs.
 
 ``python -m benchmarks.capacity [--quick]``. Every measurement starts a fresh embedded server as a
 subprocess (``python -m sfu --port 0``, its URL read from its first line) and the agents in
@@ -11,28 +11,38 @@ agents' whole-process CPU (``getrusage(RUSAGE_CHILDREN)``) is reported beside it
   ``python -m benchmarks._bare_sdk --pairs 1`` (the same audio through the bare SDK, no project
   code), 3 times interleaved (quick: once). ``overhead_ratio`` = the median of the repeats'
   pipeline CPU / bare CPU (goal <= 1.10; single 60 s runs gave 0.70 and 1.16 on the same
-  machine). The pipeline runs, verified and pooled, are the capacity search's single-pair
-  reference. ``server_cpu_s_per_stream_min``: the server's CPU per minute of one forwarded
-  stream (a pair forwards two), median over all six runs, goal <= 1.2 s (0.02 cores).
-- ``predicted_pairs``: cores / (agent cores per pair + 2 x server cores per stream).
-- ``capacity``: the largest N whose 60 s run (quick: 10 s) has every conversation complete, no
-  lost burst and a p95 mouth-to-ear latency no more than 50 ms above the single-pair run's, all
-  read from the reports ``verify`` signs. 15 s screening runs (quick: 8 s; judged on the p95 of
-  the bursts after each direction's first 5, against the reference's same figure) bracket N first,
-  starting at 90% of the prediction, growing by a quarter while clean and bisecting once not;
-  the best screened N is then confirmed with full-length runs (a failure steps down by a third
-  of the distance to the best confirmed N, a success up by one; 8 pairs once passed 15 s and
-  failed 60 s). Several pairs start talking together 2 s after the last has joined (see
-  ``pipeline.run.StartGate``). The search
-  stops when its time budget is spent, so the figure is a lower bound; ``bracket`` says what is
-  known. A run that overruns its length by 10% + 20 s is stopped and counts as not clean.
-  Goal: >= 90% of the prediction.
+  machine). The pipeline runs, verified and pooled, are the pipeline search's single-pair
+  reference; the bare runs, pooled, the bare search's. ``server_cpu_s_per_stream_min``: the
+  server's CPU per minute of one forwarded stream (a pair forwards two), median over all six
+  runs, goal <= 1.2 s (0.02 cores).
+- ``predicted_pairs``: cores / (agent cores per pair + 2 x server cores per stream), for
+  information; ``bare_predicted_pairs`` the same with the bare SDK's cores per pair.
+- ``capacity_pairs``: the largest N whose 60 s run (quick: 10 s) has every conversation
+  complete, no lost burst and a p95 mouth-to-ear latency no more than 50 ms above the
+  single-pair reference's of the same kind. For the pipeline all of it is read from the reports
+  ``verify`` signs; ``bare_capacity_pairs``, the physical anchor, is the same search over
+  ``benchmarks._bare_sdk`` runs, judged from the summary that script writes after its audio
+  (complete: both rooms stayed connected and each side heard 95 % of what was sent; latency:
+  threshold onsets on one monotonic clock). The two searches take turns trial by trial (the
+  machine's steal varies over minutes) against one deadline (480 s; quick: 240 s).
+  Goal: ``capacity_vs_bare`` = capacity_pairs / bare_capacity_pairs >= 0.90.
+
+  Each search: 15 s screening runs (quick: 8 s; judged on the p95 of the bursts after each
+  direction's first 5, against the reference's same figure) bracket N first, starting at 90% of
+  its kind's prediction, growing by a quarter while clean and bisecting once not; the best
+  screened N is then confirmed with full-length runs (a failure steps down by a third of the
+  distance to the best confirmed N, a success up by one; 8 pairs once passed 15 s and failed
+  60 s). Several pairs start talking together once all have joined (the pipeline 2 s after the
+  last, see ``pipeline.run.StartGate``; the bare SDK once every agent hears its partner). The
+  searches stop when the time is spent, so the figures are lower bounds; ``bracket`` says what
+  is known. A run that overruns its length by 10% + 20 s is stopped and counts as not clean.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -45,7 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +70,7 @@ API_KEY = "devkey"
 API_SECRET = "echoproof-capacity-benchmark-secret-0123"
 CORES = os.cpu_count() or 1
 LATENCY_MARGIN_MS = 50.0
-GOALS = {"overhead_ratio": 1.10, "server_cpu_s_per_stream_min": 1.2, "capacity_share": 0.90}
+GOALS = {"overhead_ratio": 1.10, "server_cpu_s_per_stream_min": 1.2, "capacity_vs_bare": 0.90}
 SAMPLE_S = 0.2
 # Screening runs are short, so their p95 leaves out each direction's first bursts: latency is
 # higher while the receivers' jitter buffers settle after joining (about 3 s, more under load).
@@ -190,16 +200,53 @@ def _pipeline(pairs: int, duration_s: float, work: Path) -> tuple[Usage, list[Pa
     return usage, sorted(p for p in out.iterdir() if p.is_dir())
 
 
-def _bare(pairs: int, duration_s: float, work: Path) -> Usage:
-    """`python -m benchmarks._bare_sdk --pairs N` against a fresh server; its usage."""
-    marker = work / f"bare-{time.monotonic_ns()}.started"
+def _bare(pairs: int, duration_s: float, work: Path) -> tuple[Usage, dict[str, Any]]:
+    """`python -m benchmarks._bare_sdk --pairs N` against a fresh server; its usage and the
+    summary it writes after the audio (bursts heard, their latencies)."""
+    stem = work / f"bare-{time.monotonic_ns()}"
+    marker, summary = stem.with_suffix(".started"), stem.with_suffix(".json")
     with _server() as (url, pid):
         command = [sys.executable, "-m", "benchmarks._bare_sdk", "--url", url,
                    "--api-key", API_KEY, "--api-secret", API_SECRET, "--pairs", str(pairs),
-                   "--duration", str(duration_s), "--marker", str(marker)]  # fmt: skip
+                   "--duration", str(duration_s), "--marker", str(marker),
+                   "--summary", str(summary)]  # fmt: skip
         usage = _run_agents(command, pid, marker.exists, duration_s, work / "bare.log")
     usage.pairs = pairs
-    return usage
+    if not summary.exists():
+        raise RuntimeError("benchmarks._bare_sdk wrote no summary")
+    found = json.loads(summary.read_text())
+    marker.unlink(missing_ok=True)
+    summary.unlink()
+    return usage, found
+
+
+def _latency_figures(latencies: list[float], settled: list[float]) -> dict[str, float]:
+    """Median and p95 of every detected burst's latency, and p95 of the settled bursts'."""
+    arr = np.array(latencies) if latencies else np.array([np.nan])
+    arr_settled = np.array(settled) if settled else np.array([np.nan])
+    return {
+        "latency_median_ms": round(float(np.median(arr)), 1),
+        "latency_p95_ms": round(float(np.percentile(arr, 95)), 1),
+        "latency_p95_settled_ms": round(float(np.percentile(arr_settled, 95)), 1),
+    }
+
+
+def _bare_figures(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same figures as `_signed`'s, from bare-SDK summaries (see benchmarks._bare_sdk)."""
+    latencies: list[float] = []
+    settled: list[float] = []
+    for summary in summaries:
+        for direction in summary["directions"]:
+            heard = [(k, x) for k, x in enumerate(direction["latencies_ms"]) if x is not None]
+            latencies += [x for _, x in heard]
+            settled += [x for k, x in heard if k >= SETTLE_BURSTS]
+    return {
+        "conversations": sum(s["pairs"] for s in summaries),
+        "incomplete": sum(s["pairs"] - s["conversations_complete"] for s in summaries),
+        "bursts_lost": sum(s["bursts_lost"] for s in summaries),
+        "bursts_detected": len(latencies),
+        **_latency_figures(latencies, settled),
+    }
 
 
 def _signed(run_dirs: list[Path], key: Path) -> dict[str, Any]:
@@ -219,35 +266,39 @@ def _signed(run_dirs: list[Path], key: Path) -> dict[str, Any]:
             detected = [b for b in direction["bursts"] if b["state"] == "detected"]
             latencies += [b["latency_ms"] for b in detected]
             settled += [b["latency_ms"] for b in detected if b["burst"] >= SETTLE_BURSTS]
-    arr = np.array(latencies) if latencies else np.array([np.nan])
-    arr_settled = np.array(settled) if settled else np.array([np.nan])
     return {
         "conversations": len(run_dirs),
         "incomplete": incomplete,
         "verdicts_failed": failed_verdicts,
         "bursts_lost": lost,
         "bursts_detected": len(latencies),
-        "latency_median_ms": round(float(np.median(arr)), 1),
-        "latency_p95_ms": round(float(np.percentile(arr, 95)), 1),
-        "latency_p95_settled_ms": round(float(np.percentile(arr_settled, 95)), 1),
+        **_latency_figures(latencies, settled),
     }
 
 
-def _costs(duration_s: float, repeats: int, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _costs(
+    duration_s: float, repeats: int, work: Path
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """One pair through the pipeline, then through the bare SDK, `repeats` times interleaved
-    (drift on a shared machine hits both alike); the pipeline runs' signed figures, pooled, are
-    the search's single-pair reference."""
+    (drift on a shared machine hits both alike); the costs, then the single-pair references of
+    the two searches: the pipeline runs' signed figures pooled, the bare runs' figures pooled."""
     started = time.monotonic()
-    pipes, bares, dirs = [], [], []
+    pipes, bares, dirs, summaries = [], [], [], []
     for _ in range(repeats):
         pipe, run_dirs = _pipeline(1, duration_s, work)
         pipes.append(pipe)
         dirs += run_dirs
-        bares.append(_bare(1, duration_s, work))
+        usage, summary = _bare(1, duration_s, work)
+        bares.append(usage)
+        summaries.append(summary)
+    wall = round(time.monotonic() - started, 1)
     reference = _signed(dirs, work / "signing-key.pem")
-    reference.update(duration_s=duration_s * repeats, wall_s=round(time.monotonic() - started, 1))
+    reference.update(duration_s=duration_s * repeats, wall_s=wall)
     reference["exit_code"] = max(p.returncode for p in pipes)
     reference["clean"] = _clean(reference, math.inf)
+    bare_reference = _bare_figures(summaries)
+    bare_reference.update(duration_s=duration_s * repeats, wall_s=wall)
+    bare_reference["clean"] = _clean(bare_reference, math.inf)
     agent = statistics.median(p.agent_cores_per_pair for p in pipes)
     bare = statistics.median(b.agent_cores_per_pair for b in bares)
     ratios = [
@@ -270,7 +321,13 @@ def _costs(duration_s: float, repeats: int, work: Path) -> tuple[dict[str, Any],
         "server_cores_per_stream": round(server_stream, 5),
         "server_cpu_s_per_stream_min": round(server_stream * 60, 3),
     }
-    return costs, reference
+    return costs, reference, bare_reference
+
+
+# One trial of a search: (N, run length, p95 limit, which p95) -> its figures, with "clean".
+Trial = Callable[[int, float, float, str], dict[str, Any]]
+# A search: yields the trial it wants next, is sent that trial's figures, returns its result.
+Search = Generator[tuple[int, float, float, str], dict[str, Any], dict[str, Any]]
 
 
 def _trial(
@@ -282,8 +339,7 @@ def _trial(
         usage, dirs = _pipeline(n, duration_s, work)
         figures = _signed(dirs, work / "signing-key.pem")
         figures["exit_code"] = usage.returncode
-        figures["agent_cpu_s_per_conversation_min"] = round(usage.agent_cores_per_pair * 60, 2)
-        figures["server_cpu_s_per_stream_min"] = round(usage.server_cores_per_stream * 60, 3)
+        _add_usage(figures, usage)
     except RuntimeError as exc:  # the agents' process itself failed or overran at this N
         figures = {"error": str(exc)[:300]}
     figures["duration_s"] = duration_s
@@ -296,21 +352,45 @@ def _trial(
     return figures
 
 
+def _bare_trial(
+    n: int, duration_s: float, limit_ms: float, work: Path, p95: str = "latency_p95_ms"
+) -> dict[str, Any]:
+    """One bare-SDK run of `n` pairs for `duration_s`, judged by the same criteria."""
+    started = time.monotonic()
+    try:
+        usage, summary = _bare(n, duration_s, work)
+        figures = _bare_figures([summary])
+        _add_usage(figures, usage)
+    except RuntimeError as exc:  # the bare script itself failed or overran at this N
+        figures = {"error": str(exc)[:300]}
+    figures["duration_s"] = duration_s
+    figures["wall_s"] = round(time.monotonic() - started, 1)
+    figures["clean"] = _clean(figures, limit_ms, p95)
+    return figures
+
+
+def _add_usage(figures: dict[str, Any], usage: Usage) -> None:
+    figures["agent_cpu_s_per_conversation_min"] = round(usage.agent_cores_per_pair * 60, 2)
+    figures["server_cpu_s_per_stream_min"] = round(usage.server_cores_per_stream * 60, 3)
+
+
 def _search(
     reference: dict[str, Any],
     predicted: float,
     duration_s: float,
     screen_s: float,
-    budget_s: float,
-    work: Path,
-) -> dict[str, Any]:
-    """The largest N that runs `duration_s` clean (see the module docstring), in `budget_s`.
+    deadline: float,
+    turns: int = 1,
+) -> Search:
+    """The largest N that runs `duration_s` clean (see the module docstring), by `deadline`.
 
     Short screening runs (`screen_s`) bracket N first: from 90% of the prediction, growing
     by a quarter while clean, bisecting once not. The best screened N is then confirmed with
-    full-length runs (see the module docstring) while time remains.
+    full-length runs (see the module docstring) while time remains. A generator: it yields each
+    trial it wants, (N, run length, p95 limit, which p95), and is sent the trial's figures, so
+    that `turns` searches can take turns (see `_interleave`); each trial then leaves time for
+    the others' next ones.
     """
-    deadline = time.monotonic() + budget_s
     if not reference["clean"]:
         return {"capacity_pairs": 0, "bracket": "the single pair is not clean",
                 "trials": {"1": reference}}  # fmt: skip
@@ -320,10 +400,11 @@ def _search(
     lo, hi = 1, None
     n = max(2, round(0.9 * predicted))
     confirm_s = duration_s + 25  # a run's wall time: joining, the run, leaving
+    others_s = (turns - 1) * confirm_s  # at most, the other searches' trials between two of ours
     while hi is None or hi - lo > 1:
-        if time.monotonic() + screen_s * 1.1 + 20 + confirm_s > deadline:
+        if time.monotonic() + screen_s * 1.1 + 20 + confirm_s + others_s > deadline:
             break
-        screens[str(n)] = _trial(n, screen_s, screen_limit_ms, work, "latency_p95_settled_ms")
+        screens[str(n)] = yield (n, screen_s, screen_limit_ms, "latency_p95_settled_ms")
         if screens[str(n)]["clean"]:
             # up by a quarter: far past the machine's limit, a run only overloads and overruns
             lo, n = n, (n + max(1, n // 4) if hi is None else (n + hi) // 2)
@@ -334,8 +415,12 @@ def _search(
     # back up by one while there is room and time.
     confirms: dict[str, Any] = {"1": reference}
     capacity, top, n = 1, lo, lo
-    while 1 < n <= top and str(n) not in confirms and time.monotonic() + confirm_s <= deadline:
-        confirms[str(n)] = _trial(n, duration_s, limit_ms, work)
+    while (
+        1 < n <= top
+        and str(n) not in confirms
+        and time.monotonic() + confirm_s + others_s <= deadline
+    ):
+        confirms[str(n)] = yield (n, duration_s, limit_ms, "latency_p95_ms")
         if confirms[str(n)]["clean"]:
             capacity = n
             n += 1
@@ -362,6 +447,28 @@ def _search(
     }
 
 
+def _interleave(searches: dict[str, tuple[Search, Trial]]) -> dict[str, dict[str, Any]]:
+    """Run the searches' trials in turns, one of each in order, until every search has ended:
+    the machine's steal varies over minutes, and alternating spreads it over both alike."""
+    results: dict[str, dict[str, Any]] = {}
+    asks: dict[str, tuple[int, float, float, str]] = {}
+    for name, (search, _) in searches.items():
+        try:
+            asks[name] = next(search)
+        except StopIteration as stop:
+            results[name] = stop.value
+    while asks:
+        for name in list(asks):
+            search, trial = searches[name]
+            figures = trial(*asks[name])
+            try:
+                asks[name] = search.send(figures)
+            except StopIteration as stop:
+                results[name] = stop.value
+                del asks[name]
+    return results
+
+
 def _clean(figures: dict[str, Any], limit_ms: float, p95: str = "latency_p95_ms") -> bool:
     return (
         "error" not in figures
@@ -375,24 +482,46 @@ def run(quick: bool = False) -> dict[str, Any]:
     """Every capacity figure (see the module docstring); prints a small table."""
     with tempfile.TemporaryDirectory(prefix="echoproof-bench-capacity-") as tmp:
         work = Path(tmp)
-        costs, reference = _costs(10.0 if quick else 20.0, 1 if quick else 3, work)
-        per_pair = costs["agent_cores_per_pair"] + 2 * costs["server_cores_per_stream"]
-        predicted = CORES / per_pair
-        search = _search(
-            reference,
-            predicted,
+        costs, reference, bare_reference = _costs(10.0 if quick else 20.0, 1 if quick else 3, work)
+        server = 2 * costs["server_cores_per_stream"]
+        predicted = CORES / (costs["agent_cores_per_pair"] + server)
+        bare_predicted = CORES / (costs["bare_sdk_cores_per_pair"] + server)
+        # one deadline for both searches: their trials take turns
+        deadline = time.monotonic() + (240.0 if quick else 480.0)
+        search_for = functools.partial(
+            _search,
             duration_s=10.0 if quick else 60.0,
             screen_s=8.0 if quick else 15.0,
-            budget_s=120.0 if quick else 300.0,
-            work=work,
+            deadline=deadline,
+            turns=2,
         )
+
+        def pipeline_trial(n: int, duration_s: float, limit_ms: float, p95: str) -> dict[str, Any]:
+            return _trial(n, duration_s, limit_ms, work, p95)
+
+        def bare_trial(n: int, duration_s: float, limit_ms: float, p95: str) -> dict[str, Any]:
+            return _bare_trial(n, duration_s, limit_ms, work, p95)
+
+        found = _interleave(
+            {
+                "pipeline": (search_for(reference, predicted), pipeline_trial),
+                "bare": (search_for(bare_reference, bare_predicted), bare_trial),
+            }
+        )
+    search, bare_search = found["pipeline"], found["bare"]
     results: dict[str, Any] = {
         "cores": CORES,
         "cost": costs,
         "predicted_pairs": round(predicted, 1),
+        "bare_predicted_pairs": round(bare_predicted, 1),
         "search": search,
+        "bare_search": bare_search,
         "capacity_pairs": search["capacity_pairs"],
+        "bare_capacity_pairs": bare_search["capacity_pairs"],
         "capacity_share": round(search["capacity_pairs"] / predicted, 3),
+        "capacity_vs_bare": round(
+            search["capacity_pairs"] / max(1, bare_search["capacity_pairs"]), 3
+        ),
         "goals": GOALS,
     }
     _print(results)
@@ -400,7 +529,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def _print(r: dict[str, Any]) -> None:
-    c, s = r["cost"], r["search"]
+    c, s, b = r["cost"], r["search"], r["bare_search"]
     rows = [
         ("agent CPU s / conversation-min", c["agent_cpu_s_per_conversation_min"], ""),
         ("agents' overhead vs bare SDK", c["overhead_ratio"], f"<= {GOALS['overhead_ratio']}"),
@@ -408,23 +537,28 @@ def _print(r: dict[str, Any]) -> None:
          f"<= {GOALS['server_cpu_s_per_stream_min']}"),
         ("predicted pairs", r["predicted_pairs"], f"{r['cores']} cores"),
         ("capacity (pairs)", r["capacity_pairs"], s["bracket"]),
-        ("capacity / predicted", r["capacity_share"], f">= {GOALS['capacity_share']}"),
+        ("capacity / predicted", r["capacity_share"], ""),
+        ("bare SDK: predicted pairs", r["bare_predicted_pairs"], ""),
+        ("bare SDK: capacity (pairs)", r["bare_capacity_pairs"], b["bracket"]),
+        ("capacity / bare SDK's", r["capacity_vs_bare"], f">= {GOALS['capacity_vs_bare']}"),
     ]  # fmt: skip
     for name, value, goal in rows:
         print(f"{name:32} {value!s:>10}   {goal}")
     print(
-        f"{'N':>4} {'run s':>6} {'clean':>6} {'lost':>5} {'p95 ms':>7} {'settled':>8} {'wall s':>7}"
+        f"{'kind':>8} {'N':>4} {'run s':>6} {'clean':>6} {'lost':>5} {'p95 ms':>7} "
+        f"{'settled':>8} {'wall s':>7}"
     )
-    for n, t in [*s.get("screens", {}).items(), *s["trials"].items()]:
-        head = f"{n:>4} {t['duration_s']:>6g}"
-        if "error" in t:
-            print(f"{head} {'error':>6}  {t['error'][:70]}")
-            continue
-        clean = "yes" if t["clean"] else "NO"
-        print(
-            f"{head} {clean:>6} {t['bursts_lost']:>5} {t['latency_p95_ms']:>7} "
-            f"{t['latency_p95_settled_ms']:>8} {t['wall_s']:>7}"
-        )
+    for kind, search in (("pipeline", s), ("bare", b)):
+        for n, t in [*search.get("screens", {}).items(), *search["trials"].items()]:
+            head = f"{kind:>8} {n:>4} {t['duration_s']:>6g}"
+            if "error" in t:
+                print(f"{head} {'error':>6}  {t['error'][:60]}")
+                continue
+            clean = "yes" if t["clean"] else "NO"
+            print(
+                f"{head} {clean:>6} {t['bursts_lost']:>5} {t['latency_p95_ms']:>7} "
+                f"{t['latency_p95_settled_ms']:>8} {t['wall_s']:>7}"
+            )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def test_summary_judges_each_goal() -> None:
     """A figure within its goal reads PASS, one beyond it MISS, one without a goal neither."""
     results = {
         "sfu": {"latency_ms": {"median": 48.0, "p95": 70.0, "p99": 130.0}, "bursts_lost": 0},
-        "capacity": {"capacity_share": 0.5, "predicted_pairs": 8.0},
+        "capacity": {"capacity_share": 0.5, "capacity_vs_bare": 0.8, "predicted_pairs": 8.0},
         "sfu_wall_s": PLAN["sfu"][1] + 1.0,
     }
     rows = {name: (value, verdict) for name, value, _, verdict in summary(results)}
@@ -27,7 +27,8 @@ def test_summary_judges_each_goal() -> None:
     assert rows["mouth-to-ear p99"] == ("130 ms", "MISS")
     assert rows["mouth-to-ear p95"] == ("70 ms", "")
     assert rows["bursts lost through the server"] == ("0", "PASS")
-    assert rows["capacity / prediction"] == ("0.5", "MISS")
+    assert rows["capacity / prediction"] == ("0.5", "")
+    assert rows["capacity / bare SDK's"] == ("0.8", "MISS")
     assert rows["wall time: sfu"][1] == "MISS"
 
 
@@ -66,16 +67,14 @@ def test_unknown_area_is_a_usage_error() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_bare_sdk_pair_uses_cpu_on_the_real_server(tmp_path: Path) -> None:
-    """The baseline script joins a real server, talks for 5 s and is measured from /proc."""
-    with capacity._server() as (url, pid):
-        marker = tmp_path / "started"
-        command = [sys.executable, "-m", "benchmarks._bare_sdk", "--url", url,
-                   "--api-key", capacity.API_KEY, "--api-secret", capacity.API_SECRET,
-                   "--pairs", "1", "--duration", "5", "--marker", str(marker)]  # fmt: skip
-        usage = capacity._run_agents(command, pid, marker.exists, 5.0, tmp_path / "log")
-    assert marker.exists()
+def test_bare_sdk_pair_is_measured_on_the_real_server(tmp_path: Path) -> None:
+    """The baseline script talks 5 s through a real server: CPU from /proc, every burst heard."""
+    usage, summary = capacity._bare(1, 5.0, tmp_path)
     assert usage.window_s == pytest.approx(2.0, abs=0.5)
     assert usage.agents_cpu_s > 0 and usage.server_cpu_s > 0
     assert usage.agents_total_cpu_s > usage.agents_cpu_s
-    assert "5 s of audio sent" in (tmp_path / "log").read_text()
+    assert "5 s of audio sent" in (tmp_path / "bare.log").read_text()
+    assert (summary["conversations_complete"], summary["bursts_sent"]) == (1, 9)
+    figures = capacity._bare_figures([summary])
+    assert figures["bursts_lost"] == 0
+    assert 0 < figures["latency_median_ms"] < 1000

@@ -1,0 +1,319 @@
+"""Stability: do consecutive runs agree, and does a disturbed host give a verdict that says so?
+
+``python -m benchmarks.stability [--quick]``. K consecutive runs of ``python -m pipeline --config
+CONFIG --duration D --out TMP`` per condition, exactly as a new user's ``nox -s run`` makes them:
+the config's ``livekit.url`` is a free loopback port, so each run starts the embedded server
+itself, then verifies and signs its report (with a temporary key, ``ECHOPROOF_SIGNING_KEY`` in the
+temporary folder; the user's key is untouched). Its exit code is the verdict: 0 OK, 1 FAIL,
+4 INCONCLUSIVE (a threshold failed while the host was stalled), anything else ERROR (the run's
+last stderr lines are kept). A run that overruns D + 120 s is killed with its process group.
+
+Conditions, in this order (full: K = 10 / 5 / 5 runs of 60 s; quick: 3 / 2 / 2 of 30 s):
+
+- ``quiet``: nothing else runs. Goals: every run OK; sender lateness p99 <= 2 ms; the spread
+  of the run medians (max / min of each run's mean of its two directions' median latencies)
+  <= 1.2.
+- ``hog``: two busy-looping Python processes (``while True: pass``, normal priority) run from
+  before the first run to after the last. Goal: no run FAILs: each is OK with its median within
+  25 % of the quiet runs' median of medians, or INCONCLUSIVE.
+- ``hog_loss5``: the hog plus ``"impairment": {"loss_pct": 5, "seed": 1}`` in the config. Goal:
+  every run FAILs and one of its failures names packet loss.
+
+Per condition: the counts, sender lateness (p99 and max over every frame of every run, from each
+run folder's ``customer.sent.csv`` and ``support.sent.csv``: frame n's lateness is
+t_ns[n] - (t_ns[0] + n x 10 ms)), each run's median latency per direction, verdict status and
+failures or reason, the spread of the run medians and the share of runs within 25 % of quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "devkey"
+API_SECRET = "echoproof-stability-benchmark-secret-0123"
+FRAME_NS = 10_000_000  # one 10 ms frame
+OVERRUN_S = 120.0  # a run may take its duration plus this (joining, verifying, leaving)
+WITHIN = 0.25  # "within 25 % of quiet"
+GOALS = {"quiet_lateness_p99_ms": 2.0, "quiet_median_spread": 1.2}
+HOGS = 2
+EXIT_STATUS = {0: "OK", 1: "FAIL", 4: "INCONCLUSIVE"}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition: its name, runs (full, quick), and what it adds to the config."""
+
+    name: str
+    runs: tuple[int, int]
+    hog: bool = False
+    impairment: dict[str, Any] | None = None
+
+
+CONDITIONS = [
+    Condition("quiet", (10, 3)),
+    Condition("hog", (5, 2), hog=True),
+    Condition("hog_loss5", (5, 2), hog=True, impairment={"loss_pct": 5, "seed": 1}),
+]
+
+
+def exit_status(returncode: int) -> str:
+    """What `python -m pipeline`'s exit code says: OK, FAIL, INCONCLUSIVE, else ERROR."""
+    return EXIT_STATUS.get(returncode, "ERROR")
+
+
+def count_statuses(statuses: list[str]) -> dict[str, int]:
+    """How many runs had each status; every status present, zero when none."""
+    return {s: statuses.count(s) for s in ("OK", "FAIL", "INCONCLUSIVE", "ERROR")}
+
+
+def lateness_ms(frames: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+    """Each sent frame's lateness in ms: t_ns[n] - (t_ns[0] + n x 10 ms), n counted from the
+    first frame's number."""
+    if t_ns.size == 0:
+        return np.zeros(0)
+    n = frames.astype(np.int64) - int(frames[0])
+    return (t_ns.astype(np.int64) - (int(t_ns[0]) + n * FRAME_NS)) / 1e6
+
+
+def read_lateness(csv: Path) -> np.ndarray:
+    """Lateness of every frame in a ``*.sent.csv`` (columns frame,sample,samples,t_ns)."""
+    lines = csv.read_text().splitlines()[1:]
+    if not lines:
+        return np.zeros(0)
+    data = np.loadtxt(lines, delimiter=",", dtype=np.int64, ndmin=2)
+    return lateness_ms(data[:, 0], data[:, 3])
+
+
+def verdict_status(verdict: dict[str, Any]) -> str:
+    """The report's verdict status; reports without ``status`` read it from ``passed``."""
+    status = verdict.get("status")
+    if status in ("passed", "failed", "inconclusive"):
+        return str(status)
+    return "passed" if verdict.get("passed") else "failed"
+
+
+def run_figures(run_dir: Path) -> dict[str, Any]:
+    """What one run folder says: median latency per direction, verdict, its senders' lateness."""
+    figures: dict[str, Any] = {"run_id": run_dir.name}
+    late = [read_lateness(p) for p in sorted(run_dir.glob("*.sent.csv"))]
+    figures["lateness"] = np.concatenate(late) if late else np.zeros(0)
+    report_path = run_dir / "report.json"
+    if not report_path.exists():
+        figures.update(medians_ms=[], status="missing", failures=["no report.json"])
+        return figures
+    report = json.loads(report_path.read_text())
+    medians = [d.get("latency_ms", {}).get("median") for d in report.get("directions", [])]
+    verdict = report.get("verdict", {})
+    figures["medians_ms"] = [None if m is None else round(float(m), 1) for m in medians]
+    figures["status"] = verdict_status(verdict)
+    figures["failures"] = list(verdict.get("failures", []))
+    if verdict.get("reason"):
+        figures["reason"] = verdict["reason"]
+    return figures
+
+
+def run_median(medians_ms: list[float | None]) -> float | None:
+    """A run's median: the mean of its directions' medians; None if one is missing."""
+    if not medians_ms or any(m is None for m in medians_ms):
+        return None
+    return float(np.mean([m for m in medians_ms if m is not None]))
+
+
+def within(median: float | None, reference: float | None) -> bool:
+    """Whether `median` is within 25 % of `reference`."""
+    if median is None or reference is None or reference <= 0:
+        return False
+    return abs(median / reference - 1.0) <= WITHIN
+
+
+def summarise(runs: list[dict[str, Any]], quiet_median: float | None) -> dict[str, Any]:
+    """A condition's figures from its runs (each with ``status``, ``median_ms``, ``lateness``)."""
+    medians = [r["median_ms"] for r in runs if r.get("median_ms") is not None]
+    late = [r["lateness"] for r in runs if len(r.get("lateness", ()))]
+    all_late = np.concatenate(late) if late else np.zeros(0)
+    out: dict[str, Any] = {"runs": len(runs), **count_statuses([r["status"] for r in runs])}
+    if all_late.size:
+        out["lateness_p99_ms"] = round(float(np.percentile(all_late, 99)), 2)
+        out["lateness_max_ms"] = round(float(all_late.max()), 2)
+        out["frames"] = int(all_late.size)
+    if medians:
+        out["median_of_medians_ms"] = round(statistics.median(medians), 1)
+        out["median_spread"] = round(max(medians) / min(medians), 3)
+    reference = quiet_median if quiet_median is not None else out.get("median_of_medians_ms")
+    if runs:
+        share = sum(within(r.get("median_ms"), reference) for r in runs) / len(runs)
+        out["within_25pct_of_quiet"] = round(share, 3)
+    return out
+
+
+def goal_misses(condition: str, runs: list[dict[str, Any]], quiet_median: float | None) -> int:
+    """How many runs miss the condition's per-run goal (see the module docstring)."""
+    if condition == "quiet":
+        return sum(r["status"] != "OK" for r in runs)
+    if condition == "hog":
+        return sum(
+            not (
+                r["status"] == "INCONCLUSIVE"
+                or (r["status"] == "OK" and within(r.get("median_ms"), quiet_median))
+            )
+            for r in runs
+        )
+    return sum(
+        not (r["status"] == "FAIL" and any("packet loss" in f for f in r.get("failures", [])))
+        for r in runs
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _hogs(count: int) -> Iterator[None]:
+    """`count` busy-looping Python processes for the block; killed after it."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
+def _one_run(condition: Condition, duration_s: float, work: Path, index: int) -> dict[str, Any]:
+    """One `python -m pipeline` run under `condition`; its figures (its folder is removed)."""
+    out = work / f"{condition.name}-{index}"
+    out.mkdir()
+    config: dict[str, Any] = {
+        "livekit": {
+            "url": f"ws://127.0.0.1:{_free_port()}",
+            "api_key": API_KEY,
+            "api_secret": API_SECRET,
+        }
+    }
+    if condition.impairment is not None:
+        config["impairment"] = condition.impairment
+    config_path = work / "config.json"
+    config_path.write_text(json.dumps(config))
+    command = [sys.executable, "-m", "pipeline", "--config", str(config_path),
+               "--duration", f"{duration_s:g}", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "ECHOPROOF_SIGNING_KEY": str(work / "signing-key.pem")}
+    started = time.monotonic()
+    stderr_path = work / "stderr.txt"
+    with (work / "stdout.txt").open("w") as stdout, stderr_path.open("w") as stderr:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr, start_new_session=True
+        )
+        try:
+            returncode = proc.wait(timeout=duration_s + OVERRUN_S)
+        except subprocess.TimeoutExpired:
+            returncode = -signal.SIGKILL
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the run's server and workers, if left
+            proc.wait()
+    figures: dict[str, Any] = {
+        "exit_code": returncode,
+        "status": exit_status(returncode),
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    if figures["wall_s"] >= duration_s + OVERRUN_S:
+        figures["error"] = f"overran {duration_s + OVERRUN_S:g} s and was killed"
+    if figures["status"] == "ERROR":
+        tail = stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
+        figures["stderr_tail"] = tail
+    run_dirs = sorted(p for p in out.iterdir() if p.is_dir())
+    if run_dirs:
+        found = run_figures(run_dirs[0])
+        figures["lateness"] = found.pop("lateness")
+        if figures["lateness"].size:
+            figures["lateness_p99_ms"] = round(float(np.percentile(figures["lateness"], 99)), 2)
+        figures["verdict"] = found.pop("status")
+        figures.update(found)
+        figures["median_ms"] = run_median(figures["medians_ms"])
+    for run_dir in run_dirs:  # free the disk as we go; the figures are kept
+        for path in run_dir.iterdir():
+            path.unlink()
+        run_dir.rmdir()
+    return figures
+
+
+def _progress(condition: str, index: int, runs: int, r: dict[str, Any]) -> str:
+    """One line (under 80 columns) for a finished run."""
+    medians = "/".join("-" if m is None else f"{m:.0f}" for m in r.get("medians_ms", [])) or "-"
+    p99 = f"{r['lateness_p99_ms']:.1f}" if "lateness_p99_ms" in r else "-"
+    line = (
+        f"{condition:>9} {index + 1:>2}/{runs:<2} {r['status']:<12} median {medians:>9} ms"
+        f"  late p99 {p99:>6} ms  {r['wall_s']:>4.0f} s"
+    )
+    return line[:79]
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Every condition's runs and figures (see the module docstring); prints a line per run."""
+    duration_s = 30.0 if quick else 60.0
+    results: dict[str, Any] = {"duration_s": duration_s, "goals": GOALS}
+    quiet_median: float | None = None
+    with tempfile.TemporaryDirectory(prefix="echoproof-bench-stability-") as tmp:
+        work = Path(tmp)
+        for condition in CONDITIONS:
+            runs = condition.runs[1] if quick else condition.runs[0]
+            done: list[dict[str, Any]] = []
+            with _hogs(HOGS if condition.hog else 0):
+                for i in range(runs):
+                    done.append(_one_run(condition, duration_s, work, i))
+                    print(_progress(condition.name, i, runs, done[-1]), flush=True)
+            figures = summarise(done, quiet_median)
+            if condition.name == "quiet":
+                quiet_median = figures.get("median_of_medians_ms")
+            figures["goal_misses"] = goal_misses(condition.name, done, quiet_median)
+            for r in done:
+                r.pop("lateness", None)
+            figures["per_run"] = done
+            results[condition.name] = figures
+    _print(results)
+    return results
+
+
+def _print(results: dict[str, Any]) -> None:
+    print(f"{'condition':10} {'OK':>3} {'FAIL':>4} {'INC':>4} {'ERR':>4} {'median':>7} "
+          f"{'spread':>6} {'p99 late':>8} {'in 25%':>6} {'misses':>6}")  # fmt: skip
+    for name in (c.name for c in CONDITIONS):
+        f = results.get(name)
+        if f is None:
+            continue
+        print(
+            f"{name:10} {f['OK']:>3} {f['FAIL']:>4} {f['INCONCLUSIVE']:>4} {f['ERROR']:>4} "
+            f"{f.get('median_of_medians_ms', '-')!s:>7} {f.get('median_spread', '-')!s:>6} "
+            f"{f.get('lateness_p99_ms', '-')!s:>8} {f.get('within_25pct_of_quiet', '-')!s:>6} "
+            f"{f['goal_misses']:>6}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stability", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="3 / 2 / 2 runs of 30 s")
+    run(quick=parser.parse_args().quick)
