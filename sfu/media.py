@@ -255,7 +255,8 @@ class _Peer:
         self.label = label
         self.pc = RTCPeerConnection(_config())
         self._candidates: list[tuple[str, str | None, int | None]] = []
-        self._closed = False
+        self._closed = False  # set at once by close(), which then may take a while
+        self._closing: asyncio.Task[None] | None = None
 
         @self.pc.on("connectionstatechange")
         def on_state() -> None:
@@ -292,11 +293,12 @@ class _Peer:
         await self.pc.addIceCandidate(ice)
 
     async def close(self) -> None:
-        """Close the peer connection; safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        await self.pc.close()
+        """Close the peer connection; safe to call twice, at once too: every caller returns once
+        the one close has ended (a caller's cancellation leaves it running for the others)."""
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.create_task(self.pc.close(), name=f"close {self.label}")
+        await asyncio.shield(self._closing)
 
 
 class PublisherPeer(_Peer):

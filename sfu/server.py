@@ -17,6 +17,8 @@ from aiohttp import web
 from livekit.protocol import models, rtc
 from loguru import logger
 
+from aiotasks import cancel_and_wait
+
 from . import _signal as sig
 from ._connection import Connection
 from .auth import Authenticator, JoinGrant, token_from
@@ -73,7 +75,8 @@ class Server:
         self._connections: dict[tuple[str, str], Connection] = {}
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self._closed = False
+        self._closed = False  # no new participant is let in once true
+        self._closing: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -127,14 +130,18 @@ class Server:
         logger.info("listening on {}", self.url)
 
     async def close(self) -> None:
-        """Disconnect everyone (leave DISCONNECT), stop serving; safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        """Disconnect everyone (leave SERVER_SHUTDOWN) and stop serving.
+
+        Safe to call twice, at once too: every caller returns once the one shutdown has ended
+        (a caller's cancellation leaves that shutdown running for the others).
+        """
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.create_task(self._shut_down(), name="sfu shutdown")
+        await asyncio.shield(self._closing)
+
+    async def _shut_down(self) -> None:
+        await cancel_and_wait(self._sweeper)
         leaving = [
             c.disconnect(models.DisconnectReason.SERVER_SHUTDOWN)
             for c in list(self._connections.values())
