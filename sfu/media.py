@@ -256,7 +256,7 @@ class _Peer:
         self.pc = RTCPeerConnection(_config())
         self._candidates: list[tuple[str, str | None, int | None]] = []
         self._closed = False  # set at once by close(), which then may take a while
-        self._closing: asyncio.Task[None] | None = None
+        self._closing: asyncio.Future[None] | None = None  # done once the close has ended
 
         @self.pc.on("connectionstatechange")
         def on_state() -> None:
@@ -293,12 +293,17 @@ class _Peer:
         await self.pc.addIceCandidate(ice)
 
     async def close(self) -> None:
-        """Close the peer connection; safe to call twice, at once too: every caller returns once
-        the one close has ended (a caller's cancellation leaves it running for the others)."""
-        if self._closing is None:
-            self._closed = True
-            self._closing = asyncio.create_task(self.pc.close(), name=f"close {self.label}")
-        await asyncio.shield(self._closing)
+        """Close the peer connection; safe to call twice, at once too: a second caller returns
+        when the first caller's close has ended (however it ended: the first caller sees how)."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+            return
+        self._closed = True
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            await self.pc.close()
+        finally:
+            self._closing.set_result(None)
 
 
 class PublisherPeer(_Peer):

@@ -76,7 +76,7 @@ class Server:
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False  # no new participant is let in once true
-        self._closing: asyncio.Task[None] | None = None
+        self._closing: asyncio.Future[None] | None = None  # done once the shutdown has ended
 
     @property
     def url(self) -> str:
@@ -132,13 +132,18 @@ class Server:
     async def close(self) -> None:
         """Disconnect everyone (leave SERVER_SHUTDOWN) and stop serving.
 
-        Safe to call twice, at once too: every caller returns once the one shutdown has ended
-        (a caller's cancellation leaves that shutdown running for the others).
+        Safe to call twice, at once too: a second caller returns when the first caller's
+        shutdown has ended (however it ended: the first caller sees how).
         """
-        if self._closing is None:
-            self._closed = True
-            self._closing = asyncio.create_task(self._shut_down(), name="sfu shutdown")
-        await asyncio.shield(self._closing)
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+            return
+        self._closed = True
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            await self._shut_down()
+        finally:
+            self._closing.set_result(None)
 
     async def _shut_down(self) -> None:
         await cancel_and_wait(self._sweeper)
