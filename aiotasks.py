@@ -1,27 +1,68 @@
-"""Owning asyncio tasks: one way to end them, shared by sfu, pipeline and benchmarks."""
+"""Ending asyncio tasks: cancel them, wait for them, and lose neither a cancellation nor an error.
+
+The pattern this replaces, ``task.cancel()`` then ``with suppress(CancelledError): await task``,
+cannot tell the task's CancelledError (expected) from one aimed at the awaiting task (which must
+propagate), so it swallows the latter: the caller goes on as if nobody had asked it to stop.
+:func:`cancel_and_wait` tells them apart. It is shared by ``sfu``, ``pipeline`` and ``benchmarks``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
+
+from loguru import logger
+
+__all__ = ["cancel_and_wait"]
 
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
-    """Cancel every task and wait until each has ended.
+    """Cancel every task (``None`` entries are skipped) and wait until all of them have ended.
 
-    A task's own CancelledError is expected and absorbed; a cancellation aimed at the caller
-    (which is waiting here) is re-raised once every task has ended. Other exceptions of the
-    tasks are theirs to report: they are retrieved here so that asyncio does not log them.
+    - A task that ends cancelled, or returns, is done with: its CancelledError is not an error.
+    - A task's own exception (done before the call or raised while it was being cancelled) is
+      re-raised once every task has ended: one error as itself, several as an ExceptionGroup.
+    - When the caller itself is cancelled while it waits, it still waits for the tasks (they
+      have been cancelled already, so they end promptly), then raises CancelledError; the tasks'
+      own errors are then logged (loguru, level ERROR) instead of raised, as the cancellation
+      wins. A task that ignores its cancellation keeps the caller waiting, as ``await`` would.
+
+    A cancellation that reached the caller before this call and is already being handled (this
+    runs in a ``finally`` or ``except CancelledError`` block) is left to propagate as it does.
     """
-    live = [t for t in tasks if t is not None]
-    for t in live:
+    owned = [t for t in tasks if t is not None]
+    for t in owned:
         t.cancel()
-    for t in live:
+    caller_cancelled = False
+    pending = set(owned)
+    while pending:
         try:
-            await t
+            _, pending = await asyncio.wait(pending)
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-        except Exception:  # the task's owner reported it, or it is moot now
-            pass
+            # asyncio.wait never raises a task's CancelledError: this one is aimed at the caller.
+            caller_cancelled = True
+    errors = list(_errors(owned))
+    if caller_cancelled:
+        for exc in errors:
+            logger.opt(exception=exc).error(
+                "a task ended with {} while its owner was cancelled", type(exc).__name__
+            )
+        raise asyncio.CancelledError
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ExceptionGroup(f"{len(errors)} tasks failed while being cancelled", errors)
+
+
+def _errors(tasks: Iterable[asyncio.Future[Any]]) -> Iterable[Exception]:
+    """The exceptions the ended ``tasks`` raised, other than their cancellation."""
+    for t in tasks:
+        if t.cancelled():
+            continue
+        exc = t.exception()
+        if exc is None:
+            continue
+        if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: not ours to group
+            raise exc
+        yield exc

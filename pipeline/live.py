@@ -1,9 +1,10 @@
 """Statistics as the run goes: counters, whether the expected tone is heard, live view, table.
 
 `Counters` are what one agent sent and received (frames, PCM bytes at 960 per 10 ms frame,
-bursts); `ToneMeter` runs `dsp.GoertzelStream` over what an agent hears and says whether the other
-agent's tone is in it; `LiveView` shows both directions every second (a progress bar on a
-terminal, a log line every few seconds otherwise); `statistics_table` is the final table.
+bursts); `ToneMeter` runs `dsp.GoertzelStream` over what an agent hears, says whether the other
+agent's tone is in it and counts the bursts heard; `LiveView` shows both directions every second
+(a few lines redrawn in place on a terminal, within 80 columns; a log line every few seconds
+otherwise); `statistics_table` is the final table.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -32,10 +33,16 @@ _OWN_TONE_MARGIN = 4.0
 _RECENT_S = 1.5
 # The meter analyses this many samples at once (100 ms).
 _BATCH_SAMPLES = 4800
+# A burst is heard anew after at least this many 10 ms blocks without the tone (a block lost
+# inside a burst does not split it in two; bursts are normally 700 ms apart).
+_ONSET_GAP_BLOCKS = 10
+# A burst counts as lost when it was sent this long ago and is still not heard (the view's tick).
+_LOST_AFTER_S = 1.0
 
 
 class ToneMeter:
-    """Counts the 10 ms blocks in which `expected_hz` is heard (and not `own_hz`).
+    """Counts the 10 ms blocks in which `expected_hz` is heard (and not `own_hz`), and the bursts:
+    a burst is heard when the tone comes back after at least 100 ms without it.
 
     Samples are analysed 100 ms at a time: the detector's cost is mostly per call, and the live
     view needs no finer grain. `flush()` analyses what is left (at the end of a recording).
@@ -45,7 +52,9 @@ class ToneMeter:
         self.expected_hz = expected_hz
         self.blocks = 0
         self.heard_blocks = 0
+        self.bursts_heard = 0
         self.last_heard_ns: int | None = None
+        self._silent_blocks = _ONSET_GAP_BLOCKS  # since the tone was last heard
         self._stream = dsp.GoertzelStream(SAMPLE_RATE, [expected_hz, own_hz], block=BLOCK)
         self._floor = _HEARD_AMPLITUDE**2 * _reference_power(expected_hz)
         self._pending: list[npt.NDArray[np.int16]] = []
@@ -72,10 +81,18 @@ class ToneMeter:
         expected, own = powers[:, 0], powers[:, 1]
         heard = (expected >= self._floor) & (expected >= _OWN_TONE_MARGIN * own)
         self.blocks += len(powers)
-        n = int(heard.sum())
-        if n:
-            self.heard_blocks += n
-            self.last_heard_ns = self._pending_ns
+        at = np.flatnonzero(heard)
+        if not at.size:
+            self._silent_blocks += len(heard)
+            return
+        self.heard_blocks += len(at)
+        self.last_heard_ns = self._pending_ns
+        # Silent blocks before each heard one: from the batch before, then between heard ones.
+        gaps = np.diff(at) - 1
+        self.bursts_heard += int(self._silent_blocks + at[0] >= _ONSET_GAP_BLOCKS) + int(
+            (gaps >= _ONSET_GAP_BLOCKS).sum()
+        )
+        self._silent_blocks = len(heard) - 1 - int(at[-1])
 
     @property
     def heard_s(self) -> float:
@@ -103,6 +120,7 @@ class MeterReading:
     expected_hz: float
     heard_s: float
     last_heard_ns: int | None
+    bursts_heard: int = 0
 
     def hearing(self, now_ns: int) -> bool:
         """True when the expected tone was heard in the last 1.5 s (monotonic ns is system-wide)."""
@@ -143,7 +161,7 @@ class Counters:
         out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTS}
         m = self.meter
         if m is not None:
-            out["meter"] = [m.expected_hz, m.heard_s, m.last_heard_ns]
+            out["meter"] = [m.expected_hz, m.heard_s, m.last_heard_ns, m.bursts_heard]
         return out
 
     @classmethod
@@ -165,6 +183,11 @@ class Counters:
         """Seconds in which this agent heard the other's tone."""
         return 0.0 if self.meter is None else self.meter.heard_s
 
+    @property
+    def bursts_heard(self) -> int:
+        """Bursts of the other's tone this agent heard so far."""
+        return 0 if self.meter is None else self.meter.bursts_heard
+
 
 @dataclass
 class PairView:
@@ -179,34 +202,122 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
-def _direction(sender: Counters, receiver: Counters, now_ns: int) -> str:
+@dataclass
+class Flow:
+    """One direction of one conversation, or its sum over several, as the live view shows it."""
+
+    name: str  # "C->S" or "S->C"
+    frames_sent: int
+    bytes_sent: int
+    frames_heard: int
+    bytes_heard: int
+    bursts_sent: int
+    bursts_heard: int
+    bursts_lost: int  # sent at least a second ago and not heard
+    hearing: int  # receivers that heard the tone in the last 1.5 s
+    receivers: int
+    hz: float | None  # the tone listened for, if known; None for a sum over conversations
+
+    def tone(self) -> str:
+        """Whether the tone is heard now: "440 Hz heard", or "3/7 heard" for a sum."""
+        if self.receivers != 1:
+            return f"{self.hearing}/{self.receivers} heard"
+        hz = "" if self.hz is None else f"{self.hz:g} Hz "
+        return f"{hz}{'heard' if self.hearing else 'silent'}"
+
+    def plain(self) -> str:
+        """The direction in one line, units spelled out (for the log)."""
+        return (
+            f"{self.name} sent {self.frames_sent} fr/{_mb(self.bytes_sent)} "
+            f"heard {self.frames_heard} fr/{_mb(self.bytes_heard)} "
+            f"bursts {self.bursts_heard}/{self.bursts_sent} lost {self.bursts_lost} {self.tone()}"
+        )
+
+
+def _flow(name: str, sender: Counters, receiver: Counters, now_ns: int, sent_before: int) -> Flow:
     meter = receiver.meter
-    hz = "" if meter is None else f"{meter.expected_hz:g} Hz "
-    heard = meter is not None and meter.hearing(now_ns)
-    return (
-        f"sent {sender.frames_sent} fr/{_mb(sender.bytes_sent)} "
-        f"recv {receiver.frames_received} fr/{_mb(receiver.bytes_received)} "
-        f"{hz}{'heard' if heard else 'silent'}"
+    return Flow(
+        name=name,
+        frames_sent=sender.frames_sent,
+        bytes_sent=sender.bytes_sent,
+        frames_heard=receiver.frames_received,
+        bytes_heard=receiver.bytes_received,
+        bursts_sent=sender.bursts_sent,
+        bursts_heard=receiver.bursts_heard,
+        bursts_lost=max(0, sent_before - receiver.bursts_heard),
+        hearing=int(meter is not None and meter.hearing(now_ns)),
+        receivers=1,
+        hz=None if meter is None else meter.expected_hz,
     )
 
 
-def live_line(pair: PairView, now_ns: int) -> str:
-    """Both directions of one conversation in one line."""
-    return (
-        f"C->S {_direction(pair.customer, pair.support, now_ns)} | "
-        f"S->C {_direction(pair.support, pair.customer, now_ns)}"
-    )
+def flows(pair: PairView, now_ns: int, sent_before: tuple[int, int] = (0, 0)) -> list[Flow]:
+    """Both directions of `pair`; `sent_before` is each sender's `bursts_sent` a second ago
+    (customer, support): those bursts are lost if still not heard."""
+    return [
+        _flow("C->S", pair.customer, pair.support, now_ns, sent_before[0]),
+        _flow("S->C", pair.support, pair.customer, now_ns, sent_before[1]),
+    ]
 
 
-# The progress line drawn on a terminal right now, if any: log output clears it first.
-_drawn_on: TextIO | None = None
+def _sum(name: str, parts: Iterable[Flow]) -> Flow:
+    total = Flow(name, 0, 0, 0, 0, 0, 0, 0, 0, 0, None)
+    for f in parts:
+        total.frames_sent += f.frames_sent
+        total.bytes_sent += f.bytes_sent
+        total.frames_heard += f.frames_heard
+        total.bytes_heard += f.bytes_heard
+        total.bursts_sent += f.bursts_sent
+        total.bursts_heard += f.bursts_heard
+        total.bursts_lost += f.bursts_lost
+        total.hearing += f.hearing
+        total.receivers += f.receivers
+    return total
+
+
+def live_line(pair: PairView, now_ns: int, sent_before: tuple[int, int] = (0, 0)) -> str:
+    """Both directions of one conversation in one line (the log's progress line)."""
+    return " | ".join(f.plain() for f in flows(pair, now_ns, sent_before))
+
+
+# The columns of the live view: every row fits 79 columns up to an hour of audio.
+_ROW = "{:<4}{:>9}{:>8}{:>10}{:>8}{:>13}{:>6}{:>5}  {}"
+_HEAD = _ROW.format("", "sent fr", "MB", "heard fr", "MB", "bursts sent", "heard", "lost", "tone")
+
+
+def live_rows(directions: Sequence[Flow]) -> list[str]:
+    """The table of the live view: a header and one row per direction."""
+    return [_HEAD] + [
+        _ROW.format(
+            f.name,
+            f.frames_sent,
+            f"{f.bytes_sent / 1e6:.2f}",
+            f.frames_heard,
+            f"{f.bytes_heard / 1e6:.2f}",
+            f.bursts_sent,
+            f.bursts_heard,
+            f.bursts_lost,
+            f.tone(),
+        )
+        for f in directions
+    ]
+
+
+# The stream the live view has drawn on and how many lines: a log line erases them first.
+_drawn_on: tuple[TextIO, int] | None = None
+
+
+def _erase(lines: int) -> str:
+    """Back to the start of the first of `lines` lines just drawn, and erase to the end."""
+    return "\r" + (f"\x1b[{lines - 1}A" if lines > 1 else "") + "\x1b[J"
 
 
 def clear_progress() -> None:
-    """Erase the progress line (a log line is about to be written; the next redraw restores it)."""
+    """Erase the live view (a log line is about to be written; the next redraw restores it)."""
     global _drawn_on
     if _drawn_on is not None:
-        _drawn_on.write("\r\x1b[2K")
+        stream, lines = _drawn_on
+        stream.write(_erase(lines))
         _drawn_on = None
 
 
@@ -227,7 +338,8 @@ class LiveView:
         self._log_every_s = log_every_s
         self._start_ns: int | None = None
         self._duration_s = 0.0
-        self._drawn = False
+        # Each pair's bursts sent (customer, support) at the tick before: lost if still unheard.
+        self._sent_before = [(0, 0)] * len(pairs)
 
     def begin(self, start_ns: int, duration_s: float) -> None:
         """The conversation starts at monotonic `start_ns` and lasts `duration_s`."""
@@ -238,58 +350,64 @@ class LiveView:
         """Redraw every second; the owner cancels this task and then calls `finish()`."""
         last_log = 0.0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(_LOST_AFTER_S)
             if self._start_ns is None:
                 continue
             now = time.monotonic_ns()
             elapsed = max(0.0, (now - self._start_ns) / 1e9)
+            per_pair = self.tick(now)
             if self._tty:
-                self._draw(elapsed, now)
+                self._draw(elapsed, per_pair)
             elif elapsed - last_log >= self._log_every_s:
                 last_log = elapsed
-                for pair in self.pairs:
+                for pair, pair_flows in zip(self.pairs, per_pair, strict=True):
                     logger.info(
                         "{} {:.0f}/{:.0f} s: {}",
                         pair.label,
                         elapsed,
                         self._duration_s,
-                        live_line(pair, now),
+                        " | ".join(f.plain() for f in pair_flows),
                     )
 
-    def _draw(self, elapsed: float, now_ns: int) -> None:
+    def tick(self, now_ns: int) -> list[list[Flow]]:
+        """Every pair's directions now; bursts sent until now count as lost from the next tick."""
+        per_pair = [flows(p, now_ns, b) for p, b in zip(self.pairs, self._sent_before, strict=True)]
+        self._sent_before = [(p.customer.bursts_sent, p.support.bursts_sent) for p in self.pairs]
+        return per_pair
+
+    def lines(self, elapsed: float, per_pair: Sequence[Sequence[Flow]]) -> list[str]:
+        """What the terminal shows: progress, then the table of both directions."""
         total = max(self._duration_s, 1e-9)
         share = min(1.0, elapsed / total)
         bar = "#" * round(share * 20) + "." * (20 - round(share * 20))
         left = max(0.0, total - elapsed)
-        head = f"[{bar}] {elapsed:4.0f}/{total:.0f} s ({left:.0f} s left)"
-        if len(self.pairs) == 1:
-            body = live_line(self.pairs[0], now_ns)
+        what = self.pairs[0].label if len(self.pairs) == 1 else f"{len(self.pairs)} pairs, summed"
+        head = f"[{bar}] {elapsed:4.0f}/{total:.0f} s ({left:.0f} s left)  {what}"
+        if len(per_pair) == 1:
+            rows = per_pair[0]
         else:
-            frames = sum(p.customer.frames_received + p.support.frames_received for p in self.pairs)
-            heard = sum(
-                1
-                for p in self.pairs
-                for c in (p.customer, p.support)
-                if c.meter is not None and c.meter.hearing(now_ns)
-            )
-            body = f"{len(self.pairs)} pairs, {frames} frames received, {heard} directions heard"
+            rows = [_sum(name, (p[i] for p in per_pair)) for i, name in enumerate(("C->S", "S->C"))]
+        return [head, *live_rows(rows)]
+
+    def _draw(self, elapsed: float, per_pair: Sequence[Sequence[Flow]]) -> None:
         global _drawn_on
-        line = head + " " + body
-        if self._stream.isatty():  # one terminal line, or the carriage return cannot redraw it
-            line = line[: shutil.get_terminal_size().columns - 1]
-        self._stream.write("\r\x1b[2K" + line)
+        lines = self.lines(elapsed, per_pair)
+        if self._stream.isatty():  # a wrapped line would break the cursor-up redraw
+            width = shutil.get_terminal_size().columns - 1
+            lines = [line[:width] for line in lines]
+        before = _drawn_on[1] if _drawn_on is not None and _drawn_on[0] is self._stream else 1
+        self._stream.write(_erase(before) + "\n".join(lines))
         self._stream.flush()
-        self._drawn = True
-        _drawn_on = self._stream
+        _drawn_on = (self._stream, len(lines))
 
     def finish(self) -> None:
-        """End the progress line (on a terminal) so later output starts on a fresh line."""
+        """End the live view (on a terminal) so later output starts on a fresh line; a view a
+        log line has just erased needs none."""
         global _drawn_on
-        _drawn_on = None
-        if self._drawn:
+        if _drawn_on is not None and _drawn_on[0] is self._stream:
+            _drawn_on = None
             self._stream.write("\n")
             self._stream.flush()
-            self._drawn = False
 
 
 def statistics_table(run_id: str, status: str, customer: Counters, support: Counters) -> str:

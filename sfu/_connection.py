@@ -19,6 +19,8 @@ from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
 from loguru import logger
 
+from aiotasks import cancel_and_wait
+
 from . import _signal as sig
 from .errors import ProtocolError
 from .media import LOSSY, RELIABLE, ForwardTrack, PublisherPeer, SubscriberPeer, TrackFanout
@@ -127,13 +129,21 @@ class Connection:
                 return
 
     async def _teardown(self) -> None:
+        """End the owned tasks, then release the socket, the peers and the room's records.
+
+        The release runs even when the handler task is cancelled meanwhile (the cancellation
+        propagates after it), so :meth:`disconnect` never waits for ``done`` in vain.
+        """
         self._closing = True
-        owned = [*self._tasks, *([self._watchdog] if self._watchdog else [])]
-        for task in owned:
-            task.cancel()
-        for task in owned:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        try:
+            await cancel_and_wait(*self._tasks, self._watchdog)
+        except Exception as exc:  # a bug in a helper task: said here, and the teardown goes on
+            logger.error("{}: a task failed: {}: {}", self.label, type(exc).__name__, exc)
+            logger.opt(exception=exc).debug("details")
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.close()
         try:

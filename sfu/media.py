@@ -255,7 +255,8 @@ class _Peer:
         self.label = label
         self.pc = RTCPeerConnection(_config())
         self._candidates: list[tuple[str, str | None, int | None]] = []
-        self._closed = False
+        self._closed = False  # set at once by close(), which then may take a while
+        self._closing: asyncio.Future[None] | None = None  # done once the close has ended
 
         @self.pc.on("connectionstatechange")
         def on_state() -> None:
@@ -292,11 +293,17 @@ class _Peer:
         await self.pc.addIceCandidate(ice)
 
     async def close(self) -> None:
-        """Close the peer connection; safe to call twice."""
-        if self._closed:
+        """Close the peer connection; safe to call twice, at once too: a second caller returns
+        when the first caller's close has ended (however it ended: the first caller sees how)."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
             return
         self._closed = True
-        await self.pc.close()
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            await self.pc.close()
+        finally:
+            self._closing.set_result(None)
 
 
 class PublisherPeer(_Peer):

@@ -17,6 +17,8 @@ from aiohttp import web
 from livekit.protocol import models, rtc
 from loguru import logger
 
+from aiotasks import cancel_and_wait
+
 from . import _signal as sig
 from ._connection import Connection
 from .auth import Authenticator, JoinGrant, token_from
@@ -73,7 +75,8 @@ class Server:
         self._connections: dict[tuple[str, str], Connection] = {}
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self._closed = False
+        self._closed = False  # no new participant is let in once true
+        self._closing: asyncio.Future[None] | None = None  # done once the shutdown has ended
 
     @property
     def url(self) -> str:
@@ -127,14 +130,23 @@ class Server:
         logger.info("listening on {}", self.url)
 
     async def close(self) -> None:
-        """Disconnect everyone (leave DISCONNECT), stop serving; safe to call twice."""
-        if self._closed:
+        """Disconnect everyone (leave SERVER_SHUTDOWN) and stop serving.
+
+        Safe to call twice, at once too: a second caller returns when the first caller's
+        shutdown has ended (however it ended: the first caller sees how).
+        """
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
             return
         self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            await self._shut_down()
+        finally:
+            self._closing.set_result(None)
+
+    async def _shut_down(self) -> None:
+        await cancel_and_wait(self._sweeper)
         leaving = [
             c.disconnect(models.DisconnectReason.SERVER_SHUTDOWN)
             for c in list(self._connections.values())

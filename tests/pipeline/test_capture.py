@@ -31,6 +31,7 @@ EVIDENCE = {
     "support.bursts.csv",
     "rtc-stats.json",
     "events.jsonl",
+    "host.csv",
 }
 TONES = {"customer": 440.0, "support": 550.0}
 # A 10 ms block holds a tone when its amplitude is at least 0.05 of full scale (sent at 0.5).

@@ -12,6 +12,7 @@ from typing import Self
 import numpy as np
 from livekit import api, rtc
 
+from aiotasks import cancel_and_wait
 from tests.conftest import scaled
 
 API_KEY = "devkey"
@@ -83,11 +84,8 @@ class ToneSender:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.source.aclose()
 
     async def _feed(self) -> None:
@@ -122,11 +120,7 @@ class Listener:
 
     async def __aexit__(self, *exc: object) -> None:
         self.room.off("track_subscribed", self._on_track)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
 
     def _on_track(
         self, track: rtc.Track, pub: rtc.RemoteTrackPublication, who: rtc.RemoteParticipant

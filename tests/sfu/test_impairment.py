@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from livekit import rtc
 import dsp
 import sfu
 import sfu.__main__ as sfu_cli
+from aiotasks import cancel_and_wait
 from sfu.impairment import Impairment, ImpairmentError, Schedule
 from sfu.media import ForwardTrack
 from tests.conftest import scaled
@@ -140,9 +140,7 @@ async def test_held_packets_block_neither_the_loop_nor_other_streams() -> None:
         await waiting[0]
         assert time.monotonic() - start >= 0.3 - 0.005
     finally:
-        tick.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await tick
+        await cancel_and_wait(tick)
     # The loop ran all along: ~60 ticks in 300 ms, no stall longer than a busy machine's.
     assert len(ticks) >= 20
     assert max(np.diff(ticks)) < scaled(0.1)
@@ -221,10 +219,7 @@ class BurstSender:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self.source.aclose()
 
     async def _feed(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 from aiortc.mediastreams import MediaStreamError
 
 import sfu
-from sfu.media import ForwardTrack, TrackFanout, _local_only
+from sfu.media import ForwardTrack, SubscriberPeer, TrackFanout, _local_only
 from tests.conftest import scaled
 from tests.sfu._clients import holds_tone
 
@@ -89,3 +89,37 @@ def test_holds_tone_tells_the_tone_from_others() -> None:
     assert not holds_tone(noise, 440.0)
     assert not holds_tone(np.zeros(480, dtype=np.int16), 440.0)
     assert not holds_tone((tone + other) // 2, 440.0)
+
+
+async def test_peer_close_twice_at_once_waits_for_the_one_close() -> None:
+    """A second close() while the first runs returns only once the connection is closed."""
+    peer = SubscriberPeer("twice")
+    close_pc = peer.pc.close
+
+    async def slow_close() -> None:  # an unconnected pc closes without ever yielding
+        await asyncio.sleep(0.05)
+        await close_pc()
+
+    peer.pc.close = slow_close  # type: ignore[method-assign]
+    states: list[str] = []
+
+    async def close() -> None:
+        await peer.close()
+        states.append(peer.pc.connectionState)
+
+    await asyncio.gather(close(), close())
+    await peer.close()
+    assert states == ["closed", "closed"]
+
+
+async def test_server_close_twice_at_once_waits_for_the_one_shutdown(server: sfu.Server) -> None:
+    """A second close() while the first runs returns only once the server has stopped."""
+    stopped: list[bool] = []
+
+    async def close() -> None:
+        await server.close()
+        stopped.append(server._runner is None)
+
+    await asyncio.gather(close(), close())
+    await server.close()
+    assert stopped == [True, True]
