@@ -76,6 +76,7 @@ import numpy as np
 from livekit import api, rtc
 
 import verify
+from aiotasks import cancel_and_wait
 from benchmarks._server import quiet_logs, sfu_process
 from pipeline import evidence as pev
 from pipeline.config import Config, from_dict
@@ -152,10 +153,7 @@ class _Reference:
     async def aclose(self) -> None:
         """Stop recording, take the final statistics, leave, close the files; safe twice."""
         task, self._receiver = self._receiver, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         room, self._room = self._room, None
         if room is not None:
             with contextlib.suppress(RuntimeError, TimeoutError):

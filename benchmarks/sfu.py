@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +29,7 @@ import numpy as np
 from livekit import api, rtc
 
 import dsp
+from aiotasks import cancel_and_wait
 from benchmarks._server import cpu_seconds, sfu_process
 
 RATE = 48000
@@ -174,11 +174,7 @@ async def _exchange(duration_s: float, delay_ms: float = 0.0) -> dict[str, objec
             # Over the exchange only: NetEq conceals while waiting for the first packets.
             lost = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)]
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(*tasks)
             for me, _ in sides:
                 await me.room.disconnect()
             for source in sources:

@@ -12,12 +12,12 @@ directions of a conversation apart; so this stays a small program of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
 
 import sfu
+from aiotasks import cancel_and_wait
 from pipeline._server import IMPAIRMENT_ENV, KEY_ENV, SECRET_ENV
 from pipeline.errors import PipelineError
 from pipeline.impairment import DIRECTIONS, Impairments, direction_of
@@ -75,9 +75,7 @@ async def _serve(host: str, port: int) -> int:
             print("ready", server.url, flush=True)
             await stop.wait()
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await cancel_and_wait(watcher)
     return 0
 
 

@@ -38,6 +38,7 @@ from typing import Any, TextIO
 
 from loguru import logger
 
+from aiotasks import cancel_and_wait
 from pipeline import evidence
 from pipeline.config import Config
 from pipeline.live import Counters, PairView
@@ -131,11 +132,7 @@ class WorkerProcess:
             if self._gate is not None:  # never ready: the others need not wait for it
                 self._gate.leave()
                 self._gate = None
-            for task in (stopper, self._starter):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await cancel_and_wait(stopper, self._starter)
             await _end(proc)
             if not self._reported:
                 self._fail(
@@ -300,11 +297,7 @@ async def _work() -> None:
         except Exception as exc:  # the outcome already says so; the parent prints it
             logger.debug("run {} ended with {!r}", job.run_id, exc)
         finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+            await cancel_and_wait(*tasks)
         o = conversation.outcome
         _emit(
             "outcome",

@@ -20,6 +20,7 @@ from google.protobuf.json_format import MessageToDict
 from livekit import rtc
 from loguru import logger
 
+from aiotasks import cancel_and_wait
 from pipeline.conversation import FRAME_SAMPLES, SAMPLE_RATE, Voice
 from pipeline.errors import ConnectError
 from pipeline.evidence import BurstsWriter, EventLog, TimingWriter, WavWriter
@@ -218,10 +219,7 @@ class Agent:
     async def stop_receiving(self) -> None:
         """End the recording: cancel and await the receiving task, close the stream."""
         task, self._receiver = self._receiver, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         stream, self._stream = self._stream, None
         if stream is not None:
             with contextlib.suppress(Exception):

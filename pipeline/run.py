@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 import warnings
@@ -29,6 +28,7 @@ from livekit import api
 from loguru import logger
 
 import dsp
+from aiotasks import cancel_and_wait
 from pipeline import evidence
 from pipeline._server import EmbeddedServer
 from pipeline.agent import Agent
@@ -222,7 +222,7 @@ async def run_all(units: Sequence[Unit], stop: StopSignal, live_stream: TextIO |
             for u in units:
                 tg.create_task(u.run(stop, view, gate), name=f"conversation-{u.run_id}")
     finally:
-        await _cancel((view_task,))
+        await cancel_and_wait(view_task)
         view.finish()
 
 
@@ -536,7 +536,7 @@ class Conversation:
                 if not halted():
                     await self._tail(halted)
         finally:
-            await _cancel((sampler,))
+            await cancel_and_wait(sampler)
         if stop.is_set():
             return "interrupted", stop.reason
         lost = self._lost()
@@ -619,15 +619,6 @@ class Conversation:
             log("run {}: {}{}", self.run_id, status, "" if reason is None else f" ({reason})")
 
 
-async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:
-    """Cancel and await every task (done ones too: their exceptions are theirs to say)."""
-    for t in tasks:
-        t.cancel()
-    for t in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await t
-
-
 async def _unless_stopped(waiting: Awaitable[T], stop: StopSignal) -> T | None:
     """What `waiting` gives, or None once `stop` is set first."""
     wait = asyncio.ensure_future(waiting)
@@ -635,7 +626,7 @@ async def _unless_stopped(waiting: Awaitable[T], stop: StopSignal) -> T | None:
     try:
         await asyncio.wait((wait, stopped), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await _cancel((wait, stopped))
+        await cancel_and_wait(wait, stopped)
     return wait.result() if wait.done() and not wait.cancelled() else None
 
 
@@ -648,20 +639,3 @@ async def _all(coros: Any) -> None:
     for r in results:
         if isinstance(r, PipelineError):
             raise r
-
-
-def write_outcomes(outcomes: list[Outcome]) -> str:
-    """A JSON summary of the outcomes (for scripts and the benchmark)."""
-    return json.dumps(
-        [
-            {
-                "run_id": o.run_id,
-                "run_dir": str(o.run_dir),
-                "status": o.status,
-                "reason": o.reason,
-                "passed": o.passed,
-                "failures": o.failures,
-            }
-            for o in outcomes
-        ]
-    )

@@ -25,7 +25,6 @@ import numpy.typing as npt
 from verify.errors import EvidenceError
 
 SAMPLE_RATE = 48_000
-FRAME_SAMPLES = 480
 MANIFEST_SCHEMA = "echoproof.manifest/1"
 STATUSES = ("running", "complete", "interrupted", "failed")
 
