@@ -56,6 +56,7 @@ async def _serve(host: str, port: int) -> int:
     setting = os.environ.pop(IMPAIRMENT_ENV, "")
     impairment = policy(Impairments.from_json(setting)) if setting else None
     loop = asyncio.get_running_loop()
+    sfu.log_loop_errors(loop)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

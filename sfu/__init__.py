@@ -8,7 +8,7 @@ data packets and the RoomService API, for tests and the capture stage.
 from .errors import AuthError, HostNetworkError, ProtocolError, SfuError, TwirpError
 from .impairment import Impairment, ImpairmentError, ImpairmentPolicy
 from .media import check_host_network, host_addresses
-from .server import Server, serve
+from .server import Server, log_loop_errors, serve
 
 __all__ = [
     "AuthError",
@@ -22,5 +22,6 @@ __all__ = [
     "TwirpError",
     "check_host_network",
     "host_addresses",
+    "log_loop_errors",
     "serve",
 ]

@@ -12,7 +12,7 @@ from loguru import logger
 
 from .errors import SfuError
 from .impairment import Impairment, ImpairmentError, ImpairmentPolicy
-from .server import serve
+from .server import log_loop_errors, serve
 
 
 def parser() -> argparse.ArgumentParser:
@@ -99,6 +99,7 @@ def impairment_of(args: argparse.Namespace) -> Impairment | ImpairmentPolicy | N
 async def _run(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    log_loop_errors(loop)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     policy = impairment_of(args)

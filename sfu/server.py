@@ -318,6 +318,22 @@ class Server:
         return ws
 
 
+def log_loop_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Report exceptions no task retrieved (aiortc's own tasks, e.g. an ICE start racing a
+    close) as one log line, its traceback at DEBUG, instead of asyncio's traceback on stderr.
+
+    For the programs that run the server (`python -m sfu`, the capture stage's child)."""
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        exc = context.get("exception")
+        what = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else ""
+        logger.warning("{} {}", context.get("message", "unhandled error"), what)
+        if isinstance(exc, BaseException):
+            logger.opt(exception=exc).debug("details")
+
+    loop.set_exception_handler(handler)
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 7880,

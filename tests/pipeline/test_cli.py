@@ -66,8 +66,14 @@ async def test_run_prints_statistics_that_match_the_evidence(
     assert f"OK: {run}" in done.stdout
     assert "customer" in done.stderr and "access_token=<redacted>" in done.stderr
     # Not a terminal: the live view is a log line every few seconds, both directions, tone heard.
-    assert re.search(r"C->S sent \d+ fr/[\d.]+ MB recv \d+ fr/[\d.]+ MB 440 Hz", done.stderr)
-    assert re.search(r"S->C sent \d+ fr/[\d.]+ MB recv \d+ fr/[\d.]+ MB 550 Hz", done.stderr)
+    assert re.search(
+        r"C->S sent \d+ fr/[\d.]+ MB heard \d+ fr/[\d.]+ MB bursts \d+/\d+ lost \d+ 440 Hz",
+        done.stderr,
+    )
+    assert re.search(
+        r"S->C sent \d+ fr/[\d.]+ MB heard \d+ fr/[\d.]+ MB bursts \d+/\d+ lost \d+ 550 Hz",
+        done.stderr,
+    )
     rows = {m[0]: [float(x) for x in m[1:]] for m in _ROW.findall(done.stdout)}
     assert set(rows) == {"customer -> support", "support -> customer"}
     for name, (f_sent, b_sent, f_recv, b_recv, bursts, heard) in rows.items():
