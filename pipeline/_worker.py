@@ -7,8 +7,9 @@ conversation, `python -m pipeline._worker`, which runs both agents of it in its 
 
 The protocol is lines on the worker's pipes:
 
-- parent -> worker stdin: first the job (the config, the run id, whether the server is the run's
-  own), base64 of a pickle, since both ends run this same code; then JSON objects:
+- parent -> worker stdin: first the job (the config, the run id, the embedded server's pid when
+  the run started it, for the host figures), base64 of a pickle, since both ends run this same
+  code; then JSON objects:
   `{"kind": "start", "start_ns"}` once every worker is ready (see `pipeline.run.StartGate`), and
   `{"kind": "stop", "reason"}` to stop early (Ctrl-C, SIGTERM). End of input also stops the worker:
   its parent is gone.
