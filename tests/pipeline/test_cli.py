@@ -317,3 +317,29 @@ async def _listening(port: int) -> bool:
     writer.close()
     await writer.wait_closed()
     return True
+
+
+def test_a_bug_exits_70_with_one_line_and_a_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unexpected exception is not a connection problem: exit 70, one line naming it and the
+    log file that holds its traceback (redacted), no traceback on the console."""
+    import pipeline.__main__ as cli
+
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"a bug with {token} in it")
+
+    monkeypatch.setattr(cli, "capture", broken)
+    config = tmp_path / "config.json"
+    config.write_text('{"livekit": {"url": "ws://127.0.0.1:1", "api_key": "k", "api_secret": "s"}}')
+    assert cli.main(["--config", str(config), "--out", str(tmp_path / "r")]) == cli.EXIT_BUG == 70
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert "RuntimeError" in line and "a bug in echoproof" in line and token not in line
+    log = Path(re.search(r"the traceback is in (\S+)\.$", line).group(1))  # type: ignore[union-attr]
+    text = log.read_text()
+    assert "Traceback" in text and "RuntimeError" in text and token not in text
+    assert "Traceback" not in err
+    log.unlink()
