@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.verify import synth
+from benchmarks import _synth as synth
 from verify.figures import analyse_run
 
 EXPECTED = Path(__file__).parent / "expected"
