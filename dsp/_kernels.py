@@ -12,8 +12,9 @@ with 32, ``detect_bursts`` 1.7-1.8x (1 h, one tone: 0.73 s -> 1.32 s); per kerne
 ``block_energy`` 25x, ``edge_scores`` 3x, ``hann_demod`` 1.4x, the others within 3 %. What it
 moves: between the two builds on one CPU the Goertzel power differs by at most 6e-12 (relative),
 onsets not at all, SNR by 3e-10 dB, and every figure of the runs of tests/verify/test_regression.py
-and of a real recording is identical after rounding. On another CPU a figure can therefore only
-change its last rounded digit, when it sits on a rounding boundary: ``verify.check`` allows rel
+and of a real recording is identical after rounding. Another CPU (not measured: one CPU here)
+should differ by the same order, so a figure could only change its last rounded digit, when it
+sits on a rounding boundary: ``verify.check`` allows rel
 1e-6 / abs 2e-3 for that, and verify rounds the onset reference to 1e-4 sample so that a
 frame-aligned onset cannot change frame. A count or a state would change only for a value within
 ~1e-10 (relative) of a threshold.
