@@ -2,10 +2,10 @@
 
 Definition (per direction). Each burst's plateau (the burst without its ramps) is cut into 5 ms
 blocks; a block is *heard* when the tone's amplitude in it (the magnitude of its projection on
-the sender's frequency, from `dsp.goertzel_power`) is at least half the direction's reference amplitude (the median block
-amplitude over the plateaus of the detected bursts). A *gap* is a run of unheard blocks; runs
-with no heard block between them merge across the pauses between bursts, so an outage that
-spans several bursts is one gap. Its edges, in the sender's stream:
+the sender's frequency, from `dsp.goertzel_power`) is at least half the direction's reference
+amplitude (the median block amplitude over the plateaus of the detected bursts). A *gap* is a
+run of unheard blocks; runs with no heard block between them merge across the pauses between
+bursts, so an outage that spans several bursts is one gap. Its edges, in the sender's stream:
 
 - it starts where the tone stopped: inside a burst, at the first unheard block, moved back over
   the blocks before it that are already fading (below `FADE_RATIO` of the burst's median heard

@@ -240,13 +240,9 @@ def _direction(
     window_ns = thresholds.match_window_ms * NS_PER_MS
     schedule = evidence.schedule
     matches = match_detections(times.sent, times.arrived, onsets, schedule.samples, window_ns)
-    first = matches.first
-    latency = np.full(len(schedule), np.nan)  # ms, of each burst's first detection
-    heard_any = first >= 0
-    latency[heard_any] = (times.arrived[first[heard_any]] - times.sent[heard_any]) / NS_PER_MS
     bursts = classify(
         matches,
-        latency,
+        _first_latency_ms(times, matches),
         np.array([b.duration for b in found], dtype=np.float64),
         schedule.samples,
         _outside_recording(evidence.arrivals, times.sent, window_ns),
@@ -321,6 +317,15 @@ def _outside_recording(
         return np.ones(sent_ns.size, dtype=bool)
     first_t, last_t = int(arrivals.t_ns[0]), int(arrivals.t_ns[-1])
     return np.asarray((sent_ns < first_t) | (sent_ns + window_ns > last_t), dtype=bool)
+
+
+def _first_latency_ms(times: _Times, matches: Matches) -> FloatArray:
+    """Per burst, the latency in ms of its first detection (on time or late); NaN: none."""
+    first = matches.first
+    out = np.full(first.size, np.nan)
+    heard = first >= 0
+    out[heard] = (times.arrived[first[heard]] - times.sent[heard]) / NS_PER_MS
+    return out
 
 
 def _timed_latency_ms(times: _Times, matches: Matches, bursts: BurstStates) -> FloatArray:
