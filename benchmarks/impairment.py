@@ -77,10 +77,11 @@ from livekit import api, rtc
 
 import verify
 from aiotasks import cancel_and_wait
+from benchmarks._rooms import delete_rooms, join_token, server_api
 from benchmarks._server import quiet_logs, sfu_process
 from pipeline import evidence as pev
 from pipeline.config import Config, from_dict
-from pipeline.run import Conversation, StopSignal, _api, _delete_rooms, _room_name, _token
+from pipeline.run import Conversation, StopSignal
 from verify import evidence as ev
 
 TO_SUPPORT = "support-agent"
@@ -182,8 +183,8 @@ async def _conversation(
     Returns the run folder and, with ``reference``, the reference (closed).
     """
     conversation = Conversation(config, pev.new_run_id(), embedded=False)
-    room = _room_name(conversation.run_id)
-    async with _api(config) as lk:  # max 3: the reference is the third
+    room = conversation.room
+    async with server_api(config) as lk:  # max 3: the reference is the third
         await lk.room.create_room(
             api.CreateRoomRequest(name=room, empty_timeout=60, max_participants=3)
         )
@@ -193,10 +194,10 @@ async def _conversation(
             if ref is not None:
                 stack.push_async_callback(ref.aclose)
                 identity = f"reference-{uuid.uuid4()}"
-                await ref.join(config.ws_url, _token(config, room, identity, "Reference"))
+                await ref.join(config.ws_url, join_token(config, room, identity, "Reference"))
             await conversation.run(StopSignal(), _NoView())
     finally:
-        await _delete_rooms(config, [room])
+        await delete_rooms(config, [room])
     outcome = conversation.outcome
     if outcome.status != "complete":
         raise RuntimeError(f"the conversation ended {outcome.status}: {outcome.reason}")
