@@ -221,6 +221,10 @@ class Connection:
                     self.room, sig.participant_update([self.participant.info()])
                 )
                 logger.info("{}: track {} muted={}", self.label, track.sid, track.muted)
+            case sig.Announce():
+                await self.server.broadcast(
+                    self.room, sig.participant_update([self.participant.info()])
+                )
             case sig.Leave():
                 self._leave_reason = models.DisconnectReason.CLIENT_INITIATED
                 self._closing = True

@@ -2,7 +2,8 @@
 
 A :class:`Session` turns one ``SignalRequest`` into a list of actions: responses to send back to
 the client (:class:`Send`) and work for the media and room layers (:class:`AnswerOffer`,
-:class:`AcceptAnswer`, :class:`AddCandidate`, :class:`TrackMuted`, :class:`Leave`). The front end
+:class:`AcceptAnswer`, :class:`AddCandidate`, :class:`TrackMuted`, :class:`Announce`,
+:class:`Leave`). The front end
 executes them; tests feed requests and read actions without sockets.
 """
 
@@ -17,7 +18,7 @@ from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
 
 from .errors import ProtocolError
-from .room import Participant, Room, Track
+from .room import Participant, Room, Track, check_limits
 
 PROTOCOL_VERSION = 16
 SERVER_VERSION = "1.9.0"
@@ -66,13 +67,18 @@ class TrackMuted:
 
 
 @dataclass(frozen=True)
+class Announce:
+    """The participant changed (name, metadata, attributes): send its update to everyone."""
+
+
+@dataclass(frozen=True)
 class Leave:
     """The client left: tear its connection down."""
 
     reason: str
 
 
-Action = Send | AnswerOffer | AcceptAnswer | AddCandidate | TrackMuted | Leave
+Action = Send | AnswerOffer | AcceptAnswer | AddCandidate | TrackMuted | Announce | Leave
 
 
 def now_ms() -> int:
@@ -172,6 +178,8 @@ class Session:
             return [self._trickle(request.trickle)]
         if kind == "mute":
             return self._mute(request.mute)
+        if kind == "update_metadata":
+            return self._update_metadata(request.update_metadata)
         if kind == "leave":
             return [Leave("client left")]
         # subscription, track_setting, update_layers, sync_state and the rest: not needed here.
@@ -229,6 +237,31 @@ class Session:
             return []
         track.muted = req.muted
         return [TrackMuted(track)]
+
+    def _update_metadata(self, req: rtc.UpdateParticipantMetadata) -> list[Action]:
+        # As livekit-server: the canUpdateOwnMetadata grant, then its limits, then the update;
+        # every outcome is answered with a request_response carrying the request back.
+        attributes = dict(req.attributes)
+        problem: tuple[int, str] | None = None
+        if not self.participant.can_update_metadata:
+            problem = (
+                rtc.RequestResponse.Reason.NOT_ALLOWED,
+                "does not have permission to update own metadata",
+            )
+        else:
+            reason = check_limits(name=req.name, metadata=req.metadata, attributes=attributes)
+            if reason is not None:
+                problem = (rtc.RequestResponse.Reason.LIMIT_EXCEEDED, reason)
+        response = rtc.RequestResponse(request_id=req.request_id, update_metadata=req)
+        if problem is not None:
+            response.reason, response.message = problem  # type: ignore[assignment]
+            return [Send(rtc.SignalResponse(request_response=response))]
+        changed = self.participant.update(
+            name=req.name, metadata=req.metadata, attributes=attributes
+        )
+        # The update first, so the client's own view has changed when its request returns.
+        answer = Send(rtc.SignalResponse(request_response=response))
+        return [Announce(), answer] if changed else [answer]
 
     def negotiated(self, cids: Iterable[str]) -> list[Track]:
         """Move pending tracks whose media is now negotiated into the participant's tracks."""

@@ -309,6 +309,9 @@ class Server:
             can_publish=grant.can_publish,
             can_subscribe=grant.can_subscribe,
             can_publish_data=grant.can_publish_data,
+            can_update_metadata=grant.can_update_metadata,
+            kind=grant.kind,
+            attributes=dict(grant.attributes),
         )
         room.add(participant)
         conn = Connection(self, ws, room, participant)

@@ -178,3 +178,54 @@ def test_server_messages() -> None:
     assert leave.action == rtc.LeaveRequest.Action.DISCONNECT
     assert sig.answer("x", 7).answer.id == 7
     assert sig.track_subscribed("TR_a").track_subscribed.track_sid == "TR_a"
+
+
+def metadata_request(**fields: object) -> rtc.SignalRequest:
+    return rtc.SignalRequest(update_metadata=rtc.UpdateParticipantMetadata(**fields))  # type: ignore[arg-type]
+
+
+def test_update_metadata_needs_the_can_update_own_metadata_grant() -> None:
+    """Without canUpdateOwnMetadata the update is refused with NOT_ALLOWED and nothing changes."""
+    s = session()
+    (send,) = s.handle(metadata_request(metadata="m", request_id=7))
+    assert isinstance(send, sig.Send)
+    answer = send.response.request_response
+    assert (answer.request_id, answer.reason) == (7, rtc.RequestResponse.Reason.NOT_ALLOWED)
+    assert answer.update_metadata.metadata == "m"
+    assert s.participant.metadata == ""
+
+
+def test_update_metadata_applies_merges_and_announces() -> None:
+    """Name, metadata and attributes change, an empty attribute deletes; answered with OK."""
+    s = session()
+    s.participant.can_update_metadata = True
+    s.participant.attributes = {"keep": "1", "drop": "2"}
+    actions = s.handle(
+        metadata_request(
+            name="New", metadata="m", attributes={"drop": "", "add": "3"}, request_id=9
+        )
+    )
+    assert isinstance(actions[0], sig.Announce)
+    assert isinstance(actions[1], sig.Send)
+    answer = actions[1].response.request_response
+    assert (answer.request_id, answer.reason) == (9, rtc.RequestResponse.Reason.OK)
+    p = s.participant
+    assert (p.name, p.metadata, p.attributes) == ("New", "m", {"keep": "1", "add": "3"})
+    info = p.info()
+    assert dict(info.attributes) == {"keep": "1", "add": "3"}
+    assert info.permission.can_update_metadata
+    # The same update again changes nothing: answered, not announced.
+    again = s.handle(metadata_request(name="New", request_id=10))
+    assert [type(a) for a in again] == [sig.Send]
+
+
+def test_update_metadata_over_the_limits_is_refused() -> None:
+    """A name over 256 bytes gets LIMIT_EXCEEDED, as livekit-server's default limits."""
+    s = session()
+    s.participant.can_update_metadata = True
+    (send,) = s.handle(metadata_request(name="x" * 257, request_id=1))
+    assert isinstance(send, sig.Send)
+    answer = send.response.request_response
+    assert answer.reason == rtc.RequestResponse.Reason.LIMIT_EXCEEDED
+    assert answer.message == "exceeds name length limit"
+    assert s.participant.name == ""
