@@ -59,7 +59,9 @@ class Connection:
         self.fanouts: dict[str, TrackFanout] = {}
         self.subscriptions: dict[str, tuple[TrackFanout, ForwardTrack]] = {}
         self.done = asyncio.Event()
-        self._leave_reason: int = models.DisconnectReason.CLIENT_INITIATED
+        # Set when the end has a known reason; otherwise the connection was lost.
+        self._leave_reason: int | None = None
+        self._media_connected = False
         self._closing = False
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -67,6 +69,7 @@ class Connection:
         @self.subscriber.pc.on("connectionstatechange")
         def on_subscriber_state() -> None:
             if self.subscriber.pc.connectionState == "connected" and not self._closing:
+                self._media_connected = True
                 self.participant.state = models.ParticipantInfo.State.ACTIVE
                 update = sig.participant_update([participant.info()])
                 self._spawn(self.server.broadcast(self.room, update), "announce active")
@@ -123,7 +126,6 @@ class Connection:
                 logger.info(
                     "{}: no message for {} s, removing it", self.label, self.session.ping_timeout
                 )
-                self._leave_reason = models.DisconnectReason.SIGNAL_CLOSE
                 self._closing = True
                 await self.ws.close()
                 return
@@ -146,6 +148,8 @@ class Connection:
     async def _release(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.close()
+        if self._leave_reason is None:
+            self._leave_reason = sig.lost_reason(self._media_connected)
         try:
             for fanout in self.fanouts.values():
                 fanout.close()
@@ -225,8 +229,8 @@ class Connection:
                 await self.server.broadcast(
                     self.room, sig.participant_update([self.participant.info()])
                 )
-            case sig.Leave():
-                self._leave_reason = models.DisconnectReason.CLIENT_INITIATED
+            case sig.Leave(reason):
+                self._leave_reason = reason
                 self._closing = True
                 return True
         return False

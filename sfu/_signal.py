@@ -73,9 +73,9 @@ class Announce:
 
 @dataclass(frozen=True)
 class Leave:
-    """The client left: tear its connection down."""
+    """The client left: tear its connection down and announce ``reason`` (DisconnectReason)."""
 
-    reason: str
+    reason: int
 
 
 Action = Send | AnswerOffer | AcceptAnswer | AddCandidate | TrackMuted | Announce | Leave
@@ -181,7 +181,7 @@ class Session:
         if kind == "update_metadata":
             return self._update_metadata(request.update_metadata)
         if kind == "leave":
-            return [Leave("client left")]
+            return [Leave(leave_reason(request.leave.reason))]
         # subscription, track_setting, update_layers, sync_state and the rest: not needed here.
         return []
 
@@ -272,6 +272,35 @@ class Session:
                 self.participant.tracks[track.sid] = track
                 published.append(track)
         return published
+
+
+# The reasons a client may give in its leave; any other is taken as CLIENT_INITIATED.
+_CLIENT_REASONS = frozenset(
+    {
+        models.DisconnectReason.CLIENT_INITIATED,
+        models.DisconnectReason.USER_UNAVAILABLE,
+        models.DisconnectReason.USER_REJECTED,
+        models.DisconnectReason.AGENT_ERROR,
+    }
+)
+
+
+def leave_reason(requested: int) -> int:
+    """The reason announced for a client's ``leave`` carrying ``requested``, as livekit-server."""
+    return requested if requested in _CLIENT_REASONS else models.DisconnectReason.CLIENT_INITIATED
+
+
+def lost_reason(media_connected: bool) -> int:
+    """The reason announced for a client whose signal connection ended without ``leave``
+    (socket dropped, silent past ``ping_timeout``, protocol error).
+
+    livekit-server announces SIGNAL_CLOSE when the media never connected; when it had, it keeps
+    the participant for a resume and, once its peer connection is gone, announces
+    CONNECTION_TIMEOUT. This server does not resume, so it announces that at once.
+    """
+    if media_connected:
+        return models.DisconnectReason.CONNECTION_TIMEOUT
+    return models.DisconnectReason.SIGNAL_CLOSE
 
 
 def participant_update(infos: Iterable[models.ParticipantInfo]) -> rtc.SignalResponse:

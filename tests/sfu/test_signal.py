@@ -113,7 +113,9 @@ def test_offer_answer_trickle_and_leave_become_actions() -> None:
     assert trickle == [
         sig.AddCandidate(sig.SUBSCRIBER, "candidate:1 1 udp 1 192.0.2.2 5000 typ host", "0", 0)
     ]
-    assert s.handle(rtc.SignalRequest(leave=rtc.LeaveRequest())) == [sig.Leave("client left")]
+    assert s.handle(rtc.SignalRequest(leave=rtc.LeaveRequest())) == [
+        sig.Leave(models.DisconnectReason.CLIENT_INITIATED)
+    ]
 
 
 def test_mute_of_a_published_track_is_announced_once() -> None:
@@ -229,3 +231,18 @@ def test_update_metadata_over_the_limits_is_refused() -> None:
     assert answer.reason == rtc.RequestResponse.Reason.LIMIT_EXCEEDED
     assert answer.message == "exceeds name length limit"
     assert s.participant.name == ""
+
+
+def test_leave_and_lost_connection_reasons() -> None:
+    """leave keeps the reasons a client may give; a lost connection depends on the media."""
+    s = session()
+    user_left = rtc.LeaveRequest(reason=models.DisconnectReason.USER_UNAVAILABLE)
+    assert s.handle(rtc.SignalRequest(leave=user_left)) == [
+        sig.Leave(models.DisconnectReason.USER_UNAVAILABLE)
+    ]
+    odd = rtc.LeaveRequest(reason=models.DisconnectReason.ROOM_DELETED)
+    assert s.handle(rtc.SignalRequest(leave=odd)) == [
+        sig.Leave(models.DisconnectReason.CLIENT_INITIATED)
+    ]
+    assert sig.lost_reason(media_connected=False) == models.DisconnectReason.SIGNAL_CLOSE
+    assert sig.lost_reason(media_connected=True) == models.DisconnectReason.CONNECTION_TIMEOUT
