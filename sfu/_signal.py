@@ -3,7 +3,7 @@
 A :class:`Session` turns one ``SignalRequest`` into a list of actions: responses to send back to
 the client (:class:`Send`) and work for the media and room layers (:class:`AnswerOffer`,
 :class:`AcceptAnswer`, :class:`AddCandidate`, :class:`TrackMuted`, :class:`Announce`,
-:class:`Leave`). The front end
+:class:`Resubscribe`, :class:`Leave`). The front end
 executes them; tests feed requests and read actions without sockets.
 """
 
@@ -72,13 +72,22 @@ class Announce:
 
 
 @dataclass(frozen=True)
+class Resubscribe:
+    """Subscriptions may have changed: of this participant, or (``room``) of everyone else."""
+
+    room: bool = False
+
+
+@dataclass(frozen=True)
 class Leave:
     """The client left: tear its connection down and announce ``reason`` (DisconnectReason)."""
 
     reason: int
 
 
-Action = Send | AnswerOffer | AcceptAnswer | AddCandidate | TrackMuted | Announce | Leave
+Action = (
+    Send | AnswerOffer | AcceptAnswer | AddCandidate | TrackMuted | Announce | Resubscribe | Leave
+)
 
 
 def now_ms() -> int:
@@ -96,6 +105,7 @@ class Session:
         *,
         ping_interval: int = 5,
         ping_timeout: int = 15,
+        auto_subscribe: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ping_interval <= 0 or ping_timeout <= 0:
@@ -109,6 +119,10 @@ class Session:
         # Tracks announced by add_track whose media is not negotiated yet, by cid.
         self.pending: dict[str, Track] = {}
         self._offer_id = 0
+        # Whether to receive tracks nobody chose for: the join's auto_subscribe parameter.
+        self.auto_subscribe = auto_subscribe
+        # Tracks the client subscribed to (True) or unsubscribed from (False), by sid.
+        self._chosen: dict[str, bool] = {}
 
     # -- server to client -------------------------------------------------------------------
 
@@ -141,6 +155,15 @@ class Session:
         )
 
     # -- client to server -------------------------------------------------------------------
+
+    def wants(self, track_sid: str) -> bool:
+        """Whether the client wants to receive ``track_sid`` (its grants aside)."""
+        return self._chosen.get(track_sid, self.auto_subscribe)
+
+    def choose(self, track_sids: Iterable[str], subscribe: bool) -> None:
+        """Record the client's (or the RoomService's) choice for these tracks."""
+        for track_sid in track_sids:
+            self._chosen[track_sid] = subscribe
 
     def timed_out(self) -> bool:
         """Whether the client has been silent for longer than ``ping_timeout``."""
@@ -178,11 +201,21 @@ class Session:
             return [self._trickle(request.trickle)]
         if kind == "mute":
             return self._mute(request.mute)
+        if kind == "subscription":
+            sub = request.subscription
+            chosen = [*sub.track_sids, *(s for p in sub.participant_tracks for s in p.track_sids)]
+            self.choose(chosen, sub.subscribe)
+            return [Resubscribe()]
+        if kind == "subscription_permission":
+            permission = rtc.SubscriptionPermission()
+            permission.CopyFrom(request.subscription_permission)
+            self.participant.subscription_permission = permission
+            return [Resubscribe(room=True)]
         if kind == "update_metadata":
             return self._update_metadata(request.update_metadata)
         if kind == "leave":
             return [Leave(leave_reason(request.leave.reason))]
-        # subscription, track_setting, update_layers, sync_state and the rest: not needed here.
+        # track_setting, update_layers, sync_state and the rest: not needed here.
         return []
 
     def _add_track(self, req: rtc.AddTrackRequest) -> list[Action]:
@@ -318,6 +351,14 @@ def leave(reason: int, *, action: int = rtc.LeaveRequest.Action.DISCONNECT) -> r
 def answer(sdp: str, offer_id: int) -> rtc.SignalResponse:
     """The answer on the publisher connection, echoing the offer's id."""
     return rtc.SignalResponse(answer=rtc.SessionDescription(type="answer", sdp=sdp, id=offer_id))
+
+
+def permission_update(publisher_sid: str, track_sid: str, allowed: bool) -> rtc.SignalResponse:
+    """Tells a subscriber whether the publisher lets it receive ``track_sid``."""
+    update = rtc.SubscriptionPermissionUpdate(
+        participant_sid=publisher_sid, track_sid=track_sid, allowed=allowed
+    )
+    return rtc.SignalResponse(subscription_permission_update=update)
 
 
 def track_subscribed(track_sid: str) -> rtc.SignalResponse:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from livekit.protocol import models
+from livekit.protocol import models, rtc
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -72,6 +72,8 @@ class Participant:
     sid: str = field(default_factory=lambda: new_sid("PA_"))
     joined_at: float = field(default_factory=time.time)
     tracks: dict[str, Track] = field(default_factory=dict)
+    # Who may subscribe to this participant's tracks; None: everyone (the default).
+    subscription_permission: rtc.SubscriptionPermission | None = None
     version: int = 0
 
     def info(self) -> models.ParticipantInfo:
@@ -93,6 +95,18 @@ class Participant:
             kind=self.kind,  # type: ignore[arg-type]
             attributes=self.attributes,
         )
+
+    def allows(self, subscriber: Participant, track_sid: str) -> bool:
+        """Whether this publisher lets ``subscriber`` receive its track ``track_sid``."""
+        permission = self.subscription_permission
+        if permission is None or permission.all_participants:
+            return True
+        for entry in permission.track_permissions:
+            if subscriber.identity == entry.participant_identity or (
+                entry.participant_sid and subscriber.sid == entry.participant_sid
+            ):
+                return entry.all_tracks or track_sid in entry.track_sids
+        return False
 
     def permission(self) -> models.ParticipantPermission:
         """What the participant may do, as a ``ParticipantPermission`` message."""

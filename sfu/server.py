@@ -314,7 +314,9 @@ class Server:
             attributes=dict(grant.attributes),
         )
         room.add(participant)
-        conn = Connection(self, ws, room, participant)
+        # "auto_subscribe=0" (the SDK's RoomOptions): nothing is sent until the client asks.
+        auto_subscribe = request.query.get("auto_subscribe", "1") not in ("0", "false")
+        conn = Connection(self, ws, room, participant, auto_subscribe=auto_subscribe)
         self._connections[(room.name, participant.identity)] = conn
         logger.info("{} joined room {} as {}", grant.identity, room.name, participant.sid)
         await conn.run()

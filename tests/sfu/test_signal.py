@@ -151,9 +151,9 @@ def test_malformed_frames_raise_protocol_error(frame: bytes | str, reason: str) 
 
 
 def test_ignored_requests_produce_nothing() -> None:
-    """Requests the server does not need (subscription, sync_state...) are accepted silently."""
+    """Requests the server does not need (sync_state...) are accepted silently."""
     s = session()
-    assert s.handle(rtc.SignalRequest(subscription=rtc.UpdateSubscription())) == []
+    assert s.handle(rtc.SignalRequest(sync_state=rtc.SyncState())) == []
     assert s.receive(b"") == []
 
 
@@ -246,3 +246,41 @@ def test_leave_and_lost_connection_reasons() -> None:
     ]
     assert sig.lost_reason(media_connected=False) == models.DisconnectReason.SIGNAL_CLOSE
     assert sig.lost_reason(media_connected=True) == models.DisconnectReason.CONNECTION_TIMEOUT
+
+
+def test_subscription_choices_override_auto_subscribe() -> None:
+    """auto_subscribe is the default; subscription requests choose per track."""
+    room = Room(name="r")
+    me = Participant(identity="me")
+    s = sig.Session(room, me, auto_subscribe=False, clock=FakeClock())
+    assert not s.wants("TR_a")
+    sub = rtc.UpdateSubscription(
+        track_sids=["TR_a"],
+        subscribe=True,
+        participant_tracks=[models.ParticipantTracks(participant_sid="PA_x", track_sids=["TR_b"])],
+    )
+    assert s.handle(rtc.SignalRequest(subscription=sub)) == [sig.Resubscribe()]
+    assert s.wants("TR_a") and s.wants("TR_b") and not s.wants("TR_c")
+    off = rtc.UpdateSubscription(track_sids=["TR_a"], subscribe=False)
+    s.handle(rtc.SignalRequest(subscription=off))
+    assert not s.wants("TR_a")
+
+
+def test_subscription_permission_of_a_publisher() -> None:
+    """A publisher's permission lets listed participants in, by identity or sid."""
+    s = session()
+    friend, stranger = Participant(identity="friend"), Participant(identity="stranger")
+    assert s.participant.allows(stranger, "TR_a")
+    permission = rtc.SubscriptionPermission(
+        all_participants=False,
+        track_permissions=[
+            rtc.TrackPermission(participant_identity="friend", track_sids=["TR_a"]),
+            rtc.TrackPermission(participant_sid=stranger.sid, all_tracks=True),
+        ],
+    )
+    actions = s.handle(rtc.SignalRequest(subscription_permission=permission))
+    assert actions == [sig.Resubscribe(room=True)]
+    assert s.participant.allows(friend, "TR_a")
+    assert not s.participant.allows(friend, "TR_b")
+    assert s.participant.allows(stranger, "TR_b")
+    assert not s.participant.allows(Participant(identity="other"), "TR_a")
