@@ -341,6 +341,11 @@ def participant_update(infos: Iterable[models.ParticipantInfo]) -> rtc.SignalRes
     return rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=list(infos)))
 
 
+def room_update(room: Room) -> rtc.SignalResponse:
+    """A ``room_update`` carrying the room as it is now (its metadata, its counts)."""
+    return rtc.SignalResponse(room_update=rtc.RoomUpdate(room=room.info()))
+
+
 def leave(reason: int, *, action: int = rtc.LeaveRequest.Action.DISCONNECT) -> rtc.SignalResponse:
     """A server-initiated ``leave`` with a ``DisconnectReason``."""
     return rtc.SignalResponse(

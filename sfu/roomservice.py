@@ -23,6 +23,7 @@ from loguru import logger
 from . import _signal as sig
 from .auth import token_from
 from .errors import AuthError, TwirpError
+from .room import check_limits
 
 if TYPE_CHECKING:
     from .server import Server
@@ -35,6 +36,13 @@ _Call = Callable[["Server", Any, str], Awaitable[Message]]
 
 def _not_found(what: str) -> TwirpError:
     return TwirpError("not_found", f"{what} does not exist", 404)
+
+
+def _check_limits(**fields: Any) -> None:
+    """livekit-server's limits on names, metadata and attributes, checked before the grant."""
+    reason = check_limits(**fields)
+    if reason is not None:
+        raise TwirpError("invalid_argument", reason, 400)
 
 
 async def _create_room(server: Server, req: room_pb.CreateRoomRequest, token: str) -> Message:
@@ -114,6 +122,19 @@ async def _mute_published_track(
     return room_pb.MuteRoomTrackResponse(track=track.info())
 
 
+async def _update_room_metadata(
+    server: Server, req: room_pb.UpdateRoomMetadataRequest, token: str
+) -> Message:
+    _check_limits(metadata=req.metadata)
+    server.auth.api_grant(token, admin_room=req.room)
+    room = server.rooms.get(req.room)
+    if room is None:
+        raise _not_found(f"room {req.room!r}")
+    if room.set_metadata(req.metadata):
+        await server.broadcast(room, sig.room_update(room))
+    return room.info()
+
+
 _METHODS: dict[str, tuple[type[Message], _Call]] = {
     "CreateRoom": (room_pb.CreateRoomRequest, _create_room),
     "ListRooms": (room_pb.ListRoomsRequest, _list_rooms),
@@ -122,6 +143,7 @@ _METHODS: dict[str, tuple[type[Message], _Call]] = {
     "GetParticipant": (room_pb.RoomParticipantIdentity, _get_participant),
     "RemoveParticipant": (room_pb.RoomParticipantIdentity, _remove_participant),
     "MutePublishedTrack": (room_pb.MuteRoomTrackRequest, _mute_published_track),
+    "UpdateRoomMetadata": (room_pb.UpdateRoomMetadataRequest, _update_room_metadata),
 }
 
 

@@ -177,3 +177,27 @@ async def test_http_endpoints_and_cors(server: sfu.Server) -> None:
             assert r.headers["Access-Control-Allow-Origin"] == origin["Origin"]
             assert "POST" in r.headers["Access-Control-Allow-Methods"]
             assert "authorization" in r.headers["Access-Control-Allow-Headers"].lower()
+
+
+async def test_update_room_metadata_reaches_every_participant(server: sfu.Server) -> None:
+    """UpdateRoomMetadata changes the room and every participant gets room_metadata_changed."""
+    async with (
+        api.LiveKitAPI(server.url, API_KEY, API_SECRET) as lk,
+        joined(server.url, "a", "roommeta") as a,
+        joined(server.url, "b", "roommeta") as b,
+    ):
+        seen: dict[str, str] = {}
+        for r, who in ((a, "a"), (b, "b")):
+            r.on("room_metadata_changed", lambda old, new, who=who: seen.__setitem__(who, new))
+        room = await lk.room.update_room_metadata(
+            api.UpdateRoomMetadataRequest(room="roommeta", metadata="topic: billing")
+        )
+        assert room.metadata == "topic: billing"
+        await until(lambda: len(seen) == 2, 10)
+        assert seen == {"a": "topic: billing", "b": "topic: billing"}
+        assert a.metadata == "topic: billing"
+        with pytest.raises(api.twirp_client.TwirpError) as missing:
+            await lk.room.update_room_metadata(
+                api.UpdateRoomMetadataRequest(room="nowhere", metadata="x")
+            )
+        assert missing.value.code == "not_found"
