@@ -304,7 +304,10 @@ class Connection:
                     due = await self.drop_subscription(track_sid) or due
                 if wanted and allowed == (track_sid in self._denied):
                     # livekit-server tells a subscriber when a publisher's permission changes.
-                    self._denied.symmetric_difference_update({track_sid})
+                    if allowed:
+                        self._denied.discard(track_sid)
+                    else:
+                        self._denied.add(track_sid)
                     update = sig.permission_update(publisher.participant.sid, track_sid, allowed)
                     await self.send(update)
         return due
