@@ -29,7 +29,7 @@ from livekit import api
 from loguru import logger
 
 import dsp
-from pipeline import evidence
+from pipeline import evidence, realtime
 from pipeline._server import EmbeddedServer
 from pipeline.agent import Agent
 from pipeline.config import Config
@@ -382,6 +382,7 @@ class Conversation:
         }
         self._closers: list[Any] = []
         self._stats_from_ns = 0  # see STATS_GRACE_S
+        self._realtime: realtime.Realtime | None = None  # how the talk was scheduled
 
     async def run(self, stop: StopSignal, view: Begins, gate: Gate | None = None) -> None:
         """Talk for the configured duration (or until stopped), then close the evidence.
@@ -500,6 +501,7 @@ class Conversation:
             return stop.is_set() or self._lost() is not None
 
         sampler = asyncio.create_task(self._sample_stats(), name=f"stats-{self.run_id}")
+        self._realtime = realtime.enter()  # SCHED_FIFO and a frozen heap: see pipeline.realtime
         try:
             async with asyncio.TaskGroup() as tg:
                 for r in ROLES:
@@ -517,6 +519,7 @@ class Conversation:
             if not halted():
                 await self._tail(halted)
         finally:
+            realtime.leave()
             await _cancel((sampler,))
         if stop.is_set():
             return "interrupted", stop.reason
@@ -595,7 +598,8 @@ class Conversation:
                 closer.close()
             self.outcome.status, self.outcome.reason = status, reason
             if hasattr(self, "manifest"):
-                self.manifest.finish(status, reason)
+                rt = None if self._realtime is None else self._realtime.as_dict()
+                self.manifest.finish(status, reason, realtime=rt)
             log = logger.info if status == "complete" else logger.warning
             log("run {}: {}{}", self.run_id, status, "" if reason is None else f" ({reason})")
 
