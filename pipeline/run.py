@@ -29,7 +29,7 @@ from loguru import logger
 
 import dsp
 from aiotasks import cancel_and_wait
-from pipeline import evidence
+from pipeline import evidence, realtime
 from pipeline._server import EmbeddedServer
 from pipeline.agent import Agent
 from pipeline.config import Config
@@ -392,6 +392,7 @@ class Conversation:
         }
         self._closers: list[Any] = []
         self._stats_from_ns = 0  # see STATS_GRACE_S
+        self._realtime: realtime.Realtime | None = None  # how the talk was scheduled
 
     async def run(self, stop: StopSignal, view: Begins, gate: Gate | None = None) -> None:
         """Talk for the configured duration (or until stopped), then close the evidence.
@@ -515,6 +516,7 @@ class Conversation:
         stall = c.send_stall
         stalls = {r: agents[r].stalls for r in ROLES}
         sampler = asyncio.create_task(self._sample_stats(), name=f"stats-{self.run_id}")
+        self._realtime = realtime.enter()  # SCHED_FIFO and a frozen heap: see pipeline.realtime
         try:
             async with HostMonitor(self.host, stalls, server_pid=self.server_pid):
                 async with asyncio.TaskGroup() as tg:
@@ -536,6 +538,7 @@ class Conversation:
                 if not halted():
                     await self._tail(halted)
         finally:
+            realtime.leave()
             await cancel_and_wait(sampler)
         if stop.is_set():
             return "interrupted", stop.reason
@@ -614,7 +617,8 @@ class Conversation:
                 closer.close()
             self.outcome.status, self.outcome.reason = status, reason
             if hasattr(self, "manifest"):
-                self.manifest.finish(status, reason)
+                rt = None if self._realtime is None else self._realtime.as_dict()
+                self.manifest.finish(status, reason, realtime=rt)
             log = logger.info if status == "complete" else logger.warning
             log("run {}: {}{}", self.run_id, status, "" if reason is None else f" ({reason})")
 
