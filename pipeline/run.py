@@ -20,7 +20,6 @@ from loguru import logger
 from aiotasks import cancel_and_wait
 from pipeline import evidence, rooms
 from pipeline._server import EmbeddedServer
-from pipeline._worker import Job, WorkerProcess
 from pipeline.config import Config
 from pipeline.conversation import Conversation, Outcome
 from pipeline.errors import ConfigError
@@ -49,6 +48,11 @@ async def capture(
         await create_rooms(config, [room_name(r) for r in run_ids])
         units: list[Unit]
         if processes:
+            # Imported here: `python -m pipeline._worker` imports the package, and so this module,
+            # before it runs the worker module as __main__; had that imported pipeline._worker
+            # already, runpy would warn on every worker's stderr.
+            from pipeline._worker import Job, WorkerProcess
+
             units = [WorkerProcess(Job(config, run_id, server_pid)) for run_id in run_ids]
         else:
             units = [

@@ -1,11 +1,15 @@
-"""The capture stage's modules import one another without a cycle."""
+"""How the capture stage's modules import one another: without a cycle, the worker left to runpy."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import scaled
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pipeline"
 
@@ -79,6 +83,20 @@ def test_only_the_package_and_the_cli_import_the_whole_stage() -> None:
             continue
         imported = _imports(path, modules)
         assert not imported & {"pipeline", "pipeline.__main__"}, f"{name} imports {imported}"
+
+
+def test_a_worker_starts_without_a_runpy_warning() -> None:
+    """Importing the package does not import `pipeline._worker`, which runs as `python -m`."""
+    code = "import sys, pipeline; print('pipeline._worker' in sys.modules)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize(
