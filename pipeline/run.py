@@ -18,8 +18,11 @@ from typing import Protocol, TextIO
 from loguru import logger
 
 from aiotasks import cancel_and_wait
-from pipeline import evidence, rooms
+from pipeline import evidence
 from pipeline._server import EmbeddedServer
+
+# benchmarks/_rooms.py takes run_bound_s from here; it lives in pipeline.bounds.
+from pipeline.bounds import run_bound_s as run_bound_s
 from pipeline.config import Config
 from pipeline.conversation import Conversation, Outcome
 from pipeline.errors import ConfigError
@@ -141,11 +144,3 @@ async def embedded_server(config: Config) -> AsyncIterator[int | None]:
         if config.impairment is not None and not config.impairment.is_none:
             logger.info("the embedded server impairs the audio: {}", config.impairment.public())
         yield server.pid
-
-
-# benchmarks/impairment.py still takes these from here by their old names; they live in
-# pipeline.rooms now.
-_api = rooms.client
-_room_name = rooms.room_name
-_token = rooms.token
-_delete_rooms = rooms.delete_rooms
