@@ -1,7 +1,7 @@
 """impairment benchmark: the figures of a signed report against a known injected impairment.
 
 ``python -m benchmarks.impairment [--quick]``. Every case is one real conversation (two SDK agents,
-``pipeline.run.Conversation`` as ``pipeline.capture`` runs it, in a room this module creates for
+``pipeline.conversation.Conversation`` as ``pipeline.capture`` runs it, in a room this module creates for
 three participants: ``capture``'s rooms admit two) against ``python -m sfu`` started in a child
 process with the impairment on its command line (a child, as the pipeline runs it: the in-process
 server adds hundreds of ms of event-loop delay, see ``pipeline._server``); ``verify.write_report``
@@ -77,11 +77,12 @@ from livekit import api, rtc
 
 import verify
 from aiotasks import cancel_and_wait
-from benchmarks._rooms import delete_rooms, join_token, server_api
 from benchmarks._server import quiet_logs, sfu_process
 from pipeline import evidence as pev
+from pipeline import rooms
 from pipeline.config import Config, from_dict
-from pipeline.run import Conversation, StopSignal
+from pipeline.conversation import Conversation
+from pipeline.gate import StopSignal
 from verify import evidence as ev
 
 TO_SUPPORT = "support-agent"
@@ -177,14 +178,14 @@ class _Reference:
 async def _conversation(
     config: Config, work: Path, reference: bool
 ) -> tuple[Path, _Reference | None]:
-    """One conversation (``pipeline.run.Conversation``, as ``capture`` runs it), maybe overheard.
+    """One conversation (``pipeline.conversation.Conversation``, as ``capture`` runs it), maybe overheard.
 
     Its own room rather than ``capture``'s: ``capture`` creates rooms for two participants.
     Returns the run folder and, with ``reference``, the reference (closed).
     """
     conversation = Conversation(config, pev.new_run_id(), embedded=False)
     room = conversation.room
-    async with server_api(config) as lk:  # max 3: the reference is the third
+    async with rooms.client(config) as lk:  # max 3: the reference is the third
         await lk.room.create_room(
             api.CreateRoomRequest(name=room, empty_timeout=60, max_participants=3)
         )
@@ -194,10 +195,10 @@ async def _conversation(
             if ref is not None:
                 stack.push_async_callback(ref.aclose)
                 identity = f"reference-{uuid.uuid4()}"
-                await ref.join(config.ws_url, join_token(config, room, identity, "Reference"))
+                await ref.join(config.ws_url, rooms.token(config, room, identity, "Reference"))
             await conversation.run(StopSignal(), _NoView())
     finally:
-        await delete_rooms(config, [room])
+        await rooms.delete_rooms(config, [room])
     outcome = conversation.outcome
     if outcome.status != "complete":
         raise RuntimeError(f"the conversation ended {outcome.status}: {outcome.reason}")

@@ -20,9 +20,6 @@ from loguru import logger
 from aiotasks import cancel_and_wait
 from pipeline import evidence
 from pipeline._server import EmbeddedServer
-
-# benchmarks/_rooms.py takes run_bound_s from here; it lives in pipeline.bounds.
-from pipeline.bounds import run_bound_s as run_bound_s
 from pipeline.config import Config
 from pipeline.conversation import Conversation, Outcome
 from pipeline.errors import ConfigError
