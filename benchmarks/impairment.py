@@ -1,8 +1,8 @@
 """impairment benchmark: the figures of a signed report against a known injected impairment.
 
-``python -m benchmarks.impairment [--quick]``. Every case is one real conversation (two SDK agents,
-``pipeline.conversation.Conversation`` as ``pipeline.capture`` runs it, in a room this module creates for
-three participants: ``capture``'s rooms admit two) against ``python -m sfu`` started in a child
+``python -m benchmarks.impairment [--quick]``. Every case is one real conversation (two SDK
+agents, a ``pipeline.conversation.Conversation`` as ``pipeline.capture`` runs it, in a room this
+module makes for three participants: ``capture``'s rooms admit two) against ``python -m sfu`` started in a child
 process with the impairment on its command line (a child, as the pipeline runs it: the in-process
 server adds hundreds of ms of event-loop delay, see ``pipeline._server``); ``verify.write_report``
 then signs the report and the figures are read from its ``report.json``. Delay and jitter cases:
@@ -178,7 +178,7 @@ class _Reference:
 async def _conversation(
     config: Config, work: Path, reference: bool
 ) -> tuple[Path, _Reference | None]:
-    """One conversation (``pipeline.conversation.Conversation``, as ``capture`` runs it), maybe overheard.
+    """One conversation (a ``Conversation``, as ``capture`` runs it), maybe overheard.
 
     Its own room rather than ``capture``'s: ``capture`` creates rooms for two participants.
     Returns the run folder and, with ``reference``, the reference (closed).
