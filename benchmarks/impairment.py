@@ -5,8 +5,9 @@ agents, a ``pipeline.conversation.Conversation`` as ``pipeline.capture`` runs it
 module makes for three participants: ``capture``'s rooms admit two) against ``python -m sfu``
 started in a child process with the impairment on its command line (a child, as the pipeline
 runs it: the in-process server adds hundreds of ms of event-loop delay, see
-``pipeline._server``); ``verify.write_report`` then signs the report and the figures are read from its ``report.json``. Delay and jitter cases:
-quick 1 repeat of 10 s, full 3 repeats of 20 s; loss and outage: one run of 10 s / 30 s.
+``pipeline._server``); ``verify.write_report`` then signs the report and the figures are read
+from its ``report.json``. Delay and jitter cases: quick 1 repeat of 10 s, full 3 repeats of
+20 s; loss and outage: one run of 10 s / 30 s.
 
 - delay: ``--delay-ms D --impair-to support-agent`` delays only customer -> support, for D in 0,
   100 and 300 ms, run interleaved ``repeats`` times. A third participant, the *reference*
