@@ -142,7 +142,7 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         "events": _event_counts(events),
         "latency_method": HEADLINE_METHOD,
         "thresholds": thresholds.to_dict(),
-        "host": host_summary(host_table, clock_origin(manifest)),
+        "host": host_summary(host_table, clock_origin(manifest), _scheduling(manifest)),
     }
     return Analysis(figures=figures, details=details)
 
@@ -636,6 +636,16 @@ def _gaps(
         }
         for g, t in zip(found, t_ns, strict=True)
     ]
+
+
+def _scheduling(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """How the capture process was scheduled while it talked (`pipeline.realtime`), if known."""
+    value = manifest.get("realtime")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise EvidenceError(f"{ev.MANIFEST} field 'realtime' is {value!r}, expected an object")
+    return value
 
 
 def clock_origin(manifest: dict[str, Any]) -> int:
