@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -18,3 +20,16 @@ def scaled(seconds: float) -> float:
 def timeout_factor() -> float:
     """The factor every test timeout is multiplied by."""
     return TIMEOUT_FACTOR
+
+
+def python_output(code: str, timeout_s: float = 60) -> str:
+    """What `python -c code` prints in a fresh interpreter (stripped); it must exit 0."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=scaled(timeout_s),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()

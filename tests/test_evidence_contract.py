@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 import dsp
 import evidence_contract as contract
 from pipeline import evidence as pev
-from tests.conftest import scaled
+from tests.conftest import python_output
 from verify import evidence as vev
 
 _SHARED = (
@@ -75,12 +73,4 @@ def test_contract_needs_only_the_standard_library() -> None:
         print(sorted(loaded - set(sys.stdlib_module_names) - {"evidence_contract"}))
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert python_output(code) == "[]"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import scaled
+from tests.conftest import python_output
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pipeline"
 
@@ -88,15 +86,7 @@ def test_only_the_package_and_the_cli_import_the_whole_stage() -> None:
 def test_a_worker_starts_without_a_runpy_warning() -> None:
     """Importing the package does not import `pipeline._worker`, which runs as `python -m`."""
     code = "import sys, pipeline; print('pipeline._worker' in sys.modules)"
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "False"
+    assert python_output(code) == "False"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.conftest import scaled
+from tests.conftest import python_output, scaled
 
 _BLOCKER = textwrap.dedent(
     """
@@ -38,15 +38,7 @@ def test_verify_runs_without_livekit(signed_run: Path) -> None:
         print("isolated OK")
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=scaled(120),
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "isolated OK"
+    assert python_output(code, 120) == "isolated OK"
 
 
 def test_blocker_really_blocks() -> None:
