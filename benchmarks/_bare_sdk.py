@@ -7,7 +7,10 @@ Each pair is two ``rtc.Room``s in their own room; each publishes an ``rtc.AudioS
 frames in real time (the same turn-taking tone bursts as the pipeline's default config: 0.3 s at
 440 Hz every second from 0.5 s, 550 Hz from 1.0 s) and reads the other's ``rtc.AudioStream``.
 ``FILE`` is created the moment the audio starts, so the caller can measure CPU over the audio only.
-Only the SDK, livekit-api and numpy are imported.
+Only the SDK, livekit-api and numpy are imported. With ``--fifo`` every thread of the process
+runs under SCHED_FIFO at priority 1 while the audio runs, as the pipeline's capture does
+(``pipeline.realtime``), so that the baseline is scheduled no worse than what it is compared
+with; done here with the standard library alone.
 
 What the capacity benchmark's criteria need is measured the cheapest way there is: while the
 audio runs, each sender keeps the ``time.monotonic_ns()`` at which it handed each frame to
@@ -196,6 +199,13 @@ def summarise(
     }
 
 
+def _fifo(param: os.sched_param, policy: int = os.SCHED_FIFO) -> None:
+    """Every thread of this process under `policy` (best effort: no privilege, no change)."""
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(int(tid), policy, param)
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     """Join every pair, wait until each hears the other, talk for the duration, leave; then
     find the bursts and summarise."""
@@ -238,6 +248,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for event in heard:
                 await event.wait()
         await asyncio.to_thread(Path(args.marker).touch)
+        if args.fifo:
+            _fifo(os.sched_param(1))
         t0 = time.monotonic()
         for recorder in recorders:
             recorder.since_ns = time.monotonic_ns()
@@ -248,6 +260,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(TAIL_S)  # the last bursts still in flight
         ended = list(connected)  # leaving below is not a lost connection
     finally:
+        if args.fifo:
+            _fifo(os.sched_param(0), os.SCHED_OTHER)
         for task in listeners:
             task.cancel()
         for task in listeners:
@@ -271,6 +285,7 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--marker", required=True, help="file created when the audio starts")
     parser.add_argument("--summary", type=Path, help="write the run's summary here (JSON)")
+    parser.add_argument("--fifo", action="store_true", help="SCHED_FIFO while the audio runs")
     result = asyncio.run(main(parser.parse_args()))
     if (path := parser.parse_args().summary) is not None:
         path.write_text(json.dumps(result))

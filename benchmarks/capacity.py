@@ -201,15 +201,16 @@ def _pipeline(pairs: int, duration_s: float, work: Path) -> tuple[Usage, list[Pa
 
 
 def _bare(pairs: int, duration_s: float, work: Path) -> tuple[Usage, dict[str, Any]]:
-    """`python -m benchmarks._bare_sdk --pairs N` against a fresh server; its usage and the
-    summary it writes after the audio (bursts heard, their latencies)."""
+    """`python -m benchmarks._bare_sdk --pairs N --fifo` against a fresh server; its usage and
+    the summary it writes after the audio (bursts heard, their latencies). `--fifo`: scheduled
+    as the pipeline's capture is (pipeline.realtime), so the baseline is not handicapped."""
     stem = work / f"bare-{time.monotonic_ns()}"
     marker, summary = stem.with_suffix(".started"), stem.with_suffix(".json")
     with _server() as (url, pid):
         command = [sys.executable, "-m", "benchmarks._bare_sdk", "--url", url,
                    "--api-key", API_KEY, "--api-secret", API_SECRET, "--pairs", str(pairs),
                    "--duration", str(duration_s), "--marker", str(marker),
-                   "--summary", str(summary)]  # fmt: skip
+                   "--summary", str(summary), "--fifo"]  # fmt: skip
         usage = _run_agents(command, pid, marker.exists, duration_s, work / "bare.log")
     usage.pairs = pairs
     if not summary.exists():
