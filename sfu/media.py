@@ -318,9 +318,9 @@ class TrackFanout:
         if primary is None or pt != primary.payloadType:
             return  # RTX, FEC: the publisher's retransmissions are not forwarded
         self._ssrc = packet.ssrc
-        frame = self._frame
-        if frame.payloads and packet.timestamp != frame.timestamp:
+        if self._frame.payloads and packet.timestamp != self._frame.timestamp:
             self._flush()  # the previous frame lost its last packet
+        frame = self._frame
         frame.timestamp = packet.timestamp
         frame.payloads.append(packet.payload)
         if packet.marker:
