@@ -20,12 +20,12 @@ AREAS = ["dsp", "sfu", "verify", "pipeline", "impairment", "capacity", "stabilit
 RESULTS = Path(__file__).with_name("results.json")
 
 
-# `nox -s bench` must finish in 26 minutes on a quiet 2-core machine. Per area: run it in quick mode
+# `nox -s bench` must finish in 50 minutes on a quiet 2-core machine. Per area: run it in quick mode
 # even in a full run (True where a full run would not fit, or another area measures it better), and
 # the seconds it is budgeted. pipeline's N-scan is superseded by capacity's search; impairment's
 # full mode (3 repeats of 5 cases of 30 s) alone would take 10 minutes. capacity searches twice
-# (the pipeline and the bare SDK, interleaved); stability's full mode (20 runs of 60 s) takes
-# about 27 minutes, its quick mode (7 runs of 30 s) about 5.
+# (the pipeline and the bare SDK, interleaved); stability's full mode (20 runs of 60 s, which its
+# goals are stated for) takes about 27 minutes, its quick mode (7 runs of 30 s) about 5.
 PLAN: dict[str, tuple[bool, int]] = {
     "dsp": (False, 110),
     "sfu": (False, 80),
@@ -33,9 +33,9 @@ PLAN: dict[str, tuple[bool, int]] = {
     "pipeline": (True, 40),
     "impairment": (True, 110),
     "capacity": (False, 760),
-    "stability": (True, 330),
+    "stability": (False, 1800),  # the goals are stated for 10 quiet runs of 60 s (issue #11)
 }
-TOTAL_BUDGET_S = 1560
+TOTAL_BUDGET_S = 3030
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ agents' whole-process CPU (``getrusage(RUSAGE_CHILDREN)``) is reported beside it
   screened N is then confirmed with full-length runs (a failure steps down by a third of the
   distance to the best confirmed N, a success up by one; 8 pairs once passed 15 s and failed
   60 s). Several pairs start talking together once all have joined (the pipeline 2 s after the
-  last, see ``pipeline.run.StartGate``; the bare SDK once every agent hears its partner). The
+  last, see ``pipeline.gate.StartGate``; the bare SDK once every agent hears its partner). The
   searches stop when the time is spent, so the figures are lower bounds; ``bracket`` says what
   is known. A run that overruns its length by 10% + 20 s is stopped and counts as not clean.
 """

@@ -185,7 +185,7 @@ def _summary(errors: list[float], errors_no_hint: list[float], freq: float) -> d
 
 
 def _onsets(quick: bool) -> dict[str, Any]:
-    from tests.dsp._opus import opus_round_trip
+    from benchmarks._opus import opus_round_trip
 
     trials = 30 if quick else 100
     results: dict[str, Any] = {}

@@ -1,12 +1,13 @@
 """impairment benchmark: the figures of a signed report against a known injected impairment.
 
-``python -m benchmarks.impairment [--quick]``. Every case is one real conversation (two SDK agents,
-``pipeline.run.Conversation`` as ``pipeline.capture`` runs it, in a room this module creates for
-three participants: ``capture``'s rooms admit two) against ``python -m sfu`` started in a child
-process with the impairment on its command line (a child, as the pipeline runs it: the in-process
-server adds hundreds of ms of event-loop delay, see ``pipeline._server``); ``verify.write_report``
-then signs the report and the figures are read from its ``report.json``. Delay and jitter cases:
-quick 1 repeat of 10 s, full 3 repeats of 20 s; loss and outage: one run of 10 s / 30 s.
+``python -m benchmarks.impairment [--quick]``. Every case is one real conversation (two SDK
+agents, a ``pipeline.conversation.Conversation`` as ``pipeline.capture`` runs it, in a room this
+module makes for three participants: ``capture``'s rooms admit two) against ``python -m sfu``
+started in a child process with the impairment on its command line (a child, as the pipeline
+runs it: the in-process server adds hundreds of ms of event-loop delay, see
+``pipeline._server``); ``verify.write_report`` then signs the report and the figures are read
+from its ``report.json``. Delay and jitter cases: quick 1 repeat of 10 s, full 3 repeats of
+20 s; loss and outage: one run of 10 s / 30 s.
 
 - delay: ``--delay-ms D --impair-to support-agent`` delays only customer -> support, for D in 0,
   100 and 300 ms, run interleaved ``repeats`` times. A third participant, the *reference*
@@ -79,8 +80,10 @@ import verify
 from aiotasks import cancel_and_wait
 from benchmarks._server import quiet_logs, sfu_process
 from pipeline import evidence as pev
+from pipeline import rooms
 from pipeline.config import Config, from_dict
-from pipeline.run import Conversation, StopSignal, _api, _delete_rooms, _room_name, _token
+from pipeline.conversation import Conversation
+from pipeline.gate import StopSignal
 from verify import evidence as ev
 
 TO_SUPPORT = "support-agent"
@@ -176,14 +179,14 @@ class _Reference:
 async def _conversation(
     config: Config, work: Path, reference: bool
 ) -> tuple[Path, _Reference | None]:
-    """One conversation (``pipeline.run.Conversation``, as ``capture`` runs it), maybe overheard.
+    """One conversation (a ``Conversation``, as ``capture`` runs it), maybe overheard.
 
     Its own room rather than ``capture``'s: ``capture`` creates rooms for two participants.
     Returns the run folder and, with ``reference``, the reference (closed).
     """
     conversation = Conversation(config, pev.new_run_id(), embedded=False)
-    room = _room_name(conversation.run_id)
-    async with _api(config) as lk:  # max 3: the reference is the third
+    room = conversation.room
+    async with rooms.client(config) as lk:  # max 3: the reference is the third
         await lk.room.create_room(
             api.CreateRoomRequest(name=room, empty_timeout=60, max_participants=3)
         )
@@ -193,10 +196,10 @@ async def _conversation(
             if ref is not None:
                 stack.push_async_callback(ref.aclose)
                 identity = f"reference-{uuid.uuid4()}"
-                await ref.join(config.ws_url, _token(config, room, identity, "Reference"))
+                await ref.join(config.ws_url, rooms.token(config, room, identity, "Reference"))
             await conversation.run(StopSignal(), _NoView())
     finally:
-        await _delete_rooms(config, [room])
+        await rooms.delete_rooms(config, [room])
     outcome = conversation.outcome
     if outcome.status != "complete":
         raise RuntimeError(f"the conversation ended {outcome.status}: {outcome.reason}")

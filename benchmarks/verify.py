@@ -1,6 +1,6 @@
 """How long `verify` takes to re-check a run: a 120 s run and a 1 h run (quick: 120 s only).
 
-The runs are synthesised per docs/evidence.md (tests/verify/synth.py: bursts from `dsp.burst`,
+The runs are synthesised per docs/evidence.md (benchmarks/_synth.py: bursts from `dsp.burst`,
 one per agent per second, noise, timing files), signed once, then re-checked: signature, every
 file hash, every figure recomputed from the WAVs, verdict. Medians over repeats, after one warm-up
 (numba's cache loaded, files in the page cache). Goals: <= 2 s for 120 s, <= 10 s for 1 h.
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import verify
-from tests.verify import synth
+from benchmarks import _synth as synth
 from verify import evidence
 
 GOALS_S = {120: 2.0, 3600: 10.0}

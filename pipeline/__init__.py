@@ -10,10 +10,12 @@ verifies each run folder.
 """
 
 from pipeline.config import Config, load_config, parse_config
-from pipeline.conversation import Burst, Voice, schedule
+from pipeline.conversation import Outcome
 from pipeline.errors import ConfigError, ConnectError, PipelineError
+from pipeline.gate import StopSignal
 from pipeline.impairment import Impairments, LinkImpairment
-from pipeline.run import Outcome, StopSignal, capture
+from pipeline.run import capture
+from pipeline.voice import Burst, Voice, schedule
 
 __all__ = [
     "Burst",

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -22,9 +20,12 @@ from typing import Any, NoReturn
 from loguru import logger
 
 from pipeline.config import Config, load_config
+from pipeline.conversation import Outcome
 from pipeline.errors import ConfigError, ConnectError, PipelineError
+from pipeline.gate import StopSignal
 from pipeline.live import clear_progress, proof_table, statistics_table
-from pipeline.run import Outcome, StopSignal, capture
+from pipeline.logs import redact, setup_logging
+from pipeline.run import capture
 
 EXIT_OK = 0
 EXIT_VERIFY_FAILED = 1
@@ -33,14 +34,6 @@ EXIT_CONNECT = 3
 EXIT_INCONCLUSIVE = 4
 EXIT_BUG = 70  # sysexits' EX_SOFTWARE
 EXIT_INTERRUPTED = 130
-
-# Anything shaped like a JWT (header.payload.signature, base64url) is a token: never print one.
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-
-
-def redact(text: str) -> str:
-    """`text` with every token-shaped string replaced by `<redacted>`."""
-    return _JWT.sub("<redacted>", text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,28 +56,6 @@ def _setup_logging() -> None:
         sys.stderr.write(message)
 
     setup_logging(sink, "{time:HH:mm:ss.SSS} {level: <7} {message}")
-
-
-def setup_logging(sink: Any, format: str) -> None:
-    """Send INFO and above (redacted) to `sink`; the SDK's `logging` warnings go there too."""
-    logger.remove()
-
-    def scrub(record: Any) -> None:
-        record["message"] = redact(record["message"])
-
-    logger.configure(patcher=scrub)
-    logger.add(sink, level="INFO", format=format)
-
-    # The SDK logs through `logging`; route its warnings through the same redaction.
-    class _ToLoguru(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            message = record.getMessage()
-            level = record.levelname if record.levelname in ("WARNING", "ERROR") else "DEBUG"
-            if "v1 path" in message:  # the SDK's expected fallback to /rtc on the embedded server
-                level = "DEBUG"
-            logger.log(level, "{}: {}", record.name, message)
-
-    logging.basicConfig(handlers=[_ToLoguru()], level=logging.WARNING, force=True)
 
 
 def _configure(args: argparse.Namespace) -> Config:

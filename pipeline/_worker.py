@@ -1,16 +1,17 @@
 """One conversation per worker process, so that many pairs keep real time.
 
 All conversations in one process share one event loop and one GIL: with four pairs the send loops
-starve and frames go out late. Here the parent (`run_conversations`) starts one worker process per
-conversation, `python -m pipeline._worker`, which runs both agents of it in its own event loop
-(mouth-to-ear latency still uses one clock; `time.monotonic_ns()` is system-wide anyway).
+starve and frames go out late. Here the parent (`pipeline.run.capture`, through one
+`WorkerProcess` per conversation) starts one worker process per conversation,
+`python -m pipeline._worker`, which runs both agents of it in its own event loop (mouth-to-ear
+latency still uses one clock; `time.monotonic_ns()` is system-wide anyway).
 
 The protocol is lines on the worker's pipes:
 
 - parent -> worker stdin: first the job (the config, the run id, the embedded server's pid when
   the run started it, for the host figures), base64 of a pickle, since both ends run this same
   code; then JSON objects:
-  `{"kind": "start", "start_ns"}` once every worker is ready (see `pipeline.run.StartGate`), and
+  `{"kind": "start", "start_ns"}` once every worker is ready (see `pipeline.gate.StartGate`), and
   `{"kind": "stop", "reason"}` to stop early (Ctrl-C, SIGTERM). End of input also stops the worker:
   its parent is gone.
 - worker -> parent stdout, JSON objects: `{"kind": "log", "level", "message"}` for every log line
@@ -35,15 +36,18 @@ import signal
 import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 from loguru import logger
 
 from aiotasks import cancel_and_wait
 from pipeline import evidence
+from pipeline.bounds import run_bound_s
 from pipeline.config import Config
+from pipeline.conversation import Conversation, Outcome
+from pipeline.gate import Begins, Gate, StopSignal
 from pipeline.live import Counters, PairView
-from pipeline.run import Begins, Conversation, Gate, Outcome, StopSignal, run_all, run_bound_s
+from pipeline.logs import setup_logging
 
 # Time a worker may take to start (imports, numba cache) on top of its conversation's bound.
 START_BOUND_S = 60.0
@@ -63,20 +67,6 @@ class Job:
 
 
 # -- the parent ------------------------------------------------------------------------------------
-
-
-async def run_conversations(
-    config: Config,
-    run_ids: list[str],
-    *,
-    server_pid: int | None,
-    stop: StopSignal,
-    live_stream: TextIO | None = None,
-) -> list[Outcome]:
-    """Run each conversation in a worker process of its own; one outcome per run, in order."""
-    workers = [WorkerProcess(Job(config, run_id, server_pid)) for run_id in run_ids]
-    await run_all(workers, stop, live_stream)
-    return [w.outcome for w in workers]
 
 
 class WorkerProcess:
@@ -321,7 +311,6 @@ async def _progress(conversation: Conversation) -> None:
 
 def main() -> int:
     """The worker's entry point; returns its exit code (0 once it reported its outcome)."""
-    from pipeline.__main__ import setup_logging
 
     def sink(message: Any) -> None:
         record = message.record

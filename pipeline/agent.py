@@ -21,14 +21,14 @@ from livekit import rtc
 from loguru import logger
 
 from aiotasks import cancel_and_wait
-from pipeline.conversation import FRAME_SAMPLES, SAMPLE_RATE, Voice
+from evidence_contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, SAMPLE_WIDTH
 from pipeline.errors import ConnectError
 from pipeline.evidence import BurstsWriter, EventLog, TimingWriter, WavWriter
 from pipeline.host import Stalls
 from pipeline.live import Counters, ToneMeter
+from pipeline.voice import Voice
 
 FRAME_NS = 10_000_000
-BYTES_PER_SAMPLE = 2
 
 
 class Agent:
@@ -90,7 +90,9 @@ class Agent:
                 await room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
                 self._joined = True
                 self._events.write(self.role, "connected", room=room.name)
-                self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=self._queue_size_ms)
+                self._source = rtc.AudioSource(
+                    SAMPLE_RATE, CHANNELS, queue_size_ms=self._queue_size_ms
+                )
                 track = rtc.LocalAudioTrack.create_audio_track(
                     f"{self.role}-microphone", self._source
                 )
@@ -122,7 +124,7 @@ class Agent:
         """Record every frame of the peer's track into `wav` and `arrivals` until closed."""
         assert self._peer_track is not None and self._peer_track.done(), "wait_for_peer() first"
         track = self._peer_track.result()
-        self._stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        self._stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=CHANNELS)
         self._receiver = asyncio.create_task(
             self._receive(self._stream, wav, arrivals), name=f"{self.role}-receive"
         )
@@ -157,13 +159,13 @@ class Agent:
             if delay_ns > 0:
                 await asyncio.sleep(delay_ns / 1e9)
             pcm = voice.frame(n)
-            frame = rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
+            frame = rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, CHANNELS, FRAME_SAMPLES)
             t_ns = time.monotonic_ns()
             await self._source.capture_frame(frame)
             self.stalls.sent(n, t_ns)
             sent.write(n, n * FRAME_SAMPLES, FRAME_SAMPLES, t_ns)
             c.frames_sent += 1
-            c.bytes_sent += FRAME_SAMPLES * BYTES_PER_SAMPLE
+            c.bytes_sent += FRAME_SAMPLES * SAMPLE_WIDTH
             if c.first_sent_ns is None:
                 c.first_sent_ns = t_ns
             c.last_sent_ns = t_ns
@@ -186,7 +188,7 @@ class Agent:
             arrivals.write(c.frames_received, c.samples_received, len(pcm), t_ns)
             c.frames_received += 1
             c.samples_received += len(pcm)
-            c.bytes_received += len(pcm) * BYTES_PER_SAMPLE
+            c.bytes_received += len(pcm) * SAMPLE_WIDTH
             c.last_received_ns = t_ns
             self._meter.feed(pcm, t_ns)
 

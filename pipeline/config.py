@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from evidence_contract import SAMPLE_RATE
 from pipeline.errors import ConfigError
 from pipeline.impairment import Impairments
 from pipeline.impairment import parse as parse_impairment
 
 MODES = ("turns", "duplex")
-SAMPLE_RATE = 48_000
 
 # The optional fields and their defaults, exactly as in the committed config.json.
 DEFAULTS: dict[str, Any] = {

@@ -21,15 +21,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-# The contract's one definition of the host file (re-exported for the run).
-from verify.evidence import HOST as HOST
-from verify.evidence import HOST_COLUMNS
+# The contract's one definition (evidence_contract), re-exported: the run writes by these names.
+from evidence_contract import BURSTS_HEADER, CHANNELS, SAMPLE_WIDTH, TIMING_HEADER
+from evidence_contract import EVENTS as EVENTS
+from evidence_contract import HOST as HOST
+from evidence_contract import HOST_COLUMNS as HOST_COLUMNS
+from evidence_contract import MANIFEST as MANIFEST
+from evidence_contract import ROLES as ROLES
+from evidence_contract import RTC_STATS as RTC_STATS
+from evidence_contract import SAMPLE_RATE as SAMPLE_RATE
+from evidence_contract import arrivals_name as arrivals_name
+from evidence_contract import bursts_name as bursts_name
+from evidence_contract import directions as directions
+from evidence_contract import other as other
+from evidence_contract import sent_name as sent_name
+from evidence_contract import wav_name as wav_name
 
-SAMPLE_RATE = 48_000
-ROLES = ("customer", "support")
-MANIFEST = "manifest.json"
-RTC_STATS = "rtc-stats.json"
-EVENTS = "events.jsonl"
 # CSV rows are flushed in batches: one write per 10 ms frame per file adds up with many pairs.
 _CSV_FLUSH_ROWS = 50
 
@@ -44,46 +51,6 @@ def utc_iso(when: datetime | None = None) -> str:
     """An ISO 8601 UTC time with microseconds and a Z, as the manifest writes times."""
     when = when or datetime.now(UTC)
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def other(role: str) -> str:
-    """The other role of a conversation."""
-    return "support" if role == "customer" else "customer"
-
-
-def wav_name(receiver: str) -> str:
-    """What `receiver` heard: `<receiver>-from-<sender>.wav`."""
-    return f"{receiver}-from-{other(receiver)}.wav"
-
-
-def arrivals_name(receiver: str) -> str:
-    """Per received frame timing: `<receiver>-from-<sender>.arrivals.csv`."""
-    return f"{receiver}-from-{other(receiver)}.arrivals.csv"
-
-
-def sent_name(sender: str) -> str:
-    """Per sent frame timing: `<sender>.sent.csv`."""
-    return f"{sender}.sent.csv"
-
-
-def bursts_name(sender: str) -> str:
-    """The burst schedule actually sent: `<sender>.bursts.csv`."""
-    return f"{sender}.bursts.csv"
-
-
-def directions() -> list[dict[str, str]]:
-    """The manifest's `directions`: one entry per sender -> receiver."""
-    return [
-        {
-            "from": sender,
-            "to": other(sender),
-            "wav": wav_name(other(sender)),
-            "arrivals": arrivals_name(other(sender)),
-            "sent": sent_name(sender),
-            "bursts": bursts_name(sender),
-        }
-        for sender in ROLES
-    ]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -122,7 +89,7 @@ class WavWriter:
             raise ValueError(f"{self.path.name} is closed")
         data = pcm.tobytes() if isinstance(pcm, np.ndarray) else bytes(pcm)
         self._file.write(data)
-        self.samples += len(data) // 2
+        self.samples += len(data) // SAMPLE_WIDTH
         if self.samples - self._patched >= self.PATCH_SAMPLES:
             self.flush()
 
@@ -148,14 +115,25 @@ class WavWriter:
 
 def _wav_header(samples: int) -> bytes:
     """The 44-byte header of a 48 kHz mono PCM_16 WAV holding `samples` samples."""
-    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16)
+    block = CHANNELS * SAMPLE_WIDTH
+    fmt = struct.pack(
+        "<4sIHHIIHH",
+        b"fmt ",
+        16,
+        1,
+        CHANNELS,
+        SAMPLE_RATE,
+        SAMPLE_RATE * block,
+        block,
+        8 * SAMPLE_WIDTH,
+    )
     return (
         b"RIFF"
-        + struct.pack("<I", 36 + 2 * samples)
+        + struct.pack("<I", 36 + block * samples)
         + b"WAVE"
         + fmt
         + b"data"
-        + struct.pack("<I", 2 * samples)
+        + struct.pack("<I", block * samples)
     )
 
 
@@ -208,7 +186,7 @@ class TimingWriter(_CsvRows):
     """`frame,sample,samples,t_ns` rows: one per frame sent or received."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, ("frame", "sample", "samples", "t_ns"), _CSV_FLUSH_ROWS)
+        super().__init__(path, TIMING_HEADER, _CSV_FLUSH_ROWS)
 
     def write(self, frame: int, sample: int, samples: int, t_ns: int) -> None:
         """Append one frame's row."""
@@ -220,7 +198,7 @@ class BurstsWriter(_CsvRows):
 
     def __init__(self, path: Path) -> None:
         # Bursts are rare: each row reaches the file at once.
-        super().__init__(path, ("burst", "freq_hz", "start_sample", "samples"), 1)
+        super().__init__(path, BURSTS_HEADER, 1)
 
     def write(self, burst: int, freq_hz: float, start_sample: int, samples: int) -> None:
         """Append one burst."""

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from aiotasks import cancel_and_wait
 from pipeline.evidence import HOST_COLUMNS, HostWriter
 
 WINDOW_S = 1.0
@@ -195,8 +196,6 @@ class HostMonitor:
 
     async def aclose(self) -> None:
         """Stop sampling and write the last window; safe to call twice."""
-        from aiotasks import cancel_and_wait
-
         self._stop.set()
         probe, self._probe = self._probe, None
         thread, self._thread = self._thread, None
@@ -262,8 +261,3 @@ class _Snapshot:
     def thread(self, tid: int) -> dict[int, int] | None:
         """The capture process's counters of one thread."""
         return None if self.capture is None else {tid: self.capture.get(tid, 0)}
-
-
-def stalls_for(roles: tuple[str, ...]) -> dict[str, Stalls]:
-    """A fresh `Stalls` per role."""
-    return {role: Stalls() for role in roles}

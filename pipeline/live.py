@@ -22,8 +22,8 @@ import numpy.typing as npt
 from loguru import logger
 
 import dsp
+from evidence_contract import SAMPLE_RATE
 
-SAMPLE_RATE = 48_000
 BLOCK = 480
 # A tone counts as heard when its amplitude is at least this share of full scale in a 10 ms block
 # and it is clearly stronger than the listener's own tone (the two must not be confused).

@@ -49,6 +49,8 @@ class Connection:
         ws: web.WebSocketResponse,
         room: Room,
         participant: Participant,
+        *,
+        auto_subscribe: bool = True,
     ) -> None:
         self.server = server
         self.ws = ws
@@ -59,6 +61,7 @@ class Connection:
             participant,
             ping_interval=server.ping_interval,
             ping_timeout=server.ping_timeout,
+            auto_subscribe=auto_subscribe,
         )
         self.label = f"{participant.identity}@{room.name}"
         self.publisher = PublisherPeer(f"{self.label} publisher", self._on_track, self._on_data)
@@ -66,8 +69,11 @@ class Connection:
         # Tracks this participant publishes, and the copies it receives of others' tracks.
         self.fanouts: dict[str, TrackFanout] = {}
         self.subscriptions: dict[str, tuple[TrackFanout, ForwardTrack]] = {}
+        self._denied: set[str] = set()  # tracks whose publisher refused this participant
         self.done = asyncio.Event()
-        self._leave_reason: int = models.DisconnectReason.CLIENT_INITIATED
+        # Set when the end has a known reason; otherwise the connection was lost.
+        self._leave_reason: int | None = None
+        self._media_connected = False
         self._closing = False
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -75,6 +81,7 @@ class Connection:
         @self.subscriber.pc.on("connectionstatechange")
         def on_subscriber_state() -> None:
             if self.subscriber.pc.connectionState == "connected" and not self._closing:
+                self._media_connected = True
                 self.participant.state = models.ParticipantInfo.State.ACTIVE
                 update = sig.participant_update([participant.info()])
                 self._spawn(self.server.broadcast(self.room, update), "announce active")
@@ -131,7 +138,6 @@ class Connection:
                 logger.info(
                     "{}: no message for {} s, removing it", self.label, self.session.ping_timeout
                 )
-                self._leave_reason = models.DisconnectReason.SIGNAL_CLOSE
                 self._closing = True
                 await self.ws.close()
                 return
@@ -154,6 +160,8 @@ class Connection:
     async def _release(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.close()
+        if self._leave_reason is None:
+            self._leave_reason = sig.lost_reason(self._media_connected)
         try:
             for fanout in self.fanouts.values():
                 fanout.close()
@@ -189,9 +197,7 @@ class Connection:
         )
         # Tracks already published reach the late joiner in its first offer, before the
         # data channels (see media.SubscriberPeer.open_data_channels).
-        for other in self.server.connections_in(self.room, exclude=self):
-            for track_sid in list(other.fanouts):
-                self._subscribe_to(other, track_sid)
+        await self.resubscribe()
         await self.negotiate()
 
     async def negotiate(self) -> None:
@@ -229,8 +235,19 @@ class Connection:
                     self.room, sig.participant_update([self.participant.info()])
                 )
                 logger.info("{}: track {} muted={}", self.label, track.sid, track.muted)
-            case sig.Leave():
-                self._leave_reason = models.DisconnectReason.CLIENT_INITIATED
+            case sig.Resubscribe(room=False):
+                if await self.resubscribe():
+                    await self.negotiate()
+            case sig.Resubscribe(room=True):
+                for other in self.server.connections_in(self.room, exclude=self):
+                    if await other.resubscribe():
+                        await other.negotiate()
+            case sig.Announce():
+                await self.server.broadcast(
+                    self.room, sig.participant_update([self.participant.info()])
+                )
+            case sig.Leave(reason):
+                self._leave_reason = reason
                 self._closing = True
                 return True
         return False
@@ -256,11 +273,8 @@ class Connection:
             )
         await self.server.broadcast(self.room, sig.participant_update([self.participant.info()]))
         for other in self.server.connections_in(self.room, exclude=self):
-            if not other.participant.can_subscribe:
-                continue
-            for track in published:
-                other._subscribe_to(self, track.sid)
-            await other.negotiate()
+            if await other.resubscribe():
+                await other.negotiate()
 
     def _on_track(self, cid: str, receiver: RTCRtpReceiver) -> None:
         track = self.session.pending.get(cid) or next(
@@ -306,6 +320,29 @@ class Connection:
         await self.server.broadcast(self.room, sig.participant_update([self.participant.info()]))
 
     # -- subscribing ------------------------------------------------------------------------
+
+    async def resubscribe(self) -> bool:
+        """Receive the tracks this participant wants and may receive, and only those;
+        returns whether a subscriber offer is due."""
+        due = False
+        for publisher in self.server.connections_in(self.room, exclude=self):
+            for track_sid in list(publisher.fanouts):
+                wanted = self.session.wants(track_sid) and self.participant.can_subscribe
+                allowed = publisher.participant.allows(self.participant, track_sid)
+                if wanted and allowed and track_sid not in self.subscriptions:
+                    self._subscribe_to(publisher, track_sid)
+                    due = True
+                elif not (wanted and allowed) and track_sid in self.subscriptions:
+                    due = await self.drop_subscription(track_sid) or due
+                if wanted and allowed == (track_sid in self._denied):
+                    # livekit-server tells a subscriber when a publisher's permission changes.
+                    if allowed:
+                        self._denied.discard(track_sid)
+                    else:
+                        self._denied.add(track_sid)
+                    update = sig.permission_update(publisher.participant.sid, track_sid, allowed)
+                    await self.send(update)
+        return due
 
     def _subscribe_to(self, publisher: Connection, track_sid: str) -> None:
         fanout = publisher.fanouts.get(track_sid)

@@ -2,7 +2,8 @@
 
 A :class:`Session` turns one ``SignalRequest`` into a list of actions: responses to send back to
 the client (:class:`Send`) and work for the media and room layers (:class:`AnswerOffer`,
-:class:`AcceptAnswer`, :class:`AddCandidate`, :class:`TrackMuted`, :class:`Leave`). The front end
+:class:`AcceptAnswer`, :class:`AddCandidate`, :class:`TrackMuted`, :class:`Announce`,
+:class:`Resubscribe`, :class:`Leave`). The front end
 executes them; tests feed requests and read actions without sockets.
 """
 
@@ -17,7 +18,7 @@ from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
 
 from .errors import ProtocolError
-from .room import Participant, Room, Track
+from .room import Participant, Room, Track, check_limits
 
 PROTOCOL_VERSION = 16
 SERVER_VERSION = "1.9.0"
@@ -66,13 +67,27 @@ class TrackMuted:
 
 
 @dataclass(frozen=True)
+class Announce:
+    """The participant changed (name, metadata, attributes): send its update to everyone."""
+
+
+@dataclass(frozen=True)
+class Resubscribe:
+    """Subscriptions may have changed: of this participant, or (``room``) of everyone else."""
+
+    room: bool = False
+
+
+@dataclass(frozen=True)
 class Leave:
-    """The client left: tear its connection down."""
+    """The client left: tear its connection down and announce ``reason`` (DisconnectReason)."""
 
-    reason: str
+    reason: int
 
 
-Action = Send | AnswerOffer | AcceptAnswer | AddCandidate | TrackMuted | Leave
+Action = (
+    Send | AnswerOffer | AcceptAnswer | AddCandidate | TrackMuted | Announce | Resubscribe | Leave
+)
 
 
 def now_ms() -> int:
@@ -90,6 +105,7 @@ class Session:
         *,
         ping_interval: int = 5,
         ping_timeout: int = 15,
+        auto_subscribe: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ping_interval <= 0 or ping_timeout <= 0:
@@ -103,6 +119,10 @@ class Session:
         # Tracks announced by add_track whose media is not negotiated yet, by cid.
         self.pending: dict[str, Track] = {}
         self._offer_id = 0
+        # Whether to receive tracks nobody chose for: the join's auto_subscribe parameter.
+        self.auto_subscribe = auto_subscribe
+        # Tracks the client subscribed to (True) or unsubscribed from (False), by sid.
+        self._chosen: dict[str, bool] = {}
 
     # -- server to client -------------------------------------------------------------------
 
@@ -135,6 +155,15 @@ class Session:
         )
 
     # -- client to server -------------------------------------------------------------------
+
+    def wants(self, track_sid: str) -> bool:
+        """Whether the client wants to receive ``track_sid`` (its grants aside)."""
+        return self._chosen.get(track_sid, self.auto_subscribe)
+
+    def choose(self, track_sids: Iterable[str], subscribe: bool) -> None:
+        """Record the client's (or the RoomService's) choice for these tracks."""
+        for track_sid in track_sids:
+            self._chosen[track_sid] = subscribe
 
     def timed_out(self) -> bool:
         """Whether the client has been silent for longer than ``ping_timeout``."""
@@ -172,9 +201,21 @@ class Session:
             return [self._trickle(request.trickle)]
         if kind == "mute":
             return self._mute(request.mute)
+        if kind == "subscription":
+            sub = request.subscription
+            chosen = [*sub.track_sids, *(s for p in sub.participant_tracks for s in p.track_sids)]
+            self.choose(chosen, sub.subscribe)
+            return [Resubscribe()]
+        if kind == "subscription_permission":
+            permission = rtc.SubscriptionPermission()
+            permission.CopyFrom(request.subscription_permission)
+            self.participant.subscription_permission = permission
+            return [Resubscribe(room=True)]
+        if kind == "update_metadata":
+            return self._update_metadata(request.update_metadata)
         if kind == "leave":
-            return [Leave("client left")]
-        # subscription, track_setting, update_layers, sync_state and the rest: not needed here.
+            return [Leave(leave_reason(request.leave.reason))]
+        # track_setting, update_layers, sync_state and the rest: not needed here.
         return []
 
     def _add_track(self, req: rtc.AddTrackRequest) -> list[Action]:
@@ -234,6 +275,31 @@ class Session:
         track.muted = req.muted
         return [TrackMuted(track)]
 
+    def _update_metadata(self, req: rtc.UpdateParticipantMetadata) -> list[Action]:
+        # As livekit-server: the canUpdateOwnMetadata grant, then its limits, then the update;
+        # every outcome is answered with a request_response carrying the request back.
+        attributes = dict(req.attributes)
+        problem: tuple[int, str] | None = None
+        if not self.participant.can_update_metadata:
+            problem = (
+                rtc.RequestResponse.Reason.NOT_ALLOWED,
+                "does not have permission to update own metadata",
+            )
+        else:
+            reason = check_limits(name=req.name, metadata=req.metadata, attributes=attributes)
+            if reason is not None:
+                problem = (rtc.RequestResponse.Reason.LIMIT_EXCEEDED, reason)
+        response = rtc.RequestResponse(request_id=req.request_id, update_metadata=req)
+        if problem is not None:
+            response.reason, response.message = problem  # type: ignore[assignment]
+            return [Send(rtc.SignalResponse(request_response=response))]
+        changed = self.participant.update(
+            name=req.name, metadata=req.metadata, attributes=attributes
+        )
+        # The update first, so the client's own view has changed when its request returns.
+        answer = Send(rtc.SignalResponse(request_response=response))
+        return [Announce(), answer] if changed else [answer]
+
     def negotiated(self, cids: Iterable[str]) -> list[Track]:
         """Move pending tracks whose media is now negotiated into the participant's tracks."""
         published = []
@@ -253,9 +319,43 @@ def _mime_of(req: rtc.AddTrackRequest) -> str:
     return f"video/{codec.upper()}" if codec else ""
 
 
+# The reasons a client may give in its leave; any other is taken as CLIENT_INITIATED.
+_CLIENT_REASONS = frozenset(
+    {
+        models.DisconnectReason.CLIENT_INITIATED,
+        models.DisconnectReason.USER_UNAVAILABLE,
+        models.DisconnectReason.USER_REJECTED,
+        models.DisconnectReason.AGENT_ERROR,
+    }
+)
+
+
+def leave_reason(requested: int) -> int:
+    """The reason announced for a client's ``leave`` carrying ``requested``, as livekit-server."""
+    return requested if requested in _CLIENT_REASONS else models.DisconnectReason.CLIENT_INITIATED
+
+
+def lost_reason(media_connected: bool) -> int:
+    """The reason announced for a client whose signal connection ended without ``leave``
+    (socket dropped, silent past ``ping_timeout``, protocol error).
+
+    livekit-server announces SIGNAL_CLOSE when the media never connected; when it had, it keeps
+    the participant for a resume and, once its peer connection is gone, announces
+    CONNECTION_TIMEOUT. This server does not resume, so it announces that at once.
+    """
+    if media_connected:
+        return models.DisconnectReason.CONNECTION_TIMEOUT
+    return models.DisconnectReason.SIGNAL_CLOSE
+
+
 def participant_update(infos: Iterable[models.ParticipantInfo]) -> rtc.SignalResponse:
     """An ``update`` carrying the given participants."""
     return rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=list(infos)))
+
+
+def room_update(room: Room) -> rtc.SignalResponse:
+    """A ``room_update`` carrying the room as it is now (its metadata, its counts)."""
+    return rtc.SignalResponse(room_update=rtc.RoomUpdate(room=room.info()))
 
 
 def leave(reason: int, *, action: int = rtc.LeaveRequest.Action.DISCONNECT) -> rtc.SignalResponse:
@@ -268,6 +368,14 @@ def leave(reason: int, *, action: int = rtc.LeaveRequest.Action.DISCONNECT) -> r
 def answer(sdp: str, offer_id: int) -> rtc.SignalResponse:
     """The answer on the publisher connection, echoing the offer's id."""
     return rtc.SignalResponse(answer=rtc.SessionDescription(type="answer", sdp=sdp, id=offer_id))
+
+
+def permission_update(publisher_sid: str, track_sid: str, allowed: bool) -> rtc.SignalResponse:
+    """Tells a subscriber whether the publisher lets it receive ``track_sid``."""
+    update = rtc.SubscriptionPermissionUpdate(
+        participant_sid=publisher_sid, track_sid=track_sid, allowed=allowed
+    )
+    return rtc.SignalResponse(subscription_permission_update=update)
 
 
 def track_subscribed(track_sid: str) -> rtc.SignalResponse:

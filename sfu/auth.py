@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 from livekit import api
 from livekit.api.access_token import Claims
+from livekit.protocol import models
 
 from .errors import AuthError
 
@@ -28,6 +29,20 @@ class JoinGrant:
     can_publish: bool
     can_subscribe: bool
     can_publish_data: bool
+    can_update_metadata: bool = False
+    kind: int = models.ParticipantInfo.Kind.STANDARD
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def participant_kind(kind: str) -> int:
+    """The ``ParticipantInfo.Kind`` named by a token's ``kind`` claim ("agent", "sip"...).
+
+    Empty or unknown names are STANDARD, as in livekit-server.
+    """
+    try:
+        return models.ParticipantInfo.Kind.Value(kind.upper())
+    except ValueError:
+        return models.ParticipantInfo.Kind.STANDARD
 
 
 def token_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str:
@@ -104,6 +119,9 @@ class Authenticator:
             can_publish=bool(video.can_publish),
             can_subscribe=bool(video.can_subscribe),
             can_publish_data=bool(video.can_publish_data),
+            can_update_metadata=bool(video.can_update_own_metadata),
+            kind=participant_kind(claims.kind or ""),
+            attributes={str(k): str(v) for k, v in (claims.attributes or {}).items()},
         )
 
     def api_grant(

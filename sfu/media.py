@@ -666,6 +666,9 @@ class SubscriberPeer(_Peer):
         self._by_ssrc.pop(transceiver.sender._ssrc, None)
         track.stop()
         transceiver.direction = "inactive"
+        # Its section stays in every later offer: a fresh msid there, as libwebrtc (the SDK
+        # panics) refuses two sections with the same msid once the track is subscribed again.
+        transceiver.sender._track_id = f"{track_sid}-{transceiver.sender._ssrc}"
         await transceiver.sender.stop()
         return True
 

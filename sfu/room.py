@@ -9,11 +9,17 @@ from __future__ import annotations
 import secrets
 import string
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from livekit.protocol import models
+from livekit.protocol import models, rtc
 
 _ALPHABET = string.ascii_letters + string.digits
+
+# livekit-server's default limits on what a participant may carry (config.LimitConfig).
+MAX_NAME_LENGTH = 256
+MAX_METADATA_SIZE = 512 * 1024
+MAX_ATTRIBUTES_SIZE = 64 * 1024
 
 
 def new_sid(prefix: str) -> str:
@@ -63,10 +69,15 @@ class Participant:
     can_publish: bool = True
     can_subscribe: bool = True
     can_publish_data: bool = True
+    can_update_metadata: bool = False
+    kind: int = models.ParticipantInfo.Kind.STANDARD
+    attributes: dict[str, str] = field(default_factory=dict)
     state: int = models.ParticipantInfo.State.JOINING
     sid: str = field(default_factory=lambda: new_sid("PA_"))
     joined_at: float = field(default_factory=time.time)
     tracks: dict[str, Track] = field(default_factory=dict)
+    # Who may subscribe to this participant's tracks; None: everyone (the default).
+    subscription_permission: rtc.SubscriptionPermission | None = None
     version: int = 0
 
     def info(self) -> models.ParticipantInfo:
@@ -84,12 +95,60 @@ class Participant:
             joined_at_ms=int(self.joined_at * 1000),
             version=self.version,
             is_publisher=bool(self.tracks),
-            permission=models.ParticipantPermission(
-                can_subscribe=self.can_subscribe,
-                can_publish=self.can_publish,
-                can_publish_data=self.can_publish_data,
-            ),
+            permission=self.permission(),
+            kind=self.kind,  # type: ignore[arg-type]
+            attributes=self.attributes,
         )
+
+    def allows(self, subscriber: Participant, track_sid: str) -> bool:
+        """Whether this publisher lets ``subscriber`` receive its track ``track_sid``."""
+        permission = self.subscription_permission
+        if permission is None or permission.all_participants:
+            return True
+        for entry in permission.track_permissions:
+            if subscriber.identity == entry.participant_identity or (
+                entry.participant_sid and subscriber.sid == entry.participant_sid
+            ):
+                return entry.all_tracks or track_sid in entry.track_sids
+        return False
+
+    def permission(self) -> models.ParticipantPermission:
+        """What the participant may do, as a ``ParticipantPermission`` message."""
+        return models.ParticipantPermission(
+            can_subscribe=self.can_subscribe,
+            can_publish=self.can_publish,
+            can_publish_data=self.can_publish_data,
+            can_update_metadata=self.can_update_metadata,
+        )
+
+    def set_permission(self, permission: models.ParticipantPermission) -> bool:
+        """Take the grants of ``permission``; returns whether any changed."""
+        before = self.permission()
+        self.can_subscribe = permission.can_subscribe
+        self.can_publish = permission.can_publish
+        self.can_publish_data = permission.can_publish_data
+        self.can_update_metadata = permission.can_update_metadata
+        return self.permission() != before
+
+    def update(
+        self, *, name: str = "", metadata: str = "", attributes: Mapping[str, str] | None = None
+    ) -> bool:
+        """Apply an update as livekit-server does; returns whether anything changed.
+
+        An empty name or metadata leaves it as it is; attributes merge into the existing
+        ones, and an attribute set to the empty string is deleted.
+        """
+        before = (self.name, self.metadata, dict(self.attributes))
+        if name:
+            self.name = name
+        if metadata:
+            self.metadata = metadata
+        for key, value in (attributes or {}).items():
+            if value:
+                self.attributes[key] = value
+            else:
+                self.attributes.pop(key, None)
+        return (self.name, self.metadata, self.attributes) != before
 
 
 @dataclass
@@ -146,8 +205,28 @@ class Room:
         """Everyone in the room but the participant called ``identity`` (who would be replaced)."""
         return [p for p in self.participants.values() if p.identity != identity]
 
+    def set_metadata(self, metadata: str) -> bool:
+        """Replace the room's metadata; returns whether it changed."""
+        changed = metadata != self.metadata
+        self.metadata = metadata
+        return changed
+
     def expired(self, now: float) -> bool:
         """Whether an empty room has outlived its empty timeout (rooms made by a join: at once)."""
         if self.participants or self.empty_since is None:
             return False
         return now - self.empty_since >= self.empty_timeout
+
+
+def check_limits(
+    *, name: str = "", metadata: str = "", attributes: Mapping[str, str] | None = None
+) -> str | None:
+    """Why an update breaks livekit-server's default limits, or None when it does not."""
+    if len(name.encode()) > MAX_NAME_LENGTH:
+        return "exceeds name length limit"
+    if len(metadata.encode()) > MAX_METADATA_SIZE:
+        return "exceeds metadata size limit"
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in (attributes or {}).items())
+    if size > MAX_ATTRIBUTES_SIZE:
+        return "exceeds attributes size limit"
+    return None

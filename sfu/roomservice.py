@@ -4,7 +4,9 @@ Bodies are protobuf (``application/protobuf``, what ``livekit.api.LiveKitAPI`` s
 (``application/json``); the answer uses the request's encoding. Errors are Twirp JSON
 ``{"code": ..., "msg": ...}`` with the matching HTTP status. Each call needs the grant
 livekit-server asks for: ``roomCreate`` (CreateRoom, DeleteRoom), ``roomList`` (ListRooms),
-``roomAdmin`` for the named room (participants and tracks).
+``roomAdmin`` for the named room (participants, tracks, subscriptions, data, room metadata).
+ForwardParticipant and MoveParticipant answer ``unimplemented``, as livekit-server does outside
+LiveKit Cloud.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from loguru import logger
 from . import _signal as sig
 from .auth import token_from
 from .errors import AuthError, TwirpError
+from .media import LOSSY, RELIABLE
+from .room import check_limits
 
 if TYPE_CHECKING:
     from .server import Server
@@ -35,6 +39,13 @@ _Call = Callable[["Server", Any, str], Awaitable[Message]]
 
 def _not_found(what: str) -> TwirpError:
     return TwirpError("not_found", f"{what} does not exist", 404)
+
+
+def _check_limits(**fields: Any) -> None:
+    """livekit-server's limits on names, metadata and attributes, checked before the grant."""
+    reason = check_limits(**fields)
+    if reason is not None:
+        raise TwirpError("invalid_argument", reason, 400)
 
 
 async def _create_room(server: Server, req: room_pb.CreateRoomRequest, token: str) -> Message:
@@ -114,6 +125,94 @@ async def _mute_published_track(
     return room_pb.MuteRoomTrackResponse(track=track.info())
 
 
+async def _update_room_metadata(
+    server: Server, req: room_pb.UpdateRoomMetadataRequest, token: str
+) -> Message:
+    _check_limits(metadata=req.metadata)
+    server.auth.api_grant(token, admin_room=req.room)
+    room = server.rooms.get(req.room)
+    if room is None:
+        raise _not_found(f"room {req.room!r}")
+    if room.set_metadata(req.metadata):
+        await server.broadcast(room, sig.room_update(room))
+    return room.info()
+
+
+async def _update_participant(
+    server: Server, req: room_pb.UpdateParticipantRequest, token: str
+) -> Message:
+    attributes = dict(req.attributes)
+    _check_limits(name=req.name, metadata=req.metadata, attributes=attributes)
+    server.auth.api_grant(token, admin_room=req.room)
+    conn = server.connection(req.room, req.identity)
+    if conn is None:
+        raise _not_found(f"participant {req.identity!r} in room {req.room!r}")
+    participant = conn.participant
+    changed = participant.update(name=req.name, metadata=req.metadata, attributes=attributes)
+    if req.HasField("permission") and participant.set_permission(req.permission):
+        changed = True
+        # As livekit-server: a revoked canPublish unpublishes, canSubscribe is reconciled.
+        if not participant.can_publish:
+            for track in list(participant.tracks.values()):
+                await conn.unpublish(track)
+        if await conn.resubscribe():
+            await conn.negotiate()
+    if changed:
+        await server.broadcast(conn.room, sig.participant_update([participant.info()]))
+    return participant.info()
+
+
+async def _update_subscriptions(
+    server: Server, req: room_pb.UpdateSubscriptionsRequest, token: str
+) -> Message:
+    server.auth.api_grant(token, admin_room=req.room)
+    conn = server.connection(req.room, req.identity)
+    if conn is None:
+        raise _not_found(f"participant {req.identity!r} in room {req.room!r}")
+    chosen = [*req.track_sids, *(s for p in req.participant_tracks for s in p.track_sids)]
+    conn.session.choose(chosen, req.subscribe)
+    if await conn.resubscribe():
+        await conn.negotiate()
+    return room_pb.UpdateSubscriptionsResponse()
+
+
+async def _send_data(server: Server, req: room_pb.SendDataRequest, token: str) -> Message:
+    server.auth.api_grant(token, admin_room=req.room)
+    if req.nonce and len(req.nonce) != 16:
+        raise TwirpError(
+            "invalid_argument",
+            f"nonce should be 16-bytes or not present, got: {len(req.nonce)} bytes",
+            400,
+        )
+    room = server.rooms.get(req.room)
+    if room is None:
+        raise _not_found(f"room {req.room!r}")
+    user = models.UserPacket(
+        payload=req.data,
+        destination_sids=req.destination_sids,
+        destination_identities=req.destination_identities,
+        topic=req.topic or None,
+        nonce=req.nonce,
+    )
+    packet = models.DataPacket(
+        kind=req.kind, destination_identities=req.destination_identities, user=user
+    )
+    payload = packet.SerializeToString()
+    label = RELIABLE if req.kind == models.DataPacket.Kind.RELIABLE else LOSSY
+    identities, sids = set(req.destination_identities), set(req.destination_sids)
+    for conn in server.connections_in(room):
+        who = conn.participant
+        if (identities or sids) and who.identity not in identities and who.sid not in sids:
+            continue
+        conn.subscriber.send_data(label, payload)
+    return room_pb.SendDataResponse()
+
+
+async def _unimplemented(server: Server, req: Message, token: str) -> Message:
+    # livekit-server answers "not implemented" too: moving participants is a Cloud feature.
+    raise TwirpError("unimplemented", "moving participants between rooms is not supported", 501)
+
+
 _METHODS: dict[str, tuple[type[Message], _Call]] = {
     "CreateRoom": (room_pb.CreateRoomRequest, _create_room),
     "ListRooms": (room_pb.ListRoomsRequest, _list_rooms),
@@ -122,6 +221,12 @@ _METHODS: dict[str, tuple[type[Message], _Call]] = {
     "GetParticipant": (room_pb.RoomParticipantIdentity, _get_participant),
     "RemoveParticipant": (room_pb.RoomParticipantIdentity, _remove_participant),
     "MutePublishedTrack": (room_pb.MuteRoomTrackRequest, _mute_published_track),
+    "UpdateRoomMetadata": (room_pb.UpdateRoomMetadataRequest, _update_room_metadata),
+    "UpdateParticipant": (room_pb.UpdateParticipantRequest, _update_participant),
+    "UpdateSubscriptions": (room_pb.UpdateSubscriptionsRequest, _update_subscriptions),
+    "SendData": (room_pb.SendDataRequest, _send_data),
+    "ForwardParticipant": (room_pb.ForwardParticipantRequest, _unimplemented),
+    "MoveParticipant": (room_pb.MoveParticipantRequest, _unimplemented),
 }
 
 

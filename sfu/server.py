@@ -309,9 +309,14 @@ class Server:
             can_publish=grant.can_publish,
             can_subscribe=grant.can_subscribe,
             can_publish_data=grant.can_publish_data,
+            can_update_metadata=grant.can_update_metadata,
+            kind=grant.kind,
+            attributes=dict(grant.attributes),
         )
         room.add(participant)
-        conn = Connection(self, ws, room, participant)
+        # "auto_subscribe=0" (the SDK's RoomOptions): nothing is sent until the client asks.
+        auto_subscribe = request.query.get("auto_subscribe", "1") not in ("0", "false")
+        conn = Connection(self, ws, room, participant, auto_subscribe=auto_subscribe)
         self._connections[(room.name, participant.identity)] = conn
         logger.info("{} joined room {} as {}", grant.identity, room.name, participant.sid)
         await conn.run()

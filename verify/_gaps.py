@@ -2,10 +2,10 @@
 
 Definition (per direction). Each burst's plateau (the burst without its ramps) is cut into 5 ms
 blocks; a block is *heard* when the tone's amplitude in it (the magnitude of its projection on
-the sender's frequency) is at least half the direction's reference amplitude (the median block
-amplitude over the plateaus of the detected bursts). A *gap* is a run of unheard blocks; runs
-with no heard block between them merge across the pauses between bursts, so an outage that
-spans several bursts is one gap. Its edges, in the sender's stream:
+the sender's frequency, from `dsp.goertzel_power`) is at least half the direction's reference
+amplitude (the median block amplitude over the plateaus of the detected bursts). A *gap* is a
+run of unheard blocks; runs with no heard block between them merge across the pauses between
+bursts, so an outage that spans several bursts is one gap. Its edges, in the sender's stream:
 
 - it starts where the tone stopped: inside a burst, at the first unheard block, moved back over
   the blocks before it that are already fading (below `FADE_RATIO` of the burst's median heard
@@ -39,11 +39,15 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+import dsp
+
 GAP_BLOCK = 240  # 5 ms blocks at 48 kHz
 HEARD_RATIO = 0.5  # tone amplitude at least -6 dB of the reference: heard
 FADE_RATIO = 0.9  # below this share of the burst's level, a block before a gap is fading out
 MIN_GAP_MS = 20.0  # shorter stretches are not reported as gaps (glitches still count them)
 OFFSET_SPAN = 3  # bursts either side whose offsets give a burst's receiver position
+
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,13 +79,129 @@ def local_offsets(offsets: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 def _block_amplitudes(
     samples: npt.NDArray[np.int16], first: int, blocks: int, tone_hz: float, rate: int
-) -> npt.NDArray[np.float64]:
-    """Tone amplitude (int16 units) in each of `blocks` blocks from receiver sample `first`."""
-    rows = samples[first : first + blocks * GAP_BLOCK].astype(np.float64)
-    rows = rows.reshape(blocks, GAP_BLOCK)
-    phase = 2.0 * math.pi * tone_hz / rate * np.arange(GAP_BLOCK)
-    # a partial tone of k samples in a block gives ~k/N of the amplitude: used to refine edges
-    return np.asarray(2.0 / GAP_BLOCK * np.abs(rows @ np.exp(-1j * phase)), dtype=np.float64)
+) -> FloatArray:
+    """Tone amplitude (int16 units) in each of `blocks` blocks from receiver sample `first`.
+
+    A full block of a tone of amplitude A gives |DTFT| = A N / 2 (`dsp.goertzel_power` is its
+    square); a partial tone of k samples in a block gives about k/N of A: `_Stretch` uses that
+    to place an edge inside a block.
+    """
+    power = dsp.goertzel_power(
+        samples[first : first + blocks * GAP_BLOCK], rate, [tone_hz], GAP_BLOCK
+    )[:, 0]
+    return np.asarray(2.0 / GAP_BLOCK * np.sqrt(np.maximum(power, 0.0)), dtype=np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plateau:
+    """One examined burst: its extent in the sender's stream and its plateau's block amplitudes."""
+
+    burst: int  # id
+    start: int  # sender sample of the burst's first sample
+    end: int  # sender sample just after the burst
+    first_block: int  # sender sample of the plateau's first block
+    amp: FloatArray  # tone amplitude per 5 ms block of the plateau, as received
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stretch:
+    """A run of unheard blocks inside one plateau, in sender samples."""
+
+    from_first_block: bool  # the plateau's first block is unheard: it may continue a gap
+    start: float  # where the tone stopped (used when it opens a gap)
+    end: float  # where the unheard blocks end (the burst's end for the plateau's last block)
+    resumed: float | None  # where the tone came back inside the burst (None: it did not)
+
+
+def _plateaus(
+    samples: npt.NDArray[np.int16],
+    tone_hz: float,
+    rate: int,
+    ids: npt.NDArray[np.int64],
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    place: FloatArray,
+    usable: npt.NDArray[np.bool_],
+    ramp_samples: int,
+) -> list[_Plateau | None]:
+    """Per burst, its plateau as received; None for one not examined (not usable, no known
+    position, no whole block, or not inside the recording)."""
+    out: list[_Plateau | None] = []
+    for i in range(ids.size):
+        first_sent = int(starts[i]) + ramp_samples
+        blocks = (int(lengths[i]) - 2 * ramp_samples) // GAP_BLOCK
+        first = first_sent + round(place[i]) if math.isfinite(place[i]) else -1
+        if not usable[i] or blocks < 1 or first < 0 or first + blocks * GAP_BLOCK > samples.size:
+            out.append(None)
+            continue
+        amp = _block_amplitudes(samples, first, blocks, tone_hz, rate)
+        end = int(starts[i] + lengths[i])
+        out.append(_Plateau(int(ids[i]), int(starts[i]), end, first_sent, amp))
+    return out
+
+
+def _stretches(plateau: _Plateau, limit: float, reference: float) -> list[_Stretch]:
+    """The plateau's runs of blocks below `limit`, with their edges (module docstring)."""
+    amp = plateau.amp
+    heard = amp >= limit
+    if heard.all():  # the common case
+        return []
+    level = float(np.median(amp[heard])) if heard.any() else reference
+    edges = np.flatnonzero(np.diff(np.concatenate(([1], heard.astype(np.int8), [1]))))
+    out = []
+    for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        end = float(plateau.first_block + hi * GAP_BLOCK) if hi < amp.size else float(plateau.end)
+        resumed = None
+        if hi < amp.size:  # a stream resumes abruptly: back by the share of tone before it
+            share = min(max(amp[hi - 1] / amp[hi], 0.0), 1.0)
+            resumed = plateau.first_block + hi * GAP_BLOCK - share * GAP_BLOCK
+        start = _stop_position(plateau, lo, level)
+        out.append(_Stretch(lo == 0, start, end, resumed))
+    return out
+
+
+def _stop_position(plateau: _Plateau, m: int, level: float) -> float:
+    """Where the tone stopped before unheard block `m`: back over the fading blocks before it
+    to the first one's start, else forward by the share of block `m` still holding tone; at
+    the burst's first sample when that reaches the plateau's first block."""
+    amp = plateau.amp
+    j = m
+    while j > 0 and amp[j - 1] < FADE_RATIO * level:
+        j -= 1
+    if j == 0:
+        return float(plateau.start)
+    if j < m:  # a fade: it began in or just before block j
+        return float(plateau.first_block + j * GAP_BLOCK)
+    share = min(max(amp[j] / amp[j - 1], 0.0), 1.0)
+    return plateau.first_block + (j + share) * GAP_BLOCK
+
+
+class _OpenGap:
+    """The gap being followed across bursts: opened by the first unheard stretch, extended by
+    the ones after it, closed where the tone resumes (or before a burst heard from its start,
+    or one not examined)."""
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self.gaps: list[Gap] = []
+        self.start: float | None = None
+        self.bursts: list[int] = []
+        self.last_end = 0.0  # sender sample where the last unheard stretch ended
+
+    def extend(self, burst: int, stretch: _Stretch) -> None:
+        if self.start is None:
+            self.start = stretch.start
+        if not self.bursts or self.bursts[-1] != burst:
+            self.bursts.append(burst)
+        self.last_end = stretch.end
+
+    def close(self, end: float | None = None) -> None:
+        """End the gap at `end` (default: where the last unheard stretch ended); keep it if it
+        is at least `MIN_GAP_MS` long."""
+        end = self.last_end if end is None else end
+        if self.start is not None and (end - self.start) / self.rate * 1000.0 >= MIN_GAP_MS:
+            self.gaps.append(Gap(float(self.start), float(end), self.bursts))
+        self.start, self.bursts = None, []
 
 
 def find_gaps(
@@ -92,7 +212,7 @@ def find_gaps(
     ids: npt.NDArray[np.int64],
     starts: npt.NDArray[np.int64],
     lengths: npt.NDArray[np.int64],
-    offsets: npt.NDArray[np.float64],
+    offsets: FloatArray,
     usable: npt.NDArray[np.bool_],
     detected: npt.NDArray[np.bool_],
     ramp_samples: int,
@@ -105,74 +225,23 @@ def find_gaps(
     `fallback_amplitude`, the sent amplitude in int16 units).
     """
     place = local_offsets(offsets)
-    plateaus: list[tuple[int, int, int, npt.NDArray[np.float64]] | None] = []
-    for i in range(ids.size):
-        first_sent = int(starts[i]) + ramp_samples
-        blocks = (int(lengths[i]) - 2 * ramp_samples) // GAP_BLOCK
-        if not usable[i] or not math.isfinite(place[i]) or blocks < 1:
-            plateaus.append(None)
-            continue
-        first = first_sent + round(place[i])
-        if first < 0 or first + blocks * GAP_BLOCK > samples.size:
-            plateaus.append(None)
-            continue
-        amp = _block_amplitudes(samples, first, blocks, tone_hz, rate)
-        plateaus.append((first_sent, first, blocks, amp))
-    heard_amps = [p[3] for p, d in zip(plateaus, detected, strict=True) if p is not None and d]
+    plateaus = _plateaus(samples, tone_hz, rate, ids, starts, lengths, place, usable, ramp_samples)
+    heard_amps = [p.amp for p, d in zip(plateaus, detected, strict=True) if p is not None and d]
     reference = float(np.median(np.concatenate(heard_amps))) if heard_amps else 0.0
     if reference <= 0.0:
         reference = fallback_amplitude
     limit = HEARD_RATIO * reference
-
-    gaps: list[Gap] = []
-    open_start: float | None = None
-    open_bursts: list[int] = []
-    last_end = 0.0  # sender sample where the last unheard stretch ended
-
-    def close(end: float) -> None:
-        nonlocal open_start, open_bursts
-        if open_start is not None and (end - open_start) / rate * 1000.0 >= MIN_GAP_MS:
-            gaps.append(Gap(float(open_start), float(end), open_bursts))
-        open_start, open_bursts = None, []
-
-    for i, plateau in enumerate(plateaus):
+    gap = _OpenGap(rate)
+    for plateau in plateaus:
         if plateau is None:
-            close(last_end)
+            gap.close()  # not examined: it ends a gap before it
             continue
-        first_sent, _, blocks, amp = plateau
-        heard = amp >= limit
-        if heard.all():  # the common case, and the only one worth its own fast path
-            if open_start is not None:
-                close(last_end)
-            continue
-        level = float(np.median(amp[heard])) if heard.any() else reference
-        for m in range(blocks):
-            block_start = first_sent + m * GAP_BLOCK
-            if not heard[m]:
-                if open_start is None:
-                    if m == 0:
-                        open_start = float(starts[i])
-                    else:
-                        j = m
-                        while j > 0 and amp[j - 1] < FADE_RATIO * level:
-                            j -= 1
-                        if j == 0:
-                            open_start = float(starts[i])
-                        elif j < m:  # a fade: it began in or just before block j
-                            open_start = float(first_sent + j * GAP_BLOCK)
-                        else:
-                            share = min(max(amp[j] / amp[j - 1], 0.0), 1.0)
-                            open_start = first_sent + (j + share) * GAP_BLOCK
-                if not open_bursts or open_bursts[-1] != int(ids[i]):
-                    open_bursts.append(int(ids[i]))
-                last_end = block_start + GAP_BLOCK
-                if m == blocks - 1:
-                    last_end = float(starts[i] + lengths[i])
-            elif open_start is not None:
-                if m == 0:
-                    close(last_end)
-                else:
-                    share = min(max(amp[m - 1] / amp[m], 0.0), 1.0)
-                    close(block_start - share * GAP_BLOCK)
-    close(last_end)
-    return gaps
+        stretches = _stretches(plateau, limit, reference)
+        if not stretches or not stretches[0].from_first_block:
+            gap.close()  # heard from its first block: the pause before it was not missing
+        for stretch in stretches:
+            gap.extend(plateau.burst, stretch)
+            if stretch.resumed is not None:
+                gap.close(stretch.resumed)
+    gap.close()
+    return gap.gaps

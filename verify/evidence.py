@@ -22,48 +22,29 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+# The contract's one definition (evidence_contract), re-exported: verify's modules read it here.
+from evidence_contract import BURST_FIELDS, DIRECTION_FIELDS
+from evidence_contract import BURSTS_HEADER as BURSTS_HEADER
+from evidence_contract import DERIVED as DERIVED
+from evidence_contract import ENVELOPE as ENVELOPE
+from evidence_contract import EVENTS as EVENTS
+from evidence_contract import HOST as HOST
+from evidence_contract import HOST_COLUMNS as HOST_COLUMNS
+from evidence_contract import HTML as HTML
+from evidence_contract import MANIFEST as MANIFEST
+from evidence_contract import MANIFEST_SCHEMA as MANIFEST_SCHEMA
+from evidence_contract import REPORT as REPORT
+from evidence_contract import RTC_STATS as RTC_STATS
+from evidence_contract import SAMPLE_RATE as SAMPLE_RATE
+from evidence_contract import SIGNER_KEY as SIGNER_KEY
+from evidence_contract import STATUSES as STATUSES
+from evidence_contract import TIMING_HEADER as TIMING_HEADER
+from evidence_contract import is_derived as is_derived
 from verify.errors import EvidenceError
 
-SAMPLE_RATE = 48_000
-MANIFEST_SCHEMA = "echoproof.manifest/1"
-STATUSES = ("running", "complete", "interrupted", "failed")
-
-MANIFEST = "manifest.json"
-RTC_STATS = "rtc-stats.json"
-EVENTS = "events.jsonl"
-HOST = "host.csv"
-# host.csv's columns, in order: what each means is in pipeline.host and docs/evidence.md.
-HOST_COLUMNS = (
-    "t_ns",
-    "window_ms",
-    "customer_send_late_ms",
-    "support_send_late_ms",
-    "customer_recv_gap_ms",
-    "support_recv_gap_ms",
-    "loop_lag_ms",
-    "capture_wait_ms",
-    "loop_thread_wait_ms",
-    "server_wait_ms",
-    "steal_pct",
-    "pressure_pct",
-)
-REPORT = "report.json"
-ENVELOPE = "report.dsse.json"
-SIGNER_KEY = "signer.pub.pem"
-HTML = "report.html"
-#: Files verify writes: not evidence, not hashed.
-DERIVED = frozenset({REPORT, ENVELOPE, SIGNER_KEY, HTML})
-
-TIMING_HEADER = ("frame", "sample", "samples", "t_ns")
-BURSTS_HEADER = ("burst", "freq_hz", "start_sample", "samples")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 IntArray = npt.NDArray[np.int64]
-
-
-def is_derived(name: str) -> bool:
-    """True for a file verify writes itself (report, envelope, key, HTML, plots)."""
-    return name in DERIVED or name.endswith(".png")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,13 +168,13 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
             raise EvidenceError(f"{where} participant {role!r} is not an object")
         _need(info, "tone_hz", (int, float), f"{where} participant {role!r}")
     burst = _need(manifest, "burst", dict, where)
-    for key in ("duration_s", "ramp_s", "amplitude"):
+    for key in BURST_FIELDS:
         _need(burst, key, (int, float), f"{where} burst")
     directions = _need(manifest, "directions", list, where)
     for i, direction in enumerate(directions):
         if not isinstance(direction, dict):
             raise EvidenceError(f"{where} directions[{i}] is not an object")
-        for key in ("from", "to", "wav", "arrivals", "sent", "bursts"):
+        for key in DIRECTION_FIELDS:
             value = _need(direction, key, str, f"{where} directions[{i}]")
             if key not in ("from", "to") and not _PLAIN_NAME.match(value):
                 raise EvidenceError(

@@ -16,27 +16,12 @@ time of a detected onset is found two ways:
   sees frames with event-loop jitter while the SDK yields them at a steady 48 kHz; the fit follows
   the SDK.
 
-Matching. Each detection belongs to the latest burst sent before it arrived. The first one within
-`match_window_ms` is that burst's detection; one arriving later is "late"; another one after the
-burst's end is "repeated"; one inside the burst's extent is a fragment (a gap split the burst; it
-counts as a glitch). Undetected bursts whose window lies outside the receiver's recording (sent
-before it started, or too close to its end) are "outside_recording", the others "lost". A delay
-longer than the burst period makes a late burst look like a repeat of the next: unavoidable
-without burst identities in the audio.
-
-Truncated. A burst heard only from part-way through (an outage or dropout swallowed its start)
-gives a detection whose onset is where the audio resumed: its latency would be the missing part
-too long. Such a burst is "truncated": heard but not timed. It has level and SNR but no latency,
-is not lost, is not in the latency statistics or `bursts_detected` (which counts bursts matched
-and timed), and counts as one glitch (its missing start) plus any inside its heard part, in
-`glitches` and `bursts_with_glitches`. The rule (`_truncated`): the burst's first detection
-(on time or late) arrives at least `TRUNCATED_MS` later than its neighbours' latencies on both
-sides predict (the median latency of the full-length timed bursts among the 3 before it, and
-among the 3 after it), while its end does not: it is short of the scheduled length by at least
-half that lateness. A burst that really arrived late is late at both ends; one whose tail
-was cut (the outage began mid-burst) is short but on time; the second part of a burst split by a
-dropout is a fragment. With no full-length timed burst in the direction there is nothing to
-compare with, and no burst is called truncated.
+Structure. Per direction (`_direction`): read the evidence (`_read_direction`), detect the
+bursts (`dsp.detect_bursts`), time the onsets (`_times`), match detections to scheduled bursts
+(`verify._matching`: detected, late, repeated, fragment, unexpected), classify each burst
+(`verify._classify`: detected, truncated, late, lost, outside_recording, with the rule for
+truncated), then the figures of each burst (`_burst_figures`) and of the direction
+(`_direction_figures`), with glitches (`_glitches`) and gaps (`verify._gaps`).
 """
 
 from __future__ import annotations
@@ -56,7 +41,9 @@ from threadpoolctl import threadpool_limits
 
 import dsp
 from verify import evidence as ev
-from verify._gaps import GAP_BLOCK, OFFSET_SPAN, find_gaps, local_offsets
+from verify._classify import BurstStates, classify, detection_states
+from verify._gaps import GAP_BLOCK, find_gaps
+from verify._matching import Matches, match_detections
 from verify.errors import EvidenceError
 from verify.host import summary as host_summary
 from verify.thresholds import Thresholds
@@ -67,7 +54,6 @@ FIT_CHUNK = 256  # onsets fitted together (bounds the pairwise-slope matrix to ~
 HEADLINE_METHOD = "fit"
 GLITCH_BLOCK = 240  # 5 ms blocks when looking for gaps inside a burst
 GLITCH_RATIO = 0.5  # a block below half the burst's median RMS (-6 dB) is a gap
-TRUNCATED_MS = 20.0  # an onset this much later than its neighbours' may be a truncated burst
 NS_PER_MS = 1e6
 
 FloatArray = npt.NDArray[np.float64]
@@ -156,7 +142,7 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         "events": _event_counts(events),
         "latency_method": HEADLINE_METHOD,
         "thresholds": thresholds.to_dict(),
-        "host": host_summary(host_table, clock_origin(manifest)),
+        "host": host_summary(host_table, clock_origin(manifest), _scheduling(manifest)),
     }
     return Analysis(figures=figures, details=details)
 
@@ -204,6 +190,30 @@ def _empty_timing() -> ev.Timing:
     return ev.Timing(sample=z, samples=z, t_ns=z)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Evidence:
+    """One direction's evidence, cut to what both the WAV and the arrivals cover."""
+
+    samples: npt.NDArray[np.int16]  # what the receiver heard
+    arrivals: ev.Timing
+    sent: ev.Timing
+    schedule: ev.Schedule
+
+
+@dataclasses.dataclass(frozen=True)
+class _Times:
+    """Send and receive times (monotonic ns) of the bursts' onsets and the detections' onsets."""
+
+    sent: FloatArray  # per burst
+    raw: FloatArray  # per detection: the frame's arrival plus the offset
+    fit: FloatArray  # per detection: the line through the neighbouring frames' arrivals
+
+    @property
+    def arrived(self) -> FloatArray:
+        """Per detection, the headline receive time."""
+        return self.fit if HEADLINE_METHOD == "fit" else self.raw
+
+
 def _direction(
     run_dir: Path,
     files: ev.DirectionFiles,
@@ -213,7 +223,50 @@ def _direction(
     missing: list[str],
     complete: bool,
 ) -> tuple[dict[str, Any], DirectionDetail]:
-    # a missing file is an empty one here; the verdict says it is missing
+    """One direction's figures: detect, time, match, classify, then the figures of each burst
+    and of the direction."""
+    evidence = _read_direction(run_dir, files, missing, complete)
+    tone_hz = float(manifest["participants"][files.sender]["tone_hz"])
+    burst_params = manifest["burst"]
+    ref = _reference_onset(
+        tone_hz,
+        float(burst_params["duration_s"]),
+        float(burst_params["ramp_s"]),
+        float(burst_params["amplitude"]),
+    )
+    found = _detect(evidence.samples, tone_hz, burst_params) if evidence.samples.size else []
+    onsets = np.array([b.onset for b in found], dtype=np.float64)
+    times = _times(evidence, ref, onsets)
+    window_ns = thresholds.match_window_ms * NS_PER_MS
+    schedule = evidence.schedule
+    matches = match_detections(times.sent, times.arrived, onsets, schedule.samples, window_ns)
+    bursts = classify(
+        matches,
+        _first_latency_ms(times, matches),
+        np.array([b.duration for b in found], dtype=np.float64),
+        schedule.samples,
+        _outside_recording(evidence.arrivals, times.sent, window_ns),
+        ev.SAMPLE_RATE,
+    )
+    glitches = _burst_glitches(evidence.samples, onsets, bursts, schedule, burst_params)
+    origin = clock_origin(manifest)
+    gaps = _gaps(evidence, tone_hz, burst_params, onsets, bursts, ref, origin)
+    per_burst = _burst_figures(schedule, found, times, matches, bursts, glitches, origin)
+    figures = _direction_figures(
+        files, evidence, tone_hz, ref, found, times, matches, bursts, glitches, gaps, stats
+    )
+    figures["bursts"] = per_burst
+    states = detection_states(matches, bursts)
+    detail = DirectionDetail(label=files.label, wav=files.wav, onsets=onsets, states=states)
+    return figures, detail
+
+
+def _read_direction(
+    run_dir: Path, files: ev.DirectionFiles, missing: list[str], complete: bool
+) -> _Evidence:
+    """The direction's evidence; a missing file reads as an empty one (the verdict says it is
+    missing). A killed writer's WAV and arrivals are cut to the part both cover."""
+
     def get(name: str, read: Any, empty: Any) -> Any:
         return empty if name in missing else read(run_dir / name)
 
@@ -242,130 +295,125 @@ def _direction(
             f"{int(schedule.start_sample[-1] + schedule.samples[-1])} but {files.sent} covers "
             f"{sent.total_samples} samples, expected every listed burst to be sent"
         )
+    return _Evidence(samples=samples, arrivals=arrivals, sent=sent, schedule=schedule)
 
-    origin = clock_origin(manifest)
-    tone_hz = float(manifest["participants"][files.sender]["tone_hz"])
-    burst_params = manifest["burst"]
-    ref = _reference_onset(
-        tone_hz,
-        float(burst_params["duration_s"]),
-        float(burst_params["ramp_s"]),
-        float(burst_params["amplitude"]),
+
+def _times(evidence: _Evidence, ref: float, onsets: FloatArray) -> _Times:
+    """When each burst's onset left (its sample `start_sample + ref`), when each detection's
+    onset arrived (both methods)."""
+    positions = evidence.schedule.start_sample.astype(np.float64) + ref
+    return _Times(
+        sent=_sent_time_ns(evidence.sent, positions),
+        raw=_raw_time_ns(evidence.arrivals, onsets),
+        fit=_fit_time_ns(evidence.arrivals, onsets),
     )
-    found = _detect(samples, tone_hz, burst_params) if samples.size else []
-    onsets = np.array([b.onset for b in found], dtype=np.float64)
 
-    t_tx = _sent_time_ns(sent, schedule.start_sample.astype(np.float64) + ref)
-    t_rx_raw = _raw_time_ns(arrivals, onsets)
-    t_rx_fit = _fit_time_ns(arrivals, onsets)
-    t_rx = t_rx_fit if HEADLINE_METHOD == "fit" else t_rx_raw
 
-    window_ns = thresholds.match_window_ms * NS_PER_MS
-    n_bursts = len(schedule)
-    matched = np.full(n_bursts, -1, dtype=np.int64)  # detection index per burst
-    late = np.full(n_bursts, -1, dtype=np.int64)
-    states: list[str] = []
-    repeated = fragments = unexpected = 0
-    for k in range(len(onsets)):
-        i = int(np.searchsorted(t_tx, t_rx[k], "right")) - 1
-        if i < 0:
-            states.append("unexpected")
-            unexpected += 1
-            continue
-        if matched[i] >= 0:
-            if onsets[k] < onsets[matched[i]] + schedule.samples[i]:
-                states.append("fragment")  # a gap split the burst: counted as a glitch
-                fragments += 1
-            else:
-                states.append("repeated")
-                repeated += 1
-        elif t_rx[k] - t_tx[i] > window_ns:
-            if late[i] < 0:
-                late[i] = k
-            states.append("late")
-        else:
-            matched[i] = k
-            states.append("detected")
+def _outside_recording(
+    arrivals: ev.Timing, sent_ns: FloatArray, window_ns: float
+) -> npt.NDArray[np.bool_]:
+    """Per burst, whether its matching window lies outside the receiver's recording."""
+    if not len(arrivals):
+        return np.ones(sent_ns.size, dtype=bool)
+    first_t, last_t = int(arrivals.t_ns[0]), int(arrivals.t_ns[-1])
+    return np.asarray((sent_ns < first_t) | (sent_ns + window_ns > last_t), dtype=bool)
 
-    first = np.where(matched >= 0, matched, late)  # each burst's first detection, or -1
-    heard_any = first >= 0
-    latency = np.full(n_bursts, np.nan)  # ms, of each burst's first detection
-    latency[heard_any] = (t_rx[first[heard_any]] - t_tx[heard_any]) / NS_PER_MS
-    length = schedule.samples.astype(np.float64)  # samples heard: the schedule's, or fewer
-    durations = np.array([b.duration for b in found], dtype=np.float64)
-    length[heard_any] = np.minimum(length[heard_any], durations[first[heard_any]])
-    shortfall = (schedule.samples - length) * (1000.0 / ev.SAMPLE_RATE)
-    truncated = _truncated(latency, shortfall, matched >= 0)
-    for k in first[truncated]:
-        states[int(k)] = "truncated"
-    on_time = (matched >= 0) & ~truncated
-    is_late = (~on_time) & (late >= 0) & ~truncated
-    outside = np.zeros(n_bursts, dtype=bool)
-    if len(arrivals):
-        first_t, last_t = int(arrivals.t_ns[0]), int(arrivals.t_ns[-1])
-        outside = (t_tx < first_t) | (t_tx + window_ns > last_t)
-    elif n_bursts:
-        outside[:] = True
-    outside &= ~on_time & ~is_late & ~truncated
-    lost = ~on_time & ~is_late & ~outside & ~truncated
 
-    idx = matched[on_time]
-    lat_fit = (t_rx_fit[idx] - t_tx[on_time]) / NS_PER_MS
-    lat_raw = (t_rx_raw[idx] - t_tx[on_time]) / NS_PER_MS
-    heard_bursts = on_time | truncated
-    heard_idx = first[heard_bursts]
+def _first_latency_ms(times: _Times, matches: Matches) -> FloatArray:
+    """Per burst, the latency in ms of its first detection (on time or late); NaN: none."""
+    first = matches.first
+    out = np.full(first.size, np.nan)
+    heard = first >= 0
+    out[heard] = (times.arrived[first[heard]] - times.sent[heard]) / NS_PER_MS
+    return out
+
+
+def _timed_latency_ms(times: _Times, matches: Matches, bursts: BurstStates) -> FloatArray:
+    """Per burst, the (fit, raw) latency in ms of a detected burst; NaN for the others."""
+    out = np.full((2, bursts.detected.size), np.nan)
+    idx = matches.on_time[bursts.detected]
+    for row, arrived in enumerate((times.fit, times.raw)):
+        out[row, bursts.detected] = (arrived[idx] - times.sent[bursts.detected]) / NS_PER_MS
+    return out
+
+
+def _burst_glitches(
+    samples: npt.NDArray[np.int16],
+    onsets: FloatArray,
+    bursts: BurstStates,
+    schedule: ev.Schedule,
+    burst_params: dict[str, Any],
+) -> npt.NDArray[np.int64]:
+    """Per heard burst (in burst order), its glitches (see `_glitches`)."""
+    heard = bursts.heard
     # a truncated burst's glitches are looked for in the part it was heard, not past its end
-    lengths = np.where(truncated, np.floor(length), schedule.samples).astype(np.int64)
-    glitches = _glitches(
-        samples, onsets[heard_idx], lengths[heard_bursts], burst_params, truncated[heard_bursts]
-    )
-    gaps = _gaps(
+    lengths = np.where(bursts.truncated, np.floor(bursts.heard_samples), schedule.samples)
+    return _glitches(
         samples,
-        tone_hz,
-        schedule,
-        sent,
-        manifest,
-        origin,
-        onsets,
-        np.where(on_time, matched, -1),
-        ref,
-        ~outside & ~is_late,
+        onsets[bursts.first[heard]],
+        lengths.astype(np.int64)[heard],
+        burst_params,
+        bursts.truncated[heard],
     )
-    gap_ms = [g["duration_ms"] for g in gaps]
 
-    per_burst = []
-    j = h = 0
-    for i in range(n_bursts):
+
+def _burst_figures(
+    schedule: ev.Schedule,
+    found: list[dsp.Burst],
+    times: _Times,
+    matches: Matches,
+    bursts: BurstStates,
+    glitches: npt.NDArray[np.int64],
+    origin: int,
+) -> list[dict[str, Any]]:
+    """One report entry per scheduled burst: state, send time, and what was measured of it."""
+    lat_fit, lat_raw = _timed_latency_ms(times, matches, bursts)
+    glitches_of = dict(zip(np.flatnonzero(bursts.heard).tolist(), glitches.tolist(), strict=True))
+    entries = []
+    for i in range(len(schedule)):
         # when its onset left the sender, on the run's clock (the host's stalls are on it too)
         entry: dict[str, Any] = {
             "burst": int(schedule.burst[i]),
-            "sent_s": _r((t_tx[i] - origin) / 1e9, 6),
+            "sent_s": _r((times.sent[i] - origin) / 1e9, 6),
+            "state": bursts.name(i),
         }
-        if heard_bursts[i]:
-            d = found[int(first[i])]
-            entry.update(state="truncated" if truncated[i] else "detected")
-            entry.update(onset_sample=_r(float(d.onset), 3))
-            if on_time[i]:
-                entry.update(
-                    latency_ms=_r(float(lat_fit[j]), 4), latency_raw_ms=_r(float(lat_raw[j]), 4)
-                )
-                j += 1
-            entry.update(
-                level_dbfs=_r(float(d.level_dbfs), 3),
-                snr_db=_r(float(d.snr_db), 3),
-                glitches=int(glitches[h]),
-            )
-            h += 1
-        else:
-            entry["state"] = "late" if is_late[i] else "outside_recording" if outside[i] else "lost"
-            if is_late[i]:
-                entry["latency_ms"] = _r(float((t_rx[late[i]] - t_tx[i]) / NS_PER_MS), 4)
-        per_burst.append(entry)
+        if bursts.heard[i]:
+            d = found[int(bursts.first[i])]
+            entry["onset_sample"] = _r(float(d.onset), 3)
+            if bursts.detected[i]:
+                entry["latency_ms"] = _r(float(lat_fit[i]), 4)
+                entry["latency_raw_ms"] = _r(float(lat_raw[i]), 4)
+            entry["level_dbfs"] = _r(float(d.level_dbfs), 3)
+            entry["snr_db"] = _r(float(d.snr_db), 3)
+            entry["glitches"] = glitches_of[i]
+        elif bursts.late[i]:
+            late_ns = times.arrived[matches.late[i]] - times.sent[i]
+            entry["latency_ms"] = _r(float(late_ns / NS_PER_MS), 4)
+        entries.append(entry)
+    return entries
 
-    heard = [found[int(k)] for k in heard_idx]
+
+def _direction_figures(
+    files: ev.DirectionFiles,
+    evidence: _Evidence,
+    tone_hz: float,
+    ref: float,
+    found: list[dsp.Burst],
+    times: _Times,
+    matches: Matches,
+    bursts: BurstStates,
+    glitches: npt.NDArray[np.int64],
+    gaps: list[dict[str, Any]],
+    stats: dict[str, Any],
+) -> dict[str, Any]:
+    """The direction's figures (without its per-burst entries)."""
+    arrivals, sent = evidence.arrivals, evidence.sent
+    lat_fit, lat_raw = _timed_latency_ms(times, matches, bursts)
+    heard = [found[int(k)] for k in bursts.first[bursts.heard]]
+    gap_ms = [g["duration_ms"] for g in gaps]
     frames_sent = len(sent)
     interval = np.diff(arrivals.t_ns) / NS_PER_MS if len(arrivals) > 1 else np.zeros(0)
-    figures: dict[str, Any] = {
+    return {
         "from": files.sender,
         "to": files.receiver,
         "files": {
@@ -379,37 +427,34 @@ def _direction(
         "frames_received_share": _r(len(arrivals) / frames_sent, 6) if frames_sent else None,
         "bytes_sent": 2 * sent.total_samples,
         "bytes_received": 2 * arrivals.total_samples,
-        "samples_received": int(samples.size),
+        "samples_received": int(evidence.samples.size),
         "tone_expected_hz": tone_hz,
         "tone_hz": _median([b.freq_hz for b in heard], 3),
         "level_dbfs": _median([b.level_dbfs for b in heard], 3),
         "snr_db": _median([b.snr_db for b in heard], 3),
-        "bursts_sent": n_bursts,
-        "bursts_detected": int(on_time.sum()),
-        "bursts_truncated": int(truncated.sum()),
-        "bursts_lost": int(lost.sum()),
-        "bursts_late": int(is_late.sum()),
-        "bursts_repeated": repeated,
-        "bursts_outside_recording": int(outside.sum()),
-        "detections_unexpected": unexpected,
-        "glitches": int(glitches.sum()) + fragments,
+        "bursts_sent": len(evidence.schedule),
+        "bursts_detected": int(bursts.detected.sum()),
+        "bursts_truncated": int(bursts.truncated.sum()),
+        "bursts_lost": int(bursts.lost.sum()),
+        "bursts_late": int(bursts.late.sum()),
+        "bursts_repeated": matches.repeated,
+        "bursts_outside_recording": int(bursts.outside.sum()),
+        "detections_unexpected": matches.unexpected,
+        "glitches": int(glitches.sum()) + matches.fragments,
         "bursts_with_glitches": int((glitches > 0).sum()),
         "gaps": gaps,
         "gap_total_ms": _r(sum(gap_ms), 3) if gap_ms else 0.0,
         "gap_max_ms": max(gap_ms) if gap_ms else 0.0,
         "onset_reference_samples": _r(ref, 4),
-        "latency_ms": {**_stats(lat_fit), "method": "fit"},
-        "latency_raw_ms": {**_stats(lat_raw), "method": "raw"},
+        "latency_ms": {**_stats(lat_fit[bursts.detected]), "method": "fit"},
+        "latency_raw_ms": {**_stats(lat_raw[bursts.detected]), "method": "raw"},
         "arrival_interval_ms": {
             "median": _r(float(np.median(interval)), 4) if interval.size else None,
             "p99": _r(float(np.percentile(interval, 99)), 4) if interval.size else None,
             "max": _r(float(interval.max()), 4) if interval.size else None,
         },
         "rtc": _rtc(stats, files.receiver, files.sender),
-        "bursts": per_burst,
     }
-    detail = DirectionDetail(label=files.label, wav=files.wav, onsets=onsets, states=states)
-    return figures, detail
 
 
 def _r(value: float, digits: int) -> float | None:
@@ -519,41 +564,6 @@ def _fit_time_ns(arrivals: ev.Timing, onsets: FloatArray) -> FloatArray:
     return out
 
 
-def _truncated(
-    latency_ms: FloatArray, shortfall_ms: FloatArray, on_time: npt.NDArray[np.bool_]
-) -> npt.NDArray[np.bool_]:
-    """Per burst, whether its first detection started part-way through it (module docstring).
-
-    `latency_ms`: of each burst's first detection (NaN: none); `shortfall_ms`: how much shorter
-    than scheduled that detection is; `on_time`: matched within the window.
-
-    Why this rule: the ramp does not tell on real recordings. The receiver's jitter buffer
-    reshapes onsets (a stream's first burst, time-stretching near an onset), so a ramp-shape
-    test flagged true starts, and a stream resuming after an outage fades in over ~20 ms rather
-    than starting abruptly. A resumed burst was late by its missing part within a few ms in
-    every case seen. Late against the neighbours on both sides, because the jitter buffer can
-    shrink inside one burst (seen: 12 ms): such a burst is short and on time for the bursts
-    after it, but its onset is on time for the bursts before it.
-    """
-    # Full-length timed bursts are the reference: none of them can be flagged (a flagged burst
-    # is at least TRUNCATED_MS / 2 short), so the reference does not depend on the outcome.
-    reference = np.where(on_time & (shortfall_ms < TRUNCATED_MS / 2), latency_ms, np.nan)
-    excess = latency_ms - _expected_latency(reference)  # NaN where nothing to compare with
-    return np.asarray((excess >= TRUNCATED_MS) & (shortfall_ms >= excess / 2), dtype=bool)
-
-
-def _expected_latency(reference: FloatArray) -> FloatArray:
-    """Per burst, the larger of the median reference latency (NaN: none) of the `OFFSET_SPAN`
-    bursts before it and of those after it; with neither, the nearest reference (or NaN)."""
-    out = local_offsets(reference)
-    for i in range(reference.size):
-        sides = [reference[max(0, i - OFFSET_SPAN) : i], reference[i + 1 : i + 1 + OFFSET_SPAN]]
-        medians = [float(np.median(v[np.isfinite(v)])) for v in sides if np.isfinite(v).any()]
-        if medians:
-            out[i] = max(medians)
-    return out
-
-
 def _glitches(
     samples: npt.NDArray[np.int16],
     onsets: FloatArray,
@@ -584,39 +594,40 @@ def _glitches(
 
 
 def _gaps(
-    samples: npt.NDArray[np.int16],
+    evidence: _Evidence,
     tone_hz: float,
-    schedule: ev.Schedule,
-    sent: ev.Timing,
-    manifest: dict[str, Any],
-    origin: int,
+    burst_params: dict[str, Any],
     onsets: FloatArray,
-    matched: npt.NDArray[np.int64],
+    bursts: BurstStates,
     ref: float,
-    usable: npt.NDArray[np.bool_],
+    origin: int,
 ) -> list[dict[str, Any]]:
-    """The direction's gaps as report entries: start on the run's clock, length, bursts."""
-    on_time = matched >= 0
+    """The direction's gaps as report entries: start on the run's clock, length, bursts.
+
+    Detected bursts place the sender's stream in the receiver's; late bursts and those outside
+    the recording are not examined (`verify._gaps`).
+    """
+    schedule = evidence.schedule
+    detected = bursts.detected
     starts = schedule.start_sample.astype(np.int64)
     offsets = np.full(len(schedule), np.nan)
-    offsets[on_time] = onsets[matched[on_time]] - (starts[on_time] + ref)
-    burst = manifest["burst"]
+    offsets[detected] = onsets[bursts.first[detected]] - (starts[detected] + ref)
     found = find_gaps(
-        samples,
+        evidence.samples,
         tone_hz,
         ev.SAMPLE_RATE,
         ids=schedule.burst.astype(np.int64),
         starts=starts,
         lengths=schedule.samples.astype(np.int64),
         offsets=offsets,
-        usable=usable,
-        detected=on_time,
-        ramp_samples=math.ceil(float(burst["ramp_s"]) * ev.SAMPLE_RATE) + GAP_BLOCK,
-        fallback_amplitude=float(burst["amplitude"]) * 32767.0,
+        usable=~bursts.outside & ~bursts.late,
+        detected=detected,
+        ramp_samples=math.ceil(float(burst_params["ramp_s"]) * ev.SAMPLE_RATE) + GAP_BLOCK,
+        fallback_amplitude=float(burst_params["amplitude"]) * 32767.0,
     )
     if not found:
         return []
-    t_ns = _sent_time_ns(sent, np.array([g.start_sample for g in found]))
+    t_ns = _sent_time_ns(evidence.sent, np.array([g.start_sample for g in found]))
     return [
         {
             "start_s": _r((float(t) - origin) / 1e9, 6),
@@ -625,6 +636,16 @@ def _gaps(
         }
         for g, t in zip(found, t_ns, strict=True)
     ]
+
+
+def _scheduling(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """How the capture process was scheduled while it talked (`pipeline.realtime`), if known."""
+    value = manifest.get("realtime")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise EvidenceError(f"{ev.MANIFEST} field 'realtime' is {value!r}, expected an object")
+    return value
 
 
 def clock_origin(manifest: dict[str, Any]) -> int:

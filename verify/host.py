@@ -127,10 +127,15 @@ def stalls(host: HostTable, origin_ns: int) -> list[Stall]:
     return found
 
 
-def summary(host: HostTable | None, origin_ns: int) -> dict[str, Any]:
-    """The report's `host` block: per figure its worst window, p99 and when; every stall."""
+def summary(
+    host: HostTable | None, origin_ns: int, scheduling: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The report's `host` block: per figure its worst window, p99 and when; every stall; and
+    how the capture process was scheduled while it talked (the manifest's `realtime`, written
+    by `pipeline.realtime`: SCHED_FIFO, or normal and why), None when not recorded."""
     if host is None:
-        return {"available": False, "windows": 0, "bounds": BOUNDS, "figures": {}, "stalls": []}
+        return {"available": False, "windows": 0, "bounds": BOUNDS, "figures": {}, "stalls": [],
+                "scheduling": scheduling}  # fmt: skip
     at = (host.t_ns - origin_ns) / 1e9
     figures: dict[str, Any] = {}
     for name in FIGURES:
@@ -152,6 +157,7 @@ def summary(host: HostTable | None, origin_ns: int) -> dict[str, Any]:
         "bounds": BOUNDS,
         "figures": figures,
         "stalls": [s.to_dict() for s in found],
+        "scheduling": scheduling,
     }
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import verify
+from benchmarks import _synth as synth
 from benchmarks import impairment
 from tests.conftest import scaled
-from tests.verify import synth
 
 TO_SUPPORT = "support-from-customer"
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import dsp
+from benchmarks._opus import opus_round_trip
 
-from ._opus import opus_round_trip
 from ._signals import RATE, recording
 
 # libopus at 48 kHz delays by 312 samples (6.5 ms); its phase response moves the tone's carrier

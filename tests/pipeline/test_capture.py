@@ -15,7 +15,7 @@ import numpy as np
 import dsp
 from pipeline import Outcome, capture
 from pipeline.config import Config, from_dict
-from pipeline.run import SETTLE_S, StartGate
+from pipeline.gate import SETTLE_S, StartGate
 from tests.conftest import scaled
 from tests.pipeline.conftest import LiveServer
 

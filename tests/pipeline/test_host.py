@@ -84,6 +84,9 @@ async def test_a_stalled_sender_makes_the_run_inconclusive(tmp_path: Path) -> No
         "send_stall": {"role": "support", "at_s": 4.0, "duration_s": 0.5}
     }
     assert verify.check(run)[0].status == "inconclusive"
+    scheduling = report["host"]["scheduling"]  # how the talk was scheduled, said in the report
+    assert scheduling == manifest["realtime"]
+    assert scheduling["policy"] == "fifo" or scheduling["reason"]
 
 
 async def test_a_network_outage_stays_a_fail(tmp_path: Path) -> None:

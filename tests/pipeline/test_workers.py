@@ -10,7 +10,7 @@ import time
 import wave
 from pathlib import Path
 
-from pipeline.run import SETTLE_S
+from pipeline.gate import SETTLE_S
 from tests.conftest import scaled
 from tests.pipeline.conftest import free_port, start_cli, wait_talking, write_config
 

@@ -10,7 +10,7 @@ from livekit import api, rtc
 
 import sfu
 from tests.conftest import scaled
-from tests.sfu._clients import API_KEY, API_SECRET, ToneSender, joined, token, until
+from tests.sfu._clients import API_KEY, API_SECRET, Listener, ToneSender, joined, token, until
 
 
 def http_url(server: sfu.Server) -> str:
@@ -177,3 +177,172 @@ async def test_http_endpoints_and_cors(server: sfu.Server) -> None:
             assert r.headers["Access-Control-Allow-Origin"] == origin["Origin"]
             assert "POST" in r.headers["Access-Control-Allow-Methods"]
             assert "authorization" in r.headers["Access-Control-Allow-Headers"].lower()
+
+
+async def test_update_room_metadata_reaches_every_participant(server: sfu.Server) -> None:
+    """UpdateRoomMetadata changes the room and every participant gets room_metadata_changed."""
+    async with (
+        api.LiveKitAPI(server.url, API_KEY, API_SECRET) as lk,
+        joined(server.url, "a", "roommeta") as a,
+        joined(server.url, "b", "roommeta") as b,
+    ):
+        seen: dict[str, str] = {}
+        for r, who in ((a, "a"), (b, "b")):
+            r.on("room_metadata_changed", lambda old, new, who=who: seen.__setitem__(who, new))
+        room = await lk.room.update_room_metadata(
+            api.UpdateRoomMetadataRequest(room="roommeta", metadata="topic: billing")
+        )
+        assert room.metadata == "topic: billing"
+        await until(lambda: len(seen) == 2, 10)
+        assert seen == {"a": "topic: billing", "b": "topic: billing"}
+        assert a.metadata == "topic: billing"
+        with pytest.raises(api.twirp_client.TwirpError) as missing:
+            await lk.room.update_room_metadata(
+                api.UpdateRoomMetadataRequest(room="nowhere", metadata="x")
+            )
+        assert missing.value.code == "not_found"
+
+
+async def test_update_participant_metadata_and_permission(server: sfu.Server) -> None:
+    """UpdateParticipant changes name, metadata and attributes; a revoked canSubscribe stops
+    the audio, restored it comes back."""
+    async with (
+        api.LiveKitAPI(server.url, API_KEY, API_SECRET) as lk,
+        joined(server.url, "talker", "upd") as talker,
+        joined(server.url, "listener", "upd") as listener,
+        Listener(listener, "talker") as hears,
+        ToneSender(talker, 440.0),
+    ):
+        await until(lambda: hears.first_tone_frame(440.0) is not None, 10)
+        seen: dict[str, object] = {}
+        talker.on("participant_attributes_changed", lambda ch, p: seen.update(attrs=p.attributes))
+        info = await lk.room.update_participant(
+            api.UpdateParticipantRequest(
+                room="upd",
+                identity="listener",
+                name="Listener",
+                metadata="m",
+                attributes={"seat": "3"},
+            )
+        )
+        assert (info.name, info.metadata, dict(info.attributes)) == ("Listener", "m", {"seat": "3"})
+        await until(lambda: "attrs" in seen, 10)
+        remote = talker.remote_participants["listener"]
+        assert (remote.name, remote.metadata, seen["attrs"]) == ("Listener", "m", {"seat": "3"})
+
+        def permission(can_subscribe: bool) -> api.ParticipantPermission:
+            return api.ParticipantPermission(
+                can_subscribe=can_subscribe, can_publish=True, can_publish_data=True
+            )
+
+        await lk.room.update_participant(
+            api.UpdateParticipantRequest(
+                room="upd", identity="listener", permission=permission(False)
+            )
+        )
+        conn = server.connection("upd", "listener")
+        assert conn is not None
+        assert not conn.subscriptions
+        hears.subscribed.clear()
+        hears.frames.clear()
+        await lk.room.update_participant(
+            api.UpdateParticipantRequest(
+                room="upd", identity="listener", permission=permission(True)
+            )
+        )
+        async with asyncio.timeout(scaled(10)):
+            await hears.subscribed.wait()
+        await until(lambda: hears.first_tone_frame(440.0) is not None, 10)
+        with pytest.raises(api.twirp_client.TwirpError) as too_long:
+            await lk.room.update_participant(
+                api.UpdateParticipantRequest(room="upd", identity="listener", name="x" * 300)
+            )
+        assert too_long.value.code == "invalid_argument"
+
+
+async def test_update_subscriptions_from_the_api(server: sfu.Server) -> None:
+    """UpdateSubscriptions stops a participant's copy of a track, and brings it back."""
+    async with (
+        api.LiveKitAPI(server.url, API_KEY, API_SECRET) as lk,
+        joined(server.url, "talker", "subs") as talker,
+        joined(server.url, "listener", "subs") as listener,
+        Listener(listener, "talker") as hears,
+        ToneSender(talker, 440.0),
+    ):
+        await until(lambda: hears.first_tone_frame(440.0) is not None, 10)
+        (track_sid,) = server.rooms["subs"].participants["talker"].tracks
+        request = api.UpdateSubscriptionsRequest(
+            room="subs", identity="listener", track_sids=[track_sid], subscribe=False
+        )
+        await lk.room.update_subscriptions(request)
+        conn = server.connection("subs", "listener")
+        assert conn is not None
+        assert not conn.subscriptions
+        await asyncio.sleep(0.5)
+        hears.subscribed.clear()
+        hears.frames.clear()
+        await asyncio.sleep(0.5)
+        assert hears.first_tone_frame(440.0) is None  # the tone has stopped
+        request.subscribe = True
+        await lk.room.update_subscriptions(request)
+        async with asyncio.timeout(scaled(10)):
+            await hears.subscribed.wait()
+        await until(lambda: hears.first_tone_frame(440.0) is not None, 10)
+
+
+async def test_send_data_from_the_api(server: sfu.Server) -> None:
+    """SendData reaches the participants it names, with its topic, from no participant."""
+    async with (
+        api.LiveKitAPI(server.url, API_KEY, API_SECRET) as lk,
+        joined(server.url, "a", "apidata") as a,
+        joined(server.url, "b", "apidata") as b,
+    ):
+        heard_a: list[rtc.DataPacket] = []
+        heard_b: list[rtc.DataPacket] = []
+        a.on("data_received", heard_a.append)
+        b.on("data_received", heard_b.append)
+        # The subscriber data channels open shortly after connect(): send until one arrives.
+        async with asyncio.timeout(scaled(15)):
+            while not heard_b:
+                await lk.room.send_data(
+                    api.SendDataRequest(
+                        room="apidata",
+                        data=b"for b",
+                        kind=api.DataPacket.Kind.RELIABLE,
+                        destination_identities=["b"],
+                        topic="news",
+                    )
+                )
+                await asyncio.sleep(0.2)
+        assert heard_b[0].data == b"for b"
+        assert heard_b[0].topic == "news"
+        assert heard_b[0].participant is None
+        await lk.room.send_data(
+            api.SendDataRequest(room="apidata", data=b"all", kind=api.DataPacket.Kind.RELIABLE)
+        )
+        await until(lambda: any(p.data == b"all" for p in heard_a), 10)
+        assert all(p.data != b"for b" for p in heard_a)
+    # livekit.api always sets a 16-byte nonce; another client may not.
+    headers = {
+        "Authorization": f"Bearer {api_token(room_admin=True, room='apidata')}",
+        "Content-Type": "application/json",
+    }
+    body = b'{"room": "apidata", "data": "eA==", "nonce": "MTIz"}'
+    async with aiohttp.ClientSession() as http:
+        url = f"{http_url(server)}/twirp/livekit.RoomService/SendData"
+        async with http.post(url, data=body, headers=headers) as r:
+            assert r.status == 400
+            assert (await r.json())["code"] == "invalid_argument"
+
+
+async def test_move_and_forward_are_unimplemented(server: sfu.Server) -> None:
+    """ForwardParticipant and MoveParticipant answer unimplemented, as livekit-server OSS."""
+    async with (
+        api.LiveKitAPI(server.url, API_KEY, API_SECRET) as lk,
+        joined(server.url, "a", "stay"),
+    ):
+        with pytest.raises(api.twirp_client.TwirpError) as moved:
+            await lk.room.move_participant(
+                api.MoveParticipantRequest(room="stay", identity="a", destination_room="elsewhere")
+            )
+        assert moved.value.code == "unimplemented"

@@ -113,7 +113,9 @@ def test_offer_answer_trickle_and_leave_become_actions() -> None:
     assert trickle == [
         sig.AddCandidate(sig.SUBSCRIBER, "candidate:1 1 udp 1 192.0.2.2 5000 typ host", "0", 0)
     ]
-    assert s.handle(rtc.SignalRequest(leave=rtc.LeaveRequest())) == [sig.Leave("client left")]
+    assert s.handle(rtc.SignalRequest(leave=rtc.LeaveRequest())) == [
+        sig.Leave(models.DisconnectReason.CLIENT_INITIATED)
+    ]
 
 
 def test_mute_of_a_published_track_is_announced_once() -> None:
@@ -149,9 +151,9 @@ def test_malformed_frames_raise_protocol_error(frame: bytes | str, reason: str) 
 
 
 def test_ignored_requests_produce_nothing() -> None:
-    """Requests the server does not need (subscription, sync_state...) are accepted silently."""
+    """Requests the server does not need (sync_state...) are accepted silently."""
     s = session()
-    assert s.handle(rtc.SignalRequest(subscription=rtc.UpdateSubscription())) == []
+    assert s.handle(rtc.SignalRequest(sync_state=rtc.SyncState())) == []
     assert s.receive(b"") == []
 
 
@@ -178,3 +180,107 @@ def test_server_messages() -> None:
     assert leave.action == rtc.LeaveRequest.Action.DISCONNECT
     assert sig.answer("x", 7).answer.id == 7
     assert sig.track_subscribed("TR_a").track_subscribed.track_sid == "TR_a"
+
+
+def metadata_request(**fields: object) -> rtc.SignalRequest:
+    return rtc.SignalRequest(update_metadata=rtc.UpdateParticipantMetadata(**fields))  # type: ignore[arg-type]
+
+
+def test_update_metadata_needs_the_can_update_own_metadata_grant() -> None:
+    """Without canUpdateOwnMetadata the update is refused with NOT_ALLOWED and nothing changes."""
+    s = session()
+    (send,) = s.handle(metadata_request(metadata="m", request_id=7))
+    assert isinstance(send, sig.Send)
+    answer = send.response.request_response
+    assert (answer.request_id, answer.reason) == (7, rtc.RequestResponse.Reason.NOT_ALLOWED)
+    assert answer.update_metadata.metadata == "m"
+    assert s.participant.metadata == ""
+
+
+def test_update_metadata_applies_merges_and_announces() -> None:
+    """Name, metadata and attributes change, an empty attribute deletes; answered with OK."""
+    s = session()
+    s.participant.can_update_metadata = True
+    s.participant.attributes = {"keep": "1", "drop": "2"}
+    actions = s.handle(
+        metadata_request(
+            name="New", metadata="m", attributes={"drop": "", "add": "3"}, request_id=9
+        )
+    )
+    assert isinstance(actions[0], sig.Announce)
+    assert isinstance(actions[1], sig.Send)
+    answer = actions[1].response.request_response
+    assert (answer.request_id, answer.reason) == (9, rtc.RequestResponse.Reason.OK)
+    p = s.participant
+    assert (p.name, p.metadata, p.attributes) == ("New", "m", {"keep": "1", "add": "3"})
+    info = p.info()
+    assert dict(info.attributes) == {"keep": "1", "add": "3"}
+    assert info.permission.can_update_metadata
+    # The same update again changes nothing: answered, not announced.
+    again = s.handle(metadata_request(name="New", request_id=10))
+    assert [type(a) for a in again] == [sig.Send]
+
+
+def test_update_metadata_over_the_limits_is_refused() -> None:
+    """A name over 256 bytes gets LIMIT_EXCEEDED, as livekit-server's default limits."""
+    s = session()
+    s.participant.can_update_metadata = True
+    (send,) = s.handle(metadata_request(name="x" * 257, request_id=1))
+    assert isinstance(send, sig.Send)
+    answer = send.response.request_response
+    assert answer.reason == rtc.RequestResponse.Reason.LIMIT_EXCEEDED
+    assert answer.message == "exceeds name length limit"
+    assert s.participant.name == ""
+
+
+def test_leave_and_lost_connection_reasons() -> None:
+    """leave keeps the reasons a client may give; a lost connection depends on the media."""
+    s = session()
+    user_left = rtc.LeaveRequest(reason=models.DisconnectReason.USER_UNAVAILABLE)
+    assert s.handle(rtc.SignalRequest(leave=user_left)) == [
+        sig.Leave(models.DisconnectReason.USER_UNAVAILABLE)
+    ]
+    odd = rtc.LeaveRequest(reason=models.DisconnectReason.ROOM_DELETED)
+    assert s.handle(rtc.SignalRequest(leave=odd)) == [
+        sig.Leave(models.DisconnectReason.CLIENT_INITIATED)
+    ]
+    assert sig.lost_reason(media_connected=False) == models.DisconnectReason.SIGNAL_CLOSE
+    assert sig.lost_reason(media_connected=True) == models.DisconnectReason.CONNECTION_TIMEOUT
+
+
+def test_subscription_choices_override_auto_subscribe() -> None:
+    """auto_subscribe is the default; subscription requests choose per track."""
+    room = Room(name="r")
+    me = Participant(identity="me")
+    s = sig.Session(room, me, auto_subscribe=False, clock=FakeClock())
+    assert not s.wants("TR_a")
+    sub = rtc.UpdateSubscription(
+        track_sids=["TR_a"],
+        subscribe=True,
+        participant_tracks=[models.ParticipantTracks(participant_sid="PA_x", track_sids=["TR_b"])],
+    )
+    assert s.handle(rtc.SignalRequest(subscription=sub)) == [sig.Resubscribe()]
+    assert s.wants("TR_a") and s.wants("TR_b") and not s.wants("TR_c")
+    off = rtc.UpdateSubscription(track_sids=["TR_a"], subscribe=False)
+    s.handle(rtc.SignalRequest(subscription=off))
+    assert not s.wants("TR_a")
+
+
+def test_subscription_permission_of_a_publisher() -> None:
+    """A publisher's permission lets listed participants in, by identity or sid."""
+    s = session()
+    friend, stranger = Participant(identity="friend"), Participant(identity="stranger")
+    assert s.participant.allows(stranger, "TR_a")
+    permission = rtc.SubscriptionPermission(
+        all_participants=False,
+        track_permissions=[
+            rtc.TrackPermission(participant_identity="friend", track_sids=["TR_a"]),
+            rtc.TrackPermission(participant_sid=stranger.sid, all_tracks=True),
+        ],
+    )
+    actions = s.handle(rtc.SignalRequest(subscription_permission=permission))
+    assert actions == [sig.Resubscribe(room=True)]
+    assert s.participant.allows(friend, "TR_a")
+    assert not s.participant.allows(friend, "TR_b")
+    assert s.participant.allows(stranger, "TR_b")
+    assert not s.participant.allows(Participant(identity="other"), "TR_a")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import verify
-from tests.verify import synth
+from benchmarks import _synth as synth
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import verify
-from tests.verify import synth
+from benchmarks import _synth as synth
 from verify import signing
 
 

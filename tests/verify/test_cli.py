@@ -12,8 +12,8 @@ from xml.etree import ElementTree as ET
 import pytest
 
 import verify
+from benchmarks import _synth as synth
 from tests.conftest import scaled
-from tests.verify import synth
 from verify import signing
 from verify.__main__ import main
 

@@ -1,6 +1,6 @@
 """Figures against known truth: synthesised runs with injected delay, loss, repeats, lateness.
 
-The truth comes from how the run was made (tests/verify/synth.py); frame and byte counts are also
+The truth comes from how the run was made (benchmarks/_synth.py); frame and byte counts are also
 recomputed here with the csv module and plain numpy, independently of verify's readers.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import verify
-from tests.verify import synth
+from benchmarks import _synth as synth
 from verify.report import report_schema
 
 MakeRun = Callable[..., Path]

@@ -1,7 +1,7 @@
 """Gaps against known truth: stretches of the sender's stream cut out of what the receiver heard.
 
 The synthesised sender clock is T0 + sample / 48 kHz, so a cut starting at sender time S must be
-reported at `start_s` S; its length is the cut's length (tests/verify/synth.py).
+reported at `start_s` S; its length is the cut's length (benchmarks/_synth.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 import verify
-from tests.verify import synth
+from benchmarks import _synth as synth
 from verify.report import report_schema
 
 MakeRun = Callable[..., Path]

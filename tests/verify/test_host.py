@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import verify
-from tests.verify import synth
+from benchmarks import _synth as synth
 from verify import evidence as ev
 from verify.host import (
     Failure,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import verify
-from tests.verify import synth
+from benchmarks import _synth as synth
 from verify.check import report_schema, shape_errors
 
 Edit = Callable[[dict[str, Any]], None]

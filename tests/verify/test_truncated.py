@@ -1,6 +1,6 @@
 """Bursts heard only from part-way through: "truncated", heard but not timed.
 
-Synthesised runs (tests/verify/synth.py) cut a stretch out of what the receiver heard: silence,
+Synthesised runs (benchmarks/_synth.py) cut a stretch out of what the receiver heard: silence,
 then the rest of the burst abruptly. The look-alikes keep their latency: a tail cut (the onset is
 right, the burst short), a dropout inside a burst (the first part timed, the second a fragment),
 and a burst that really arrived later (late at both ends).
@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 
 import verify
-from tests.verify import synth
+from benchmarks import _synth as synth
 from verify.figures import analyse_run
 from verify.report import report_schema
 

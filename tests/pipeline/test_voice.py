@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dsp
-from pipeline.conversation import FRAME_SAMPLES, LEAD_IN_S, SAMPLE_RATE, Voice, schedule
+from pipeline.voice import FRAME_SAMPLES, LEAD_IN_S, SAMPLE_RATE, Voice, schedule
 
 
 def _plan(role: str, mode: str, duration_s: float = 10.0) -> list:

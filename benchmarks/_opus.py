@@ -1,6 +1,6 @@
 """An Opus encode/decode round trip with PyAV (libopus), as the WebRTC path does to audio.
 
-Used by the dsp tests and ``benchmarks/dsp.py``; PyAV is only needed here, never by ``dsp``.
+Used by ``benchmarks/dsp.py`` and the dsp tests; PyAV is only needed here, never by ``dsp``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,100 @@
+"""When conversations start and stop: one start instant for all of them, and the stop request.
+
+`StopSignal` asks every conversation to stop early (Ctrl-C, SIGTERM). `StartGate` gives every
+conversation of a run one start instant, once each has joined or given up; a conversation sees it
+through the `Gate` protocol (a worker process through its parent, see `pipeline._worker`), and
+tells whoever follows it (`Begins`: the live view, or a worker's report) when it starts talking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Protocol
+
+# The senders start this long after both agents hear each other (both from the same instant);
+# with several conversations, SETTLE_S after the last pair hears each other (see StartGate).
+START_DELAY_S = 0.2
+SETTLE_S = 2.0
+
+
+class StopSignal:
+    """Asks every conversation to stop early (Ctrl-C, SIGTERM); the first reason given is kept."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> None:
+        """Stop, because of `reason` (one sentence)."""
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    def is_set(self) -> bool:
+        """True once stopping was asked for."""
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        """Return once stopping was asked for."""
+        await self._event.wait()
+
+
+class Begins(Protocol):
+    """Told when a conversation starts talking: the live view, or a worker's report."""
+
+    def begin(self, start_ns: int, duration_s: float) -> None: ...
+
+
+class Gate(Protocol):
+    """Gives a conversation its start instant: `StartGate`, or a worker's parent."""
+
+    # True when talking may start long after `ready()` (several conversations): see
+    # `pipeline.conversation.STATS_GRACE_S`.
+    settles: bool
+
+    def ready(self) -> Awaitable[int]: ...
+
+    def leave(self) -> None: ...
+
+
+class StartGate:
+    """One start instant for every conversation of a run, once each has joined or given up.
+
+    Joining is CPU-heavy, and the SDK goes on working for a second or two after a participant
+    hears the other (ICE gathering: ~7,500 native log records in its first second). A
+    conversation that talks while others join fills its jitter buffers under that load, and
+    they keep the extra delay for seconds. Measured with 5 pairs on 2 cores: started one after
+    another, or all 0.2 s after the last had joined, the first 3 bursts of each direction took
+    100-155 ms and the rest ~55 ms; starting SETTLE_S after the last join, 50-62 ms from the
+    first. Sending silence while waiting (so that no track idles, see
+    `pipeline.conversation.STATS_GRACE_S`) was worse: the streams then ran through the other
+    pairs' joins, and their jitter buffers grew to
+    100-340 ms (870 ms with a quiet tone instead of silence) before shrinking over ~5 s.
+    A lone conversation has only its own join to wait for: START_DELAY_S.
+    Each conversation calls `ready()` (then waits) or, if it failed before, `leave()`: once each.
+    """
+
+    def __init__(self, conversations: int) -> None:
+        self._waiting = conversations
+        self.settles = conversations > 1
+        self._delay_s = SETTLE_S if self.settles else START_DELAY_S
+        self._open = asyncio.Event()
+        self.start_ns = 0
+
+    def ready(self) -> Awaitable[int]:
+        """This conversation can talk: the shared start instant, once every other is ready too."""
+        self.leave()  # counted now, not when the caller first awaits
+        return self._start()
+
+    async def _start(self) -> int:
+        await self._open.wait()
+        return self.start_ns
+
+    def leave(self) -> None:
+        """This conversation will not talk: do not wait for it."""
+        self._waiting -= 1
+        if self._waiting <= 0 and not self._open.is_set():
+            self.start_ns = time.monotonic_ns() + int(self._delay_s * 1e9)
+            self._open.set()
