@@ -643,6 +643,10 @@ class SubscriberPeer(_Peer):
         self._channels: dict[str, RTCDataChannel] = {}
         self._sending: dict[str, tuple[RTCRtpTransceiver, ForwardTrack]] = {}
         self._by_ssrc: dict[int, ForwardTrack] = {}
+        # The codecs each track's section offers, kept once it is stopped: aiortc would offer
+        # its own payload types there, and a payload type that names two codecs in one BUNDLE
+        # makes libwebrtc refuse the offer.
+        self._codecs: dict[str, list[RTCRtpCodecParameters]] = {}
         self._to_add: list[tuple[str, ForwardTrack]] = []
         self._offered: list[str] = []
         self._in_flight = False
@@ -700,6 +704,8 @@ class SubscriberPeer(_Peer):
             transceiver.sender._track_id = track.track_sid
             _forward_with(transceiver, track)
             self._sending[track.track_sid] = (transceiver, track)
+            if track.codecs:
+                self._codecs[track.track_sid] = track.codecs
             self._by_ssrc[transceiver.sender._ssrc] = track
             self._offered.append(track.track_sid)
         self._to_add.clear()
@@ -712,8 +718,7 @@ class SubscriberPeer(_Peer):
             )
         try:
             offer = await self.pc.createOffer()
-            codecs = {sid: track.codecs for sid, (_, track) in self._sending.items()}
-            sdp = _offer_codecs(offer.sdp, codecs)
+            sdp = _offer_codecs(offer.sdp, self._codecs)
             await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except InvalidStateError:
             return None  # closed while the offer was being made

@@ -146,3 +146,29 @@ async def test_late_joiner_gets_video_as_video_and_a_keyframe(server: sfu.Server
             publisher = server.connection("late-video", "camera")
             assert publisher is not None
             assert publisher.fanouts[video.sid].keyframe_requests >= 1
+
+
+async def test_video_goes_on_after_the_audio_next_to_it_is_unpublished(server: sfu.Server) -> None:
+    """Unpublishing the audio beside a forwarded video renegotiates; the video goes on."""
+    async with (
+        joined(server.url, "viewer", "mixed") as viewer,
+        joined(server.url, "camera", "mixed") as camera,
+        VideoWatcher(viewer, "camera") as watches,
+        VideoSender(camera),
+        ToneSender(camera, 440.0),
+    ):
+        await until(lambda: len(watches.frames) >= 30 and len(watches.kinds) == 2, 15)
+        unsubscribed = asyncio.Event()
+        viewer.on("track_unsubscribed", lambda *args: unsubscribed.set())
+        (audio,) = [
+            p
+            for p in camera.local_participant.track_publications.values()
+            if p.kind == rtc.TrackKind.KIND_AUDIO
+        ]
+        await camera.local_participant.unpublish_track(audio.sid)
+        async with asyncio.timeout(10):
+            await unsubscribed.wait()
+        seen = len(watches.frames)
+        await until(lambda: len(watches.frames) >= seen + 30, 10)
+        watches.check(20)
+        assert viewer.connection_state == rtc.ConnectionState.CONN_CONNECTED
