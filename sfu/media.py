@@ -11,8 +11,8 @@ every packet; only aiortc's decoder thread is stopped.
 Audio is Opus, or RED (RFC 2198: Opus with the previous packets as redundancy) when the publisher
 offers it: RED goes to subscribers that accept it and only its primary Opus block to the others,
 as livekit-server does. Video (VP8, H.264) goes out as it arrived, one frame (the packets up to the
-marker bit) per ``recv()`` so that the sender marks the frame's last packet; a subscriber's
-keyframe request (PLI, FIR) is relayed to the publisher as a PLI.
+marker bit) per ``recv()`` so that the sender marks the frame's last packet; a new subscriber's
+first pull and its keyframe requests (PLI, FIR) reach the publisher as a PLI, throttled.
 
 aiortc numbers the packets it sends consecutively, so a packet the impairment drops would leave no
 trace in the receiver's RTP statistics. Each subscriber connection therefore renumbers outgoing
@@ -231,7 +231,12 @@ class ForwardTrack(MediaStreamTrack):
 
     async def recv(self) -> Forwarded:  # type: ignore[override]
         """The next frame's payloads, with the publisher's RTP timestamp."""
-        self._pulling = True
+        if not self._pulling:
+            self._pulling = True
+            if self.request_keyframe is not None:
+                # A new video subscriber can decode nothing before a keyframe: ask at once, as
+                # livekit-server does when it binds a down track, rather than wait for its PLI.
+                await self.request_keyframe()
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
