@@ -23,7 +23,15 @@ from aiotasks import cancel_and_wait
 
 from . import _signal as sig
 from .errors import ProtocolError
-from .media import LOSSY, RELIABLE, ForwardTrack, PublisherPeer, SubscriberPeer, TrackFanout
+from .media import (
+    LOSSY,
+    RELIABLE,
+    AudioOptions,
+    ForwardTrack,
+    PublisherPeer,
+    SubscriberPeer,
+    TrackFanout,
+)
 from .room import Participant, Room, Track
 
 if TYPE_CHECKING:
@@ -248,7 +256,7 @@ class Connection:
 
     async def _answer_publisher(self, sdp: str, offer_id: int) -> None:
         try:
-            answer_sdp, cids = await self.publisher.answer(sdp)
+            answer_sdp, cids = await self.publisher.answer(sdp, self._audio_options)
         except (ValueError, AssertionError, InvalidAccessError, InvalidStateError) as exc:
             raise ProtocolError(f"the publisher offer could not be applied: {exc}") from None
         await self.send(sig.answer(answer_sdp, offer_id))
@@ -259,8 +267,10 @@ class Connection:
         if not published:
             return
         for track in published:
-            self.fanouts.setdefault(track.sid, TrackFanout(track.sid))
-            logger.info("{}: published {} ({})", self.label, track.sid, track.name)
+            self._fanout_of(track)
+            logger.info(
+                "{}: published {} ({}, {})", self.label, track.sid, track.name, track.mime_type
+            )
         await self.server.broadcast(self.room, sig.participant_update([self.participant.info()]))
         for other in self.server.connections_in(self.room, exclude=self):
             if await other.resubscribe():
@@ -273,8 +283,30 @@ class Connection:
         if track is None:
             logger.warning("{}: media for track {} that was never announced", self.label, cid)
             return
-        fanout = self.fanouts.setdefault(track.sid, TrackFanout(track.sid))
-        fanout.attach(receiver)
+        self._fanout_of(track).attach(receiver)
+
+    def _fanout_of(self, track: Track) -> TrackFanout:
+        """The fanout of ``track``, made on first use, with the codecs its answer settled."""
+        fanout = self.fanouts.get(track.sid)
+        if fanout is None:
+            video = track.type == models.TrackType.VIDEO
+            fanout = self.fanouts[track.sid] = TrackFanout(track.sid, "video" if video else "audio")
+        codecs = self.publisher.codecs.get(track.cid)
+        if codecs:
+            fanout.codecs = codecs
+            if fanout.kind == "video":
+                track.mime_type = codecs[0].mimeType
+        return fanout
+
+    def _audio_options(self, cid: str) -> AudioOptions:
+        track = self.session.pending.get(cid) or next(
+            (t for t in self.participant.tracks.values() if t.cid == cid), None
+        )
+        if track is None:
+            return AudioOptions()
+        return AudioOptions(
+            dtx=not track.disable_dtx, stereo=track.stereo, red=not track.disable_red
+        )
 
     async def unpublish(self, track: Track) -> None:
         """Remove ``track`` from everyone who receives it and tell the room."""

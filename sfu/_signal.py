@@ -235,6 +235,10 @@ class Session:
                 muted=req.muted,
                 stream=req.stream,
                 disable_dtx=req.disable_dtx,
+                stereo=req.stereo or models.AudioTrackFeature.TF_STEREO in req.audio_features,
+                disable_red=req.disable_red,
+                # The SDK names a video codec ("vp8") per layer; the answer settles it.
+                mime_type=_mime_of(req),
             )
             self.pending[req.cid] = track
         published = rtc.TrackPublishedResponse(cid=req.cid, track=track.info())
@@ -305,6 +309,14 @@ class Session:
                 self.participant.tracks[track.sid] = track
                 published.append(track)
         return published
+
+
+def _mime_of(req: rtc.AddTrackRequest) -> str:
+    """The mime type a new track is announced with, before its media is negotiated."""
+    if req.type != models.TrackType.VIDEO:
+        return "audio/opus"
+    codec = next((c.codec for c in req.simulcast_codecs if c.codec), "")
+    return f"video/{codec.upper()}" if codec else ""
 
 
 # The reasons a client may give in its leave; any other is taken as CLIENT_INITIATED.

@@ -1,11 +1,18 @@
-"""Media: the two aiortc peer connections of a participant and the Opus forwarding path.
+"""Media: the two aiortc peer connections of a participant and the forwarding path.
 
 Forwarding never decodes: a tap on the publisher-side ``RTCRtpReceiver`` takes each RTP packet's
-Opus payload before aiortc's jitter buffer, and a :class:`TrackFanout` hands it to one
+payload before aiortc's jitter buffer, and a :class:`TrackFanout` hands it to one
 :class:`ForwardTrack` per subscriber. Each ForwardTrack owns its own queue and its ``recv()``
-returns ``av.Packet``s that aiortc's ``RTCRtpSender`` packetizes as they are, so a later stage can
-hold or drop packets per forwarded stream without touching the others. RTCP keeps running because
-the original receive path still sees every packet; only aiortc's decoder thread is stopped.
+returns :class:`Forwarded` RTP payloads that a :class:`Passthrough` "encoder" hands to aiortc's
+``RTCRtpSender`` as they are, so a later stage can hold or drop packets per forwarded stream
+without touching the others. RTCP keeps running because the original receive path still sees
+every packet; only aiortc's decoder thread is stopped.
+
+Audio is Opus, or RED (RFC 2198: Opus with the previous packets as redundancy) when the publisher
+offers it: RED goes to subscribers that accept it and only its primary Opus block to the others,
+as livekit-server does. Video (VP8, H.264) goes out as it arrived, one frame (the packets up to the
+marker bit) per ``recv()`` so that the sender marks the frame's last packet; a new subscriber's
+first pull and its keyframe requests (PLI, FIR) reach the publisher as a PLI, throttled.
 
 aiortc numbers the packets it sends consecutively, so a packet the impairment drops would leave no
 trace in the receiver's RTP statistics. Each subscriber connection therefore renumbers outgoing
@@ -18,35 +25,40 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import fractions
+import copy
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-import av
 import ifaddr
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCDataChannel,
     RTCPeerConnection,
+    RTCRtpCodecParameters,
     RTCRtpReceiver,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from loguru import logger
 
 from .errors import HostNetworkError, ProtocolError
 from .impairment import Impairment, Schedule
 
-OPUS_TIME_BASE = fractions.Fraction(1, 48000)
 # A subscriber that stops reading loses the oldest packets beyond this (10 s of 20 ms packets).
 FORWARD_QUEUE_PACKETS = 500
+# At most one keyframe request per this many seconds reaches a publisher (livekit-server also
+# throttles PLIs: each one costs the publisher a large frame).
+KEYFRAME_REQUEST_INTERVAL_S = 0.5
+# Opus parameters livekit-server answers a publisher with (RFC 7587 fmtp).
+OPUS_FMTP: dict[str, int] = {"minptime": 10, "useinbandfec": 1}
 
 RELIABLE = "_reliable"
 LOSSY = "_lossy"
@@ -78,26 +90,98 @@ def check_host_network(addresses: list[str] | None = None) -> None:
         raise HostNetworkError(NO_HOST_NETWORK)
 
 
-class ForwardTrack(MediaStreamTrack):
-    """One subscriber's copy of a published track: Opus payloads out as ``av.Packet``s.
+def red_primary(payload: bytes) -> bytes | None:
+    """The primary (newest) block of a RED payload (RFC 2198), or None if it is malformed.
 
-    With a :class:`~sfu.impairment.Schedule`, each packet is dropped or held until its release
-    time; without one, it is released as soon as it arrives.
+    Each redundant block has a 4-byte header (F bit set, payload type, 14-bit timestamp
+    offset, 10-bit length); the 1-byte header of the primary block ends the list, and the
+    blocks follow in header order, the primary last.
+    """
+    pos = 0
+    skip = 0
+    while pos < len(payload) and payload[pos] & 0x80:
+        if pos + 4 > len(payload):
+            return None
+        skip += int.from_bytes(payload[pos + 2 : pos + 4], "big") & 0x3FF
+        pos += 4
+    start = pos + 1 + skip
+    if start > len(payload):
+        return None
+    return payload[start:]
+
+
+def red_wrap(payload: bytes, payload_type: int) -> bytes:
+    """``payload`` as a RED payload with no redundancy: one primary block of ``payload_type``."""
+    return bytes([payload_type & 0x7F]) + payload
+
+
+@dataclass(frozen=True)
+class AudioOptions:
+    """What a published audio track asked for (AddTrackRequest), shaping the Opus answer."""
+
+    dtx: bool = True
+    stereo: bool = False
+    red: bool = True
+
+
+@dataclass
+class Forwarded:
+    """What a :class:`ForwardTrack` returns: one frame's RTP payloads and its RTP timestamp."""
+
+    payloads: list[bytes]
+    timestamp: int
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.payloads)
+
+
+class Passthrough:
+    """Stands in for aiortc's encoder on a forwarding sender: :class:`Forwarded` goes out as is.
+
+    ``RTCRtpSender`` sends each payload ``pack()`` returns as one RTP packet, with the marker bit
+    on the last one and ``timestamp`` (plus its random origin) as the RTP timestamp.
     """
 
-    kind = "audio"
+    def pack(self, data: Forwarded) -> tuple[list[bytes], int]:
+        """The payloads and timestamp, unchanged."""
+        return data.payloads, data.timestamp
+
+    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        """Never called: a ForwardTrack returns no decoded frames."""
+        raise TypeError("a forwarding sender only passes RTP payloads through")
+
+
+def _is(codec: RTCRtpCodecParameters, name: str) -> bool:
+    return codec.name.lower() == name
+
+
+class ForwardTrack(MediaStreamTrack):
+    """One subscriber's copy of a published track: RTP payloads out as :class:`Forwarded`.
+
+    With a :class:`~sfu.impairment.Schedule`, each frame (an audio packet, or a video frame's
+    packets) is dropped or held until its release time; without one, it is released as soon as it
+    arrives. ``codecs`` are the publisher's negotiated codecs (primary first), offered as they are
+    to the subscriber; ``red_out`` says whether the subscriber took RED (see :meth:`push`).
+    """
 
     def __init__(
         self,
         track_sid: str,
         max_packets: int = FORWARD_QUEUE_PACKETS,
         schedule: Schedule | None = None,
+        kind: str = "audio",
+        codecs: list[RTCRtpCodecParameters] | None = None,
+        request_keyframe: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__()
+        self.kind = kind
         self.track_sid = track_sid
         self.schedule = schedule
-        # (payload, RTP timestamp, release time on the monotonic clock, drops just before it)
-        self._packets: collections.deque[tuple[bytes, int, float, int]] = collections.deque(
+        self.codecs = codecs or []
+        self.request_keyframe = request_keyframe
+        self.red_out = False
+        # (payloads, RTP timestamp, release time on the monotonic clock, drops just before it)
+        self._packets: collections.deque[tuple[list[bytes], int, float, int]] = collections.deque(
             maxlen=max_packets
         )
         self._gap = 0  # packets dropped since the last one queued
@@ -113,25 +197,46 @@ class ForwardTrack(MediaStreamTrack):
         """The msid track id the subscriber sees: the track sid."""
         return self.track_sid
 
-    def push(self, payload: bytes, timestamp: int) -> None:
-        """Queue one Opus payload with its RTP timestamp; never blocks."""
+    def push(self, payload: bytes, timestamp: int, red: bool = False) -> None:
+        """Queue one audio payload (RED when ``red``) with its RTP timestamp; never blocks.
+
+        RED goes to a subscriber that took RED as it is and as its primary Opus block to one that
+        did not; plain Opus to a RED subscriber is wrapped in a RED payload without redundancy.
+        """
+        if red and not self.red_out:
+            primary = red_primary(payload)
+            if primary is None:
+                return
+            payload = primary
+        elif self.red_out and not red:
+            opus = next((c for c in self.codecs if _is(c, "opus")), None)
+            payload = red_wrap(payload, opus.payloadType if opus and opus.payloadType else 111)
+        self.push_frame([payload], timestamp)
+
+    def push_frame(self, payloads: list[bytes], timestamp: int) -> None:
+        """Queue one frame's RTP payloads with its RTP timestamp; never blocks."""
         # Before the sender pulls (negotiation not done) packets would only add latency.
-        if not self._pulling or self.readyState != "live":
+        if not self._pulling or self.readyState != "live" or not payloads:
             return
         now = time.monotonic()
         release = now if self.schedule is None else self.schedule.admit(now)
         if release is None:
-            self._gap += 1
+            self._gap += len(payloads)
             return
         if len(self._packets) == self._packets.maxlen:
             self.dropped += 1
-        self._packets.append((payload, timestamp, release, self._gap))
+        self._packets.append((payloads, timestamp, release, self._gap))
         self._gap = 0
         self._ready.set()
 
-    async def recv(self) -> av.Packet:
-        """The next payload as an ``av.Packet`` whose pts is the publisher's RTP timestamp."""
-        self._pulling = True
+    async def recv(self) -> Forwarded:  # type: ignore[override]
+        """The next frame's payloads, with the publisher's RTP timestamp."""
+        if not self._pulling:
+            self._pulling = True
+            if self.request_keyframe is not None:
+                # A new video subscriber can decode nothing before a keyframe: ask at once, as
+                # livekit-server does when it binds a down track, rather than wait for its PLI.
+                await self.request_keyframe()
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -144,13 +249,10 @@ class ForwardTrack(MediaStreamTrack):
             if hold <= 0:
                 break
             await asyncio.sleep(hold)
-        payload, timestamp, _, gap = self._packets.popleft()
+        payloads, timestamp, _, gap = self._packets.popleft()
         self.sequence_skip += gap
-        packet = av.Packet(payload)
-        packet.pts = timestamp
-        packet.time_base = OPUS_TIME_BASE
         self.forwarded += 1
-        return packet
+        return Forwarded(payloads, timestamp)
 
     def stop(self) -> None:
         """End the track; a waiting ``recv()`` raises ``MediaStreamError``."""
@@ -158,43 +260,110 @@ class ForwardTrack(MediaStreamTrack):
         self._ready.set()
 
 
-class TrackFanout:
-    """The RTP tap of one published track and the subscribers' copies it feeds."""
+@dataclass
+class _Frame:
+    """The packets of the video frame being gathered."""
 
-    def __init__(self, track_sid: str) -> None:
+    timestamp: int = 0
+    payloads: list[bytes] = field(default_factory=list)
+
+
+class TrackFanout:
+    """The RTP tap of one published track and the subscribers' copies it feeds.
+
+    ``codecs`` (set once the publisher's offer is answered) are the negotiated codecs, primary
+    first: Opus or RED then Opus for audio, one video codec (and its RTX) for video.
+    """
+
+    def __init__(self, track_sid: str, kind: str = "audio") -> None:
         self.track_sid = track_sid
+        self.kind = kind
+        self.codecs: list[RTCRtpCodecParameters] = []
         self.sinks: set[ForwardTrack] = set()
         self.packets = 0
+        self.keyframe_requests = 0
+        self._receiver: RTCRtpReceiver | None = None
+        self._ssrc: int | None = None
+        self._frame = _Frame()
+        self._last_request = -KEYFRAME_REQUEST_INTERVAL_S
+
+    def payload_types(self, name: str) -> set[int]:
+        """The negotiated payload types of codec ``name`` ("opus", "red", "vp8"...)."""
+        return {c.payloadType for c in self.codecs if _is(c, name) and c.payloadType is not None}
 
     def attach(self, receiver: RTCRtpReceiver) -> None:
         """Tap ``receiver``'s RTP before aiortc's jitter buffer and silence its decoder."""
         handle = receiver._handle_rtp_packet
         receive = receiver.receive
+        self._receiver = receiver
 
         async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
             if packet.payload:
-                self.feed(packet.payload, packet.timestamp)
+                self.tap(packet)
             await handle(packet, arrival_time_ms)  # statistics and RTCP reports
 
         async def receive_without_decoder(parameters: Any) -> None:
             await receive(parameters)
-            # No one reads the decoded audio: stop the decoder thread instead of letting it
+            # No one reads the decoded media: stop the decoder thread instead of letting it
             # fill the remote track's queue. Name-mangled, so reached by its mangled name.
             receiver._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
 
         receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
         receiver.receive = receive_without_decoder  # type: ignore[method-assign]
 
-    def feed(self, payload: bytes, timestamp: int) -> None:
-        """Hand one payload to every subscriber."""
+    def tap(self, packet: RtpPacket) -> None:
+        """Forward one RTP packet of the published track, by its payload type."""
+        pt = packet.payload_type
+        if self.kind != "video":
+            red = pt in self.payload_types("red")
+            if red or not self.codecs or pt in self.payload_types("opus"):
+                self.feed(packet.payload, packet.timestamp, red=red)
+            return
+        primary = self.codecs[0] if self.codecs else None
+        if primary is None or pt != primary.payloadType:
+            return  # RTX, FEC: the publisher's retransmissions are not forwarded
+        self._ssrc = packet.ssrc
+        if self._frame.payloads and packet.timestamp != self._frame.timestamp:
+            self._flush()  # the previous frame lost its last packet
+        frame = self._frame
+        frame.timestamp = packet.timestamp
+        frame.payloads.append(packet.payload)
+        if packet.marker:
+            self._flush()
+
+    def _flush(self) -> None:
+        frame, self._frame = self._frame, _Frame()
+        self.packets += len(frame.payloads)
+        for sink in self.sinks:
+            sink.push_frame(frame.payloads, frame.timestamp)
+
+    def feed(self, payload: bytes, timestamp: int, red: bool = False) -> None:
+        """Hand one audio payload (RED when ``red``) to every subscriber."""
         self.packets += 1
         for sink in self.sinks:
-            sink.push(payload, timestamp)
+            sink.push(payload, timestamp, red)
+
+    async def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (PLI), at most once per throttle interval."""
+        now = time.monotonic()
+        if self._receiver is None or self._ssrc is None:
+            return
+        if now - self._last_request < KEYFRAME_REQUEST_INTERVAL_S:
+            return
+        self._last_request = now
+        self.keyframe_requests += 1
+        await self._receiver._send_rtcp_pli(self._ssrc)
 
     def subscribe(self, impairment: Impairment | None = None) -> ForwardTrack:
         """A new subscriber's copy of this track, impaired as given."""
         schedule = Schedule(impairment) if impairment and not impairment.is_none else None
-        sink = ForwardTrack(self.track_sid, schedule=schedule)
+        sink = ForwardTrack(
+            self.track_sid,
+            schedule=schedule,
+            kind=self.kind,
+            codecs=self.codecs,
+            request_keyframe=self.request_keyframe if self.kind == "video" else None,
+        )
         self.sinks.add(sink)
         return sink
 
@@ -229,6 +398,57 @@ def _renumber_rtp(transport: Any, tracks: dict[int, ForwardTrack]) -> None:
 
     transport._send_rtp = send_renumbered
     transport._echoproof_renumbered = True
+
+
+def _forward_with(transceiver: RTCRtpTransceiver, track: ForwardTrack) -> None:
+    """Make a new sendonly ``transceiver`` send ``track`` as it is."""
+    sender = transceiver.sender
+    # Set before the sender starts, so it never makes an encoder of its own.
+    sender._RTCRtpSender__encoder = Passthrough()  # type: ignore[attr-defined]
+    if track.request_keyframe is None:
+        return
+    handle = sender._handle_rtcp_packet
+    request = track.request_keyframe
+
+    async def relay_keyframe_requests(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            await request()
+        await handle(packet)
+
+    sender._handle_rtcp_packet = relay_keyframe_requests  # type: ignore[method-assign]
+
+
+def _offer_codecs(sdp: str, codecs: dict[str, list[RTCRtpCodecParameters]]) -> str:
+    """``sdp`` (aiortc's offer) with each forwarded track's section (found by its msid track id,
+    the track sid; aiortc assigns mids only in setLocalDescription) offering ``codecs[sid]``.
+
+    aiortc offers only the codecs it knows, at its own payload types; a forwarded track is
+    offered as its publisher negotiated it, payload types included, because RED blocks name
+    the Opus payload type inside and the payloads go out untouched.
+    """
+    parsed = SessionDescription.parse(sdp)
+    for media in parsed.media:
+        offered = codecs.get(media.msid.split()[-1]) if media.msid else None
+        if offered:
+            media.rtp.codecs = [copy.deepcopy(c) for c in offered]
+            media.fmt = [c.payloadType for c in offered]
+    return str(parsed)
+
+
+def _settle_codecs(
+    transceiver: RTCRtpTransceiver, track: ForwardTrack, answered: list[RTCRtpCodecParameters]
+) -> None:
+    """Send with the codecs the subscriber's answer took, at its payload types.
+
+    aiortc keeps only codecs it knows (not RED) and its own numbers for payload types outside
+    96-127; the sender sends with the first. Without RED, ``track`` strips RED to Opus.
+    """
+    names = {c.name.lower() for c in track.codecs}
+    taken = [copy.deepcopy(c) for c in answered if c.name.lower() in names]
+    if not taken:
+        return
+    transceiver._codecs = taken
+    track.red_out = _is(taken[0], "red")
 
 
 def _config() -> RTCConfiguration:
@@ -318,6 +538,7 @@ class PublisherPeer(_Peer):
         super().__init__(label)
         self._on_track = on_track
         self._mid_to_cid: dict[str, str] = {}
+        self.codecs: dict[str, list[RTCRtpCodecParameters]] = {}
 
         @self.pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -335,22 +556,85 @@ class PublisherPeer(_Peer):
                     cid = self._mid_to_cid.get(transceiver.mid, track.id)
                     self._on_track(cid, transceiver.receiver)
 
-    async def answer(self, offer_sdp: str) -> tuple[str, list[str]]:
-        """Answer the client's offer; returns the answer and the cids of its sending tracks."""
+    async def answer(
+        self, offer_sdp: str, audio_options: Callable[[str], AudioOptions] | None = None
+    ) -> tuple[str, list[str]]:
+        """Answer the client's offer; returns the answer and the cids of its sending tracks.
+
+        Audio is answered as livekit-server answers it: RED first when offered (unless the track
+        disabled it), then Opus with ``minptime=10;useinbandfec=1``, ``usedtx=1`` unless the
+        track disabled DTX, ``stereo=1;maxaveragebitrate=510000`` for a stereo track. Video keeps
+        the offer's first codec aiortc knows (VP8, H.264) and its RTX. ``codecs`` then holds
+        each sending track's negotiated codecs by cid, the one it sends with first.
+        """
         parsed = SessionDescription.parse(offer_sdp)
-        cids = []
+        sending: dict[str, tuple[str, list[RTCRtpCodecParameters]]] = {}
         for media in parsed.media:
-            if media.kind == "audio" and media.direction in ("sendonly", "sendrecv"):
+            if media.kind in ("audio", "video") and media.direction in ("sendonly", "sendrecv"):
                 # "a=msid:<stream> <track>"; the SDK sends stream "-", which aiortc ignores.
                 track_id = media.msid.split()[-1] if media.msid else None
                 if track_id and media.rtp.muxId:
                     self._mid_to_cid[media.rtp.muxId] = track_id
-                    cids.append(track_id)
+                    sending[media.rtp.muxId] = (track_id, media.rtp.codecs)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid not in sending:
+                continue
+            cid, offered = sending[transceiver.mid]
+            if transceiver.kind == "audio":
+                options = audio_options(cid) if audio_options else AudioOptions()
+                negotiated = _audio_answer(offered, options)
+            else:
+                negotiated = _video_answer(transceiver._codecs)
+            if negotiated:
+                # Read by aiortc's createAnswer and by the receiver once media starts.
+                transceiver._codecs = negotiated
+                self.codecs[cid] = negotiated
         await self._flush_candidates()
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        return _local_only(self.pc.localDescription.sdp), cids
+        return _local_only(self.pc.localDescription.sdp), [cid for cid, _ in sending.values()]
+
+
+def _audio_answer(
+    offered: list[RTCRtpCodecParameters], options: AudioOptions
+) -> list[RTCRtpCodecParameters]:
+    """RED (if offered over Opus and wanted) then Opus with livekit-server's parameters."""
+    opus = next((c for c in offered if _is(c, "opus")), None)
+    if opus is None:
+        return []
+    params: dict[str, Any] = dict(OPUS_FMTP)
+    if options.dtx:
+        params["usedtx"] = 1
+    if options.stereo:
+        params["stereo"] = 1
+        params["maxaveragebitrate"] = 510000
+    answered = [
+        RTCRtpCodecParameters(
+            mimeType=opus.mimeType,
+            clockRate=opus.clockRate,
+            channels=opus.channels,
+            payloadType=opus.payloadType,
+            rtcpFeedback=list(opus.rtcpFeedback),
+            parameters=params,
+        )
+    ]
+    red = next(
+        (c for c in offered if _is(c, "red") and str(opus.payloadType) in str(c.parameters)),
+        None,
+    )
+    if red is not None and options.red:
+        answered.insert(0, copy.deepcopy(red))
+    return answered
+
+
+def _video_answer(common: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+    """The first codec both sides know, and its RTX: the one codec forwarded."""
+    primary = next((c for c in common if not _is(c, "rtx")), None)
+    if primary is None:
+        return []
+    rtx = [c for c in common if _is(c, "rtx") and c.parameters.get("apt") == primary.payloadType]
+    return [primary, *rtx]
 
 
 class SubscriberPeer(_Peer):
@@ -364,13 +648,17 @@ class SubscriberPeer(_Peer):
         self._channels: dict[str, RTCDataChannel] = {}
         self._sending: dict[str, tuple[RTCRtpTransceiver, ForwardTrack]] = {}
         self._by_ssrc: dict[int, ForwardTrack] = {}
+        # The codecs each track's section offers, kept once it is stopped: aiortc would offer
+        # its own payload types there, and a payload type that names two codecs in one BUNDLE
+        # makes libwebrtc refuse the offer.
+        self._codecs: dict[str, list[RTCRtpCodecParameters]] = {}
         self._to_add: list[tuple[str, ForwardTrack]] = []
         self._offered: list[str] = []
         self._in_flight = False
         self._again = False
 
     def add_track(self, publisher_sid: str, track: ForwardTrack) -> None:
-        """Queue a sendonly audio section carrying ``track`` for the next offer."""
+        """Queue a sendonly section carrying ``track`` for the next offer."""
         self._to_add.append((publisher_sid, track))
 
     async def remove_track(self, track_sid: str) -> bool:
@@ -419,7 +707,10 @@ class SubscriberPeer(_Peer):
             # The SDK maps media to TrackInfo by msid: stream "PA_x|TR_y", track "TR_y".
             transceiver.sender._stream_id = f"{publisher_sid}|{track.track_sid}"
             transceiver.sender._track_id = track.track_sid
+            _forward_with(transceiver, track)
             self._sending[track.track_sid] = (transceiver, track)
+            if track.codecs:
+                self._codecs[track.track_sid] = track.codecs
             self._by_ssrc[transceiver.sender._ssrc] = track
             self._offered.append(track.track_sid)
         self._to_add.clear()
@@ -432,7 +723,8 @@ class SubscriberPeer(_Peer):
             )
         try:
             offer = await self.pc.createOffer()
-            await self.pc.setLocalDescription(offer)
+            sdp = _offer_codecs(offer.sdp, self._codecs)
+            await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except InvalidStateError:
             return None  # closed while the offer was being made
         return _local_only(self.pc.localDescription.sdp)
@@ -443,9 +735,14 @@ class SubscriberPeer(_Peer):
         if not self._in_flight:
             raise ProtocolError("a subscriber answer arrived while no offer was in flight")
         try:
+            parsed = SessionDescription.parse(sdp)
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except (ValueError, AssertionError, InvalidAccessError, InvalidStateError) as exc:
             raise ProtocolError(f"the subscriber answer could not be applied: {exc}") from None
+        # At once, before the senders start (they do on the next turn of the loop).
+        answered = {m.rtp.muxId: m.rtp.codecs for m in parsed.media}
+        for transceiver, track in self._sending.values():
+            _settle_codecs(transceiver, track, answered.get(transceiver.mid or "", []))
         for transceiver, _ in self._sending.values():
             # After the answer: only now is the (bundled) transport of each sender final.
             _renumber_rtp(transceiver.sender.transport, self._by_ssrc)

@@ -38,6 +38,8 @@ class Track:
     muted: bool = False
     stream: str = ""
     disable_dtx: bool = False
+    stereo: bool = False
+    disable_red: bool = False
     mime_type: str = "audio/opus"
     sid: str = field(default_factory=lambda: new_sid("TR_"))
 
@@ -52,6 +54,8 @@ class Track:
             mime_type=self.mime_type,
             stream=self.stream,
             disable_dtx=self.disable_dtx,
+            stereo=self.stereo,
+            disable_red=self.disable_red,
         )
 
 

@@ -68,18 +68,24 @@ class ToneSender:
     by the benchmark with ``queue_size_ms=0``).
     """
 
-    def __init__(self, room: rtc.Room, freq_hz: float, amplitude: float = 0.5) -> None:
+    def __init__(
+        self,
+        room: rtc.Room,
+        freq_hz: float,
+        amplitude: float = 0.5,
+        options: rtc.TrackPublishOptions | None = None,
+    ) -> None:
         self.room = room
         self.freq_hz = freq_hz
         self.amplitude = amplitude
+        self.options = options or rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         self.source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
         self.sent = 0
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ToneSender:
         track = rtc.LocalAudioTrack.create_audio_track(f"tone-{self.freq_hz:g}", self.source)
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        await self.room.local_participant.publish_track(track, options)
+        await self.room.local_participant.publish_track(track, self.options)
         self._task = asyncio.create_task(self._feed(), name=f"tone {self.freq_hz}")
         return self
 

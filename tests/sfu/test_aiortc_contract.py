@@ -13,7 +13,7 @@ from typing import Any
 
 import aiortc
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 # aiortc is stable enough to name its minor version in a message.
@@ -41,6 +41,18 @@ _METHODS: list[tuple[type, str, list[str] | None, str]] = [
         "TrackFanout.attach calls (by its mangled name) to stop the unused decoder thread",
     ),
     (
+        RTCRtpReceiver,
+        "_send_rtcp_pli",
+        ["media_ssrc"],
+        "TrackFanout.request_keyframe calls to relay a subscriber's keyframe request as a PLI",
+    ),
+    (
+        RTCRtpSender,
+        "_handle_rtcp_packet",
+        ["packet"],
+        "_forward_with patches to relay PLI and FIR from a subscriber to the publisher",
+    ),
+    (
         RTCDtlsTransport,
         "_send_rtp",
         ["data"],
@@ -53,6 +65,12 @@ _SENDER_ATTRIBUTES: list[tuple[str, type, str]] = [
     ("_stream_id", str, "SubscriberPeer.offer sets to the msid stream 'PA_x|TR_y' the SDK needs"),
     ("_track_id", str, "SubscriberPeer.offer sets to the msid track id (the track sid)"),
     ("_ssrc", int, "SubscriberPeer maps each forwarded track by it for _renumber_rtp"),
+    (
+        "_RTCRtpSender__encoder",
+        type(None),
+        "_forward_with sets to a Passthrough before the sender starts, so that it sends "
+        "forwarded payloads as they are and never makes an encoder (for RED: none exists)",
+    ),
 ]
 
 
@@ -115,6 +133,9 @@ def test_modules_sfu_imports_from_aiortc() -> None:
         (sdp, "SessionDescription"),
         (sdp, "candidate_from_sdp"),
         (mediastreams, "MediaStreamError"),
+        (rtp, "RTCP_PSFB_PLI"),
+        (rtp, "RTCP_PSFB_FIR"),
+        (rtp, "RtcpPsfbPacket"),
     ):
         assert hasattr(module, name), (
             f"aiortc {_VERSION} no longer has {module.__name__}.{name}, which sfu/media.py imports"
@@ -135,3 +156,40 @@ def test_modules_sfu_imports_from_aiortc() -> None:
         "- TR_x",
         "0",
     ), f"aiortc {_VERSION} parses SDP differently from what PublisherPeer.answer reads"
+    text = str(offer)
+    assert str(sdp.SessionDescription.parse(text)) == text, (
+        f"aiortc {_VERSION} no longer writes back the SDP it parses, which _offer_codecs relies "
+        "on to offer forwarded tracks with their publisher's codecs"
+    )
+
+
+async def test_transceiver_codecs_drive_the_answer_and_the_sender() -> None:
+    """RTCRtpTransceiver._codecs set between the remote offer and createAnswer is answered."""
+    from aiortc import RTCRtpCodecParameters, RTCSessionDescription
+
+    offerer, answerer = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        offerer.addTransceiver("audio", direction="sendonly")
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        (transceiver,) = answerer.getTransceivers()
+        assert isinstance(getattr(transceiver, "_codecs", None), list), _missing(
+            "RTCRtpTransceiver", "_codecs", "PublisherPeer.answer and _settle_codecs set"
+        )
+        transceiver._codecs = [
+            RTCRtpCodecParameters(
+                "audio/opus", 48000, 2, 96, parameters={"minptime": 10, "useinbandfec": 1}
+            )
+        ]
+        answer = await answerer.createAnswer()
+        assert "a=fmtp:96 minptime=10;useinbandfec=1" in answer.sdp, (
+            f"aiortc {_VERSION} no longer answers RTCRtpTransceiver._codecs, which "
+            "PublisherPeer.answer sets to answer Opus as livekit-server does"
+        )
+        await answerer.setLocalDescription(answer)
+        await offerer.setRemoteDescription(
+            RTCSessionDescription(sdp=answerer.localDescription.sdp, type="answer")
+        )
+    finally:
+        await offerer.close()
+        await answerer.close()

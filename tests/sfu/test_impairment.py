@@ -147,7 +147,7 @@ async def test_held_packets_block_neither_the_loop_nor_other_streams() -> None:
 
 
 async def test_dropped_packets_count_as_lost_at_the_receiver() -> None:
-    """With 20% loss the subscriber's RTP statistics show ~20% packets lost (sequence gaps)."""
+    """With 20% loss the subscriber's RTP statistics show ~20% packets lost, RED on."""
     async with (
         sfu.serve(
             port=0, api_key=API_KEY, api_secret=API_SECRET, impairment=Impairment(loss_pct=20)
@@ -161,6 +161,11 @@ async def test_dropped_packets_count_as_lost_at_the_receiver() -> None:
         assert hears.track is not None
         stats = [s for s in await hears.track.get_stats() if s.WhichOneof("stats") == "inbound_rtp"]
         received = stats[0].inbound_rtp.received
+        # The SDK publishes RED and takes it: the gaps are counted with RED on too.
+        connection = server.connection("loss", "lossy")
+        assert connection is not None
+        ((_, sink),) = connection.subscriptions.values()
+        assert sink.red_out
     total = received.packets_received + received.packets_lost
     assert total >= 80
     # 20% of >= 80 packets: the binomial 99.9% interval is well inside 8%..32%.

@@ -1,35 +1,138 @@
-"""The forwarding path's parts: ForwardTrack, TrackFanout, SDP filtering, host check."""
+"""The forwarding path's parts: ForwardTrack, TrackFanout, RED, codecs, SDP, host check."""
 
 from __future__ import annotations
 
 import asyncio
-import fractions
 
 import numpy as np
 import pytest
+from aiortc import RTCRtpCodecParameters
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 
 import sfu
-from sfu.media import ForwardTrack, SubscriberPeer, TrackFanout, _local_only
+from sfu.media import (
+    AudioOptions,
+    ForwardTrack,
+    Passthrough,
+    SubscriberPeer,
+    TrackFanout,
+    _audio_answer,
+    _local_only,
+    _video_answer,
+    red_primary,
+    red_wrap,
+)
 from tests.conftest import scaled
 from tests.sfu._clients import holds_tone
 
+# What the SDK (libwebrtc) offers for a published audio track, as far as the answer reads it.
+_OFFER_CODECS = [
+    RTCRtpCodecParameters(
+        "audio/opus", 48000, 2, 111, parameters={"minptime": 10, "useinbandfec": 1}
+    ),
+    RTCRtpCodecParameters("audio/red", 48000, 2, 63, parameters={"111/111": None}),
+    RTCRtpCodecParameters("audio/PCMU", 8000, 1, 0),
+]
 
-async def test_forward_track_returns_payloads_as_packets_in_order() -> None:
-    """Payloads come out unchanged, in order, with the RTP timestamp as pts at 1/48000."""
+
+async def test_forward_track_returns_payloads_in_order() -> None:
+    """Payloads come out unchanged, in order, one per frame, with the RTP timestamp."""
     fanout = TrackFanout("TR_x")
     sink = fanout.subscribe()
     assert sink.id == "TR_x"
+    assert sink.kind == "audio"
     fanout.feed(b"before the sender pulls", 0)  # dropped: would only add latency
     first = asyncio.create_task(sink.recv())
     await asyncio.sleep(0)
     for i in range(3):
         fanout.feed(bytes([i]) * 10, 960 * i)
-    packets = [await first, await sink.recv(), await sink.recv()]
-    assert [bytes(p) for p in packets] == [bytes([i]) * 10 for i in range(3)]
-    assert [p.pts for p in packets] == [0, 960, 1920]
-    assert all(p.time_base == fractions.Fraction(1, 48000) for p in packets)
+    frames = [await first, await sink.recv(), await sink.recv()]
+    assert [f.payloads for f in frames] == [[bytes([i]) * 10] for i in range(3)]
+    assert [f.timestamp for f in frames] == [0, 960, 1920]
+    assert Passthrough().pack(frames[1]) == ([bytes([1]) * 10], 960)
     assert sink.forwarded == 3
+
+
+def test_red_primary_and_wrap() -> None:
+    """The primary block comes out of a RED payload; Opus wraps into RED without redundancy."""
+    older, newer = b"older-opus", b"newer-opus"
+    offset_and_length = (960 << 10) | len(older)
+    red = bytes([0x80 | 111]) + offset_and_length.to_bytes(3, "big") + bytes([111])
+    red += older + newer
+    assert red_primary(red) == newer
+    assert red_primary(red_wrap(newer, 111)) == newer
+    assert red_wrap(newer, 111) == bytes([111]) + newer
+    assert red_primary(bytes([0x80 | 111, 0, 0])) is None  # a header cut short
+    assert red_primary(bytes([0x80 | 111, 0, 0, 50, 111])) is None  # a block past the end
+
+
+async def test_red_goes_as_red_or_as_opus_as_each_subscriber_took_it() -> None:
+    """RED reaches a RED subscriber as it is and another as its primary Opus block."""
+    fanout = TrackFanout("TR_r")
+    fanout.codecs = _audio_answer(_OFFER_CODECS, AudioOptions())
+    takes_red, opus_only = fanout.subscribe(), fanout.subscribe()
+    takes_red.red_out = True
+    waiting = [asyncio.create_task(s.recv()) for s in (takes_red, opus_only)]
+    await asyncio.sleep(0)
+    red = bytes([111]) + b"primary"
+    fanout.tap(RtpPacket(payload_type=63, timestamp=960, payload=red))
+    fanout.tap(RtpPacket(payload_type=111, timestamp=1920, payload=b"plain"))
+    fanout.tap(RtpPacket(payload_type=0, timestamp=2880, payload=b"not negotiated"))
+    assert bytes(await waiting[0]) == red
+    assert bytes(await waiting[1]) == b"primary"
+    assert bytes(await takes_red.recv()) == bytes([111]) + b"plain"
+    assert bytes(await opus_only.recv()) == b"plain"
+    assert fanout.packets == 2
+
+
+async def test_video_frames_gather_up_to_the_marker_and_skip_rtx() -> None:
+    """A video frame's packets go out together; RTX and a frame without a marker are handled."""
+    fanout = TrackFanout("TR_v", "video")
+    fanout.codecs = _video_answer(
+        [
+            RTCRtpCodecParameters("video/VP8", 90000, payloadType=96),
+            RTCRtpCodecParameters("video/rtx", 90000, payloadType=97, parameters={"apt": 96}),
+        ]
+    )
+    sink = fanout.subscribe()
+    assert sink.kind == "video"
+    assert sink.request_keyframe is not None
+    waiting = asyncio.create_task(sink.recv())
+    await asyncio.sleep(0)
+
+    def packet(pt: int, ts: int, payload: bytes, marker: int = 0) -> RtpPacket:
+        p = RtpPacket(payload_type=pt, timestamp=ts, payload=payload, marker=marker)
+        p.ssrc = 1234
+        return p
+
+    fanout.tap(packet(96, 3000, b"a1"))
+    fanout.tap(packet(97, 3000, b"retransmission"))
+    fanout.tap(packet(96, 3000, b"a2", marker=1))
+    fanout.tap(packet(96, 6000, b"b1"))  # its last packet never comes
+    fanout.tap(packet(96, 9000, b"c1", marker=1))
+    frames = [await waiting, await sink.recv(), await sink.recv()]
+    assert [(f.payloads, f.timestamp) for f in frames] == [
+        ([b"a1", b"a2"], 3000),
+        ([b"b1"], 6000),
+        ([b"c1"], 9000),
+    ]
+    assert fanout.packets == 4
+
+
+def test_publisher_answer_codecs_follow_livekit_server() -> None:
+    """RED first if offered, Opus with minptime, FEC, DTX unless disabled, stereo if asked."""
+    plain = _audio_answer(_OFFER_CODECS, AudioOptions())
+    assert [(c.name, c.payloadType) for c in plain] == [("red", 63), ("opus", 111)]
+    assert plain[1].parameters == {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
+    (opus,) = _audio_answer(_OFFER_CODECS, AudioOptions(dtx=False, stereo=True, red=False))
+    assert opus.parameters == {
+        "minptime": 10,
+        "useinbandfec": 1,
+        "stereo": 1,
+        "maxaveragebitrate": 510000,
+    }
+    assert _audio_answer(_OFFER_CODECS[1:], AudioOptions()) == []  # no Opus: left to aiortc
 
 
 async def test_forward_track_queue_is_bounded_and_stop_ends_recv() -> None:
