@@ -76,8 +76,8 @@ def compat(session: nox.Session) -> None:
     ):
         session.skip(
             f"Skipping the browser test: no Chromium at {chromium}, and Debian's chromium package"
-            " cannot be installed here (that needs apt-get as root); set ECHOPROOF_CHROMIUM to a"
-            " Chromium binary to use another one."
+            " could not provide one here (installing it needs apt-get as root); set"
+            " ECHOPROOF_CHROMIUM to a Chromium binary to use another one."
         )
     if (shutil.which("node") is None or shutil.which("npm") is None) and not (
         _apt_install(session, "nodejs", "npm") and shutil.which("node") and shutil.which("npm")
