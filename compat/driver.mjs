@@ -81,7 +81,8 @@ try {
   browser = context;
   const page = context.pages()[0] || (await context.newPage());
   page.on("console", (msg) => {
-    if (msg.type() === "error") emit({ event: "console", text: msg.text() });
+    // Cut short: the SDK's failed /rtc/v1 attempt (expected: it then falls back to /rtc) logs its URL.
+    if (msg.type() === "error") emit({ event: "console", text: msg.text().slice(0, 200) });
   });
   page.on("pageerror", (err) => emit({ event: "pageerror", text: String(err) }));
   await page.exposeFunction("report", emit);
