@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ async def browser(params: dict[str, Any]) -> AsyncIterator[Browser]:
         cwd=COMPAT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group: Chromium goes with it if it must be killed
     )
     b = Browser(proc)
     try:
@@ -109,7 +111,7 @@ async def browser(params: dict[str, Any]) -> AsyncIterator[Browser]:
             async with asyncio.timeout(scaled(15)):
                 await proc.wait()
         except TimeoutError:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
         await b._reader
 
