@@ -1,8 +1,12 @@
-"""Everything a person runs: `nox -s run`, `nox -s tests`, `nox -s lint`, `nox -s bench`."""
+"""Everything a person runs: `nox -s run`, `nox -s tests`, `nox -s lint`, `nox -s bench`,
+`nox -s compat`."""
 
+import os
+import shutil
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
@@ -45,3 +49,48 @@ def bench(session: nox.Session) -> None:
     """Every benchmark; writes benchmarks/results.json and prints a table."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+def _apt_install(session: nox.Session, *packages: str) -> bool:
+    """Install Debian packages when apt-get is usable here (root); whether it worked."""
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return False
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        session.run("apt-get", "install", "-y", *packages, external=True, env=env)
+    except CommandFailed:
+        try:  # a fresh machine has no package lists yet
+            session.run("apt-get", "update", external=True, env=env)
+            session.run("apt-get", "install", "-y", *packages, external=True, env=env)
+        except CommandFailed:
+            return False
+    return True
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """The JS SDK (livekit-client) in headless Chromium against the embedded server."""
+    chromium = os.environ.get("ECHOPROOF_CHROMIUM", "/usr/bin/chromium")
+    if not os.access(chromium, os.X_OK) and not (
+        _apt_install(session, "chromium") and os.access(chromium, os.X_OK)
+    ):
+        session.skip(
+            f"Skipping the browser test: no Chromium at {chromium}, and Debian's chromium package"
+            " could not provide one here (installing it needs apt-get as root); set"
+            " ECHOPROOF_CHROMIUM to a Chromium binary to use another one."
+        )
+    if (shutil.which("node") is None or shutil.which("npm") is None) and not (
+        _apt_install(session, "nodejs", "npm") and shutil.which("node") and shutil.which("npm")
+    ):
+        session.skip("Skipping the browser test: Node.js and npm are not installed and cannot be.")
+    session.install("-e", ".[test]")
+    try:
+        session.run("npm", "ci", "--prefix", "compat", "--no-audit", "--no-fund", external=True)
+    except CommandFailed:
+        session.skip(
+            "Skipping the browser test: `npm ci` in compat/ failed (is the npm registry"
+            " reachable?), so livekit-client and playwright-core are missing."
+        )
+    # Everything is in place now: the test must run, not skip.
+    env = {"ECHOPROOF_CHROMIUM": chromium, "ECHOPROOF_COMPAT_REQUIRED": "1"}
+    session.run("pytest", "tests/compat", *session.posargs, env=env)
