@@ -25,6 +25,7 @@ from . import _signal as sig
 from .errors import ProtocolError
 from .media import LOSSY, RELIABLE, ForwardTrack, PublisherPeer, SubscriberPeer, TrackFanout
 from .room import Participant, Room, Track
+from .webhook import PARTICIPANT_JOINED, TRACK_PUBLISHED, TRACK_UNPUBLISHED
 
 if TYPE_CHECKING:
     from .server import Server
@@ -73,10 +74,19 @@ class Connection:
         @self.subscriber.pc.on("connectionstatechange")
         def on_subscriber_state() -> None:
             if self.subscriber.pc.connectionState == "connected" and not self._closing:
+                first = not self._media_connected
                 self._media_connected = True
                 self.participant.state = models.ParticipantInfo.State.ACTIVE
-                update = sig.participant_update([participant.info()])
+                info = participant.info()
+                if first:  # livekit-server: a participant has joined once it is active
+                    self.server.webhooks.notify(PARTICIPANT_JOINED, self.room, info)
+                update = sig.participant_update([info])
                 self._spawn(self.server.broadcast(self.room, update), "announce active")
+
+    @property
+    def media_connected(self) -> bool:
+        """Whether the subscriber connection has connected (the participant became active)."""
+        return self._media_connected
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``coro`` as a task this connection owns (cancelled and awaited at teardown)."""
@@ -260,6 +270,7 @@ class Connection:
             return
         for track in published:
             self.fanouts.setdefault(track.sid, TrackFanout(track.sid))
+            self.server.webhooks.track_event(TRACK_PUBLISHED, self.room, self.participant, track)
             logger.info("{}: published {} ({})", self.label, track.sid, track.name)
         await self.server.broadcast(self.room, sig.participant_update([self.participant.info()]))
         for other in self.server.connections_in(self.room, exclude=self):
@@ -278,7 +289,8 @@ class Connection:
 
     async def unpublish(self, track: Track) -> None:
         """Remove ``track`` from everyone who receives it and tell the room."""
-        self.participant.tracks.pop(track.sid, None)
+        if self.participant.tracks.pop(track.sid, None) is not None:
+            self.server.webhooks.track_event(TRACK_UNPUBLISHED, self.room, self.participant, track)
         fanout = self.fanouts.pop(track.sid, None)
         if fanout is not None:
             fanout.close()
