@@ -7,8 +7,8 @@ and secret whose ``sha256`` claim is the base64 SHA-256 of the body. That is wha
 ``livekit.api.WebhookReceiver(TokenVerifier(key, secret)).receive(body, auth)`` checks.
 
 :func:`encode` and :func:`sign` do no I/O. :class:`Webhooks` queues events without waiting and
-sends them, in order, from one task it owns; a receiver that is slow or down delays only the
-events behind it, never the signalling or the media.
+sends them in order, from one task per URL that it owns; a receiver that is slow or down delays
+only the events behind it for that URL, never the signalling, the media or the other URLs.
 """
 
 from __future__ import annotations
@@ -74,11 +74,13 @@ def check_url(url: str) -> str:
 
 
 class Webhooks:
-    """Sends webhook events to ``urls`` from one task, in the order they were raised.
+    """Sends webhook events to ``urls``, to each in the order they were raised.
 
-    :meth:`notify` never waits: it takes a snapshot of the event and queues it (dropping it,
-    with a log line, once ``max_queued`` are waiting). Each POST has ``timeout_s``; a failure
-    is one log line and the event is not sent again. With no URL, nothing is queued.
+    :meth:`notify` never waits: it takes a snapshot of the event and queues it for each URL.
+    Each URL has its own queue and sender task, so a receiver that is slow or down delays only
+    its own events. Each POST has ``timeout_s``; a failure is one log line and the event is not
+    sent again; once ``max_queued`` events wait for a URL, new ones are dropped (with a log
+    line). With no URL, nothing is queued.
     """
 
     def __init__(
@@ -94,30 +96,35 @@ class Webhooks:
         self._api_key = api_key
         self._api_secret = api_secret
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._queue: asyncio.Queue[webhook.WebhookEvent] = asyncio.Queue(max_queued)
+        self._max_queued = max_queued
+        self._queues: dict[str, asyncio.Queue[webhook.WebhookEvent]] = {}
+        self._senders: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
-        self._sender: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start the sender task (when there is a URL to send to)."""
-        if self.urls and self._sender is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-            self._sender = asyncio.create_task(self._send_all(), name="sfu webhook sender")
+        """Start one sender task per URL."""
+        if not self.urls or self._session is not None:
+            return
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        for url in self.urls:
+            queue = self._queues[url] = asyncio.Queue(self._max_queued)
+            task = asyncio.create_task(self._send_all(url, queue), name=f"sfu webhook to {url}")
+            self._senders.append(task)
 
     async def close(self, drain_s: float = 2.0) -> None:
         """Send what is queued for up to ``drain_s`` seconds, then stop. Safe to call twice."""
-        if self._sender is not None and not self._sender.done():
-            try:
-                async with asyncio.timeout(drain_s):
-                    await self._queue.join()
-            except TimeoutError:
-                left = self._queue.qsize()
-                logger.warning("webhooks: {} events not sent before the server stopped", left)
-        sender, self._sender = self._sender, None
-        await cancel_and_wait(sender)
+        queues, self._queues = self._queues, {}
+        try:
+            async with asyncio.timeout(drain_s):
+                await asyncio.gather(*(q.join() for q in queues.values()))
+        except TimeoutError:
+            for url, queue in queues.items():
+                if queue.qsize():
+                    logger.warning("webhooks: {} events for {} not sent", queue.qsize(), url)
+        senders, self._senders = self._senders, []
+        await cancel_and_wait(*senders)
         if self._session is not None:
             await self._session.close()
-            self._session = None
 
     # -- events -----------------------------------------------------------------------------
 
@@ -129,7 +136,7 @@ class Webhooks:
         track: Track | None = None,
     ) -> None:
         """Queue ``event`` about ``room`` (and a participant, a track) as they are now."""
-        if self._sender is None:
+        if not self._queues:
             return
         message = webhook.WebhookEvent(
             event=event,
@@ -139,10 +146,13 @@ class Webhooks:
             id=new_sid("EV_"),
             created_at=int(time.time()),
         )
-        try:
-            self._queue.put_nowait(message)
-        except asyncio.QueueFull:
-            logger.warning("webhooks: {} queued already, dropped {}", self._queue.qsize(), event)
+        for url, queue in self._queues.items():
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:
+                logger.warning(
+                    "webhooks: {} events wait for {}; dropped {}", queue.qsize(), url, event
+                )
 
     def track_event(self, event: str, room: Room, publisher: Participant, track: Track) -> None:
         """Queue a ``track_*`` event; as livekit-server, it names the publisher by sid and
@@ -152,17 +162,16 @@ class Webhooks:
 
     # -- sending ----------------------------------------------------------------------------
 
-    async def _send_all(self) -> None:
+    async def _send_all(self, url: str, queue: asyncio.Queue[webhook.WebhookEvent]) -> None:
         while True:
-            event = await self._queue.get()
+            event = await queue.get()
             try:
                 body = encode(event)
-                auth = sign(body, self._api_key, self._api_secret)
-                await asyncio.gather(
-                    *(self._post(url, event.event, body, auth) for url in self.urls)
+                await self._post(
+                    url, event.event, body, sign(body, self._api_key, self._api_secret)
                 )
             finally:
-                self._queue.task_done()
+                queue.task_done()
 
     async def _post(self, url: str, event: str, body: bytes, auth: str) -> None:
         assert self._session is not None
