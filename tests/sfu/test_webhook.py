@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import aiohttp
 import pytest
 from aiohttp import web
 from livekit import api, rtc
@@ -248,3 +249,24 @@ async def test_connection_quality_is_excellent_once(server: sfu.Server) -> None:
     finally:
         for room in rooms.values():
             await room.disconnect()
+
+
+async def test_a_participant_that_never_connects_media_is_aborted() -> None:
+    """A join whose media never connects ends with participant_connection_aborted, not left."""
+    async with (
+        receiving() as receiver,
+        sfu.serve(
+            port=0, api_key=API_KEY, api_secret=API_SECRET, webhook_urls=[receiver.url]
+        ) as server,
+        aiohttp.ClientSession() as http,
+    ):
+        params = {"access_token": token("raw", "abort")}
+        async with http.ws_connect(server.url + "/rtc", params=params) as ws:
+            await ws.receive_bytes(timeout=scaled(5))  # the join response
+        await until(lambda: len(receiver.posts) >= 3, 10)
+        assert receiver.names() == [
+            "room_started",
+            "participant_connection_aborted",
+            "room_finished",
+        ]
+        assert receiver.events()[1].participant.identity == "raw"
