@@ -40,6 +40,13 @@ def parser() -> argparse.ArgumentParser:
         choices=["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"],
         help="loguru level (default INFO)",
     )
+    parser.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST livekit-server's webhook events to URL, signed with the API key (repeatable)",
+    )
     impair = parser.add_argument_group("impairment of every forwarded stream")
     impair.add_argument("--delay-ms", type=float, default=0.0, help="fixed delay")
     impair.add_argument("--jitter-ms", type=float, default=0.0, help="extra delay, 0..N ms")
@@ -104,7 +111,12 @@ async def _run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     policy = impairment_of(args)
     async with serve(
-        args.host, args.port, args.api_key, args.api_secret, impairment=policy
+        args.host,
+        args.port,
+        args.api_key,
+        args.api_secret,
+        impairment=policy,
+        webhook_urls=args.webhook,
     ) as server:
         print(f"sfu listening on {server.url}", flush=True)
         await stop.wait()

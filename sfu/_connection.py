@@ -33,6 +33,7 @@ from .media import (
     TrackFanout,
 )
 from .room import Participant, Room, Track
+from .webhook import PARTICIPANT_JOINED, TRACK_PUBLISHED, TRACK_UNPUBLISHED
 
 if TYPE_CHECKING:
     from .server import Server
@@ -81,10 +82,19 @@ class Connection:
         @self.subscriber.pc.on("connectionstatechange")
         def on_subscriber_state() -> None:
             if self.subscriber.pc.connectionState == "connected" and not self._closing:
+                first = not self._media_connected
                 self._media_connected = True
                 self.participant.state = models.ParticipantInfo.State.ACTIVE
-                update = sig.participant_update([participant.info()])
+                info = participant.info()
+                if first:  # livekit-server: a participant has joined once it is active
+                    self.server.webhooks.notify(PARTICIPANT_JOINED, self.room, info)
+                update = sig.participant_update([info])
                 self._spawn(self.server.broadcast(self.room, update), "announce active")
+
+    @property
+    def media_connected(self) -> bool:
+        """Whether the subscriber connection has connected (the participant became active)."""
+        return self._media_connected
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``coro`` as a task this connection owns (cancelled and awaited at teardown)."""
@@ -268,6 +278,7 @@ class Connection:
             return
         for track in published:
             self._fanout_of(track)
+            self.server.webhooks.track_event(TRACK_PUBLISHED, self.room, self.participant, track)
             logger.info(
                 "{}: published {} ({}, {})", self.label, track.sid, track.name, track.mime_type
             )
@@ -310,7 +321,8 @@ class Connection:
 
     async def unpublish(self, track: Track) -> None:
         """Remove ``track`` from everyone who receives it and tell the room."""
-        self.participant.tracks.pop(track.sid, None)
+        if self.participant.tracks.pop(track.sid, None) is not None:
+            self.server.webhooks.track_event(TRACK_UNPUBLISHED, self.room, self.participant, track)
         fanout = self.fanouts.pop(track.sid, None)
         if fanout is not None:
             fanout.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 
 from aiohttp import web
@@ -26,6 +26,16 @@ from .errors import AuthError, HostNetworkError, SfuError
 from .impairment import Impairment, ImpairmentPolicy
 from .media import check_host_network
 from .room import Participant, Room
+from .webhook import (
+    PARTICIPANT_CONNECTION_ABORTED,
+    PARTICIPANT_LEFT,
+    ROOM_FINISHED,
+    ROOM_STARTED,
+    Webhooks,
+)
+
+# How often livekit-server looks at connection quality (connectionquality.UpdateInterval).
+QUALITY_INTERVAL_S = 5.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -64,6 +74,7 @@ class Server:
         ping_interval: int = 5,
         ping_timeout: int = 15,
         impairment: Impairment | ImpairmentPolicy | None = None,
+        webhook_urls: Sequence[str] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -75,6 +86,8 @@ class Server:
         self._connections: dict[tuple[str, str], Connection] = {}
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._quality: asyncio.Task[None] | None = None
+        self.webhooks = Webhooks(webhook_urls, api_key, api_secret)
         self._closed = False  # no new participant is let in once true
         self._closing: asyncio.Future[None] | None = None  # done once the shutdown has ended
 
@@ -127,6 +140,8 @@ class Server:
         if addresses:
             self.port = addresses[0][1]
         self._sweeper = asyncio.create_task(self._sweep(), name="sfu room sweeper")
+        self._quality = asyncio.create_task(self._rate_quality(), name="sfu connection quality")
+        self.webhooks.start()
         logger.info("listening on {}", self.url)
 
     async def close(self) -> None:
@@ -146,7 +161,7 @@ class Server:
             self._closing.set_result(None)
 
     async def _shut_down(self) -> None:
-        await cancel_and_wait(self._sweeper)
+        await cancel_and_wait(self._sweeper, self._quality)
         leaving = [
             c.disconnect(models.DisconnectReason.SERVER_SHUTDOWN)
             for c in list(self._connections.values())
@@ -159,7 +174,10 @@ class Server:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for room in self.rooms.values():
+            self.webhooks.notify(ROOM_FINISHED, room)
         self.rooms.clear()
+        await self.webhooks.close()
         logger.info("server on {} stopped", self.url)
 
     async def _sweep(self) -> None:
@@ -170,7 +188,27 @@ class Server:
             for name, room in list(self.rooms.items()):
                 if room.expired(now):
                     del self.rooms[name]
+                    self.webhooks.notify(ROOM_FINISHED, room)
                     logger.info("room {} closed: empty for {} s", name, room.empty_timeout)
+
+    async def _rate_quality(self) -> None:
+        """Rate every active participant's connection EXCELLENT, to each active participant,
+        once (a constant quality changes no more): at livekit-server's quality interval."""
+        rated: dict[Connection, set[str]] = {}  # whose quality each connection has been told
+        while True:
+            await asyncio.sleep(QUALITY_INTERVAL_S)
+            live = set(self._connections.values())
+            rated = {c: sids for c, sids in rated.items() if c in live}
+            for room in list(self.rooms.values()):
+                active = sig.active(room.participants.values())
+                for conn in self.connections_in(room):
+                    told = rated.setdefault(conn, set())
+                    new = active - told
+                    if conn.participant.sid not in active or not new:
+                        continue
+                    told |= new
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await conn.send(sig.connection_quality(new))
 
     # -- registry ---------------------------------------------------------------------------
 
@@ -214,14 +252,19 @@ class Server:
             del self._connections[key]
         for track in list(conn.participant.tracks.values()):
             await conn.unpublish(track)
-        if not conn.room.remove(conn.participant):
-            return  # replaced by a newer participant with the same identity
+        seated = conn.room.remove(conn.participant)
         conn.participant.state = models.ParticipantInfo.State.DISCONNECTED
         info = conn.participant.info()
         info.disconnect_reason = reason  # type: ignore[assignment]
+        # As livekit-server: "aborted" when the participant never became active.
+        left = PARTICIPANT_LEFT if conn.media_connected else PARTICIPANT_CONNECTION_ABORTED
+        self.webhooks.notify(left, conn.room, info)
+        if not seated:
+            return  # replaced by a newer participant with the same identity
         await self.broadcast(conn.room, sig.participant_update([info]))
         if conn.room.expired(time.monotonic()) and self.rooms.get(conn.room.name) is conn.room:
             del self.rooms[conn.room.name]
+            self.webhooks.notify(ROOM_FINISHED, conn.room)
             logger.info("room {} closed: the last participant left", conn.room.name)
 
     def create_room(self, name: str, **options: int | str) -> Room:
@@ -230,6 +273,7 @@ class Server:
         if room is None:
             room = Room(name=name, created_by_api=True, **options)  # type: ignore[arg-type]
             self.rooms[name] = room
+            self.webhooks.notify(ROOM_STARTED, room)
             logger.info("room {} created", name)
         return room
 
@@ -241,6 +285,7 @@ class Server:
         await asyncio.gather(
             *(c.disconnect(models.DisconnectReason.ROOM_DELETED) for c in self.connections_in(room))
         )
+        self.webhooks.notify(ROOM_FINISHED, room)
         logger.info("room {} deleted", name)
         return True
 
@@ -301,6 +346,7 @@ class Server:
         room = self.rooms.get(grant.room)
         if room is None:
             room = self.rooms[grant.room] = Room(name=grant.room)
+            self.webhooks.notify(ROOM_STARTED, room)
             logger.info("room {} created", grant.room)
         participant = Participant(
             identity=grant.identity,
@@ -348,11 +394,14 @@ def serve(
     ping_interval: int = 5,
     ping_timeout: int = 15,
     impairment: Impairment | ImpairmentPolicy | None = None,
+    webhook_urls: Sequence[str] = (),
 ) -> Server:
     """The embedded server, to be used as ``async with serve(...) as server``.
 
     ``impairment`` applies to every forwarded stream, or, as a function of (publisher identity,
-    subscriber identity), to each stream it returns one for.
+    subscriber identity), to each stream it returns one for. livekit-server's webhook events
+    (room, participant and track) are POSTed to each of ``webhook_urls``, signed with the API
+    key and secret (see :mod:`sfu.webhook`).
     """
     return Server(
         host,
@@ -362,4 +411,5 @@ def serve(
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         impairment=impairment,
+        webhook_urls=webhook_urls,
     )
