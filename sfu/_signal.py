@@ -237,6 +237,7 @@ class Session:
                 disable_dtx=req.disable_dtx,
                 stereo=req.stereo or models.AudioTrackFeature.TF_STEREO in req.audio_features,
                 disable_red=req.disable_red,
+                packet_trailer_features=tuple(req.packet_trailer_features),
                 # The SDK names a video codec ("vp8") per layer; the answer settles it.
                 mime_type=_mime_of(req),
             )

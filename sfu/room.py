@@ -41,6 +41,9 @@ class Track:
     stereo: bool = False
     disable_red: bool = False
     mime_type: str = "audio/opus"
+    # what the publisher puts in its frames' packet trailer (e.g. user timestamps, frame ids):
+    # echoed back so that the SDK's publication and its subscribers know (livekit-server does)
+    packet_trailer_features: tuple[int, ...] = ()
     sid: str = field(default_factory=lambda: new_sid("TR_"))
 
     def info(self) -> models.TrackInfo:
@@ -56,6 +59,7 @@ class Track:
             disable_dtx=self.disable_dtx,
             stereo=self.stereo,
             disable_red=self.disable_red,
+            packet_trailer_features=list(self.packet_trailer_features),  # type: ignore[arg-type]
         )
 
 

@@ -91,6 +91,20 @@ def test_add_track_answers_track_published_once_per_cid() -> None:
     assert s.pending == {}
 
 
+def test_packet_trailer_features_are_echoed() -> None:
+    """What the publisher says its frames' trailers carry comes back in the TrackInfo (the SDK's
+    `publication.frame_metadata_features`, and what subscribers see)."""
+    s = session()
+    features = list(models.PacketTrailerFeature.values())
+    req = rtc.AddTrackRequest(
+        cid="cam", name="camera", type=models.TrackType.VIDEO, packet_trailer_features=features
+    )
+    published = only_send(s.handle(rtc.SignalRequest(add_track=req))).track_published
+    assert list(published.track.packet_trailer_features) == features
+    (track,) = s.negotiated(["cam"])
+    assert list(track.info().packet_trailer_features) == features
+
+
 def test_add_track_without_publish_grant_is_refused() -> None:
     """A participant without canPublish cannot announce a track."""
     s = session(can_publish=False)
