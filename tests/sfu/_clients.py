@@ -105,16 +105,13 @@ class ToneSender:
 
 
 @dataclass
-class Listener:
-    """Records every frame heard from the participant called ``sender``, and when (monotonic)."""
+class Subscriber:
+    """Calls `_on_track` for every track of `room` subscribed so far and from now on; ends the
+    tasks it started (`_tasks`) on exit. Listeners for audio and video build on it."""
 
     room: rtc.Room
     sender: str
-    frames: list[np.ndarray] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-    track: rtc.Track | None = None
-    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, kw_only=True)
 
     async def __aenter__(self) -> Self:
         self.room.on("track_subscribed", self._on_track)
@@ -127,6 +124,21 @@ class Listener:
     async def __aexit__(self, *exc: object) -> None:
         self.room.off("track_subscribed", self._on_track)
         await cancel_and_wait(*self._tasks)
+
+    def _on_track(
+        self, track: rtc.Track, pub: rtc.RemoteTrackPublication, who: rtc.RemoteParticipant
+    ) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class Listener(Subscriber):
+    """Records every frame heard from the participant called ``sender``, and when (monotonic)."""
+
+    frames: list[np.ndarray] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    track: rtc.Track | None = None
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _on_track(
         self, track: rtc.Track, pub: rtc.RemoteTrackPublication, who: rtc.RemoteParticipant

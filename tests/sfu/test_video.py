@@ -13,7 +13,7 @@ from livekit.protocol import models
 
 import sfu
 from aiotasks import cancel_and_wait
-from tests.sfu._clients import ToneSender, joined, until
+from tests.sfu._clients import Subscriber, ToneSender, joined, until
 
 WIDTH, HEIGHT = 320, 240
 RED = bytes([230, 20, 20, 255])
@@ -51,26 +51,11 @@ class VideoSender:
 
 
 @dataclass
-class VideoWatcher:
+class VideoWatcher(Subscriber):
     """Records the size and mean colour of every video frame received from ``sender``."""
 
-    room: rtc.Room
-    sender: str
     frames: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)  # track sid -> kind subscribed as
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    async def __aenter__(self) -> Self:
-        self.room.on("track_subscribed", self._on_track)
-        for participant in self.room.remote_participants.values():
-            for pub in participant.track_publications.values():
-                if pub.track is not None:
-                    self._on_track(pub.track, pub, participant)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.room.off("track_subscribed", self._on_track)
-        await cancel_and_wait(*self._tasks)
 
     def _on_track(
         self, track: rtc.Track, pub: rtc.RemoteTrackPublication, who: rtc.RemoteParticipant
