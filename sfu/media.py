@@ -51,6 +51,7 @@ from loguru import logger
 
 from .errors import HostNetworkError, ProtocolError
 from .impairment import Impairment, Schedule
+from .speakers import AudioLevel
 
 # A subscriber that stops reading loses the oldest packets beyond this (10 s of 20 ms packets).
 FORWARD_QUEUE_PACKETS = 500
@@ -286,6 +287,8 @@ class TrackFanout:
         self._ssrc: int | None = None
         self._frame = _Frame()
         self._last_request = -KEYFRAME_REQUEST_INTERVAL_S
+        # The publisher's audio level (ssrc-audio-level), counted per packet; see sfu.speakers.
+        self.audio_level = AudioLevel()
 
     def payload_types(self, name: str) -> set[int]:
         """The negotiated payload types of codec ``name`` ("opus", "red", "vp8"...)."""
@@ -300,6 +303,9 @@ class TrackFanout:
         async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
             if packet.payload:
                 self.tap(packet)
+            level = packet.extensions.audio_level
+            if level is not None:
+                self.audio_level.observe(level[1])
             await handle(packet, arrival_time_ms)  # statistics and RTCP reports
 
         async def receive_without_decoder(parameters: Any) -> None:

@@ -26,6 +26,7 @@ from .errors import AuthError, HostNetworkError, SfuError
 from .impairment import Impairment, ImpairmentPolicy
 from .media import check_host_network
 from .room import Participant, Room
+from .speakers import UPDATE_INTERVAL_S, Speakers, speakers_changed
 from .webhook import (
     PARTICIPANT_CONNECTION_ABORTED,
     PARTICIPANT_LEFT,
@@ -87,6 +88,7 @@ class Server:
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._quality: asyncio.Task[None] | None = None
+        self._speakers: asyncio.Task[None] | None = None
         self.webhooks = Webhooks(webhook_urls, api_key, api_secret)
         self._closed = False  # no new participant is let in once true
         self._closing: asyncio.Future[None] | None = None  # done once the shutdown has ended
@@ -141,6 +143,7 @@ class Server:
             self.port = addresses[0][1]
         self._sweeper = asyncio.create_task(self._sweep(), name="sfu room sweeper")
         self._quality = asyncio.create_task(self._rate_quality(), name="sfu connection quality")
+        self._speakers = asyncio.create_task(self._report_speakers(), name="sfu active speakers")
         self.webhooks.start()
         logger.info("listening on {}", self.url)
 
@@ -161,7 +164,7 @@ class Server:
             self._closing.set_result(None)
 
     async def _shut_down(self) -> None:
-        await cancel_and_wait(self._sweeper, self._quality)
+        await cancel_and_wait(self._sweeper, self._quality, self._speakers)
         leaving = [
             c.disconnect(models.DisconnectReason.SERVER_SHUTDOWN)
             for c in list(self._connections.values())
@@ -209,6 +212,30 @@ class Server:
                     told |= new
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await conn.send(sig.connection_quality(new))
+
+    async def _report_speakers(self) -> None:
+        """Fold every published audio track's level, and tell each room when the set of its
+        active speakers changes (a participant speaks at its loudest unmuted track's level)."""
+        rooms: dict[str, tuple[Room, Speakers]] = {}
+        while True:
+            await asyncio.sleep(UPDATE_INTERVAL_S)
+            rooms = {n: v for n, v in rooms.items() if self.rooms.get(n) is v[0]}
+            for room in list(self.rooms.values()):
+                levels: dict[str, float] = {}
+                for conn in self.connections_in(room):
+                    for sid, fanout in list(conn.fanouts.items()):
+                        if fanout.kind != "audio":
+                            continue
+                        level = fanout.audio_level.update()
+                        track = conn.participant.tracks.get(sid)
+                        if level and track is not None and not track.muted:
+                            levels[conn.participant.sid] = max(
+                                level, levels.get(conn.participant.sid, 0.0)
+                            )
+                _, speakers = rooms.setdefault(room.name, (room, Speakers()))
+                changed = speakers.changes(levels)
+                if changed is not None:
+                    await self.broadcast(room, speakers_changed(changed))
 
     # -- registry ---------------------------------------------------------------------------
 
