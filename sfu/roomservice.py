@@ -29,6 +29,7 @@ from .media import LOSSY, RELIABLE
 from .room import check_limits
 
 if TYPE_CHECKING:
+    from ._connection import Connection
     from .server import Server
 
 # livekit-server's default for rooms created through the API without an empty_timeout.
@@ -39,6 +40,14 @@ _Call = Callable[["Server", Any, str], Awaitable[Message]]
 
 def _not_found(what: str) -> TwirpError:
     return TwirpError("not_found", f"{what} does not exist", 404)
+
+
+def _connected(server: Server, room: str, identity: str) -> Connection:
+    """The live connection of `identity` in `room`; Twirp not_found when there is none."""
+    conn = server.connection(room, identity)
+    if conn is None:
+        raise _not_found(f"participant {identity!r} in room {room!r}")
+    return conn
 
 
 def _check_limits(**fields: Any) -> None:
@@ -103,9 +112,7 @@ async def _remove_participant(
     server: Server, req: room_pb.RoomParticipantIdentity, token: str
 ) -> Message:
     server.auth.api_grant(token, admin_room=req.room)
-    conn = server.connection(req.room, req.identity)
-    if conn is None:
-        raise _not_found(f"participant {req.identity!r} in room {req.room!r}")
+    conn = _connected(server, req.room, req.identity)
     await conn.disconnect(models.DisconnectReason.PARTICIPANT_REMOVED)
     return room_pb.RemoveParticipantResponse()
 
@@ -144,9 +151,7 @@ async def _update_participant(
     attributes = dict(req.attributes)
     _check_limits(name=req.name, metadata=req.metadata, attributes=attributes)
     server.auth.api_grant(token, admin_room=req.room)
-    conn = server.connection(req.room, req.identity)
-    if conn is None:
-        raise _not_found(f"participant {req.identity!r} in room {req.room!r}")
+    conn = _connected(server, req.room, req.identity)
     participant = conn.participant
     changed = participant.update(name=req.name, metadata=req.metadata, attributes=attributes)
     if req.HasField("permission") and participant.set_permission(req.permission):
@@ -166,9 +171,7 @@ async def _update_subscriptions(
     server: Server, req: room_pb.UpdateSubscriptionsRequest, token: str
 ) -> Message:
     server.auth.api_grant(token, admin_room=req.room)
-    conn = server.connection(req.room, req.identity)
-    if conn is None:
-        raise _not_found(f"participant {req.identity!r} in room {req.room!r}")
+    conn = _connected(server, req.room, req.identity)
     chosen = [*req.track_sids, *(s for p in req.participant_tracks for s in p.track_sids)]
     conn.session.choose(chosen, req.subscribe)
     if await conn.resubscribe():
