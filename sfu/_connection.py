@@ -22,8 +22,10 @@ from loguru import logger
 from aiotasks import cancel_and_wait
 
 from . import _signal as sig
+from . import datatrack
 from .errors import ProtocolError
 from .media import (
+    DATA_TRACK,
     LOSSY,
     RELIABLE,
     AudioOptions,
@@ -32,7 +34,7 @@ from .media import (
     SubscriberPeer,
     TrackFanout,
 )
-from .room import Participant, Room, Track
+from .room import DataTrack, Participant, Room, Track
 from .webhook import PARTICIPANT_JOINED, TRACK_PUBLISHED, TRACK_UNPUBLISHED
 
 if TYPE_CHECKING:
@@ -71,6 +73,7 @@ class Connection:
         self.fanouts: dict[str, TrackFanout] = {}
         self.subscriptions: dict[str, tuple[TrackFanout, ForwardTrack]] = {}
         self._denied: set[str] = set()  # tracks whose publisher refused this participant
+        self.data_subscriptions = datatrack.Subscriptions()
         self.done = asyncio.Event()
         # Set when the end has a known reason; otherwise the connection was lost.
         self._leave_reason: int | None = None
@@ -178,6 +181,9 @@ class Connection:
             for fanout, sink in self.subscriptions.values():
                 fanout.unsubscribe(sink)
             self.subscriptions.clear()
+            for track in list(self.participant.data_tracks.values()):
+                await self._drop_data_track(track)
+            self.participant.data_tracks.clear()
             await self.publisher.close()
             await self.subscriber.close()
             await self.server.leave(self, self._leave_reason)
@@ -252,6 +258,10 @@ class Connection:
                 for other in self.server.connections_in(self.room, exclude=self):
                     if await other.resubscribe():
                         await other.negotiate()
+            case sig.SubscribeData(track_sid, subscribe):
+                await self._subscribe_data(track_sid, subscribe)
+            case sig.DataUnpublished(track):
+                await self._drop_data_track(track)
             case sig.Announce():
                 await self.server.broadcast(
                     self.room, sig.participant_update([self.participant.info()])
@@ -354,6 +364,16 @@ class Connection:
                         self._denied.add(track_sid)
                     update = sig.permission_update(publisher.participant.sid, track_sid, allowed)
                     await self.send(update)
+        revoked = False
+        for track_sid in list(self.data_subscriptions.by_sid):
+            found = self._data_publisher(track_sid)
+            if found is None or not (
+                self.participant.can_subscribe
+                and found[0].participant.allows(self.participant, track_sid)
+            ):
+                revoked = self.data_subscriptions.remove(track_sid) or revoked
+        if revoked:
+            await self.send(self.data_subscriptions.handles())
         return due
 
     def _subscribe_to(self, publisher: Connection, track_sid: str) -> None:
@@ -379,6 +399,9 @@ class Connection:
     # -- data -------------------------------------------------------------------------------
 
     def _on_data(self, label: str, data: bytes) -> None:
+        if label == DATA_TRACK:
+            self._forward_data_track(data)
+            return
         if label not in (RELIABLE, LOSSY):
             return
         if not self.participant.can_publish_data:
@@ -402,3 +425,62 @@ class Connection:
             if destinations and other.participant.identity not in destinations:
                 continue
             other.subscriber.send_data(label, payload)
+
+    # -- data tracks ------------------------------------------------------------------------
+
+    def _forward_data_track(self, packet: bytes) -> None:
+        """Relay one data-track packet to each subscriber of its track, under their handle."""
+        if not self.participant.can_publish_data:
+            logger.debug("{}: data-track packet without the canPublishData grant", self.label)
+            return
+        header = datatrack.parse_header(packet)
+        if header is None or header.version != datatrack.VERSION:
+            logger.debug(
+                "{}: dropped {} bytes that are no data-track packet", self.label, len(packet)
+            )
+            return
+        track = self.participant.data_tracks.get(header.handle)
+        if track is None:
+            logger.debug("{}: packet for unpublished data track {}", self.label, header.handle)
+            return
+        for other in self.server.connections_in(self.room, exclude=self):
+            handle = other.data_subscriptions.by_sid.get(track.sid)
+            if handle is not None:
+                other.subscriber.send_data(DATA_TRACK, datatrack.with_handle(packet, handle))
+
+    def _data_publisher(self, track_sid: str) -> tuple[Connection, DataTrack] | None:
+        """Who publishes the data track ``track_sid`` in this room, and the track."""
+        for other in self.server.connections_in(self.room, exclude=self):
+            for track in other.participant.data_tracks.values():
+                if track.sid == track_sid:
+                    return other, track
+        return None
+
+    async def _subscribe_data(self, track_sid: str, subscribe: bool) -> None:
+        """Start or stop receiving a data track; the client learns its handles in full."""
+        if not subscribe:
+            if self.data_subscriptions.remove(track_sid):
+                await self.send(self.data_subscriptions.handles())
+            return
+        found = self._data_publisher(track_sid)
+        if found is None:
+            logger.info(
+                "{}: asked for data track {}, which nobody publishes", self.label, track_sid
+            )
+            return
+        publisher, _ = found
+        if not (
+            self.participant.can_subscribe
+            and publisher.participant.allows(self.participant, track_sid)
+        ):
+            await self.send(sig.permission_update(publisher.participant.sid, track_sid, False))
+            return
+        owner = publisher.participant
+        self.data_subscriptions.add(owner.identity, owner.sid, track_sid)
+        await self.send(self.data_subscriptions.handles())
+
+    async def _drop_data_track(self, track: DataTrack) -> None:
+        """``track`` is gone: whoever received it stops, and is told its remaining handles."""
+        for other in self.server.connections_in(self.room, exclude=self):
+            if other.data_subscriptions.remove(track.sid):
+                await other.send(other.data_subscriptions.handles())

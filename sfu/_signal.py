@@ -3,8 +3,8 @@
 A :class:`Session` turns one ``SignalRequest`` into a list of actions: responses to send back to
 the client (:class:`Send`) and work for the media and room layers (:class:`AnswerOffer`,
 :class:`AcceptAnswer`, :class:`AddCandidate`, :class:`TrackMuted`, :class:`Announce`,
-:class:`Resubscribe`, :class:`Leave`). The front end
-executes them; tests feed requests and read actions without sockets.
+:class:`Resubscribe`, :class:`SubscribeData`, :class:`DataUnpublished`, :class:`Leave`). The
+front end executes them; tests feed requests and read actions without sockets.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
 
+from . import datatrack
 from .errors import ProtocolError
-from .room import Participant, Room, Track, check_limits
+from .room import DataTrack, Participant, Room, Track, check_limits
 
 PROTOCOL_VERSION = 16
 SERVER_VERSION = "1.9.0"
@@ -79,6 +80,21 @@ class Resubscribe:
 
 
 @dataclass(frozen=True)
+class SubscribeData:
+    """The client asks to receive (or no longer) the data track ``track_sid``."""
+
+    track_sid: str
+    subscribe: bool
+
+
+@dataclass(frozen=True)
+class DataUnpublished:
+    """This participant unpublished ``track``: its subscribers lose it."""
+
+    track: DataTrack
+
+
+@dataclass(frozen=True)
 class Leave:
     """The client left: tear its connection down and announce ``reason`` (DisconnectReason)."""
 
@@ -86,7 +102,16 @@ class Leave:
 
 
 Action = (
-    Send | AnswerOffer | AcceptAnswer | AddCandidate | TrackMuted | Announce | Resubscribe | Leave
+    Send
+    | AnswerOffer
+    | AcceptAnswer
+    | AddCandidate
+    | TrackMuted
+    | Announce
+    | Resubscribe
+    | SubscribeData
+    | DataUnpublished
+    | Leave
 )
 
 
@@ -213,6 +238,13 @@ class Session:
             return [Resubscribe(room=True)]
         if kind == "update_metadata":
             return self._update_metadata(request.update_metadata)
+        if kind == "publish_data_track_request":
+            return self._publish_data(request.publish_data_track_request)
+        if kind == "unpublish_data_track_request":
+            return self._unpublish_data(request.unpublish_data_track_request)
+        if kind == "update_data_subscription":
+            updates = request.update_data_subscription.updates
+            return [SubscribeData(u.track_sid, u.subscribe) for u in updates]
         if kind == "leave":
             return [Leave(leave_reason(request.leave.reason))]
         # track_setting, update_layers, sync_state and the rest: not needed here.
@@ -300,6 +332,42 @@ class Session:
         # The update first, so the client's own view has changed when its request returns.
         answer = Send(rtc.SignalResponse(request_response=response))
         return [Announce(), answer] if changed else [answer]
+
+    def _publish_data(self, req: rtc.PublishDataTrackRequest) -> list[Action]:
+        # As livekit-server: the canPublishData grant, then the request's own checks; a refusal
+        # is a request_response carrying the request back (the SDK matches it by handle).
+        published = self.participant.data_tracks
+        problem: tuple[int, str] | None
+        if not self.participant.can_publish_data:
+            problem = (
+                rtc.RequestResponse.Reason.NOT_ALLOWED,
+                "does not have permission to publish data",
+            )
+        else:
+            problem = datatrack.refusal(req, published)
+        if problem is not None:
+            response = rtc.RequestResponse(publish_data_track=req)
+            response.reason, response.message = problem  # type: ignore[assignment]
+            return [Send(rtc.SignalResponse(request_response=response))]
+        track = published[req.pub_handle] = datatrack.from_request(req)
+        answer = rtc.PublishDataTrackResponse(info=track.info())
+        return [Send(rtc.SignalResponse(publish_data_track_response=answer)), Announce()]
+
+    def _unpublish_data(self, req: rtc.UnpublishDataTrackRequest) -> list[Action]:
+        track = self.participant.data_tracks.pop(req.pub_handle, None)
+        if track is None:
+            response = rtc.RequestResponse(
+                reason=rtc.RequestResponse.Reason.NOT_FOUND,
+                message=f"no data track published with handle {req.pub_handle}",
+                unpublish_data_track=req,
+            )
+            return [Send(rtc.SignalResponse(request_response=response))]
+        answer = rtc.UnpublishDataTrackResponse(info=track.info())
+        return [
+            DataUnpublished(track),
+            Send(rtc.SignalResponse(unpublish_data_track_response=answer)),
+            Announce(),
+        ]
 
     def negotiated(self, cids: Iterable[str]) -> list[Track]:
         """Move pending tracks whose media is now negotiated into the participant's tracks."""

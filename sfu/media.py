@@ -63,6 +63,7 @@ OPUS_FMTP: dict[str, int] = {"minptime": 10, "useinbandfec": 1}
 
 RELIABLE = "_reliable"
 LOSSY = "_lossy"
+DATA_TRACK = "_data_track"  # data-track packets (sfu.datatrack), each way
 
 
 def host_addresses() -> list[str]:
@@ -724,9 +725,10 @@ class SubscriberPeer(_Peer):
             # After the audio sections: the other order makes aiortc stop the shared
             # transport under max-bundle and ICE never starts.
             self._channels[RELIABLE] = self.pc.createDataChannel(RELIABLE, ordered=True)
-            self._channels[LOSSY] = self.pc.createDataChannel(
-                LOSSY, ordered=False, maxRetransmits=0
-            )
+            for label in (LOSSY, DATA_TRACK):
+                self._channels[label] = self.pc.createDataChannel(
+                    label, ordered=False, maxRetransmits=0
+                )
         try:
             offer = await self.pc.createOffer()
             sdp = _offer_codecs(offer.sdp, self._codecs)

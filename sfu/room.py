@@ -1,7 +1,7 @@
 """Rooms, participants and tracks as the protocol describes them, with no I/O.
 
-Identifiers follow livekit-server: participants ``PA_``, tracks ``TR_``, rooms ``RM_`` (the SDK
-rejects participant and track sids with any other prefix).
+Identifiers follow livekit-server: participants ``PA_``, tracks ``TR_``, data tracks ``DTR_``,
+rooms ``RM_`` (the SDK rejects participant and track sids with any other prefix).
 """
 
 from __future__ import annotations
@@ -64,6 +64,30 @@ class Track:
 
 
 @dataclass
+class DataTrack:
+    """One published data track (see :mod:`sfu.datatrack`): the publisher's handle for it, its
+    sid and its description."""
+
+    pub_handle: int
+    name: str
+    encryption: int = models.Encryption.Type.NONE
+    frame_encoding: models.DataTrackFrameEncoding | None = None
+    schema: models.DataTrackSchemaId | None = None
+    sid: str = field(default_factory=lambda: new_sid("DTR_"))
+
+    def info(self) -> models.DataTrackInfo:
+        """The track as a ``DataTrackInfo`` message."""
+        return models.DataTrackInfo(
+            pub_handle=self.pub_handle,
+            sid=self.sid,
+            name=self.name,
+            encryption=self.encryption,  # type: ignore[arg-type]
+            frame_encoding=self.frame_encoding,
+            schema=self.schema,
+        )
+
+
+@dataclass
 class Participant:
     """A participant in a room; ``tracks`` holds only tracks whose media is negotiated."""
 
@@ -80,6 +104,8 @@ class Participant:
     sid: str = field(default_factory=lambda: new_sid("PA_"))
     joined_at: float = field(default_factory=time.time)
     tracks: dict[str, Track] = field(default_factory=dict)
+    # Published data tracks, by the publisher's handle for each.
+    data_tracks: dict[int, DataTrack] = field(default_factory=dict)
     # Who may subscribe to this participant's tracks; None: everyone (the default).
     subscription_permission: rtc.SubscriptionPermission | None = None
     version: int = 0
@@ -98,10 +124,11 @@ class Participant:
             joined_at=int(self.joined_at),
             joined_at_ms=int(self.joined_at * 1000),
             version=self.version,
-            is_publisher=bool(self.tracks),
+            is_publisher=bool(self.tracks or self.data_tracks),
             permission=self.permission(),
             kind=self.kind,  # type: ignore[arg-type]
             attributes=self.attributes,
+            data_tracks=[t.info() for t in self.data_tracks.values()],
         )
 
     def allows(self, subscriber: Participant, track_sid: str) -> bool:
@@ -182,7 +209,7 @@ class Room:
             creation_time_ms=int(self.created_at * 1000),
             metadata=self.metadata,
             num_participants=len(self.participants),
-            num_publishers=sum(1 for p in self.participants.values() if p.tracks),
+            num_publishers=sum(1 for p in self.participants.values() if p.tracks or p.data_tracks),
         )
 
     def add(self, participant: Participant) -> Participant | None:
