@@ -2,7 +2,9 @@
 
 The handler task that accepted the WebSocket owns the connection: it runs :meth:`Connection.run`,
 whose ``finally`` tears everything down. Anyone else ends a connection with
-:meth:`Connection.disconnect`, which closes the socket and waits for that teardown.
+:meth:`Connection.disconnect`, which closes the socket and waits for that teardown. A client that
+resumes (``reconnect=1``) hands its new socket to :meth:`Connection.resume`; the owner reads it
+from then on, and the handler that accepted it waits until the owner is done with it.
 """
 
 from __future__ import annotations
@@ -81,6 +83,12 @@ class Connection:
         self._closing = False
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Resume: set when a new socket replaces the lost one (or the wait must end); the
+        # event of each resumed socket, set once this connection stops reading it; a
+        # subscriber offer that found no socket to go out on.
+        self._swapped = asyncio.Event()
+        self._released: dict[web.WebSocketResponse, asyncio.Event] = {}
+        self._undelivered_offer: rtc.SignalResponse | None = None
 
         @self.subscriber.pc.on("connectionstatechange")
         def on_subscriber_state() -> None:
@@ -108,19 +116,21 @@ class Connection:
     # -- lifetime ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve the client until it leaves, vanishes or is disconnected; then tear down."""
+        """Serve the client until it leaves, vanishes or is disconnected; then tear down.
+
+        A signal connection lost after the media connected is not the end: the participant
+        stays, its media flowing, for :data:`~sfu._signal.RESUME_WINDOW_S`, and a resume
+        (:meth:`resume`) hands this loop the client's new socket.
+        """
         try:
             await self._join()
             self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog {self.label}")
-            async for message in self.ws:
-                if message.type in (WSMsgType.BINARY, WSMsgType.TEXT):
-                    actions = self.session.receive(message.data)
-                    for action in actions:
-                        if await self._execute(action):
-                            return
-                elif message.type == WSMsgType.ERROR:
-                    logger.info("{}: signal connection error: {}", self.label, self.ws.exception())
-                    break
+            while True:
+                ws = self.ws
+                if await self._serve(ws) or self._closing or not self._media_connected:
+                    return
+                if self.ws is ws and not await self._await_resume():
+                    return
         except ProtocolError as exc:
             logger.warning("{}: closing the signal connection: {}", self.label, exc)
             await self.ws.close(code=1008, message=str(exc)[:120].encode())
@@ -133,6 +143,60 @@ class Connection:
         finally:
             await self._teardown()
 
+    async def _serve(self, ws: web.WebSocketResponse) -> bool:
+        """Handle the client's requests on ``ws`` until it ends; True when the client left."""
+        try:
+            async for message in ws:
+                if message.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                    actions = self.session.receive(message.data)
+                    for action in actions:
+                        if await self._execute(action):
+                            return True
+                elif message.type == WSMsgType.ERROR:
+                    logger.info("{}: signal connection error: {}", self.label, ws.exception())
+                    break
+        except (ConnectionError, RuntimeError) as exc:
+            logger.info("{}: the signal connection broke: {}", self.label, exc)
+        finally:
+            released = self._released.pop(ws, None)
+            if released is not None:
+                released.set()
+        return False
+
+    async def _await_resume(self) -> bool:
+        """Wait for the client to resume; False when it did not in time."""
+        logger.info(
+            "{}: signal connection lost; keeping it {} s for a resume",
+            self.label,
+            sig.RESUME_WINDOW_S,
+        )
+        self._swapped.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(sig.RESUME_WINDOW_S):
+                await self._swapped.wait()
+        return not self._closing and not self.ws.closed
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a client may resume this connection (it is not on its way out)."""
+        return self._media_connected and not self._closing
+
+    async def resume(self, ws: web.WebSocketResponse) -> None:
+        """Carry on over ``ws``, the resumed client's new socket; returns once this connection
+        is done with it (the handler that accepted ``ws`` must keep it open until then)."""
+        released = self._released[ws] = asyncio.Event()
+        old, self.ws = self.ws, ws
+        logger.info("{}: resumed", self.label)
+        # The client gave the old socket up: if it still looked open here, end it.
+        await old.close()
+        for response in self.session.resumed():
+            await self.send(response)
+        if self._undelivered_offer is not None:
+            offer, self._undelivered_offer = self._undelivered_offer, None
+            await self.send(offer)
+        self._swapped.set()
+        await released.wait()
+
     async def disconnect(self, reason: int) -> None:
         """Send ``leave`` with ``reason``, close the socket and wait for the teardown."""
         if not self._closing:
@@ -141,19 +205,21 @@ class Connection:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.send(sig.leave(reason))
             await self.ws.close()
+            self._swapped.set()  # a connection waiting for a resume waits no more
         await self.done.wait()
 
     async def _watch(self) -> None:
-        """Drop a client that has sent nothing (not even a ping) for ``ping_timeout``."""
+        """Close the socket of a client that has sent nothing (not even a ping) for
+        ``ping_timeout``: it is then lost, as if it had dropped."""
         while True:
             await asyncio.sleep(min(1.0, self.session.ping_timeout / 4))
-            if self.session.timed_out():
+            if not self.ws.closed and self.session.timed_out():
                 logger.info(
-                    "{}: no message for {} s, removing it", self.label, self.session.ping_timeout
+                    "{}: no message for {} s, closing its signal connection",
+                    self.label,
+                    self.session.ping_timeout,
                 )
-                self._closing = True
                 await self.ws.close()
-                return
 
     async def _teardown(self) -> None:
         """End the owned tasks, then release the socket, the peers and the room's records.
@@ -191,6 +257,8 @@ class Connection:
             logger.warning("{}: error while leaving: {}: {}", self.label, type(exc).__name__, exc)
             logger.opt(exception=exc).debug("details")
         finally:
+            for released in self._released.values():
+                released.set()
             self.done.set()
             logger.info(
                 "{} left ({})",
@@ -200,11 +268,12 @@ class Connection:
 
     # -- signalling -------------------------------------------------------------------------
 
-    async def send(self, response: rtc.SignalResponse) -> None:
-        """Send one ``SignalResponse``; dropped once the socket is closed."""
+    async def send(self, response: rtc.SignalResponse) -> bool:
+        """Send one ``SignalResponse``; dropped (False) while the socket is closed."""
         if self.ws.closed:
-            return
+            return False
         await self.ws.send_bytes(response.SerializeToString())
+        return True
 
     async def _join(self) -> None:
         await self.send(self.session.join_response())
@@ -226,7 +295,13 @@ class Connection:
             return  # its peer connection closed while a room was being torn down
 
         if sdp is not None:
-            await self.send(self.session.subscriber_offer(sdp))
+            offer = self.session.subscriber_offer(sdp)
+            try:
+                delivered = await self.send(offer)
+            except (ConnectionError, RuntimeError):  # the socket broke: as good as closed
+                delivered = False
+            if not delivered:
+                self._undelivered_offer = offer  # sent on resume: the next offer waits for it
 
     async def _execute(self, action: sig.Action) -> bool:
         """Carry out one action; True when the client is leaving."""

@@ -24,6 +24,11 @@ from .room import DataTrack, Participant, Room, Track, check_limits
 PROTOCOL_VERSION = 16
 SERVER_VERSION = "1.9.0"
 
+# How long a participant whose signal connection was lost after its media connected is kept,
+# media flowing, for the client to resume (``/rtc?reconnect=1&sid=...``). The SDK's first attempt
+# comes at once; livekit-server waits as long after a peer connection fails.
+RESUME_WINDOW_S = 5.0
+
 PUBLISHER = rtc.SignalTarget.PUBLISHER
 SUBSCRIBER = rtc.SignalTarget.SUBSCRIBER
 
@@ -115,6 +120,16 @@ Action = (
 )
 
 
+def server_info() -> models.ServerInfo:
+    """Who this server is, as the join and reconnect answers say."""
+    return models.ServerInfo(
+        edition=models.ServerInfo.Edition.Standard,
+        version=SERVER_VERSION,
+        protocol=PROTOCOL_VERSION,
+        node_id="echoproof-sfu",
+    )
+
+
 def now_ms() -> int:
     """Wall-clock time in milliseconds, as ping and pong carry it."""
     return int(time.time() * 1000)
@@ -159,18 +174,28 @@ class Session:
                 participant=self.participant.info(),
                 other_participants=[p.info() for p in self.room.others(self.participant)],
                 server_version=SERVER_VERSION,
-                server_info=models.ServerInfo(
-                    edition=models.ServerInfo.Edition.Standard,
-                    version=SERVER_VERSION,
-                    protocol=PROTOCOL_VERSION,
-                    node_id="echoproof-sfu",
-                ),
+                server_info=server_info(),
                 subscriber_primary=True,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
                 fast_publish=False,
             )
         )
+
+    def resumed(self) -> list[rtc.SignalResponse]:
+        """What a resumed client is sent, as livekit-server sends it: the ``reconnect``
+        answer, then everyone as they are now (itself included: its metadata may have
+        changed meanwhile), then the room."""
+        self.last_seen = self._clock()
+        return [
+            rtc.SignalResponse(
+                reconnect=rtc.ReconnectResponse(
+                    server_info=server_info(), client_configuration=models.ClientConfiguration()
+                )
+            ),
+            participant_update(p.info() for p in self.room.participants.values()),
+            room_update(self.room),
+        ]
 
     def subscriber_offer(self, sdp: str) -> rtc.SignalResponse:
         """An offer on the subscriber connection, numbered."""
@@ -410,7 +435,7 @@ def lost_reason(media_connected: bool) -> int:
 
     livekit-server announces SIGNAL_CLOSE when the media never connected; when it had, it keeps
     the participant for a resume and, once its peer connection is gone, announces
-    CONNECTION_TIMEOUT. This server does not resume, so it announces that at once.
+    CONNECTION_TIMEOUT. This server keeps it for :data:`RESUME_WINDOW_S`.
     """
     if media_connected:
         return models.DisconnectReason.CONNECTION_TIMEOUT

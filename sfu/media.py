@@ -584,6 +584,7 @@ class PublisherPeer(_Peer):
                     self._mid_to_cid[media.rtp.muxId] = track_id
                     sending[media.rtp.muxId] = (track_id, media.rtp.codecs)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        _follow_ice_restart(self.pc, parsed)
         for transceiver in self.pc.getTransceivers():
             if transceiver.mid not in sending:
                 continue
@@ -601,6 +602,26 @@ class PublisherPeer(_Peer):
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         return _local_only(self.pc.localDescription.sdp), [cid for cid, _ in sending.values()]
+
+
+def _follow_ice_restart(pc: RTCPeerConnection, offer: SessionDescription) -> None:
+    """Take the new ICE credentials of an offer that restarts ICE (a resuming client's).
+
+    aiortc starts ICE once and keeps the remote credentials of the first offer; a restarting
+    client then checks connectivity with new ones, which aioice would refuse, and would refuse
+    aioice's consent checks signed with the old ones. So the running ICE connection adopts
+    them; the client's new candidate pairs then succeed and its nomination moves the media.
+    """
+    ice = next((m.ice for m in offer.media if m.ice and m.ice.usernameFragment), None)
+    if ice is None:
+        return
+    dtls = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        dtls.append(pc.sctp.transport)
+    for connection in {d.transport._connection for d in dtls}:
+        if connection.remote_username not in (None, ice.usernameFragment):
+            connection.remote_username = ice.usernameFragment
+            connection.remote_password = ice.password
 
 
 def _audio_answer(

@@ -349,9 +349,13 @@ class Server:
         if self._closed:
             return web.Response(status=503, text="the server is shutting down")
         if request.query.get("reconnect") == "1":
-            # Resuming is not supported: tell the client to rejoin in full.
-            ws = web.WebSocketResponse(timeout=2.0)
+            ws = web.WebSocketResponse(timeout=2.0, max_msg_size=1 << 20)
             await ws.prepare(request)
+            conn = self.connection(grant.room, grant.identity)
+            if conn and conn.resumable and conn.participant.sid == request.query.get("sid"):
+                await conn.resume(ws)
+                return ws
+            # Nobody to resume (gone, or another session): the client must rejoin in full.
             await ws.send_bytes(
                 sig.leave(
                     models.DisconnectReason.STATE_MISMATCH,

@@ -169,7 +169,8 @@ async def test_silent_client_is_removed_after_ping_timeout(
 
 
 async def test_resume_and_plain_get_get_clear_answers(server: sfu.Server) -> None:
-    """A resume (reconnect=1) is told to rejoin in full; a plain GET on /rtc is a 400."""
+    """A resume (reconnect=1) of a sid nobody has is told to rejoin in full; a plain GET on
+    /rtc is a 400."""
     params = {"access_token": token("r", "resume"), "reconnect": "1", "sid": "PA_unknown"}
     async with aiohttp.ClientSession() as http:
         ws = await http.ws_connect(server.url + "/rtc", params=params)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
 import aiohttp
 from livekit import rtc
@@ -11,6 +12,7 @@ from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
 import sfu
+from sfu._signal import RESUME_WINDOW_S
 from tests.conftest import scaled
 from tests.sfu._clients import API_KEY, API_SECRET, joined, token, until
 
@@ -77,7 +79,8 @@ async def test_socket_dropped_before_media_is_announced_as_signal_close(
 
 
 async def test_killed_client_is_announced_as_connection_timeout(server: sfu.Server) -> None:
-    """A client process killed after its media connected is announced as CONNECTION_TIMEOUT."""
+    """A client process killed after its media connected is kept for a resume that never
+    comes, then announced as CONNECTION_TIMEOUT."""
     async with joined(server.url, "watcher", "kill") as watcher:
         gone = reasons_of(watcher)
         proc = await asyncio.create_subprocess_exec(
@@ -103,7 +106,9 @@ async def test_killed_client_is_announced_as_connection_timeout(server: sfu.Serv
         finally:
             proc.kill()
             await proc.wait()
-        await until(lambda: "victim" in gone, 10)
+            killed_at = time.monotonic()
+        await until(lambda: "victim" in gone, 10 + RESUME_WINDOW_S)
+        assert time.monotonic() - killed_at >= RESUME_WINDOW_S * 0.9
         assert gone["victim"] == rtc.DisconnectReason.CONNECTION_TIMEOUT
 
 
