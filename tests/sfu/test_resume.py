@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from livekit import api, rtc
 
 import sfu
 from sfu import _signal as sig
 from sfu.room import Participant, Room
+from tests.conftest import scaled
 from tests.sfu._clients import Listener, ToneSender, holds_tone, joined, token, until
 
 
@@ -75,3 +78,36 @@ def test_resumed_client_is_sent_reconnect_then_everyone_then_the_room() -> None:
     assert reconnect.reconnect.server_info.protocol == sig.PROTOCOL_VERSION
     assert {p.identity for p in update.update.participants} == {"me", "other"}
     assert room_update.room_update.room.num_participants == 2
+
+
+async def test_subscription_made_while_the_signal_is_down_arrives_after_the_resume(
+    server: sfu.Server,
+) -> None:
+    """A track the server subscribes a client to while its signal socket is down (its offer
+    has nowhere to go) reaches it once it resumes."""
+    listener = rtc.Room()
+    reconnected = asyncio.Event()
+    listener.on("reconnected", lambda: reconnected.set())
+    try:
+        options = rtc.RoomOptions(auto_subscribe=False)
+        await listener.connect(server.url, token("listener", "gap"), options)
+        async with (
+            joined(server.url, "talker", "gap") as talker,
+            Listener(listener, "talker") as hears,
+            ToneSender(talker, 550.0),
+        ):
+            await until(lambda: bool(server.rooms["gap"].participants["talker"].tracks), 10)
+            conn = server.connection("gap", "listener")
+            assert conn is not None
+            await until(lambda: conn.media_connected, 10)
+            await conn.ws.close()
+            # What RoomService.UpdateSubscriptions does, before the client can resume.
+            conn.session.choose(server.rooms["gap"].participants["talker"].tracks, True)
+            assert await conn.resubscribe()
+            await conn.negotiate()
+            async with asyncio.timeout(scaled(15)):
+                await reconnected.wait()
+            await hears.wait_frames(100, 10)
+            assert hears.first_tone_frame(550.0) is not None
+    finally:
+        await listener.disconnect()
