@@ -187,8 +187,12 @@ class Connection:
         released = self._released[ws] = asyncio.Event()
         old, self.ws = self.ws, ws
         logger.info("{}: resumed", self.label)
-        # The client gave the old socket up: if it still looked open here, end it.
+        # The client gave the old socket up: if it still looked open here, end it (and free
+        # its handler, should it be a resumed socket the owner never got to read).
         await old.close()
+        stale = self._released.pop(old, None)
+        if stale is not None:
+            stale.set()
         for response in self.session.resumed():
             await self.send(response)
         if self._undelivered_offer is not None:
@@ -558,4 +562,5 @@ class Connection:
         """``track`` is gone: whoever received it stops, and is told its remaining handles."""
         for other in self.server.connections_in(self.room, exclude=self):
             if other.data_subscriptions.remove(track.sid):
-                await other.send(other.data_subscriptions.handles())
+                with contextlib.suppress(ConnectionError, RuntimeError):  # it may be leaving too
+                    await other.send(other.data_subscriptions.handles())

@@ -37,27 +37,17 @@ _HANDLE = struct.Struct(">H")
 
 @dataclass(frozen=True)
 class PacketHeader:
-    """The fields of a data-track packet header the relay needs."""
+    """The fields of a data-track packet header the relay reads."""
 
     version: int
     handle: int
-    start: bool
-    final: bool
-    extensions: bool
 
 
 def parse_header(packet: bytes) -> PacketHeader | None:
     """The header of ``packet``, or None when it is too short to be a data-track packet."""
     if len(packet) < HEADER_SIZE:
         return None
-    first = packet[0]
-    return PacketHeader(
-        version=first >> 5,
-        start=bool(first & 0x10),
-        final=bool(first & 0x08),
-        extensions=bool(first & 0x04),
-        handle=_HANDLE.unpack_from(packet, 2)[0],
-    )
+    return PacketHeader(version=packet[0] >> 5, handle=_HANDLE.unpack_from(packet, 2)[0])
 
 
 def with_handle(packet: bytes, handle: int) -> bytes:

@@ -14,6 +14,7 @@ from livekit.protocol import rtc as proto
 import sfu
 from sfu import _signal as sig
 from sfu import datatrack
+from sfu.media import DATA_TRACK
 from sfu.room import Participant, Room
 from tests.conftest import scaled
 from tests.sfu._clients import joined, token, until
@@ -84,6 +85,43 @@ async def test_data_track_is_announced_subscribed_relayed_and_unpublished(
         async with asyncio.timeout(scaled(10)):
             while await stream.read() is not None:
                 pass  # the stream ends once the track is gone
+
+
+async def test_malformed_data_track_packets_are_dropped(server: sfu.Server) -> None:
+    """Bytes too short for a header, another format version or an unpublished handle, arriving
+    on a publisher's _data_track channel, reach nobody; the track's frames still do."""
+    async with (
+        joined(server.url, "viewer", "junk") as viewer,
+        joined(server.url, "robot", "junk") as robot,
+    ):
+        seen = Announced(viewer)
+        track = await robot.local_participant.publish_data_track(name="pose")
+        await until(lambda: "pose" in seen.tracks, 10)
+        stream = seen.tracks["pose"].subscribe()
+        assert (await receive(track, stream, b"first")).payload == b"first"
+        publisher, subscriber = (
+            server.connection("junk", "robot"),
+            server.connection("junk", "viewer"),
+        )
+        assert publisher is not None and subscriber is not None
+        relayed: list[bytes] = []
+        send = subscriber.subscriber.send_data
+        subscriber.subscriber.send_data = lambda label, data: bool(relayed.append(data))  # type: ignore[method-assign]
+        header = bytes([0b000_11_000, 0, 0, 1, 0, 9, 0, 9, 0, 0, 0, 0])
+        short, version_2, unknown_handle = (
+            b"\x00\x01",
+            b"\x58" + header[1:],
+            header[:3] + b"\x63" + header[4:],
+        )
+        for junk in (short, version_2, unknown_handle):
+            publisher._on_data(DATA_TRACK, junk + b"junk")  # as the data channel hands it over
+        publisher._on_data(DATA_TRACK, header + b"ok")
+        assert relayed == [header + b"ok"]  # only the well-formed packet went on
+        subscriber.subscriber.send_data = send  # type: ignore[method-assign]
+        frame = await receive(track, stream, b"after")
+        while frame.payload == b"first":
+            frame = await receive(track, stream, b"after")
+        assert frame.payload == b"after"
 
 
 async def test_late_joiner_sees_a_published_data_track(server: sfu.Server) -> None:
@@ -187,8 +225,9 @@ def test_packet_header_and_handle_rewrite() -> None:
     """The relay reads a v0 header and changes only its handle; short input is no packet."""
     packet = bytes([0b000_1_1_0_00, 0, 0x12, 0x34, 0, 1, 0, 2, 0, 0, 0, 9]) + b"payload"
     header = datatrack.parse_header(packet)
-    assert header == datatrack.PacketHeader(
-        version=0, handle=0x1234, start=True, final=True, extensions=False
+    assert header == datatrack.PacketHeader(version=0, handle=0x1234)
+    assert datatrack.parse_header(bytes([0b001_00000]) + packet[1:]) == datatrack.PacketHeader(
+        version=1, handle=0x1234
     )
     moved = datatrack.with_handle(packet, 5)
     assert moved[2:4] == b"\x00\x05"
