@@ -193,11 +193,14 @@ class Connection:
         stale = self._released.pop(old, None)
         if stale is not None:
             stale.set()
-        for response in self.session.resumed():
-            await self.send(response)
-        if self._undelivered_offer is not None:
-            offer, self._undelivered_offer = self._undelivered_offer, None
-            await self.send(offer)
+        try:
+            for response in self.session.resumed():
+                await self.send(response)
+            offer = self._undelivered_offer
+            if offer is not None and await self.send(offer):
+                self._undelivered_offer = None
+        except (ConnectionError, RuntimeError) as exc:  # the owner finds the socket broken
+            logger.info("{}: the resumed signal connection broke at once: {}", self.label, exc)
         self._swapped.set()
         await released.wait()
 
