@@ -220,6 +220,10 @@ async def listen(track: rtc.Track, who: str, speaker: Speaker, s: Settings) -> N
 server = AgentServer(
     # Replies are timed: never refuse a job because a shared machine looks busy.
     load_threshold=math.inf,
+    # Its health-check HTTP server on a free loopback port (livekit-agents' `start` takes 8081
+    # on every interface), so that several of these workers can run on one host.
+    host="127.0.0.1",
+    port=0,
 )
 
 

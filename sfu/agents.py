@@ -312,6 +312,7 @@ class Agents:
         self._assign_timeout = assign_timeout
         self.workers: dict[str, Worker] = {}
         self.dispatches: dict[str, dict[str, Dispatch]] = {}  # by room name, then dispatch id
+        self._room_sids: dict[str, str] = {}  # the room (by name) those dispatches belong to
         self._tasks: set[asyncio.Task[None]] = set()
         self._registered = asyncio.Event()  # set, then replaced, at each registration
 
@@ -388,7 +389,10 @@ class Agents:
         )
         proto.state.created_at = time.time_ns()
         dispatch = Dispatch(proto)
-        self.dispatches.setdefault(room.name, {})[proto.id] = dispatch
+        if self._room_sids.get(room.name) != room.sid:  # a new room of an old room's name
+            self._room_sids[room.name] = room.sid
+            self.dispatches[room.name] = {}
+        self.dispatches[room.name][proto.id] = dispatch
         self._spawn(self._launch(room, dispatch), f"agents: launch {proto.id}")
         return dispatch.info()
 
@@ -419,9 +423,12 @@ class Agents:
                         f"agents: end {job.proto.id}",
                     )
 
-    def room_finished(self, room: str) -> None:
-        """A room closed: its dispatches go (their agents are disconnected by the room)."""
-        self.dispatches.pop(room, None)
+    def room_finished(self, room: str, sid: str) -> None:
+        """The room ``room`` (``sid``) closed: its dispatches go (a newer room of that name
+        keeps its own)."""
+        if self._room_sids.get(room) == sid:
+            del self._room_sids[room]
+            self.dispatches.pop(room, None)
 
     async def close(self) -> None:
         """Stop every launch and termination still under way."""

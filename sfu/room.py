@@ -20,6 +20,9 @@ _ALPHABET = string.ascii_letters + string.digits
 MAX_NAME_LENGTH = 256
 MAX_METADATA_SIZE = 512 * 1024
 MAX_ATTRIBUTES_SIZE = 64 * 1024
+# Participants that do not keep a room open or count towards its limit (livekit-server's
+# "dependent" participants).
+DEPENDENT_KINDS = (models.ParticipantInfo.Kind.AGENT, models.ParticipantInfo.Kind.EGRESS)
 
 
 def new_sid(prefix: str) -> str:
@@ -107,7 +110,7 @@ class Participant:
     @property
     def dependent(self) -> bool:
         """Whether it is an agent or egress: it does not keep its room open (livekit-server)."""
-        return self.kind in (models.ParticipantInfo.Kind.AGENT, models.ParticipantInfo.Kind.EGRESS)
+        return self.kind in DEPENDENT_KINDS
 
     def allows(self, subscriber: Participant, track_sid: str) -> bool:
         """Whether this publisher lets ``subscriber`` receive its track ``track_sid``."""

@@ -29,7 +29,7 @@ from .auth import Authenticator, JoinGrant, token_from
 from .errors import AuthError, HostNetworkError, SfuError
 from .impairment import Impairment, ImpairmentPolicy
 from .media import check_host_network
-from .room import Participant, Room
+from .room import DEPENDENT_KINDS, Participant, Room
 from .speakers import UPDATE_INTERVAL_S, Speakers, speakers_changed
 from .webhook import (
     PARTICIPANT_CONNECTION_ABORTED,
@@ -318,8 +318,8 @@ class Server:
         """Close ``room``: whoever is still in it (agents) is disconnected with ``reason``."""
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
-        self.agents.room_finished(room.name)
         await asyncio.gather(*(c.disconnect(reason) for c in self.connections_in(room)))
+        self.agents.room_finished(room.name, room.sid)  # after its agents left: jobs ended
         self.webhooks.notify(ROOM_FINISHED, room)
 
     def _open_room(
@@ -367,8 +367,11 @@ class Server:
         """The join grant of a request, or :class:`AuthError` saying why it may not join."""
         grant = self.auth.join(token_from(request.headers, request.query))
         room = self.rooms.get(grant.room)
-        if room and 0 < room.max_participants <= len(room.others_than(grant.identity)):
-            raise AuthError(f"room {grant.room} is full")
+        if room and room.max_participants and grant.kind not in DEPENDENT_KINDS:
+            # As livekit-server: agents neither count towards max_participants nor are held to it.
+            seated = sum(not p.dependent for p in room.others_than(grant.identity))
+            if seated >= room.max_participants:
+                raise AuthError(f"room {grant.room} is full")
         return grant
 
     async def _validate(self, request: web.Request) -> web.Response:

@@ -47,13 +47,15 @@ def heard_tone_at(listener: Listener, freq_hz: float, after: float) -> float | N
 async def test_explicit_dispatch_agent_hears_and_answers(
     server: sfu.Server, tmp_path: Path
 ) -> None:
-    """CreateDispatch sends the worker the room; its agent joins as AGENT, answers an utterance
-    after its silence window and delay, and DeleteDispatch takes it out again."""
+    """CreateDispatch sends the worker the room; its agent joins as AGENT (beyond the room's
+    max_participants), answers an utterance after its silence window and delay, and
+    DeleteDispatch takes it out again."""
     delay_s = 0.4
     async with (
         reply_worker(server, tmp_path / "worker.log", ECHOPROOF_REPLY_DELAY_MS="400") as worker,
         api.LiveKitAPI(server.url, API_KEY, API_SECRET) as lk,
     ):
+        await lk.room.create_room(api.CreateRoomRequest(name="support", max_participants=1))
         made = await lk.agent_dispatch.create_dispatch(
             api.CreateAgentDispatchRequest(agent_name=AGENT_NAME, room="support")
         )
@@ -70,6 +72,9 @@ async def test_explicit_dispatch_agent_hears_and_answers(
             (job,) = listed.state.jobs
             assert job.state.participant_identity == agent.identity
             assert job.state.worker_id in server.agents.workers
+            # the agent neither took the room's one seat nor was refused for it
+            with pytest.raises(rtc.ConnectError, match="room support is full"):
+                await connect(server, token("second", "support"))
 
             async with Listener(customer, agent.identity) as heard, Utterance(customer) as voice:
                 await heard.subscribed.wait()

@@ -113,14 +113,17 @@ async def test_declined_job_goes_to_the_next_worker() -> None:
         )
     )
     chosen = register(agents, free)
-    agents.create_dispatch(
-        ROOM,
-        agent_dispatch.CreateAgentDispatchRequest(agent_name="echoproof-reply", room="support"),
-    )
-    (dispatch,) = await launched(agents, "support")
-    (job,) = dispatch.state.jobs
-    assert job.state.worker_id == chosen.id and job.state.participant_identity == "helper"
-    assert len(busy.of("availability")) == 1 and not busy.of("assignment")
+    # The first worker asked is chosen at random: over 20 rooms, the one that declines is
+    # asked first at least once (all but certainly: 1 - 2**-20).
+    for n in range(20):
+        room = models.Room(sid=f"RM_{n}", name=f"room-{n}")
+        agents.create_dispatch(
+            room, agent_dispatch.CreateAgentDispatchRequest(agent_name="echoproof-reply")
+        )
+        (dispatch,) = await launched(agents, room.name)
+        (job,) = dispatch.state.jobs
+        assert job.state.worker_id == chosen.id and job.state.participant_identity == "helper"
+    assert busy.of("availability") and not busy.of("assignment")
     assert not full.sent
     await agents.close()
 
@@ -195,3 +198,16 @@ async def test_wait_for_worker() -> None:
     assert await waiting is worker
     with pytest.raises(TimeoutError):
         await agents.wait_for_worker("someone-else", within_s=0.1)
+
+
+async def test_closing_an_old_room_keeps_the_new_rooms_dispatches() -> None:
+    """A room closed after a new room of its name opened takes only its own dispatches along."""
+    agents = Agents(API_KEY, API_SECRET)
+    agents.room_started(ROOM)
+    newer = models.Room(sid="RM_newer", name=ROOM.name)
+    (kept,) = agents.room_started(newer)
+    agents.room_finished(ROOM.name, ROOM.sid)
+    assert [d.id for d in agents.list_dispatch(ROOM.name)] == [kept.id]
+    agents.room_finished(newer.name, newer.sid)
+    assert agents.list_dispatch(ROOM.name) == []
+    await agents.close()
