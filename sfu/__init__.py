@@ -1,5 +1,6 @@
 """An embedded LiveKit-compatible server: signalling (with resume), Opus forwarding without
-re-encoding, data packets, data tracks and the RoomService API, for tests and the capture stage.
+re-encoding, data packets, data tracks, the RoomService API and agent dispatch, for tests and the
+capture stage.
 
     async with sfu.serve(host="127.0.0.1", port=0) as server:
         ...  # connect livekit.rtc.Room clients to server.url
