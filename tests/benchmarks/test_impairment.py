@@ -62,3 +62,12 @@ async def test_reference_hears_what_the_support_agent_hears(tmp_path: Path) -> N
     shifts = impairment._per_burst_shift(support, reference)
     assert abs(statistics.median(shifts)) < 5.0
     await ref.aclose()  # already closed by the run: safe twice
+
+
+def test_loss_interval_is_the_exact_binomial_one() -> None:
+    """0 of 100 packets lost: the exact 95% interval is [0, 1 - 0.025^(1/100)], in percent."""
+    low, high = impairment._exact_interval(0, 100)
+    assert low == 0.0
+    assert high == pytest.approx(100 * (1 - 0.025 ** (1 / 100)), rel=1e-9)
+    low, high = impairment._exact_interval(25, 500)  # 5 % measured: 5 % is inside
+    assert low < impairment.LOSS_PCT < high

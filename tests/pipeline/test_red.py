@@ -1,4 +1,4 @@
-"""The `red` setting decides what the agents negotiate, checked on a real server with real agents."""
+"""The `red` setting decides what the agents negotiate: a real server, real agents."""
 
 from __future__ import annotations
 
