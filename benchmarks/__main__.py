@@ -24,7 +24,7 @@ RESULTS = Path(__file__).with_name("results.json")
 # even in a full run (True where a full run would not fit, or another area measures it better), and
 # the seconds it is budgeted. pipeline's N-scan is superseded by capacity's search; impairment's
 # full mode (3 repeats of 5 cases of 30 s, 6 loss runs of 30 s) alone would take 13 minutes;
-# server_cost's full mode (6 trials of 30 s) takes about 5. capacity searches twice (the pipeline
+# server_cost's full mode (6 trials of 30 s) takes about 4. capacity searches twice (the pipeline
 # and the bare SDK, interleaved); stability's full mode (20 runs of 60 s, which its goals are stated
 # for) takes about 27 minutes, its quick mode (7 runs of 30 s) about 5.
 PLAN: dict[str, tuple[bool, int]] = {

@@ -276,18 +276,26 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _buffer_ms(run_dir: Path) -> dict[str, float]:
-    """Per receiver, the mean jitter-buffer delay of the run (RTC statistics, final sample)."""
+def _inbound_audio(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per receiver ("to_support" / "to_customer"), the ``inbound`` part of its inbound audio
+    RTP statistics at the end of the run (rtc-stats.json, final sample)."""
     stats = json.loads((run_dir / "rtc-stats.json").read_text())
     out = {}
     for role, key in (("support", "to_support"), ("customer", "to_customer")):
         for stat in stats.get(role, {}).get("final", {}).get("subscriber_stats", []):
             body = stat.get("inbound_rtp", {})
             if body.get("stream", {}).get("kind") == "audio":
-                inbound = body["inbound"]
-                emitted = float(inbound.get("jitter_buffer_emitted_count", 0))
-                if emitted:
-                    out[key] = 1000 * float(inbound["jitter_buffer_delay"]) / emitted
+                out[key] = body["inbound"]
+    return out
+
+
+def _buffer_ms(run_dir: Path) -> dict[str, float]:
+    """Per receiver, the mean jitter-buffer delay of the run."""
+    out = {}
+    for key, inbound in _inbound_audio(run_dir).items():
+        emitted = float(inbound.get("jitter_buffer_emitted_count", 0))
+        if emitted:
+            out[key] = 1000 * float(inbound["jitter_buffer_delay"]) / emitted
     return out
 
 
@@ -455,21 +463,12 @@ def _exact_interval(lost: int, packets: int) -> tuple[float, float]:
     return 100 * ci.low, 100 * ci.high
 
 
-def _silent_concealed(run_dir: Path) -> dict[str, int]:
-    """Per receiver, the concealed samples that were silence (DTX comfort, not loss)."""
-    stats = json.loads((run_dir / "rtc-stats.json").read_text())
-    out = {}
-    for role, key in (("support", "to_support"), ("customer", "to_customer")):
-        for stat in stats.get(role, {}).get("final", {}).get("subscriber_stats", []):
-            body = stat.get("inbound_rtp", {})
-            if body.get("stream", {}).get("kind") == "audio":
-                out[key] = int(body["inbound"].get("silent_concealed_samples", 0))
-    return out
-
-
 def _loss_run(report: dict[str, Any], run_dir: Path, failures: list[str]) -> dict[str, Any]:
     """One loss run's figures: per direction, and pooled over both (see WIRE and AUDIO)."""
-    silent = _silent_concealed(run_dir)
+    # Concealed samples that were silence: DTX comfort noise, not loss.
+    silent = {
+        k: int(v.get("silent_concealed_samples", 0)) for k, v in _inbound_audio(run_dir).items()
+    }
     per: dict[str, Any] = {}
     for key, d in _figures(report).items():
         rtc = d["rtc"]

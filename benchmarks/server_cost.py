@@ -22,8 +22,8 @@ current server only what is subscribed. Once every listener has the track and 2 
 the window starts: the server process's utime + stime (``/proc/<pid>/stat``) over the window,
 divided by the stream-minutes forwarded (listeners' subscribed tracks x window). Beside it, as a
 cross-check that counts no stream, CPU ms per 1000 packets the listeners received in the window
-(their RTP statistics). Sizes: quick 2 rooms x 2 listeners, 12 s, 2 repeats (under 2 minutes);
-full 4 x 3 (12 streams), 30 s, 3 repeats (about 5 minutes).
+(their RTP statistics). Sizes: quick 2 rooms x 2 listeners, 12 s, 2 repeats (about 70 s);
+full 4 x 3 (12 streams), 30 s, 3 repeats (about 4 minutes).
 """
 
 from __future__ import annotations
