@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import io
 import statistics
 import subprocess
@@ -39,7 +40,6 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ FRAME = 480
 SETTLE_S = 2.0
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Load:
     """The size of one trial."""
 
@@ -215,8 +215,7 @@ async def _compare(base_root: Path, load: Load) -> dict[str, list[dict[str, Any]
 
 def run(quick: bool = False, base: str = BASE, red: bool = True) -> dict[str, Any]:
     """Measure both servers, print a small table; returns the figures (see the docstring)."""
-    size = QUICK if quick else FULL
-    load = Load(size.rooms, size.listeners, size.window_s, size.repeats, red)
+    load = dataclasses.replace(QUICK if quick else FULL, red=red)
     base_commit = _git("rev-parse", "--verify", f"{base}^{{commit}}")
     head = _git("rev-parse", "HEAD")
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
