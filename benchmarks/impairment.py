@@ -7,7 +7,7 @@ started in a child process with the impairment on its command line (a child, as 
 runs it: the in-process server adds hundreds of ms of event-loop delay, see
 ``pipeline._server``); ``verify.write_report`` then signs the report and the figures are read
 from its ``report.json``. Delay and jitter cases: quick 1 repeat of 10 s, full 3 repeats of
-20 s; loss and outage: one run of 10 s / 30 s.
+20 s; loss: see below; outage: one run of 10 s / 30 s.
 
 - delay: ``--delay-ms D --impair-to support-agent`` delays only customer -> support, for D in 0,
   100 and 300 ms, run interleaved ``repeats`` times. A third participant, the *reference*
@@ -37,10 +37,19 @@ from its ``report.json``. Delay and jitter cases: quick 1 repeat of 10 s, full 3
   ``separate_shift_ms`` = the median latency minus the one of the no-delay run of the same
   repeat; ``separate_controlled_ms`` subtracts the change of the unimpaired support -> customer
   direction too; ``separate_net_of_buffer_ms`` the change of the mean jitter-buffer delay.
-- loss: ``--loss 5 --seed 1`` on every stream. Per direction, the receiver's RTP statistics'
-  packet loss against the binomial 95% interval of 5% for the packets that reached the forwarder
-  (received + lost), concealment beside it; and whether verify's default thresholds fail the run
-  naming packet loss.
+- loss: ``--loss 5 --seed S`` on every stream, with the agents publishing RED (config ``red``
+  true, the SDKs' default: each packet also carries the one before) and without (plain Opus),
+  paired: repeat i runs both arms with seed i + 1 (the server drops the same packets) in
+  alternating order; quick 2 repeats of 10 s, full 3 of 30 s. Per run, both directions pooled:
+  the loss on the wire (the receiver's RTP statistics: ``packet_loss_pct`` of ``packets`` =
+  received + lost) and the loss as the audio shows it: ``concealed_pct`` (samples NetEq
+  concealed, of all it played), ``audible_concealed_pct`` (without the silent ones, DTX comfort
+  noise), ``concealment_events``, and verify's ``bursts_with_glitches``, ``glitches``,
+  ``bursts_lost``, ``gap_total_ms``, ``frames_received_share``; the arm's figure is the median
+  over its repeats. Per direction, ``within_interval``: 5 % lies in the exact (Clopper-Pearson,
+  ``scipy.stats.binomtest``) 95% interval of the measured loss; and whether verify's default
+  thresholds fail the run naming packet loss. RED changes what is heard, not what is lost: the
+  wire figure is the same in both arms.
 - jitter: ``--jitter-ms 0/20/40`` on every stream (the 0 case is the delay benchmark's, with its
   reference in the room): the median latency, latency p95 - min and IQR (p75 - p25 of the
   per-burst latencies), verify's latency jitter, the RTP jitter (the receiver's last RFC 3550
@@ -75,6 +84,7 @@ from typing import Any
 
 import numpy as np
 from livekit import api, rtc
+from scipy.stats import binomtest
 
 import verify
 from aiotasks import cancel_and_wait
@@ -266,18 +276,26 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _buffer_ms(run_dir: Path) -> dict[str, float]:
-    """Per receiver, the mean jitter-buffer delay of the run (RTC statistics, final sample)."""
+def _inbound_audio(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per receiver ("to_support" / "to_customer"), the ``inbound`` part of its inbound audio
+    RTP statistics at the end of the run (rtc-stats.json, final sample)."""
     stats = json.loads((run_dir / "rtc-stats.json").read_text())
     out = {}
     for role, key in (("support", "to_support"), ("customer", "to_customer")):
         for stat in stats.get(role, {}).get("final", {}).get("subscriber_stats", []):
             body = stat.get("inbound_rtp", {})
             if body.get("stream", {}).get("kind") == "audio":
-                inbound = body["inbound"]
-                emitted = float(inbound.get("jitter_buffer_emitted_count", 0))
-                if emitted:
-                    out[key] = 1000 * float(inbound["jitter_buffer_delay"]) / emitted
+                out[key] = body["inbound"]
+    return out
+
+
+def _buffer_ms(run_dir: Path) -> dict[str, float]:
+    """Per receiver, the mean jitter-buffer delay of the run."""
+    out = {}
+    for key, inbound in _inbound_audio(run_dir).items():
+        emitted = float(inbound.get("jitter_buffer_emitted_count", 0))
+        if emitted:
+            out[key] = 1000 * float(inbound["jitter_buffer_delay"]) / emitted
     return out
 
 
@@ -432,28 +450,98 @@ def _jitter(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return jitter
 
 
-async def _loss(quick: bool, work: Path) -> dict[str, Any]:
-    duration_s = 10.0 if quick else 30.0
-    report, _, failures, _ = await _case(
-        ["--loss", f"{LOSS_PCT:g}", "--seed", "1"], duration_s, work
-    )
-    out: dict[str, Any] = {"duration_s": duration_s}
+# The loss case's figures, pooled over both directions of a run: on the wire (RTP statistics)
+# and in the audio (NetEq's concealment, verify's bursts, glitches and gaps).
+WIRE = ("packets", "packets_lost", "packet_loss_pct")
+COUNTS = ("concealment_events", "bursts_lost", "bursts_with_glitches", "glitches", "gap_total_ms")
+AUDIO = ("concealed_pct", "audible_concealed_pct", *COUNTS, "frames_received_share")
+
+
+def _exact_interval(lost: int, packets: int) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) 95% interval of a loss rate, in percent."""
+    ci = binomtest(lost, packets, LOSS_PCT / 100).proportion_ci(0.95, method="exact")
+    return 100 * ci.low, 100 * ci.high
+
+
+def _loss_run(report: dict[str, Any], run_dir: Path, failures: list[str]) -> dict[str, Any]:
+    """One loss run's figures: per direction, and pooled over both (see WIRE and AUDIO)."""
+    # Concealed samples that were silence: DTX comfort noise, not loss.
+    silent = {
+        k: int(v.get("silent_concealed_samples", 0)) for k, v in _inbound_audio(run_dir).items()
+    }
+    per: dict[str, Any] = {}
     for key, d in _figures(report).items():
         rtc = d["rtc"]
-        n = (rtc["packets_received"] or 0) + (rtc["packets_lost"] or 0)
-        p = LOSS_PCT / 100
-        half = 196.0 * math.sqrt(p * (1 - p) / n) if n else math.nan
-        loss = rtc["packet_loss_pct"]
-        out[key] = {
-            "packets": n,
-            "packet_loss_pct": loss,
-            "interval_95_pct": [round(LOSS_PCT - half, 3), round(LOSS_PCT + half, 3)],
-            "within_interval": loss is not None and abs(loss - LOSS_PCT) <= half,
-            "concealed_samples": rtc["concealed_samples"],
+        received, lost = rtc["packets_received"] or 0, rtc["packets_lost"] or 0
+        concealed = rtc["concealed_samples"] or 0
+        lo, hi = _exact_interval(lost, received + lost) if received + lost else (math.nan,) * 2
+        per[key] = {
+            "packets": received + lost,
+            "packets_lost": lost,
+            "packet_loss_pct": rtc["packet_loss_pct"],
+            "interval_95_pct": [round(lo, 3), round(hi, 3)],
+            "within_interval": lo <= LOSS_PCT <= hi,
+            "concealed_samples": concealed,
+            "audible_concealed_samples": concealed - silent.get(key, 0),
+            "total_samples_received": rtc["total_samples_received"] or 0,
             "concealment_events": rtc["concealment_events"],
+            "bursts_sent": d["bursts_sent"],
+            "bursts_lost": d["bursts_lost"],
+            "bursts_with_glitches": d["bursts_with_glitches"],
+            "glitches": d["glitches"],
+            "gap_total_ms": d["gap_total_ms"],
+            "frames_received_share": d["frames_received_share"],
         }
-    out["failed_naming_loss"] = any("packet loss" in f for f in failures)
-    out["failures"] = failures
+    both = list(per.values())
+
+    def pooled(name: str) -> float:
+        return float(sum(x[name] or 0 for x in both))
+
+    def share(part: str, whole: str) -> float:
+        return 100 * pooled(part) / pooled(whole) if pooled(whole) else math.nan
+
+    figures = {
+        "packets": int(pooled("packets")),
+        "packets_lost": int(pooled("packets_lost")),
+        "packet_loss_pct": share("packets_lost", "packets"),
+        "concealed_pct": share("concealed_samples", "total_samples_received"),
+        "audible_concealed_pct": share("audible_concealed_samples", "total_samples_received"),
+        **{k: pooled(k) for k in COUNTS},
+        "frames_received_share": min(float(x["frames_received_share"]) for x in both),
+    }
+    return {
+        **per,
+        "pooled": figures,
+        "failed_naming_loss": any("packet loss" in f for f in failures),
+        "failures": failures,
+    }
+
+
+async def _loss(quick: bool, work: Path) -> dict[str, Any]:
+    """``--loss 5`` with RED on and off, paired: a repeat runs both arms with the same seed (the
+    same packets dropped), in alternating order so that drift hits both alike."""
+    duration_s = 10.0 if quick else 30.0
+    repeats = 2 if quick else 3
+    runs: dict[str, list[dict[str, Any]]] = {"red": [], "plain": []}
+    for i in range(repeats):
+        for arm in ("red", "plain") if i % 2 == 0 else ("plain", "red"):
+            impair = ["--loss", f"{LOSS_PCT:g}", "--seed", str(i + 1)]
+            report, run_dir, failures, _ = await _case(impair, duration_s, work, red=arm == "red")
+            runs[arm].append(_loss_run(report, run_dir, failures))
+    out: dict[str, Any] = {"duration_s": duration_s, "repeats": repeats, "loss_pct": LOSS_PCT}
+    for arm, arm_runs in runs.items():
+        medians = {
+            k: round(statistics.median(r["pooled"][k] for r in arm_runs), 4) for k in WIRE + AUDIO
+        }
+        out[arm] = {
+            **medians,
+            "within_interval": sum(
+                r[k]["within_interval"] for r in arm_runs for k in ("to_support", "to_customer")
+            ),
+            "directions": 2 * len(arm_runs),
+            "failed_naming_loss": sum(r["failed_naming_loss"] for r in arm_runs),
+            "runs": arm_runs,
+        }
     return out
 
 
@@ -572,13 +660,23 @@ def _print(r: dict[str, Any]) -> None:
         )
     print("jitter: grows with --jitter-ms: " + ", ".join(k for k, v in j["grows"].items() if v))
     loss = r["loss"]
-    for k in ("to_support", "to_customer"):
-        x = loss[k]
-        lo, hi = x["interval_95_pct"]
-        print(f"loss {k}: {x['packet_loss_pct']} % of {x['packets']} packets, 95% interval "
-              f"[{lo}, {hi}] {'ok' if x['within_interval'] else 'OUTSIDE'}, concealed "
-              f"{x['concealed_samples']} samples")  # fmt: skip
-    print(f"loss: default thresholds fail the run naming packet loss: {loss['failed_naming_loss']}")
+    print(f"loss {loss['loss_pct']:g} %, RED on and off ({loss['repeats']} paired repeat(s) of "
+          f"{loss['duration_s']:g} s; medians, both directions pooled)")  # fmt: skip
+    print(
+        f"{'':6} {'wire loss':>9} {'in 95% CI':>9} {'concealed':>9} {'audible':>8} "
+        f"{'events':>6} {'glitched':>8} {'lost':>4} {'gaps':>7}"
+    )
+    for arm in ("red", "plain"):
+        x = loss[arm]
+        print(
+            f"{arm:6} {x['packet_loss_pct']:>8.2f}% {x['within_interval']:>4}/{x['directions']:<4} "
+            f"{x['concealed_pct']:>8.2f}% {x['audible_concealed_pct']:>7.2f}% "
+            f"{x['concealment_events']:>6g} {x['bursts_with_glitches']:>8g} "
+            f"{x['bursts_lost']:>4g} {x['gap_total_ms']:>5.0f}ms"
+        )
+    fails = [loss[arm]["failed_naming_loss"] for arm in ("red", "plain")]
+    print(f"loss: runs the default thresholds fail naming packet loss: RED {fails[0]}, plain "
+          f"{fails[1]} of {loss['repeats']} each")  # fmt: skip
     o = r["outage"]
     for k in ("to_support", "to_customer"):
         x = o[k]

@@ -43,6 +43,7 @@ class Agent:
         peer_identity: str,
         peer_hz: float,
         queue_size_ms: int,
+        red: bool,
         events: EventLog,
     ) -> None:
         self.role = role
@@ -53,6 +54,7 @@ class Agent:
         self.counters = Counters(meter=self._meter)
         self.stalls = Stalls()  # read by the run's HostMonitor
         self._queue_size_ms = queue_size_ms
+        self._red = red
         self._events = events
         self._room: rtc.Room | None = None
         self._source: rtc.AudioSource | None = None
@@ -96,7 +98,9 @@ class Agent:
                 track = rtc.LocalAudioTrack.create_audio_track(
                     f"{self.role}-microphone", self._source
                 )
-                options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+                options = rtc.TrackPublishOptions(
+                    source=rtc.TrackSource.SOURCE_MICROPHONE, red=self._red
+                )
                 await room.local_participant.publish_track(track, options)
         except TimeoutError:
             raise ConnectError(

@@ -14,6 +14,9 @@ other field is optional and defaults to the value in the committed `config.json`
   one burst per agent per period; in `turns` mode the Support agent answers half a period later.
 - `queue_size_ms` (0): the SDK's `AudioSource` queue; 0 sends each frame at once (the SDK's
   default 1000 ms queue adds 30-50 ms of latency).
+- `red` (true): publish each agent's audio with RED (RFC 2198: every packet also carries the
+  previous one), as the LiveKit SDKs do by default; the server decides whether it is used. false
+  publishes plain Opus.
 - `thresholds` ({}): passed to verify through the manifest; an empty object means verify's defaults.
 - `signing_key` (null): the Ed25519 private key verify signs with; null means verify's default.
 - `impairment` (null): delay, jitter, loss and outages the embedded server applies to each
@@ -55,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "tones": {"customer_hz": 440.0, "support_hz": 550.0},
     "burst": {"duration_s": 0.3, "period_s": 1.0, "ramp_s": 0.005, "amplitude": 0.5},
     "queue_size_ms": 0,
+    "red": True,
     "thresholds": {},
     "signing_key": None,
     "impairment": None,
@@ -112,6 +116,7 @@ class Config:
     ramp_s: float = DEFAULTS["burst"]["ramp_s"]
     amplitude: float = DEFAULTS["burst"]["amplitude"]
     queue_size_ms: int = DEFAULTS["queue_size_ms"]
+    red: bool = DEFAULTS["red"]
     thresholds: Mapping[str, Any] = field(default_factory=dict)
     signing_key: Path | None = None
     impairment: Impairments | None = None
@@ -175,6 +180,7 @@ class Config:
                 "amplitude": self.amplitude,
             },
             "queue_size_ms": self.queue_size_ms,
+            "red": self.red,
             "thresholds": dict(self.thresholds),
             "signing_key": None if self.signing_key is None else str(self.signing_key),
             "impairment": None if self.impairment is None else self.impairment.public(),
@@ -277,6 +283,7 @@ def from_dict(
         ramp_s=_number(burst["ramp_s"], "burst.ramp_s", source),
         amplitude=_number(burst["amplitude"], "burst.amplitude", source),
         queue_size_ms=_integer(get("queue_size_ms"), "queue_size_ms", source),
+        red=_boolean(get("red"), "red", source),
         thresholds=_object(get("thresholds"), "thresholds", source),
         signing_key=None
         if signing_key is None
@@ -376,6 +383,12 @@ def _number(value: Any, name: str, source: str) -> float:
 def _integer(value: Any, name: str, source: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected an integer.")
+    return value
+
+
+def _boolean(value: Any, name: str, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected true or false.")
     return value
 
 

@@ -175,6 +175,7 @@ class Conversation:
                 peer_identity=self.identities[peer],
                 peer_hz=self.tones[peer],
                 queue_size_ms=c.queue_size_ms,
+                red=c.red,
                 events=self.events,
             )
             self.agents[role] = agent

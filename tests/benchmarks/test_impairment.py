@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 from pathlib import Path
 
@@ -62,3 +63,35 @@ async def test_reference_hears_what_the_support_agent_hears(tmp_path: Path) -> N
     shifts = impairment._per_burst_shift(support, reference)
     assert abs(statistics.median(shifts)) < 5.0
     await ref.aclose()  # already closed by the run: safe twice
+
+
+def test_loss_interval_is_the_exact_binomial_one() -> None:
+    """0 of 100 packets lost: the exact 95% interval is [0, 1 - 0.025^(1/100)], in percent."""
+    low, high = impairment._exact_interval(0, 100)
+    assert low == 0.0
+    assert high == pytest.approx(100 * (1 - 0.025 ** (1 / 100)), rel=1e-9)
+    low, high = impairment._exact_interval(25, 500)  # 5 % measured: 5 % is inside
+    assert low < impairment.LOSS_PCT < high
+
+
+def test_loss_run_pools_the_wire_and_the_audio(tmp_path: Path) -> None:
+    """Packets lost, concealment without its silent part, and lost bursts add over directions."""
+    run = synth.make_run(tmp_path / "run", synth.Spec(customer=synth.Direction(lost=(2,))))
+    stats = json.loads((run / "rtc-stats.json").read_text())
+    for role, lost, concealed, silent in (("support", 10, 4800, 960), ("customer", 30, 0, 0)):
+        (entry,) = stats[role]["final"]["subscriber_stats"]
+        entry["inbound_rtp"]["received"]["packets_lost"] = str(lost)
+        entry["inbound_rtp"]["inbound"]["concealed_samples"] = str(concealed)
+        entry["inbound_rtp"]["inbound"]["silent_concealed_samples"] = str(silent)
+    (run / "rtc-stats.json").write_text(json.dumps(stats))
+    report = verify.analyse(run)
+    figures = impairment._loss_run(report, run, ["x: packet loss 9 % exceeds the maximum 1 %"])
+    rtc = [d["rtc"] for d in report["directions"]]
+    packets = sum(r["packets_received"] for r in rtc) + 40
+    samples = sum(r["total_samples_received"] for r in rtc)
+    pooled = figures["pooled"]
+    assert (pooled["packets"], pooled["packets_lost"]) == (packets, 40)
+    assert pooled["packet_loss_pct"] == pytest.approx(100 * 40 / packets)
+    assert pooled["concealed_pct"] == pytest.approx(100 * 4800 / samples)
+    assert pooled["audible_concealed_pct"] == pytest.approx(100 * 3840 / samples)
+    assert pooled["bursts_lost"] == 1 and figures["failed_naming_loss"]

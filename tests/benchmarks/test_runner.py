@@ -21,6 +21,7 @@ def test_summary_judges_each_goal() -> None:
         "sfu": {"latency_ms": {"median": 48.0, "p95": 70.0, "p99": 130.0}, "bursts_lost": 0},
         "capacity": {"capacity_share": 0.5, "capacity_vs_bare": 0.8, "predicted_pairs": 8.0},
         "sfu_wall_s": PLAN["sfu"][1] + 1.0,
+        "server_cost": {"ratio": 1.12, "current_cpu_s_per_stream_min": 0.9},
     }
     rows = {name: (value, verdict) for name, value, _, verdict in summary(results)}
     assert rows["mouth-to-ear median"] == ("48 ms", "PASS")
@@ -30,6 +31,8 @@ def test_summary_judges_each_goal() -> None:
     assert rows["capacity / prediction"] == ("0.5", "")
     assert rows["capacity / bare SDK's"] == ("0.8", "MISS")
     assert rows["wall time: sfu"][1] == "MISS"
+    assert rows["server CPU / base commit's"] == ("1.12", "MISS")
+    assert rows["server CPU s / stream-min, A/B"] == ("0.9 s", "")
 
 
 def test_summary_reads_keys_that_hold_dots() -> None:

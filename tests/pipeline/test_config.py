@@ -79,14 +79,16 @@ def test_optional_fields_are_read() -> None:
             "tones": {"customer_hz": 500},
             "burst": {"duration_s": 0.2, "period_s": 0.5},
             "queue_size_ms": 20,
+            "red": False,
             "thresholds": {"max_bursts_lost": 1},
             "signing_key": "k.pem",
         }
     )
     assert (c.duration_s, c.mode, c.pairs, c.out_dir) == (7.0, "duplex", 3, Path("elsewhere"))
     assert (c.customer_hz, c.support_hz, c.burst_s, c.period_s) == (500.0, 550.0, 0.2, 0.5)
-    assert (c.queue_size_ms, dict(c.thresholds), c.signing_key) == (
+    assert (c.queue_size_ms, c.red, dict(c.thresholds), c.signing_key) == (
         20,
+        False,
         {"max_bursts_lost": 1},
         Path("k.pem"),
     )
@@ -136,6 +138,10 @@ def test_optional_fields_are_read() -> None:
         (
             '{"livekit": {"url": "ws://h:1", "api_key": "k", "api_secret": "s"}, "pairs": true}',
             "'pairs' is true (a boolean); expected an integer",
+        ),
+        (
+            '{"livekit": {"url": "ws://h:1", "api_key": "k", "api_secret": "s"}, "red": "no"}',
+            "'red' is 'no' (a string); expected true or false",
         ),
         (
             '{"livekit": {"url": "ws://h:1", "api_key": "k", "api_secret": "s"},'
