@@ -125,6 +125,7 @@ class Connection:
         try:
             await self._join()
             self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog {self.label}")
+            self._spawn(self._refresh_tokens(), "token refresh")
             while True:
                 ws = self.ws
                 if await self._serve(ws) or self._closing or not self._media_connected:
@@ -227,6 +228,19 @@ class Connection:
                     self.session.ping_timeout,
                 )
                 await self.ws.close()
+
+    async def _refresh_tokens(self) -> None:
+        """Send a fresh join token every ``token_refresh_interval``, as livekit-server does,
+        so that a client still in the room after its first token expired can reconnect."""
+        while True:
+            await asyncio.sleep(self.server.token_refresh_interval)
+            await self.refresh_token()
+
+    async def refresh_token(self) -> None:
+        """Send the client a join token for its participant as it is now: after its name,
+        metadata, attributes or grants changed, and periodically."""
+        token = self.server.auth.refreshed(self.room.name, self.participant)
+        await self.send(sig.refresh_token(token))
 
     async def _teardown(self) -> None:
         """End the owned tasks, then release the socket, the peers and the room's records.
@@ -348,6 +362,7 @@ class Connection:
                 await self.server.broadcast(
                     self.room, sig.participant_update([self.participant.info()])
                 )
+                await self.refresh_token()  # its claims changed
             case sig.Leave(reason):
                 self._leave_reason = reason
                 self._closing = True

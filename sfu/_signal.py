@@ -467,6 +467,11 @@ def connection_quality(participant_sids: Iterable[str]) -> rtc.SignalResponse:
     return rtc.SignalResponse(connection_quality=rtc.ConnectionQualityUpdate(updates=infos))
 
 
+def refresh_token(token: str) -> rtc.SignalResponse:
+    """A ``refresh_token``: the join token the client uses for its next reconnect."""
+    return rtc.SignalResponse(refresh_token=token)
+
+
 def room_update(room: Room) -> rtc.SignalResponse:
     """A ``room_update`` carrying the room as it is now (its metadata, its counts)."""
     return rtc.SignalResponse(room_update=rtc.RoomUpdate(room=room.info()))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import jwt
 from livekit import api
@@ -16,6 +18,14 @@ from livekit.api.access_token import Claims
 from livekit.protocol import agent_dispatch, models
 
 from .errors import AuthError
+
+if TYPE_CHECKING:
+    from .room import Participant
+
+# livekit-server's tokenDefaultTTL: how long a refreshed token stays valid.
+REFRESHED_TOKEN_TTL_S = 600
+# livekit-server's (go-jose's) default: a token is accepted this long past its expiry.
+TOKEN_LEEWAY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -67,11 +77,12 @@ def token_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str:
 class Authenticator:
     """Checks tokens against one API key and secret, as livekit-server does."""
 
-    def __init__(self, api_key: str, api_secret: str) -> None:
+    def __init__(self, api_key: str, api_secret: str, *, leeway_s: float = TOKEN_LEEWAY_S) -> None:
         if not api_key or not api_secret:
             raise AuthError("the server needs a non-empty api_key and api_secret")
         self.api_key = api_key
-        self._verifier = api.TokenVerifier(api_key, api_secret)
+        self._api_secret = api_secret
+        self._verifier = api.TokenVerifier(api_key, api_secret, leeway=timedelta(seconds=leeway_s))
 
     def claims(self, token: str) -> Claims:
         """The verified claims of ``token``; :class:`AuthError` with the reason otherwise."""
@@ -126,6 +137,30 @@ class Authenticator:
             attributes={str(k): str(v) for k, v in (claims.attributes or {}).items()},
             agents=tuple(claims.room_config.agents) if claims.room_config else (),
         )
+
+    def refreshed(self, room: str, participant: Participant) -> str:
+        """A new join token for ``participant`` as it is now (its name, metadata, attributes
+        and grants), valid for :data:`REFRESHED_TOKEN_TTL_S`, as livekit-server's
+        ``refresh_token`` carries: the SDK reconnects with it once the first one expired."""
+        grants = api.VideoGrants(
+            room_join=True,
+            room=room,
+            can_publish=participant.can_publish,
+            can_subscribe=participant.can_subscribe,
+            can_publish_data=participant.can_publish_data,
+            can_update_own_metadata=participant.can_update_metadata,
+        )
+        token = (
+            api.AccessToken(self.api_key, self._api_secret)
+            .with_identity(participant.identity)
+            .with_name(participant.name)
+            .with_metadata(participant.metadata)
+            .with_attributes(dict(participant.attributes))
+            .with_kind(models.ParticipantInfo.Kind.Name(participant.kind).lower())  # type: ignore[arg-type]
+            .with_grants(grants)
+            .with_ttl(timedelta(seconds=REFRESHED_TOKEN_TTL_S))
+        )
+        return token.to_jwt()
 
     def worker(self, token: str) -> None:
         """Check an agent worker's token: it must carry the ``agent`` grant."""

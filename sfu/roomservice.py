@@ -165,6 +165,7 @@ async def _update_participant(
             await conn.negotiate()
     if changed:
         await server.broadcast(conn.room, sig.participant_update([participant.info()]))
+        await conn.refresh_token()  # its claims changed
     return participant.info()
 
 

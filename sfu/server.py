@@ -25,7 +25,7 @@ from . import _signal as sig
 from ._connection import Connection
 from .agents import Agents
 from .agentservice import AgentService
-from .auth import Authenticator, JoinGrant, token_from
+from .auth import TOKEN_LEEWAY_S, Authenticator, JoinGrant, token_from
 from .errors import AuthError, HostNetworkError, SfuError
 from .impairment import Impairment, ImpairmentPolicy
 from .media import check_host_network
@@ -41,6 +41,8 @@ from .webhook import (
 
 # How often livekit-server looks at connection quality (connectionquality.UpdateInterval).
 QUALITY_INTERVAL_S = 5.0
+# livekit-server's tokenRefreshInterval: how often a participant is sent a fresh join token.
+TOKEN_REFRESH_INTERVAL_S = 300.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,12 +82,15 @@ class Server:
         ping_timeout: int = 15,
         impairment: Impairment | ImpairmentPolicy | None = None,
         webhook_urls: Sequence[str] = (),
+        token_refresh_interval: float = TOKEN_REFRESH_INTERVAL_S,
+        token_leeway_s: float = TOKEN_LEEWAY_S,
     ) -> None:
         self.host = host
         self.port = port
-        self.auth = Authenticator(api_key, api_secret)
+        self.auth = Authenticator(api_key, api_secret, leeway_s=token_leeway_s)
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.token_refresh_interval = token_refresh_interval
         self._impairment = impairment
         self.rooms: dict[str, Room] = {}
         self._connections: dict[tuple[str, str], Connection] = {}
@@ -463,13 +468,17 @@ def serve(
     ping_timeout: int = 15,
     impairment: Impairment | ImpairmentPolicy | None = None,
     webhook_urls: Sequence[str] = (),
+    token_refresh_interval: float = TOKEN_REFRESH_INTERVAL_S,
+    token_leeway_s: float = TOKEN_LEEWAY_S,
 ) -> Server:
     """The embedded server, to be used as ``async with serve(...) as server``.
 
     ``impairment`` applies to every forwarded stream, or, as a function of (publisher identity,
     subscriber identity), to each stream it returns one for. livekit-server's webhook events
     (room, participant and track) are POSTed to each of ``webhook_urls``, signed with the API
-    key and secret (see :mod:`sfu.webhook`).
+    key and secret (see :mod:`sfu.webhook`). Each participant gets a fresh join token every
+    ``token_refresh_interval`` seconds and whenever its claims change; a token is accepted
+    up to ``token_leeway_s`` past its expiry.
     """
     return Server(
         host,
@@ -480,4 +489,6 @@ def serve(
         ping_timeout=ping_timeout,
         impairment=impairment,
         webhook_urls=webhook_urls,
+        token_refresh_interval=token_refresh_interval,
+        token_leeway_s=token_leeway_s,
     )
