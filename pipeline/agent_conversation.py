@@ -46,7 +46,7 @@ from pipeline.gate import Begins, Gate, StartGate, StopSignal
 from pipeline.host import HostMonitor
 from pipeline.impairment import IDENTITY_PREFIXES
 from pipeline.live import Counters, PairView
-from pipeline.rooms import room_name, token
+from pipeline.rooms import delete_rooms, room_name, token
 from pipeline.voice import total_frames
 
 
@@ -320,6 +320,8 @@ class AgentConversation:
             if self.dispatch_id is not None:
                 await delete_dispatch(self.config, self.room, self.dispatch_id)
             if self.worker is not None:
+                # the room's end ends the agent's job, so its worker can stop without draining
+                await delete_rooms(self.config, [self.room])
                 await self.worker.stop()
         finally:
             for closer in self._closers:

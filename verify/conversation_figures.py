@@ -13,6 +13,7 @@ manifest's `clock.monotonic_ns` (the run's clock):
   first audio heard from it;
 - **response** of a turn: from its end as sent to the onset of the first agent audio heard after
   it; the turn is *answered* when that onset lies within the answer window after its end;
+- **left**: the agent left the room before the Customer did (a crashed job, a worker gone);
 - **talk time**: the agent audio heard, summed; **gaps**: pauses between the segments of one
   answer (at least `dsp.find_voice`'s 50 ms); **glitches**: dips shorter than that inside a
   segment (a dropout, or a short stop in speech).
@@ -71,6 +72,7 @@ def conversation(
     on_ns = _fit_time_ns(arrivals, onsets) if onsets.size else np.zeros(0)
     off_ns = _fit_time_ns(arrivals, offsets) if offsets.size else np.zeros(0)
     joined_ns = agent.get("joined_ns")
+    left_ns = _left_ns(run_dir, missing, agent.get("identity"))
 
     def run_s(t_ns: float) -> float | None:
         return _r(float(t_ns - origin) / 1e9, 6)
@@ -89,6 +91,7 @@ def conversation(
         "files": files,
         "answer_window_s": window_s,
         "joined_s": None if joined_ns is None else run_s(joined_ns),
+        "left_s": None if left_ns is None else run_s(left_ns),
         "worker": None if worker is None else _worker(worker, run_s),
         "frames_received": len(arrivals),
         "samples_received": int(heard.size),
@@ -116,6 +119,21 @@ def conversation(
         "glitches": sum(s.dips for s in segments),
         "turns": entries,
     }
+
+
+def _left_ns(run_dir: Path, missing: list[str], identity: Any) -> int | None:
+    """When the Customer saw the agent leave before the Customer itself left, else None."""
+    if ev.EVENTS in missing or not isinstance(identity, str):
+        return None
+    for e in ev.read_events(run_dir / ev.EVENTS):
+        if e.get("agent") != "customer":
+            continue
+        if e.get("event") == "disconnected":
+            return None  # the Customer left first: the agent stayed to the end
+        if e.get("event") == "participant_left" and e.get("identity") == identity:
+            t = e.get("t_ns")
+            return t if isinstance(t, int) and not isinstance(t, bool) else None
+    return None
 
 
 def _heard(
@@ -257,6 +275,13 @@ def failures(conv: dict[str, Any], thresholds: AgentThresholds) -> list[tuple[st
             (
                 f"agent {name}: its worker exited with code {worker['exit_code']} at "
                 f"{worker['exited_s']:g} s, before the run ended (see {worker['log']})",
+                [],
+            )
+        )
+    if conv["left_s"] is not None:
+        out.append(
+            (
+                f"agent {name} left the room at {conv['left_s']:g} s, before the run ended",
                 [],
             )
         )

@@ -72,7 +72,7 @@ def test_a_file_that_is_not_audio_is_named(tmp_path: Path) -> None:
     """A text file given to --say is a ConfigError naming it."""
     path = tmp_path / "notes.wav"
     path.write_text("hello")
-    with pytest.raises(ConfigError, match="notes.wav is not audio"):
+    with pytest.raises(ConfigError, match=r"notes\.wav is not audio"):
         load(path)
 
 
@@ -98,8 +98,8 @@ async def test_the_worker_registers_is_stopped_and_its_log_is_redacted(tmp_path:
     """A worker printing its secret: redacted in the log; SIGINT ends it; registration seen."""
     worker = _worker(
         tmp_path,
-        "import os, time; print(os.environ[\"LIVEKIT_API_SECRET\"]); "
-        "print(\"registered worker\", os.environ[\"LIVEKIT_URL\"]); time.sleep(60)",
+        'import os, time; print(os.environ["LIVEKIT_API_SECRET"]); '
+        'print("registered worker", os.environ["LIVEKIT_URL"]); time.sleep(60)',
     )
     await worker.start()
     await worker.wait_registered(scaled(20))
@@ -117,7 +117,7 @@ async def test_a_worker_that_ignores_sigint_is_terminated(tmp_path: Path) -> Non
     worker = _worker(
         tmp_path,
         "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-        "print(\"registered worker\"); time.sleep(60)",
+        'print("registered worker"); time.sleep(60)',
     )
     await worker.start()
     await worker.wait_registered(scaled(20))
@@ -127,7 +127,7 @@ async def test_a_worker_that_ignores_sigint_is_terminated(tmp_path: Path) -> Non
 
 async def test_a_worker_that_exits_before_registering_is_an_error(tmp_path: Path) -> None:
     """Exit 3 before registering: ConnectError naming the code and the log."""
-    worker = _worker(tmp_path, "import sys; print(\"boom\"); sys.exit(3)")
+    worker = _worker(tmp_path, 'import sys; print("boom"); sys.exit(3)')
     await worker.start()
     with pytest.raises(ConnectError, match="exited with code 3 before it registered"):
         await worker.wait_registered(scaled(20))

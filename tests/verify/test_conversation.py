@@ -1,4 +1,4 @@
-"""Figures and verdicts of synthetic runs with an agent under test (`verify.conversation_figures`)."""
+"""Figures and verdicts of synthetic runs with an agent under test (conversation figures)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,122 @@
+"""`python -m pipeline --agent` with the real example agent (examples/reply_agent.py) in its own
+environment, registered over the embedded server's `/agent` and dispatched by the pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import scaled
+from tests.pipeline.conftest import REPO, Finished, free_port, run_cli, write_config
+
+AGENT = "echoproof-reply"
+WINDOW_S = 1.2
+
+
+def agent_python() -> str:
+    """The agent environment's python (ECHOPROOF_AGENT_PYTHON, else .nox/agent-env)."""
+    found = os.environ.get("ECHOPROOF_AGENT_PYTHON") or str(REPO / ".nox/agent-env/bin/python")
+    if not Path(found).is_file():
+        if os.environ.get("ECHOPROOF_AGENT_REQUIRED"):
+            pytest.fail(f"the agent python {found} is missing; run `nox -s agent-env`.")
+        pytest.skip(f"no agent python at {found}; `nox -s agent-env` makes one.")
+    return found
+
+
+async def _agent_run(
+    tmp_path: Path, duration_s: float, agent_env: dict[str, str], **agent: Any
+) -> tuple[Finished, Path | None]:
+    """One `python -m pipeline --agent` run on an embedded server it starts; its run folder."""
+    port = free_port()
+    config = write_config(
+        tmp_path / "config.json",
+        f"ws://127.0.0.1:{port}",
+        "devkey",
+        "secret-" + os.urandom(8).hex(),
+        agent={"name": AGENT, "answer_window_s": WINDOW_S, **agent},
+    )
+    cmd = f"{agent_python()} {REPO / 'examples' / 'reply_agent.py'} start"
+    out = tmp_path / "recordings"
+    finished = await run_cli(
+        "--config", str(config), "--agent-cmd", cmd, "--duration", str(duration_s),
+        "--out", str(out),
+        limit_s=scaled(duration_s + 150),
+        env={"LIVEKIT_AGENT_NAME": AGENT, **agent_env},
+    )  # fmt: skip
+    runs = sorted(out.iterdir()) if out.is_dir() else []
+    return finished, (runs[0] if runs else None)
+
+
+def _report(run: Path) -> dict[str, Any]:
+    return dict(json.loads((run / "report.json").read_text()))
+
+
+async def test_the_response_moves_with_the_agents_reply_delay(tmp_path: Path) -> None:
+    """Reply delay 200 ms, then 500 ms: the median response moves by 300 ms +-5 ms."""
+    medians = []
+    for delay in (200, 500):
+        finished, run = await _agent_run(
+            tmp_path / str(delay), 16.0, {"ECHOPROOF_REPLY_DELAY_MS": str(delay)}
+        )
+        assert finished.code == 0, finished.stdout + finished.stderr
+        assert run is not None
+        conv = _report(run)["conversation"]
+        assert conv["turns_unanswered"] == 0 and conv["turns_answered"] >= 8
+        assert conv["kind"] == "AGENT" and conv["greeting_ms"] is not None
+        medians.append(conv["response_ms"]["median"])
+        print(f"reply delay {delay} ms: response {conv['response_ms']}")
+    assert medians[1] - medians[0] == pytest.approx(300, abs=5), medians
+
+
+async def test_an_agent_that_never_answers_fails_naming_the_turns(tmp_path: Path) -> None:
+    """ECHOPROOF_REPLY_MODE=silent: exit 1, the FAIL line names every unanswered turn."""
+    finished, run = await _agent_run(tmp_path, 8.0, {"ECHOPROOF_REPLY_MODE": "silent"})
+    assert finished.code == 1, finished.stdout + finished.stderr
+    assert run is not None
+    conv = _report(run)["conversation"]
+    assert conv["turns_answered"] == 0 and conv["turns_sent"] >= 3
+    turns = ", ".join(str(t) for t in range(conv["turns_sent"]))
+    assert f"(turn {turns}: no audio within the 1.2 s answer window)" in finished.stdout
+    assert f"agent {AGENT} was never heard" in finished.stdout
+
+
+async def test_a_crashed_agent_leaves_valid_evidence_and_a_report_saying_so(
+    tmp_path: Path,
+) -> None:
+    """The agent's job exits 4 s after joining: the run completes, verify names the departure."""
+    finished, run = await _agent_run(tmp_path, 10.0, {"ECHOPROOF_REPLY_CRASH_AFTER_S": "4"})
+    assert finished.code == 1, finished.stdout + finished.stderr
+    assert run is not None
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["agent"]["worker"]["log"]
+    conv = _report(run)["conversation"]
+    assert conv["left_s"] is not None and conv["turns_answered"] >= 1
+    assert conv["turns_unanswered"] >= 1
+    assert f"agent {AGENT} left the room at" in finished.stdout
+    from verify import check
+
+    [result] = check(run)
+    assert result.status == "fail" and "left the room" in result.reason
+    assert "changed" not in result.reason and "missing" not in result.reason
+
+
+async def test_a_dispatch_no_worker_takes_fails_within_its_bound(tmp_path: Path) -> None:
+    """No worker registered under the name: exit 3 within the dispatch timeout, one sentence."""
+    port = free_port()
+    config = write_config(
+        tmp_path / "config.json", f"ws://127.0.0.1:{port}", "devkey", "secret",
+        agent={"name": "nobody-here", "dispatch_timeout_s": 3},
+    )  # fmt: skip
+    t0 = time.monotonic()
+    finished = await run_cli(
+        "--config", str(config), "--duration", "5", "--out", str(tmp_path / "rec"),
+        limit_s=scaled(90),
+    )  # fmt: skip
+    assert finished.code == 3, finished.stdout + finished.stderr
+    assert "no worker took the dispatch of agent 'nobody-here' within 3 s" in finished.stderr
+    assert time.monotonic() - t0 < scaled(60)
