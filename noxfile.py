@@ -1,8 +1,9 @@
 """Everything a person runs: `nox -s run`, `nox -s tests`, `nox -s lint`, `nox -s bench`,
-`nox -s compat`."""
+`nox -s compat`, `nox -s agent-env`."""
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import nox
@@ -28,11 +29,37 @@ def run(session: nox.Session) -> None:
     session.run("python", "-m", "verify", *(new or [str(out)]))
 
 
+# LiveKit agents run in a venv of their own, as users' agents do: livekit-agents pins the
+# `livekit` SDK (1.8.9: livekit==1.1.21) below what echoproof needs (>=1.2).
+AGENT_ENV = Path(".nox") / "agent-env"
+AGENT_REQUIREMENTS = ("livekit-agents==1.8.9",)  # and nothing else: examples/reply_agent.py
+
+
+def _agent_python(session: nox.Session) -> str:
+    """The agents' venv (created, or reused while its requirements are unchanged): its python."""
+    python = AGENT_ENV / "bin" / "python"
+    stamp = AGENT_ENV / "echoproof-requirements.txt"
+    wanted = "\n".join(AGENT_REQUIREMENTS) + "\n"
+    if not (python.exists() and stamp.exists() and stamp.read_text() == wanted):
+        session.run(sys.executable, "-m", "venv", "--clear", str(AGENT_ENV), external=True)
+        session.run(str(python), "-m", "pip", "install", "-q", *AGENT_REQUIREMENTS, external=True)
+        stamp.write_text(wanted)
+    return str(python.absolute())
+
+
+@nox.session(name="agent-env", venv_backend="none")
+def agent_env(session: nox.Session) -> None:
+    """The venv LiveKit agents run in (.nox/agent-env: livekit-agents), for examples/."""
+    session.log(f"agents' python: {_agent_python(session)}")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite, with real servers and real SDK clients."""
+    """The whole test suite, with real servers, real SDK clients and real agent workers."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    # The agent tests must run here, not skip: they fail if the agents' venv does not work.
+    env = {"ECHOPROOF_AGENT_PYTHON": _agent_python(session), "ECHOPROOF_AGENT_REQUIRED": "1"}
+    session.run("pytest", *session.posargs, env=env)
 
 
 @nox.session

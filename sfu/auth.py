@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import jwt
 from livekit import api
 from livekit.api.access_token import Claims
-from livekit.protocol import models
+from livekit.protocol import agent_dispatch, models
 
 from .errors import AuthError
 
@@ -32,6 +32,8 @@ class JoinGrant:
     can_update_metadata: bool = False
     kind: int = models.ParticipantInfo.Kind.STANDARD
     attributes: dict[str, str] = field(default_factory=dict)
+    # the agents the token's room configuration dispatches when its join creates the room
+    agents: tuple[agent_dispatch.RoomAgentDispatch, ...] = ()
 
 
 def participant_kind(kind: str) -> int:
@@ -122,7 +124,14 @@ class Authenticator:
             can_update_metadata=bool(video.can_update_own_metadata),
             kind=participant_kind(claims.kind or ""),
             attributes={str(k): str(v) for k, v in (claims.attributes or {}).items()},
+            agents=tuple(claims.room_config.agents) if claims.room_config else (),
         )
+
+    def worker(self, token: str) -> None:
+        """Check an agent worker's token: it must carry the ``agent`` grant."""
+        video = self.claims(token).video
+        if video is None or not video.agent:
+            raise AuthError("permission denied: the token has no agent grant")
 
     def api_grant(
         self,

@@ -20,6 +20,9 @@ _ALPHABET = string.ascii_letters + string.digits
 MAX_NAME_LENGTH = 256
 MAX_METADATA_SIZE = 512 * 1024
 MAX_ATTRIBUTES_SIZE = 64 * 1024
+# Participants that do not keep a room open or count towards its limit (livekit-server's
+# "dependent" participants).
+DEPENDENT_KINDS = (models.ParticipantInfo.Kind.AGENT, models.ParticipantInfo.Kind.EGRESS)
 
 
 def new_sid(prefix: str) -> str:
@@ -103,6 +106,11 @@ class Participant:
             kind=self.kind,  # type: ignore[arg-type]
             attributes=self.attributes,
         )
+
+    @property
+    def dependent(self) -> bool:
+        """Whether it is an agent or egress: it does not keep its room open (livekit-server)."""
+        return self.kind in DEPENDENT_KINDS
 
     def allows(self, subscriber: Participant, track_sid: str) -> bool:
         """Whether this publisher lets ``subscriber`` receive its track ``track_sid``."""
@@ -189,7 +197,8 @@ class Room:
         """Seat ``participant``; returns the one it replaces (same identity), if any."""
         previous = self.participants.get(participant.identity)
         self.participants[participant.identity] = participant
-        self.empty_since = None
+        if not participant.dependent:
+            self.empty_since = None
         return previous
 
     def remove(self, participant: Participant) -> bool:
@@ -197,7 +206,7 @@ class Room:
         if self.participants.get(participant.identity) is not participant:
             return False
         del self.participants[participant.identity]
-        if not self.participants:
+        if self.empty_since is None and all(p.dependent for p in self.participants.values()):
             self.empty_since = time.monotonic()
         return True
 
@@ -216,8 +225,9 @@ class Room:
         return changed
 
     def expired(self, now: float) -> bool:
-        """Whether an empty room has outlived its empty timeout (rooms made by a join: at once)."""
-        if self.participants or self.empty_since is None:
+        """Whether a room empty but for agents has outlived its empty timeout (rooms made by a
+        join: at once)."""
+        if self.empty_since is None:
             return False
         return now - self.empty_since >= self.empty_timeout
 

@@ -67,6 +67,7 @@ async def _create_room(server: Server, req: room_pb.CreateRoomRequest, token: st
         departure_timeout=req.departure_timeout,
         max_participants=req.max_participants,
         metadata=req.metadata,
+        agents=tuple(req.agents),
     )
     return room.info()
 
@@ -241,20 +242,26 @@ def _error(exc: TwirpError) -> web.Response:
     )
 
 
-def handler(server: Server) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The aiohttp handler for ``POST /twirp/livekit.RoomService/{method}``."""
+Methods = dict[str, tuple[type[Message], _Call]]
+
+
+def handler(
+    server: Server, methods: Methods = _METHODS, service: str = "RoomService"
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The aiohttp handler for ``POST /twirp/livekit.<service>/{method}``: by default the
+    RoomService's, else ``methods`` of another Twirp ``service`` (same encodings and errors)."""
 
     async def handle(request: web.Request) -> web.Response:
         method = request.match_info["method"]
         try:
-            return await _call(server, request, method)
+            return await _call(server, request, method, methods, service)
         except AuthError as exc:
             code, status = (
                 ("permission_denied", 403)
                 if str(exc).startswith("permission denied")
                 else ("unauthenticated", 401)
             )
-            logger.info("RoomService {} refused: {}", method, exc)
+            logger.info("{} {} refused: {}", service, method, exc)
             return _error(TwirpError(code, str(exc), status))
         except TwirpError as exc:
             return _error(exc)
@@ -262,10 +269,12 @@ def handler(server: Server) -> Callable[[web.Request], Awaitable[web.Response]]:
     return handle
 
 
-async def _call(server: Server, request: web.Request, method: str) -> web.Response:
-    entry = _METHODS.get(method)
+async def _call(
+    server: Server, request: web.Request, method: str, methods: Methods, service: str
+) -> web.Response:
+    entry = methods.get(method)
     if entry is None:
-        raise TwirpError("bad_route", f"no RoomService method called {method!r}", 404)
+        raise TwirpError("bad_route", f"no {service} method called {method!r}", 404)
     message_type, call = entry
     token = token_from(request.headers, {})
     body = await request.read()

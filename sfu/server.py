@@ -2,7 +2,9 @@
 
 ``/rtc`` upgrades to the signalling WebSocket; ``/rtc/v1`` and ``/rtc/v1/validate`` answer 404 so
 that the SDKs fall back to ``/rtc``; ``/rtc/validate`` says why a token is refused; Twirp calls go
-to :mod:`sfu.roomservice`. Every answer carries CORS headers for browser clients.
+to :mod:`sfu.roomservice`; agent workers connect to ``/agent`` and dispatches are made through
+``livekit.AgentDispatchService`` (:mod:`sfu.agentservice`). Every answer carries CORS headers for
+browser clients.
 """
 
 from __future__ import annotations
@@ -10,22 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 
 from aiohttp import web
-from livekit.protocol import models, rtc
+from livekit.protocol import agent_dispatch, models, rtc
 from loguru import logger
 
 from aiotasks import cancel_and_wait
 
 from . import _signal as sig
 from ._connection import Connection
+from .agents import Agents
+from .agentservice import AgentService
 from .auth import Authenticator, JoinGrant, token_from
 from .errors import AuthError, HostNetworkError, SfuError
 from .impairment import Impairment, ImpairmentPolicy
 from .media import check_host_network
-from .room import Participant, Room
+from .room import DEPENDENT_KINDS, Participant, Room
 from .speakers import UPDATE_INTERVAL_S, Speakers, speakers_changed
 from .webhook import (
     PARTICIPANT_CONNECTION_ABORTED,
@@ -90,8 +94,19 @@ class Server:
         self._quality: asyncio.Task[None] | None = None
         self._speakers: asyncio.Task[None] | None = None
         self.webhooks = Webhooks(webhook_urls, api_key, api_secret)
+        self._agent_service = AgentService(self, api_key, api_secret)
         self._closed = False  # no new participant is let in once true
         self._closing: asyncio.Future[None] | None = None  # done once the shutdown has ended
+
+    @property
+    def agents(self) -> Agents:
+        """The registered agent workers and every room's dispatches."""
+        return self._agent_service.agents
+
+    @property
+    def closing(self) -> bool:
+        """Whether the server has begun to shut down (it lets nobody new in)."""
+        return self._closed
 
     @property
     def url(self) -> str:
@@ -128,6 +143,10 @@ class Server:
         app.router.add_get("/rtc/v1", self._not_found)
         app.router.add_get("/rtc/v1/validate", self._not_found)
         app.router.add_post("/twirp/livekit.RoomService/{method}", roomservice.handler(self))
+        app.router.add_get("/agent", self._agent_service.socket)
+        app.router.add_post(
+            "/twirp/livekit.AgentDispatchService/{method}", self._agent_service.twirp()
+        )
         app.router.add_route("OPTIONS", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -165,6 +184,7 @@ class Server:
 
     async def _shut_down(self) -> None:
         await cancel_and_wait(self._sweeper, self._quality, self._speakers)
+        await self._agent_service.close()
         leaving = [
             c.disconnect(models.DisconnectReason.SERVER_SHUTDOWN)
             for c in list(self._connections.values())
@@ -190,9 +210,8 @@ class Server:
             now = time.monotonic()
             for name, room in list(self.rooms.items()):
                 if room.expired(now):
-                    del self.rooms[name]
-                    self.webhooks.notify(ROOM_FINISHED, room)
                     logger.info("room {} closed: empty for {} s", name, room.empty_timeout)
+                    await self._close_room(room, models.DisconnectReason.ROOM_CLOSED)
 
     async def _rate_quality(self) -> None:
         """Rate every active participant's connection EXCELLENT, to each active participant,
@@ -288,31 +307,50 @@ class Server:
         self.webhooks.notify(left, conn.room, info)
         if not seated:
             return  # replaced by a newer participant with the same identity
+        self.agents.participant_left(conn.room.name, conn.participant.identity)
         await self.broadcast(conn.room, sig.participant_update([info]))
         if conn.room.expired(time.monotonic()) and self.rooms.get(conn.room.name) is conn.room:
-            del self.rooms[conn.room.name]
-            self.webhooks.notify(ROOM_FINISHED, conn.room)
+            # Agents do not keep a room open (livekit-server's "dependent" participants).
             logger.info("room {} closed: the last participant left", conn.room.name)
+            await self._close_room(conn.room, models.DisconnectReason.ROOM_CLOSED)
 
-    def create_room(self, name: str, **options: int | str) -> Room:
-        """The room called ``name``, created (through the API) if it does not exist."""
-        room = self.rooms.get(name)
-        if room is None:
-            room = Room(name=name, created_by_api=True, **options)  # type: ignore[arg-type]
-            self.rooms[name] = room
-            self.webhooks.notify(ROOM_STARTED, room)
-            logger.info("room {} created", name)
+    async def _close_room(self, room: Room, reason: int) -> None:
+        """Close ``room``: whoever is still in it (agents) is disconnected with ``reason``."""
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+        await asyncio.gather(*(c.disconnect(reason) for c in self.connections_in(room)))
+        self.agents.room_finished(room.name, room.sid)  # after its agents left: jobs ended
+        self.webhooks.notify(ROOM_FINISHED, room)
+
+    def _open_room(
+        self,
+        name: str,
+        agents: Iterable[agent_dispatch.RoomAgentDispatch] = (),
+        **options: int | str | bool,
+    ) -> Room:
+        """Create the room ``name``; the agents of its creator's configuration are dispatched
+        (none named: the default dispatch)."""
+        room = self.rooms[name] = Room(name=name, **options)  # type: ignore[arg-type]
+        self.webhooks.notify(ROOM_STARTED, room)
+        logger.info("room {} created", name)
+        self.agents.room_started(room.info(), agents)
         return room
+
+    def create_room(
+        self,
+        name: str,
+        agents: Iterable[agent_dispatch.RoomAgentDispatch] = (),
+        **options: int | str,
+    ) -> Room:
+        """The room called ``name``, created (through the API) if it does not exist."""
+        return self.rooms.get(name) or self._open_room(name, agents, created_by_api=True, **options)
 
     async def delete_room(self, name: str) -> bool:
         """Disconnect everyone in ``name`` (ROOM_DELETED) and close it."""
-        room = self.rooms.pop(name, None)
+        room = self.rooms.get(name)
         if room is None:
             return False
-        await asyncio.gather(
-            *(c.disconnect(models.DisconnectReason.ROOM_DELETED) for c in self.connections_in(room))
-        )
-        self.webhooks.notify(ROOM_FINISHED, room)
+        await self._close_room(room, models.DisconnectReason.ROOM_DELETED)
         logger.info("room {} deleted", name)
         return True
 
@@ -329,8 +367,11 @@ class Server:
         """The join grant of a request, or :class:`AuthError` saying why it may not join."""
         grant = self.auth.join(token_from(request.headers, request.query))
         room = self.rooms.get(grant.room)
-        if room and 0 < room.max_participants <= len(room.others_than(grant.identity)):
-            raise AuthError(f"room {grant.room} is full")
+        if room and room.max_participants and grant.kind not in DEPENDENT_KINDS:
+            # As livekit-server: agents neither count towards max_participants nor are held to it.
+            seated = sum(not p.dependent for p in room.others_than(grant.identity))
+            if seated >= room.max_participants:
+                raise AuthError(f"room {grant.room} is full")
         return grant
 
     async def _validate(self, request: web.Request) -> web.Response:
@@ -370,11 +411,7 @@ class Server:
         ws = web.WebSocketResponse(timeout=2.0, max_msg_size=1 << 20)
         await ws.prepare(request)
         # Looked up again after the await: the sweeper may have closed an empty room meanwhile.
-        room = self.rooms.get(grant.room)
-        if room is None:
-            room = self.rooms[grant.room] = Room(name=grant.room)
-            self.webhooks.notify(ROOM_STARTED, room)
-            logger.info("room {} created", grant.room)
+        room = self.rooms.get(grant.room) or self._open_room(grant.room, grant.agents)
         participant = Participant(
             identity=grant.identity,
             name=grant.name,
