@@ -49,7 +49,8 @@ class Segment:
 
 @dataclasses.dataclass(frozen=True)
 class Voice:
-    """What `find_voice` found: the segments, and the levels it judged them by (dBFS)."""
+    """What `find_voice` found: the segments, and the levels it judged them by (dBFS; the noise
+    floor of digital silence is -inf)."""
 
     segments: list[Segment]
     threshold_dbfs: float
@@ -57,8 +58,8 @@ class Voice:
 
 
 def _dbfs(power: float, full_scale: float) -> float:
-    """A mean square as dBFS of a sine's peak (a full-scale sine reads -3 dBFS)."""
-    return 10 * math.log10(max(power, 1e-30) / full_scale**2)
+    """A mean square as dBFS of a sine's peak (a full-scale sine reads -3 dBFS); -inf for 0."""
+    return 10 * math.log10(power / full_scale**2) if power > 0 else -math.inf
 
 
 def find_voice(

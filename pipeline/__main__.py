@@ -254,7 +254,11 @@ def _main(argv: list[str] | None) -> int:
                     print(f"error: run {o.run_id} failed: {o.reason}", file=sys.stderr)
             if not args.no_verify:
                 report = _verify(o, config.signing_key)
-                if report is not None:
+                if report is not None and "conversation" in report:
+                    from pipeline.agent_conversation import conversation_table
+
+                    print(conversation_table(report))
+                elif report is not None:
                     print(proof_table(report))
                 if o.passed:
                     print(f"OK: {o.run_dir}")

@@ -332,3 +332,23 @@ class AgentConversation:
                 self.manifest.finish(status, reason, realtime=rt, agent=self._agent_block())
             log = logger.info if status == "complete" else logger.warning
             log("run {}: {}{}", self.run_id, status, "" if reason is None else f" ({reason})")
+
+
+def conversation_table(report: dict[str, Any]) -> str:
+    """What the signed report found of the conversation: turns, responses, the greeting."""
+    conv = report["conversation"]
+    r = conv["response_ms"]
+
+    def num(value: Any) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    head = (
+        f"{'agent':<20}{'turns':>7}{'answered':>10}{'resp_median_ms':>16}{'resp_p95_ms':>13}"
+        f"{'resp_max_ms':>13}{'greeting_ms':>13}{'talk_s':>8}"
+    )
+    row = (
+        f"{conv['agent'][:19]:<20}{conv['turns_sent']:>7}{conv['turns_answered']:>10}"
+        f"{num(r['median']):>16}{num(r['p95']):>13}{num(r['max']):>13}"
+        f"{num(conv['greeting_ms']):>13}{num(conv['talk_time_s']):>8}"
+    )
+    return f"{head}\n{row}"

@@ -33,6 +33,7 @@ async def _agent_run(
 ) -> tuple[Finished, Path | None]:
     """One `python -m pipeline --agent` run on an embedded server it starts; its run folder."""
     port = free_port()
+    tmp_path.mkdir(parents=True, exist_ok=True)
     config = write_config(
         tmp_path / "config.json",
         f"ws://127.0.0.1:{port}",
@@ -110,7 +111,7 @@ async def test_a_dispatch_no_worker_takes_fails_within_its_bound(tmp_path: Path)
     port = free_port()
     config = write_config(
         tmp_path / "config.json", f"ws://127.0.0.1:{port}", "devkey", "secret",
-        agent={"name": "nobody-here", "dispatch_timeout_s": 3},
+        agent={"name": "nobody-here", "dispatch_timeout_s": 3, "answer_window_s": 1.2},
     )  # fmt: skip
     t0 = time.monotonic()
     finished = await run_cli(
