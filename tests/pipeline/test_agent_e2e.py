@@ -12,20 +12,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import scaled
-from tests.pipeline.conftest import REPO, Finished, free_port, run_cli, write_config
+from tests.pipeline.conftest import Finished, free_port, run_cli, write_config
+from tests.sfu._agents import AGENT_NAME as AGENT
+from tests.sfu._agents import REPLY_AGENT, agent_python
 
-AGENT = "echoproof-reply"
 WINDOW_S = 1.2
-
-
-def agent_python() -> str:
-    """The agent environment's python (ECHOPROOF_AGENT_PYTHON, else .nox/agent-env)."""
-    found = os.environ.get("ECHOPROOF_AGENT_PYTHON") or str(REPO / ".nox/agent-env/bin/python")
-    if not Path(found).is_file():
-        if os.environ.get("ECHOPROOF_AGENT_REQUIRED"):
-            pytest.fail(f"the agent python {found} is missing; run `nox -s agent-env`.")
-        pytest.skip(f"no agent python at {found}; `nox -s agent-env` makes one.")
-    return found
 
 
 async def _agent_run(
@@ -33,7 +24,6 @@ async def _agent_run(
 ) -> tuple[Finished, Path | None]:
     """One `python -m pipeline --agent` run on an embedded server it starts; its run folder."""
     port = free_port()
-    tmp_path.mkdir(parents=True, exist_ok=True)
     config = write_config(
         tmp_path / "config.json",
         f"ws://127.0.0.1:{port}",
@@ -41,7 +31,7 @@ async def _agent_run(
         "secret-" + os.urandom(8).hex(),
         agent={"name": AGENT, "answer_window_s": WINDOW_S, **agent},
     )
-    cmd = f"{agent_python()} {REPO / 'examples' / 'reply_agent.py'} start"
+    cmd = f"{agent_python()} {REPLY_AGENT} start"
     out = tmp_path / "recordings"
     finished = await run_cli(
         "--config", str(config), "--agent-cmd", cmd, "--duration", str(duration_s),
@@ -61,6 +51,7 @@ async def test_the_response_moves_with_the_agents_reply_delay(tmp_path: Path) ->
     """Reply delay 200 ms, then 500 ms: the median response moves by 300 ms +-5 ms."""
     medians = []
     for delay in (200, 500):
+        os.makedirs(tmp_path / str(delay))
         finished, run = await _agent_run(
             tmp_path / str(delay), 16.0, {"ECHOPROOF_REPLY_DELAY_MS": str(delay)}
         )
