@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,11 @@ WINDOW_S = 1.2
 
 
 async def _agent_run(
-    tmp_path: Path, duration_s: float, agent_env: dict[str, str], **agent: Any
+    tmp_path: Path,
+    duration_s: float,
+    agent_env: dict[str, str],
+    *args: str,
+    **agent: Any,
 ) -> tuple[Finished, Path | None]:
     """One `python -m pipeline --agent` run on an embedded server it starts; its run folder."""
     port = free_port()
@@ -35,7 +40,7 @@ async def _agent_run(
     out = tmp_path / "recordings"
     finished = await run_cli(
         "--config", str(config), "--agent-cmd", cmd, "--duration", str(duration_s),
-        "--out", str(out),
+        "--out", str(out), *args,
         limit_s=scaled(duration_s + 150),
         env={"LIVEKIT_AGENT_NAME": AGENT, **agent_env},
     )  # fmt: skip
@@ -48,21 +53,49 @@ def _report(run: Path) -> dict[str, Any]:
 
 
 async def test_the_response_moves_with_the_agents_reply_delay(tmp_path: Path) -> None:
-    """Reply delay 200 ms, then 500 ms: the median response moves by 300 ms +-5 ms."""
-    medians = []
-    for delay in (200, 500):
-        os.makedirs(tmp_path / str(delay))
-        finished, run = await _agent_run(
-            tmp_path / str(delay), 16.0, {"ECHOPROOF_REPLY_DELAY_MS": str(delay)}
-        )
-        assert finished.code == 0, finished.stdout + finished.stderr
-        assert run is not None
-        conv = _report(run)["conversation"]
-        assert conv["turns_unanswered"] == 0 and conv["turns_answered"] >= 8
-        assert conv["kind"] == "AGENT" and conv["greeting_ms"] is not None
-        medians.append(conv["response_ms"]["median"])
-        print(f"reply delay {delay} ms: response {conv['response_ms']}")
-    assert medians[1] - medians[0] == pytest.approx(300, abs=5), medians
+    """Reply delays 200 and 500 ms in turn: the response moves by 300 ms +-5 ms.
+
+    Both delays are in one conversation (ECHOPROOF_REPLY_DELAY_MS=200,500), and each 500 ms turn
+    is compared with the 200 ms turn before it (the median of those differences): between two
+    runs, or within one after a stall on a busy machine, the receivers' jitter buffers may
+    settle at another depth (measured: the second leg 48.0 ms in one run, 38.1 ms in the next;
+    the first leg 28 ms, then 108 ms from the eighth turn of a run on a loaded host).
+    """
+    finished, run = await _agent_run(
+        tmp_path, 26.0, {"ECHOPROOF_REPLY_DELAY_MS": "200,500"}, answer_window_s=1.5
+    )
+    assert finished.code == 0, finished.stdout + finished.stderr
+    assert run is not None
+    conv = _report(run)["conversation"]
+    assert conv["turns_unanswered"] == 0 and conv["turns_answered"] >= 12
+    assert conv["kind"] == "AGENT" and conv["greeting_ms"] is not None
+    response = [t["response_ms"] for t in conv["turns"]]
+    moved = statistics.median(b - a for a, b in zip(response[::2], response[1::2], strict=False))
+    print(f"responses {response}: moved by {moved:.2f} ms")
+    assert moved == pytest.approx(300, abs=5), response
+
+
+async def test_the_customer_says_its_files_in_turn(tmp_path: Path) -> None:
+    """Two --say files (WAV at 16 kHz, FLAC at 44.1 kHz) said in turn, each answered, hashed."""
+    import hashlib
+
+    import numpy as np
+    import soundfile
+
+    files = []
+    for name, rate, seconds in (("hello.wav", 16_000, 0.4), ("question.flac", 44_100, 0.7)):
+        t = np.arange(round(rate * seconds)) / rate
+        soundfile.write(tmp_path / name, 0.3 * np.sin(2 * np.pi * 300 * t), rate)
+        files.append(tmp_path / name)
+    finished, run = await _agent_run(tmp_path, 12.0, {}, "--say", *map(str, files))
+    assert finished.code == 0, finished.stdout + finished.stderr
+    assert run is not None
+    turns = _report(run)["conversation"]["turns"]
+    assert len(turns) >= 4 and all(t["state"] == "answered" for t in turns)
+    assert [t["source"] for t in turns[:4]] == ["hello.wav", "question.flac"] * 2
+    digest = hashlib.sha256(files[1].read_bytes()).hexdigest()
+    assert turns[1]["sha256"] == digest
+    assert turns[1]["sent_end_s"] - turns[1]["sent_start_s"] == pytest.approx(0.7, abs=1e-3)
 
 
 async def test_an_agent_that_never_answers_fails_naming_the_turns(tmp_path: Path) -> None:
