@@ -247,7 +247,15 @@ def _main(argv: list[str] | None) -> int:
 
     try:
         for o in outcomes:
-            print(statistics_table(o.run_id, o.status, o.customer, o.support))
+            if config.agent is None:
+                print(statistics_table(o.run_id, o.status, o.customer, o.support))
+            else:  # the agent's own side is not ours to count
+                c = o.customer
+                print(
+                    f"run {o.run_id}: {o.status}; the Customer sent {c.frames_sent} frames "
+                    f"({c.bytes_sent} bytes) and heard {c.frames_received} frames "
+                    f"({c.bytes_received} bytes) from agent {config.agent.name}"
+                )
             if o.reason:
                 print(f"reason: {o.reason}")
                 if o.status == "failed":

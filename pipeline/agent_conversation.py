@@ -90,7 +90,7 @@ class AgentConversation:
         self.turns = say.turns(
             utterances, duration_s=config.duration_s, window_s=self.spec.answer_window_s
         )
-        self.view = PairView(run_id, Counters(), Counters())
+        self.view = PairView(run_id, Counters(), Counters(), agent=True)
         self.outcome = Outcome(
             run_id, self.run_dir, "running", None, self.view.customer, self.view.support
         )
