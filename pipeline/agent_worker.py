@@ -143,8 +143,7 @@ class AgentWorker:
         for sig, wait_s in STOP_WAITS_S.items():
             if proc.returncode is not None:
                 break
-            if self.stopped_by is None or sig != signal.SIGINT:
-                self.stopped_by = sig.name
+            self.stopped_by = sig.name
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, sig)
             with contextlib.suppress(TimeoutError):

@@ -184,9 +184,20 @@ class Config:
             "thresholds": dict(self.thresholds),
             "signing_key": None if self.signing_key is None else str(self.signing_key),
             "impairment": None if self.impairment is None else self.impairment.public(),
-            "agent": None if self.agent is None else self.agent.public(),
+            "agent": None if self.agent is None else self._agent_public(),
             **self._faults(),
         }
+
+    def _agent_public(self) -> dict[str, Any]:
+        """The agent block, its command with the API key and secret replaced (a user may have
+        written them into it)."""
+        assert self.agent is not None
+        block = self.agent.public()
+        cmd = block["cmd"]
+        for secret in (self.api_secret, self.api_key):
+            if cmd is not None and secret:
+                cmd = cmd.replace(secret, "<redacted>")
+        return {**block, "cmd": cmd}
 
     def _faults(self) -> dict[str, Any]:
         """`{"faults": ...}` when a fault is injected (tests), else nothing."""

@@ -133,3 +133,10 @@ async def test_a_worker_that_exits_before_registering_is_an_error(tmp_path: Path
         await worker.wait_registered(scaled(20))
     await worker.stop()
     assert "boom" in (tmp_path / "agent-worker.log").read_text()
+
+
+def test_the_manifest_never_holds_the_secret_even_in_the_command(tmp_path: Path) -> None:
+    """A secret written into agent.cmd is redacted in the config's public form."""
+    config = _config(tmp_path, name="a", cmd="LIVEKIT_API_SECRET=s3cr3t-value python a.py start")
+    shown = config.public()["agent"]["cmd"]
+    assert "s3cr3t-value" not in shown and shown.startswith("LIVEKIT_API_SECRET=<redacted>")
