@@ -21,7 +21,6 @@ manifest's `clock.monotonic_ns` (the run's clock):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -32,19 +31,12 @@ import numpy.typing as npt
 import dsp
 from verify import evidence as ev
 from verify.errors import EvidenceError
-from verify.figures import _fit_time_ns  # heard samples are timed as burst onsets are
+from verify.figures import _fit_time_ns, _r, _stats  # timed and rounded as the bursts are
 from verify.thresholds import AgentThresholds
 
 FloatArray = npt.NDArray[np.float64]
 NS_PER_MS = 1e6
 TURN_TIME_TOLERANCE_NS = 1_000  # the turns file's send times against the sent frames'
-
-
-@dataclasses.dataclass(frozen=True)
-class ConversationDetail:
-    """What the timeline plot needs: the heard WAV's name (its figures are in the report)."""
-
-    wav: str
 
 
 def conversation(
@@ -328,21 +320,3 @@ def failures(conv: dict[str, Any], thresholds: AgentThresholds) -> list[tuple[st
                 )
             )
     return out
-
-
-def _r(value: float, digits: int) -> float | None:
-    if not math.isfinite(value):
-        return None
-    return round(value, digits) + 0.0
-
-
-def _stats(values: FloatArray) -> dict[str, Any]:
-    if not values.size:
-        return {"min": None, "median": None, "p95": None, "max": None, "count": 0}
-    return {
-        "min": _r(float(values.min()), 4),
-        "median": _r(float(np.median(values)), 4),
-        "p95": _r(float(np.percentile(values, 95)), 4),
-        "max": _r(float(values.max()), 4),
-        "count": int(values.size),
-    }
