@@ -242,8 +242,10 @@ async def listen(track: rtc.Track, who: str, speaker: Speaker, s: Settings) -> N
 
 
 server = AgentServer(
-    # Replies are timed: never refuse a job because a shared machine looks busy.
+    # One tone per room is no load: never refuse a job, nor report a load that makes the server
+    # pass this worker over (it weighs workers by 1 - load), because a shared machine is busy.
     load_threshold=math.inf,
+    load_fnc=lambda: 0.0,
     # Its health-check HTTP server on a free loopback port (livekit-agents' `start` takes 8081
     # on every interface), so that several of these workers can run on one host.
     host="127.0.0.1",

@@ -1,5 +1,5 @@
 """An embedded LiveKit-compatible server: signalling, Opus forwarding without re-encoding,
-data packets and the RoomService API, for tests and the capture stage.
+data packets, the RoomService API and agent dispatch, for tests and the capture stage.
 
     async with sfu.serve(host="127.0.0.1", port=0) as server:
         ...  # connect livekit.rtc.Room clients to server.url
