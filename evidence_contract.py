@@ -12,6 +12,9 @@ has verify but not livekit can import it.
 - CSV headers: `TIMING_HEADER` (sent and arrivals), `BURSTS_HEADER`, `HOST_COLUMNS`.
 - The manifest: `MANIFEST_SCHEMA`, one of `STATUSES`, a direction's `DIRECTION_FIELDS` and the
   burst's `BURST_FIELDS`.
+- An agent under test (manifest `mode` `AGENT_MODE`): the Customer's turns in `utterances_name`
+  (`UTTERANCES_HEADER`), the worker's output in `WORKER_LOG`; `agent_files()` lists the files
+  as the manifest's `agent` block names them.
 """
 
 from __future__ import annotations
@@ -49,6 +52,18 @@ HOST_COLUMNS = (
     "server_wait_ms",
     "steal_pct",
     "pressure_pct",
+)
+
+AGENT_MODE = "agent"
+WORKER_LOG = "agent-worker.log"
+UTTERANCES_HEADER = (
+    "turn",
+    "source",
+    "sha256",
+    "start_sample",
+    "samples",
+    "sent_start_ns",
+    "sent_end_ns",
 )
 
 REPORT = "report.json"
@@ -102,3 +117,19 @@ def directions() -> list[dict[str, str]]:
         }
         for sender in ROLES
     ]
+
+
+def utterances_name(sender: str) -> str:
+    """The turns a sender said to an agent under test: `<sender>.utterances.csv`."""
+    return f"{sender}.utterances.csv"
+
+
+def agent_files(worker_log: bool) -> dict[str, str | None]:
+    """The manifest's `agent.files`: what the Customer heard from the agent and said to it."""
+    return {
+        "wav": wav_name("customer"),
+        "arrivals": arrivals_name("customer"),
+        "sent": sent_name("customer"),
+        "utterances": utterances_name("customer"),
+        "worker_log": WORKER_LOG if worker_log else None,
+    }

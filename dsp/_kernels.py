@@ -457,3 +457,43 @@ def model_residual(x, first, carrier, onset, end, ramp, gain):  # pragma: no cov
         total += w
         c, s = c * step_c - s * step_s, s * step_c + c * step_s
     return out, 2.0 * weighted / max(total, 1e-300)
+
+
+@njit(cache=True, nogil=True)
+def sliding_power(x, lo, hi, window, out):  # pragma: no cover - compiled
+    """out[i] = mean square of ``x`` over the ``window`` samples centred on sample ``lo + i``.
+
+    The window is [c - window // 2, c - window // 2 + window); samples outside ``x`` count as 0.
+    A running sum, so each of the ``hi - lo`` outputs costs O(1).
+    """
+    half = window // 2
+    n = x.shape[0]
+    acc = 0.0
+    first = lo - half
+    for j in range(first, first + window):
+        if 0 <= j < n:
+            v = float(x[j])
+            acc += v * v
+    for i in range(hi - lo):
+        out[i] = acc / window
+        leave = first + i
+        enter = leave + window
+        if 0 <= leave < n:
+            v = float(x[leave])
+            acc -= v * v
+        if 0 <= enter < n:
+            v = float(x[enter])
+            acc += v * v
+        if acc < 0.0:  # rounding after many subtractions
+            acc = 0.0
+
+
+@njit(cache=True, nogil=True)
+def first_crossing(env, level, rising):  # pragma: no cover - compiled
+    """Where ``env`` first crosses ``level`` (upwards if ``rising``, else downwards), as a
+    fractional index linearly interpolated between the two samples around it; -1.0 if never."""
+    for i in range(1, env.shape[0]):
+        a, b = env[i - 1], env[i]
+        if (rising and a < level <= b) or (not rising and a >= level > b):
+            return (i - 1) + (level - a) / (b - a)
+    return -1.0

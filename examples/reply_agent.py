@@ -21,12 +21,15 @@ lies one silence window (plus the frame's transport) after the speaker's last vo
 **The reply** is a ``ECHOPROOF_REPLY_HZ`` (550 Hz) sine burst, ``ECHOPROOF_REPLY_MS`` (300 ms)
 long, amplitude 0.5 with 5 ms raised-cosine ramps. Frame ``n`` of the track is handed to the SDK
 (``rtc.AudioSource.capture_frame``, ``queue_size_ms=0``: sent at once) at ``t0 + n x 10 ms`` on
-the monotonic clock, and the reply's first sample is the first sample of the first frame whose
-send time is at or after ``detected + ECHOPROOF_REPLY_DELAY_MS`` (200 ms). So the reply starts
-between 0 and 10 ms (one frame) after ``detected + delay``, plus the event loop's lateness, and
+the monotonic clock, and the reply's first sample is the sample of ``detected +
+ECHOPROOF_REPLY_DELAY_MS`` (200 ms) in the frame that holds that instant (frame send time plus
+the sample's offset in it; at once if that frame is already past). So the reply starts at
+``detected + delay`` to a sample (21 us), plus the event loop's lateness, and
 the response a listener measures from the end of its speech is about
 ``silence window + delay + the two transports``. Another utterance heard while a reply plays
-is answered after that reply.
+is answered after that reply. A list such as ``ECHOPROOF_REPLY_DELAY_MS=200,500`` is taken in
+turn: the first utterance of a speaker gets 200 ms, the second 500 ms, the third 200 ms again
+(two delays in one conversation share its transport: a harness can compare them to the ms).
 
 Each utterance and reply is logged (logger ``echoproof.reply_agent``, INFO) as
 ``reply: speaker=... last_voice_ns=... detected_ns=... reply_ns=...`` (``time.monotonic_ns()``,
@@ -68,12 +71,20 @@ def _env_float(name: str, default: float) -> float:
         raise SystemExit(f"{name}={raw!r} is not a number") from None
 
 
+def _env_floats(name: str, default: float) -> tuple[float, ...]:
+    raw = os.environ.get(name, "")
+    try:
+        return tuple(float(v) for v in raw.split(",")) if raw.strip() else (default,)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number or a comma-separated list") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the environment asks of the agent (see the module's docstring)."""
 
     agent_name: str
-    delay_ms: float
+    delays_ms: tuple[float, ...]
     silent: bool
     crash_after_s: float | None
     voice_dbfs: float
@@ -90,7 +101,7 @@ class Settings:
         crash = _env_float("ECHOPROOF_REPLY_CRASH_AFTER_S", -1.0)
         return cls(
             agent_name=os.environ.get("LIVEKIT_AGENT_NAME", "echoproof-reply"),
-            delay_ms=_env_float("ECHOPROOF_REPLY_DELAY_MS", 200.0),
+            delays_ms=_env_floats("ECHOPROOF_REPLY_DELAY_MS", 200.0),
             silent=mode == "silent",
             crash_after_s=crash if crash >= 0 else None,
             voice_dbfs=_env_float("ECHOPROOF_VOICE_DBFS", -40.0),
@@ -146,12 +157,17 @@ def burst(s: Settings) -> np.ndarray:
     return (wave * 32767).astype(np.int16)
 
 
+def _ceil_div(ns: int) -> int:
+    """Samples at 48 kHz in `ns` nanoseconds, rounded up."""
+    return -(-ns * SAMPLE_RATE // 1_000_000_000)
+
+
 class Speaker:
     """The paced send loop of the agent's track: silence, and replies when they are due."""
 
     def __init__(self, source: rtc.AudioSource, reply: np.ndarray) -> None:
         self._source = source
-        self._reply = np.concatenate([reply, np.zeros(-len(reply) % FRAME_SAMPLES, dtype=np.int16)])
+        self._reply = reply
         # (not before, speaker, last voiced, detected), in ns
         self._due: list[tuple[int, str, int, int]] = []
 
@@ -171,15 +187,20 @@ class Speaker:
             wait = deadline - time.monotonic_ns()
             if wait > 0:
                 await asyncio.sleep(wait / 1e9)
-            if playing is None and self._due and self._due[0][0] <= deadline:
+            # the reply starts inside a frame, at the first sample not before its due time (at
+            # once when that is past): its onset is detected + delay to a sample, not to a frame
+            lead = 0 if not self._due else max(0, _ceil_div(self._due[0][0] - deadline))
+            if playing is None and self._due and lead < FRAME_SAMPLES:
                 _, speaker, last_voice_ns, detected_ns = self._due.pop(0)
-                playing, offset = self._reply, 0
+                body = np.concatenate([np.zeros(lead, dtype=np.int16), self._reply])
+                pad = np.zeros(-len(body) % FRAME_SAMPLES, dtype=np.int16)
+                playing, offset = np.concatenate([body, pad]), 0
                 log.info(
                     "reply: speaker=%s last_voice_ns=%d detected_ns=%d reply_ns=%d",
                     speaker,
                     last_voice_ns,
                     detected_ns,
-                    deadline,
+                    deadline - (-lead * 1_000_000_000 // SAMPLE_RATE),
                 )
             if playing is not None:
                 pcm = playing[offset : offset + FRAME_SAMPLES]
@@ -196,7 +217,8 @@ class Speaker:
 async def listen(track: rtc.Track, who: str, speaker: Speaker, s: Settings) -> None:
     """Detect the ends of ``who``'s utterances and schedule a reply to each."""
     rule = EndOfUtterance(s)
-    delay_ns = round(s.delay_ms * 1e6)
+    delays_ns = [round(d * 1e6) for d in s.delays_ms]
+    utterances = 0
     stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
     try:
         async for event in stream:
@@ -212,7 +234,9 @@ async def listen(track: rtc.Track, who: str, speaker: Speaker, s: Settings) -> N
                     now,
                 )
             else:
+                delay_ns = delays_ns[utterances % len(delays_ns)]
                 speaker.answer(now + delay_ns, who, rule.last_voice_ns, now)
+            utterances += 1
     finally:
         await stream.aclose()
 
@@ -262,11 +286,11 @@ async def entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(stop)
     log.info(
-        "in room %s as %s: mode=%s delay_ms=%g",
+        "in room %s as %s: mode=%s delay_ms=%s",
         ctx.room.name,
         ctx.room.local_participant.identity,
         "silent" if s.silent else "tone",
-        s.delay_ms,
+        ",".join(f"{d:g}" for d in s.delays_ms),
     )
     if s.crash_after_s is not None:
         await asyncio.sleep(s.crash_after_s)

@@ -5,8 +5,9 @@
 
 `capture` runs every conversation in this process's event loop; `capture(config, processes=True)`
 runs each in a worker process of its own (`pipeline._worker`), which many pairs need to keep real
-time. `python -m pipeline` runs it from the command line (in workers when `--pairs` > 1) and
-verifies each run folder.
+time. With `config.agent`, the Support side is the user's LiveKit agent, dispatched into the room
+(`pipeline.agent_conversation`). `python -m pipeline` runs it from the command line (in workers
+when `--pairs` > 1) and verifies each run folder.
 """
 
 from pipeline.config import Config, load_config, parse_config

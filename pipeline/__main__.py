@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ from typing import Any, NoReturn
 
 from loguru import logger
 
+from pipeline.agent_spec import AgentSpec
 from pipeline.config import Config, load_config
 from pipeline.conversation import Outcome
 from pipeline.errors import ConfigError, ConnectError, PipelineError
@@ -47,6 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, help="conversations at once, each in its own room")
     p.add_argument("--duplex", action="store_true", help="both agents talk at the same time")
     p.add_argument("--no-verify", action="store_true", help="capture only; skip the report")
+    agent = p.add_argument_group("an agent under test (the Support side is your LiveKit agent)")
+    agent.add_argument("--agent", metavar="NAME", help="dispatch the agent registered as NAME")
+    agent.add_argument(
+        "--agent-cmd", metavar="CMD", help='start its worker, e.g. "python agent.py dev"'
+    )
+    agent.add_argument(
+        "--say",
+        metavar="FILE",
+        nargs="+",
+        type=Path,
+        help="audio files (WAV, FLAC, OGG) the Customer says in turn (default: its tone burst)",
+    )
     return p
 
 
@@ -73,8 +87,13 @@ def _configure(args: argparse.Namespace) -> Config:
         changes["out_dir"] = args.out
     if args.duplex:
         changes["mode"] = "duplex"
+    agent = _agent(args, config)
+    if agent is not None:
+        changes["agent"] = agent
     if changes:
         config = config.replace(**changes)
+    if config.agent is not None:
+        _check_turns(config)
     if config.thresholds and not args.no_verify:
         # A typo in a threshold should fail now, not after the whole run.
         import verify
@@ -92,6 +111,44 @@ def _configure(args: argparse.Namespace) -> Config:
     if not os.access(config.out_dir, os.W_OK):
         raise ConfigError(f"the output folder {config.out_dir} is not writable; pass --out PATH.")
     return config
+
+
+def _agent(args: argparse.Namespace, config: Config) -> AgentSpec | None:
+    """The agent under test as the options change the config's; None: unchanged."""
+    if args.agent is None and args.agent_cmd is None and args.say is None:
+        return None
+    base = config.agent
+    if args.agent is None and base is None:
+        given = "--agent-cmd" if args.agent_cmd is not None else "--say"
+        raise ConfigError(f"{given} needs --agent NAME (or 'agent.name' in {config.source}).")
+    spec = base or AgentSpec(args.agent)
+    changes: dict[str, Any] = {}
+    if args.agent is not None:
+        changes["name"] = args.agent
+    if args.agent_cmd is not None:
+        changes["cmd"] = args.agent_cmd
+    if args.say is not None:
+        changes["say"] = tuple(args.say)
+    try:
+        return dataclasses.replace(spec, **changes)
+    except ConfigError as exc:
+        raise ConfigError(f"{str(exc).replace('agent.', '--agent ', 1)}") from None
+
+
+def _check_turns(config: Config) -> None:
+    """Every --say file is audio, and the conversation holds at least one turn."""
+    from pipeline.agent_conversation import utterances_of
+    from pipeline.say import needed_s
+
+    assert config.agent is not None
+    utterances = utterances_of(config)
+    need = needed_s(utterances, config.agent.answer_window_s)
+    if need > config.duration_s:
+        raise ConfigError(
+            f"--duration is {config.duration_s:g} s; expected at least {need:.1f} s: an answer "
+            f"window, the first utterance ({utterances[0].samples / 48000:.1f} s) and its "
+            "answer window."
+        )
 
 
 async def _capture(config: Config) -> list[Outcome]:
@@ -190,14 +247,26 @@ def _main(argv: list[str] | None) -> int:
 
     try:
         for o in outcomes:
-            print(statistics_table(o.run_id, o.status, o.customer, o.support))
+            if config.agent is None:
+                print(statistics_table(o.run_id, o.status, o.customer, o.support))
+            else:  # the agent's own side is not ours to count
+                c = o.customer
+                print(
+                    f"run {o.run_id}: {o.status}; the Customer sent {c.frames_sent} frames "
+                    f"({c.bytes_sent} bytes) and heard {c.frames_received} frames "
+                    f"({c.bytes_received} bytes) from agent {config.agent.name}"
+                )
             if o.reason:
                 print(f"reason: {o.reason}")
                 if o.status == "failed":
                     print(f"error: run {o.run_id} failed: {o.reason}", file=sys.stderr)
             if not args.no_verify:
                 report = _verify(o, config.signing_key)
-                if report is not None:
+                if report is not None and "conversation" in report:
+                    from pipeline.agent_conversation import conversation_table
+
+                    print(conversation_table(report))
+                elif report is not None:
                     print(proof_table(report))
                 if o.passed:
                     print(f"OK: {o.run_dir}")

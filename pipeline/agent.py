@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from google.protobuf.json_format import MessageToDict
 from livekit import rtc
 from loguru import logger
@@ -23,16 +24,33 @@ from loguru import logger
 from aiotasks import cancel_and_wait
 from evidence_contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, SAMPLE_WIDTH
 from pipeline.errors import ConnectError
-from pipeline.evidence import BurstsWriter, EventLog, TimingWriter, WavWriter
+from pipeline.evidence import EventLog, TimingWriter, WavWriter
 from pipeline.host import Stalls
 from pipeline.live import Counters, ToneMeter
-from pipeline.voice import Voice
 
 FRAME_NS = 10_000_000
 
 
+class Speaks(Protocol):
+    """What an agent says, frame by frame: `pipeline.voice.Voice` or `pipeline.say.Speech`."""
+
+    def frame(self, n: int) -> npt.NDArray[np.int16]: ...
+
+    def finished(self, frames_sent: int) -> Sequence[Any]: ...
+
+
+class Schedule(Protocol):
+    """Where the utterances (bursts, turns) go once every frame of them was sent."""
+
+    def record(self, item: Any) -> None: ...
+
+
 class Agent:
-    """One participant: `role` is "customer" or "support"; it hears `peer_identity` at `peer_hz`."""
+    """One participant: `role` is "customer" or "support"; it hears `peer_identity` at `peer_hz`.
+
+    A `peer_identity` of None hears whoever publishes audio first (an agent under test, whose
+    identity the server chooses); `peer_identity` is then set to it.
+    """
 
     def __init__(
         self,
@@ -40,7 +58,7 @@ class Agent:
         identity: str,
         *,
         tone_hz: float,
-        peer_identity: str,
+        peer_identity: str | None,
         peer_hz: float,
         queue_size_ms: int,
         red: bool,
@@ -137,12 +155,12 @@ class Agent:
 
     async def speak(
         self,
-        voice: Voice,
+        voice: Speaks,
         *,
         start_ns: int,
         n_frames: int,
         sent: TimingWriter,
-        bursts: BurstsWriter,
+        bursts: Schedule,
         stop: Callable[[], bool],
         stall: tuple[int, float] | None = None,
     ) -> None:
@@ -174,7 +192,7 @@ class Agent:
                 c.first_sent_ns = t_ns
             c.last_sent_ns = t_ns
             for b in voice.finished(n + 1):
-                bursts.write(b.id, b.freq_hz, b.start_sample, b.samples)
+                bursts.record(b)
                 c.bursts_sent += 1
 
     async def _receive(
@@ -262,7 +280,7 @@ class Agent:
 
         @room.on("participant_connected")
         def _joined(p: rtc.RemoteParticipant) -> None:
-            log.write(role, "participant_joined", identity=p.identity)
+            log.write(role, "participant_joined", identity=p.identity, kind=_kind(p))
             logger.info("{} sees {} join", role, p.identity)
 
         @room.on("participant_disconnected")
@@ -289,9 +307,10 @@ class Agent:
             if (
                 fut is not None
                 and not fut.done()
-                and p.identity == self.peer_identity
+                and self.peer_identity in (None, p.identity)
                 and isinstance(track, rtc.RemoteAudioTrack)
             ):
+                self.peer_identity = p.identity
                 fut.set_result(track)
 
         @room.on("track_unsubscribed")
@@ -330,6 +349,14 @@ class Agent:
                 self.lost_reason = f"{self.identity} was removed from the room by the server."
             else:
                 self.lost_reason = f"{role} lost the server: disconnected ({name})."
+
+
+def _kind(p: rtc.RemoteParticipant) -> str:
+    """The participant's kind as livekit names it (AGENT for a dispatched agent)."""
+    try:
+        return str(rtc.ParticipantKind.Name(p.kind)).removeprefix("PARTICIPANT_KIND_")
+    except (ValueError, TypeError):
+        return str(p.kind)
 
 
 def _to_dict(stat: Any) -> dict[str, Any]:

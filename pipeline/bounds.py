@@ -17,7 +17,21 @@ TAIL_MAX_S = 2.0
 
 def run_bound_s(config: Config) -> float:
     """The longest one conversation may take, from joining to its evidence being closed."""
-    return config.duration_s + 3 * config.connect_timeout_s + tail_max_s(config) + 30.0
+    return (
+        config.duration_s
+        + 3 * config.connect_timeout_s
+        + tail_max_s(config)
+        + agent_wait_s(config)
+        + 30.0
+    )
+
+
+def agent_wait_s(config: Config) -> float:
+    """The longest wait for an agent under test: its worker registering, then its join."""
+    agent = config.agent
+    if agent is None:
+        return 0.0
+    return (agent.worker_start_timeout_s if agent.cmd else 0.0) + agent.dispatch_timeout_s
 
 
 def tail_max_s(config: Config) -> float:

@@ -21,6 +21,8 @@ other field is optional and defaults to the value in the committed `config.json`
 - `signing_key` (null): the Ed25519 private key verify signs with; null means verify's default.
 - `impairment` (null): delay, jitter, loss and outages the embedded server applies to each
   direction (see `pipeline.impairment`); only a server the run starts itself can apply it.
+- `agent` (null): put your own LiveKit agent on the Support side (see `pipeline.agent_spec`):
+  `{"name": ..., "cmd": ..., "say": [...], "answer_window_s": ...}`.
 
 `LIVEKIT_URL`, `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET` override the file when set and not empty.
 
@@ -42,6 +44,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from evidence_contract import SAMPLE_RATE
+from pipeline.agent_spec import AgentSpec
+from pipeline.agent_spec import parse as parse_agent
 from pipeline.errors import ConfigError
 from pipeline.impairment import Impairments
 from pipeline.impairment import parse as parse_impairment
@@ -62,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "thresholds": {},
     "signing_key": None,
     "impairment": None,
+    "agent": None,
 }
 _LIVEKIT_FIELDS = ("url", "api_key", "api_secret")
 _ENV = {"url": "LIVEKIT_URL", "api_key": "LIVEKIT_API_KEY", "api_secret": "LIVEKIT_API_SECRET"}
@@ -120,6 +125,7 @@ class Config:
     thresholds: Mapping[str, Any] = field(default_factory=dict)
     signing_key: Path | None = None
     impairment: Impairments | None = None
+    agent: AgentSpec | None = None
     send_stall: SendStall | None = None
     source: str = "config.json"
 
@@ -184,8 +190,20 @@ class Config:
             "thresholds": dict(self.thresholds),
             "signing_key": None if self.signing_key is None else str(self.signing_key),
             "impairment": None if self.impairment is None else self.impairment.public(),
+            "agent": None if self.agent is None else self._agent_public(),
             **self._faults(),
         }
+
+    def _agent_public(self) -> dict[str, Any]:
+        """The agent block, its command with the API key and secret replaced (a user may have
+        written them into it)."""
+        assert self.agent is not None
+        block = self.agent.public()
+        cmd = block["cmd"]
+        for secret in (self.api_secret, self.api_key):
+            if cmd is not None and secret:
+                cmd = cmd.replace(secret, "<redacted>")
+        return {**block, "cmd": cmd}
 
     def _faults(self) -> dict[str, Any]:
         """`{"faults": ...}` when a fault is injected (tests), else nothing."""
@@ -266,6 +284,7 @@ def from_dict(
     burst = _block(data, "burst", source)
     signing_key = get("signing_key")
     impairment = get("impairment")
+    agent = get("agent")
     return _build(
         source,
         url=creds["url"],
@@ -289,6 +308,7 @@ def from_dict(
         if signing_key is None
         else Path(_string(signing_key, "signing_key", source)),
         impairment=None if impairment is None else parse_impairment(impairment, source),
+        agent=None if agent is None else parse_agent(agent, source),
         send_stall=_send_stall(env[FAULT_ENV]) if env.get(FAULT_ENV) else None,
     )
 
@@ -348,6 +368,10 @@ def _check(c: Config) -> None:
     )
     need(c.period_s < c.duration_s, "burst.period_s", c.period_s, "less than duration_s")
     need(0 < c.amplitude <= 1, "burst.amplitude", c.amplitude, "a value in (0, 1]")
+    if c.agent is not None:
+        # One dispatched agent per room, and it answers turns: the tone pairs' options do not apply.
+        need(c.pairs == 1, "pairs", c.pairs, "1 with an agent under test")
+        need(c.mode == "turns", "mode", c.mode, "'turns' with an agent under test")
     need(
         0 <= c.queue_size_ms <= 10_000,
         "queue_size_ms",

@@ -22,7 +22,14 @@ import numpy as np
 import numpy.typing as npt
 
 # The contract's one definition (evidence_contract), re-exported: the run writes by these names.
-from evidence_contract import BURSTS_HEADER, CHANNELS, SAMPLE_WIDTH, TIMING_HEADER
+from evidence_contract import (
+    BURSTS_HEADER,
+    CHANNELS,
+    FRAME_SAMPLES,
+    SAMPLE_WIDTH,
+    TIMING_HEADER,
+    UTTERANCES_HEADER,
+)
 from evidence_contract import EVENTS as EVENTS
 from evidence_contract import HOST as HOST
 from evidence_contract import HOST_COLUMNS as HOST_COLUMNS
@@ -203,6 +210,46 @@ class BurstsWriter(_CsvRows):
     def write(self, burst: int, freq_hz: float, start_sample: int, samples: int) -> None:
         """Append one burst."""
         self._append((burst, f"{freq_hz:g}", start_sample, samples))
+
+    def record(self, b: Any) -> None:
+        """Append one `pipeline.voice.Burst` (an agent's send loop calls this)."""
+        self.write(b.id, b.freq_hz, b.start_sample, b.samples)
+
+
+class ClockedTimingWriter(TimingWriter):
+    """A sender's `TimingWriter` that also keeps each frame's `t_ns`, so that a turn's send times
+    can be written the moment its last frame was sent (frames of FRAME_SAMPLES each)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.t_ns: list[int] = []
+
+    def write(self, frame: int, sample: int, samples: int, t_ns: int) -> None:
+        """Append one frame's row and keep its time."""
+        super().write(frame, sample, samples, t_ns)
+        self.t_ns.append(t_ns)
+
+    def time_at(self, position: int, *, end: bool = False) -> int:
+        """When sample `position` left: its frame's `t_ns` plus its offset in the frame. With
+        `end`, `position` is one past a last sample, timed from the frame holding that sample."""
+        frame = (position - 1 if end else position) // FRAME_SAMPLES
+        return self.t_ns[frame] + round((position - frame * FRAME_SAMPLES) * 1e9 / SAMPLE_RATE)
+
+
+class UtterancesWriter(_CsvRows):
+    """`<sender>.utterances.csv`: one row per turn said to the agent, once all of it was sent."""
+
+    def __init__(self, path: Path, sources: list[tuple[str, str]], clock: ClockedTimingWriter):
+        super().__init__(path, UTTERANCES_HEADER, 1)
+        self._sources = sources  # per utterance: (source, sha256)
+        self._clock = clock
+
+    def record(self, turn: Any) -> None:
+        """Append one `pipeline.say.Turn` with its send times."""
+        source, sha256 = self._sources[turn.utterance]
+        start = self._clock.time_at(turn.start_sample)
+        end = self._clock.time_at(turn.end_sample, end=True)
+        self._append((turn.id, source, sha256, turn.start_sample, turn.samples, start, end))
 
 
 class HostWriter(_CsvRows):

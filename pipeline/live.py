@@ -196,6 +196,8 @@ class PairView:
     label: str
     customer: Counters
     support: Counters
+    # An agent under test on the Support side: what it sent and heard is not ours to count.
+    agent: bool = False
 
 
 def _mb(n: int) -> str:
@@ -217,6 +219,7 @@ class Flow:
     hearing: int  # receivers that heard the tone in the last 1.5 s
     receivers: int
     hz: float | None  # the tone listened for, if known; None for a sum over conversations
+    counted: tuple[bool, bool] = (True, True)  # (sent, heard): False for an agent under test
 
     def tone(self) -> str:
         """Whether the tone is heard now: "440 Hz heard", or "3/7 heard" for a sum."""
@@ -227,6 +230,10 @@ class Flow:
 
     def plain(self) -> str:
         """The direction in one line, units spelled out (for the log)."""
+        if self.counted != (True, True):  # an agent under test: only our side is counted
+            if self.counted[0]:
+                return f"{self.name} sent {self.frames_sent} fr/{_mb(self.bytes_sent)}"
+            return f"{self.name} heard {self.frames_heard} fr/{_mb(self.bytes_heard)} {self.tone()}"
         return (
             f"{self.name} sent {self.frames_sent} fr/{_mb(self.bytes_sent)} "
             f"heard {self.frames_heard} fr/{_mb(self.bytes_heard)} "
@@ -254,6 +261,11 @@ def _flow(name: str, sender: Counters, receiver: Counters, now_ns: int, sent_bef
 def flows(pair: PairView, now_ns: int, sent_before: tuple[int, int] = (0, 0)) -> list[Flow]:
     """Both directions of `pair`; `sent_before` is each sender's `bursts_sent` a second ago
     (customer, support): those bursts are lost if still not heard."""
+    if pair.agent:  # the Customer's side only: what it said, what it heard of the agent
+        said = _flow("C->A", pair.customer, pair.support, now_ns, 0)
+        heard = _flow("A->C", pair.support, pair.customer, now_ns, 0)
+        said.counted, heard.counted = (True, False), (False, True)
+        return [said, heard]
     return [
         _flow("C->S", pair.customer, pair.support, now_ns, sent_before[0]),
         _flow("S->C", pair.support, pair.customer, now_ns, sent_before[1]),
@@ -287,17 +299,18 @@ _HEAD = _ROW.format("", "sent fr", "MB", "heard fr", "MB", "bursts sent", "heard
 
 def live_rows(directions: Sequence[Flow]) -> list[str]:
     """The table of the live view: a header and one row per direction."""
+
+    def shown(counted: bool, *values: object) -> list[object]:
+        return list(values) if counted else ["-"] * len(values)
+
     return [_HEAD] + [
         _ROW.format(
             f.name,
-            f.frames_sent,
-            f"{f.bytes_sent / 1e6:.2f}",
-            f.frames_heard,
-            f"{f.bytes_heard / 1e6:.2f}",
-            f.bursts_sent,
-            f.bursts_heard,
-            f.bursts_lost,
-            f.tone(),
+            *shown(f.counted[0], f.frames_sent, f"{f.bytes_sent / 1e6:.2f}"),
+            *shown(f.counted[1], f.frames_heard, f"{f.bytes_heard / 1e6:.2f}"),
+            *shown(f.counted[0], f.bursts_sent),
+            *shown(all(f.counted), f.bursts_heard, f.bursts_lost),
+            f.tone() if f.counted[1] else "-",
         )
         for f in directions
     ]

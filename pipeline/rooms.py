@@ -18,7 +18,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 from loguru import logger
 
-from pipeline.bounds import run_bound_s
+from pipeline.bounds import agent_wait_s, run_bound_s
 from pipeline.config import Config
 from pipeline.errors import ConnectError
 
@@ -33,6 +33,14 @@ def client(config: Config) -> api.LiveKitAPI:
     # A token of our own (room_create covers create and delete) rather than key and secret, so the
     # SDK does not sign tokens itself: signing is done once, in _sign.
     grants = api.VideoGrants(room_create=True)
+    signed = _sign(api.AccessToken(config.api_key, config.api_secret).with_grants(grants))
+    timeout = aiohttp.ClientTimeout(total=config.connect_timeout_s)
+    return api.LiveKitAPI.with_token(signed, config.http_url, timeout=timeout)
+
+
+def room_admin_client(config: Config, room: str) -> api.LiveKitAPI:
+    """A server API client whose one token administers `room` (agent dispatch needs that)."""
+    grants = api.VideoGrants(room_admin=True, room=room)
     signed = _sign(api.AccessToken(config.api_key, config.api_secret).with_grants(grants))
     timeout = aiohttp.ClientTimeout(total=config.connect_timeout_s)
     return api.LiveKitAPI.with_token(signed, config.http_url, timeout=timeout)
@@ -54,7 +62,8 @@ async def create_rooms(config: Config, names: list[str]) -> None:
                 await lk.room.create_room(
                     api.CreateRoomRequest(
                         name=name,
-                        empty_timeout=int(config.connect_timeout_s) + 30,
+                        # an agent's worker may take a while to register before anyone joins
+                        empty_timeout=int(config.connect_timeout_s + agent_wait_s(config)) + 30,
                         departure_timeout=10,
                         max_participants=2,
                     )

@@ -3,9 +3,10 @@
 `capture(config)` starts the embedded server when the URL is a loopback address nobody listens
 on, creates one room per conversation through the server API (`pipeline.rooms`), runs every
 conversation at once (`pipeline.conversation`, here or each in a worker process of its own,
-`pipeline._worker`) from one start instant (`pipeline.gate`), and returns one `Outcome` per run
-folder. Only faults before any run folder exists (server unreachable, credentials refused) raise
-`ConnectError`; impairment asked of a server the run did not start raises `ConfigError`.
+`pipeline._worker`; with an agent under test, `pipeline.agent_conversation`) from one start
+instant (`pipeline.gate`), and returns one `Outcome` per run folder. Only faults before any run
+folder exists (server unreachable, credentials refused) raise `ConnectError`; impairment asked of
+a server the run did not start raises `ConfigError`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,16 @@ async def capture(
         run_ids = _run_ids(config.pairs)
         await create_rooms(config, [room_name(r) for r in run_ids])
         units: list[Unit]
-        if processes:
+        if config.agent is not None:
+            from pipeline.agent_conversation import AgentConversation, utterances_of
+
+            units = [
+                AgentConversation(
+                    config, run_id, utterances_of(config), embedded=embedded, server_pid=server_pid
+                )
+                for run_id in run_ids
+            ]
+        elif processes:
             # Imported here: `python -m pipeline._worker` imports the package, and so this module,
             # before it runs the worker module as __main__; had that imported pipeline._worker
             # already, runpy would warn on every worker's stderr.

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 # The contract's one definition (evidence_contract), re-exported: verify's modules read it here.
+from evidence_contract import AGENT_MODE as AGENT_MODE
 from evidence_contract import BURST_FIELDS, DIRECTION_FIELDS
 from evidence_contract import BURSTS_HEADER as BURSTS_HEADER
 from evidence_contract import DERIVED as DERIVED
@@ -39,6 +40,7 @@ from evidence_contract import SAMPLE_RATE as SAMPLE_RATE
 from evidence_contract import SIGNER_KEY as SIGNER_KEY
 from evidence_contract import STATUSES as STATUSES
 from evidence_contract import TIMING_HEADER as TIMING_HEADER
+from evidence_contract import UTTERANCES_HEADER as UTTERANCES_HEADER
 from evidence_contract import is_derived as is_derived
 from verify.errors import EvidenceError
 
@@ -194,7 +196,39 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     config = manifest.get("config")
     if config is not None and not isinstance(config, dict):
         raise EvidenceError(f"{where} field 'config' is {config!r}, expected an object")
+    if manifest.get("mode") == AGENT_MODE:
+        _check_agent(manifest)
     return manifest
+
+
+def _check_agent(manifest: dict[str, Any]) -> None:
+    """The `agent` block of a run with an agent under test."""
+    where = f"{MANIFEST} agent"
+    agent = _need(manifest, "agent", dict, MANIFEST)
+    _need(agent, "name", str, where)
+    _need(agent, "answer_window_s", (int, float), where)
+    joined = agent.get("joined_ns")
+    if joined is not None and (isinstance(joined, bool) or not isinstance(joined, int)):
+        raise EvidenceError(f"{where} field 'joined_ns' is {joined!r}, expected an integer or null")
+    files = _need(agent, "files", dict, where)
+    for key in ("wav", "arrivals", "sent", "utterances"):
+        value = _need(files, key, str, f"{where} files")
+        if not _PLAIN_NAME.match(value):
+            raise EvidenceError(f"{where} files.{key} is {value!r}, expected a plain file name")
+    log = files.get("worker_log")
+    if log is not None and (not isinstance(log, str) or not _PLAIN_NAME.match(log)):
+        raise EvidenceError(f"{where} files.worker_log is {log!r}, expected a plain file name")
+    worker = agent.get("worker")
+    if worker is not None and not isinstance(worker, dict):
+        raise EvidenceError(f"{where} field 'worker' is {worker!r}, expected an object or null")
+
+
+def agent_files(manifest: dict[str, Any]) -> dict[str, str] | None:
+    """The files of an agent under test a (checked) manifest names; None for a tone run."""
+    if manifest.get("mode") != AGENT_MODE:
+        return None
+    files = manifest["agent"]["files"]
+    return {k: v for k, v in files.items() if v is not None}
 
 
 def direction_files(manifest: dict[str, Any]) -> list[DirectionFiles]:
@@ -218,6 +252,7 @@ def evidence_names(manifest: dict[str, Any]) -> list[str]:
         names.add(host)
     for direction in direction_files(manifest):
         names.update(direction.names)
+    names.update((agent_files(manifest) or {}).values())
     return sorted(names)
 
 
@@ -468,3 +503,62 @@ def read_schedule_empty() -> Schedule:
     """The schedule of a sender that sent no burst."""
     z = np.zeros(0, dtype=np.int64)
     return Schedule(burst=z, freq_hz=np.zeros(0), start_sample=z, samples=z)
+
+
+@dataclasses.dataclass(frozen=True)
+class Turns:
+    """`<sender>.utterances.csv`: the turns said to an agent under test, in order."""
+
+    turn: IntArray
+    source: list[str]
+    sha256: list[str]
+    start_sample: IntArray
+    samples: IntArray
+    sent_start_ns: IntArray
+    sent_end_ns: IntArray
+
+    def __len__(self) -> int:
+        return len(self.turn)
+
+
+def read_turns(path: Path) -> Turns:
+    """A `<sender>.utterances.csv`: turns numbered 0.., each after the one before."""
+    _, body = _csv_text(path, UTTERANCES_HEADER)
+    rows: list[tuple[int, str, str, int, int, int, int]] = []
+    for n, row in enumerate(csv.reader(io.StringIO(body)), start=2):
+        if not row:
+            continue
+        if len(row) != len(UTTERANCES_HEADER):
+            raise EvidenceError(
+                f"{path.name} line {n} has {len(row)} fields, expected {len(UTTERANCES_HEADER)}"
+            )
+        try:
+            turn, start, samples, t0, t1 = (int(row[i]) for i in (0, 3, 4, 5, 6))
+        except ValueError:
+            raise EvidenceError(
+                f"{path.name} line {n} holds {row!r}, expected integers but for source and sha256"
+            ) from None
+        if turn != len(rows) or samples <= 0 or t1 < t0:
+            raise EvidenceError(
+                f"{path.name} line {n}: turn {turn}, samples {samples}, sent {t0}..{t1} ns; "
+                f"expected turn {len(rows)}, a positive length and an end after the start"
+            )
+        if rows and start < rows[-1][3] + rows[-1][4]:
+            raise EvidenceError(
+                f"{path.name} line {n}: turn {turn} starts at sample {start}, expected after "
+                f"the previous turn's end {rows[-1][3] + rows[-1][4]}"
+            )
+        rows.append((turn, row[1], row[2], start, samples, t0, t1))
+
+    def column(i: int) -> IntArray:
+        return np.array([r[i] for r in rows], dtype=np.int64)
+
+    return Turns(
+        turn=column(0),
+        source=[r[1] for r in rows],
+        sha256=[r[2] for r in rows],
+        start_sample=column(3),
+        samples=column(4),
+        sent_start_ns=column(5),
+        sent_end_ns=column(6),
+    )

@@ -46,7 +46,7 @@ from verify._gaps import GAP_BLOCK, find_gaps
 from verify._matching import Matches, match_detections
 from verify.errors import EvidenceError
 from verify.host import summary as host_summary
-from verify.thresholds import Thresholds
+from verify.thresholds import AgentThresholds, Thresholds
 
 FIT_HALF_WIDTH = 50  # frames either side of the onset in the sample -> time fit
 PROCESS_POOL_BYTES = 100 * 1024 * 1024  # received audio above which directions get processes
@@ -144,6 +144,17 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         "thresholds": thresholds.to_dict(),
         "host": host_summary(host_table, clock_origin(manifest), _scheduling(manifest)),
     }
+    if ev.agent_files(manifest) is not None:
+        # imported here: the conversation's figures time heard audio with this module's fit
+        from verify.conversation_figures import conversation
+
+        agent_thresholds = AgentThresholds.from_dict(
+            (manifest.get("config") or {}).get("thresholds")
+        )
+        figures["conversation"] = {
+            **conversation(run_dir, manifest, missing, complete, clock_origin(manifest)),
+            "thresholds": agent_thresholds.to_dict(),
+        }
     return Analysis(figures=figures, details=details)
 
 

@@ -14,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from verify import conversation_html
 from verify import evidence as ev
 from verify.figures import Analysis, DirectionDetail
 
@@ -39,9 +40,15 @@ def write_html(run_dir: Path, report: dict[str, Any], analysis: Analysis) -> Pat
         )
     _timeline(run_dir, report, run_dir / "timeline.png")
     images.insert(0, ("Timeline: latency, gaps and host stalls on the run's clock", "timeline.png"))
-    _latency(report, run_dir / "latency.png")
-    images.append(("Mouth-to-ear latency per burst", "latency.png"))
-    page = _page(report, images)
+    extra = ""
+    if "conversation" in report:  # an agent under test: its conversation instead of bursts
+        conversation_html.draw(report, run_dir / conversation_html.IMAGE)
+        images.insert(0, ("The conversation: turns, answers, responses", conversation_html.IMAGE))
+        extra = conversation_html.table(report)
+    else:
+        _latency(report, run_dir / "latency.png")
+        images.append(("Mouth-to-ear latency per burst", "latency.png"))
+    page = _page(report, images, extra)
     path = run_dir / ev.HTML
     path.write_text(page, encoding="utf-8")
     return path
@@ -103,7 +110,8 @@ def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
             ax_lat.axvspan(start, start + gap["duration_ms"] / 1000, color=colour, alpha=0.25)
     ax_lat.set_ylabel("latency (ms)")
     ax_lat.set_title("Per-burst latency (shaded: gaps) and host stalls, on one time axis")
-    ax_lat.legend(loc="upper right", fontsize="small")
+    if report["directions"]:
+        ax_lat.legend(loc="upper right", fontsize="small")
     host_name = (
         ev.host_file(ev.read_manifest(run_dir)) if (run_dir / ev.MANIFEST).is_file() else None
     )
@@ -179,7 +187,7 @@ def _gap_line(direction: dict[str, Any], gap: dict[str, Any]) -> str:
     )
 
 
-def _page(report: dict[str, Any], images: list[tuple[str, str]]) -> str:
+def _page(report: dict[str, Any], images: list[tuple[str, str]], extra: str = "") -> str:
     verdict = report["verdict"]
     passed = verdict["status"].upper()
     keys = [
@@ -247,6 +255,7 @@ status {esc(report["status"])}.</p>
 figure is shown beside it.
 Signed by key {esc(report["key_id"])};
 re-check with <code>python -m verify &lt;run folder&gt;</code>.</p>
+{extra}
 <table>{"".join(rows)}</table>
 <h3>Gaps (sent burst audio not heard, at least 20 ms)</h3><ul>{gaps or "<li>none</li>"}</ul>
 {figures}

@@ -11,10 +11,11 @@ from typing import Any
 
 from verify import evidence as ev
 from verify import signing
+from verify.conversation_figures import failures as conversation_failures
 from verify.figures import analyse_run
 from verify.host import Failure, Stall, draining, gap_window, latency_window, lost_window
 from verify.host import verdict as host_verdict
-from verify.thresholds import Thresholds
+from verify.thresholds import AgentThresholds, Thresholds
 
 SCHEMA = "echoproof.report/1"
 GENERATOR = "echoproof-verify/0.1.0"
@@ -140,6 +141,13 @@ def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str
                     f"{label}: SNR {_fmt(d['snr_db'] or 0)} dB is below the minimum "
                     f"{_fmt(thresholds.min_snr_db)} dB"
                 )
+            )
+    conv = figures.get("conversation")
+    if conv is not None:
+        limits = AgentThresholds.from_dict(conv["thresholds"])
+        for line, at_s in conversation_failures(conv, limits):
+            failures.append(
+                Failure(line, tuple(lost_window(t) for t in at_s), host_may_explain=bool(at_s))
             )
     return failures
 

@@ -40,28 +40,9 @@ class Thresholds:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Thresholds:
         """The defaults with `data` merged over them; an unknown field or a bad value raises."""
-        if data is None:
+        values = _values(cls, data)
+        if values is None:
             return cls()
-        if not isinstance(data, Mapping):
-            raise VerifyError(f"thresholds must be a JSON object, found {type(data).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for name, value in data.items():
-            if name not in fields:
-                known = ", ".join(sorted(fields))
-                raise VerifyError(f"unknown threshold {name!r}; expected one of {known}")
-            default = getattr(cls, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise VerifyError(f"threshold {name!r} is {value!r}, expected a number")
-            if not math.isfinite(value) or value < 0:
-                raise VerifyError(f"threshold {name!r} is {value!r}, expected a finite number >= 0")
-            if isinstance(default, int) and not isinstance(default, bool):
-                if value != int(value):
-                    raise VerifyError(f"threshold {name!r} is {value!r}, expected a whole number")
-                value = int(value)
-            else:
-                value = float(value)
-            values[name] = value
         if values.get("min_frames_received_share", 0.0) > 1.0:
             raise VerifyError(
                 "threshold 'min_frames_received_share' is "
@@ -72,3 +53,61 @@ class Thresholds:
     def to_dict(self) -> dict[str, Any]:
         """The thresholds as a JSON-ready dict."""
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentThresholds:
+    """Limits on a conversation with an agent under test (`verify.conversation_figures`); set in
+    the same `config.thresholds` as :class:`Thresholds`.
+
+    Attributes:
+        max_turns_unanswered: turns with no agent audio starting within the answer window.
+        max_response_median_ms: the median response (end of a turn as sent to the onset of the
+            agent's audio after it, as heard).
+        max_response_p95_ms: the 95th percentile of the response.
+    """
+
+    max_turns_unanswered: int = 0
+    max_response_median_ms: float = 3000.0
+    max_response_p95_ms: float = 5000.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> AgentThresholds:
+        """The defaults with `data`'s agent thresholds merged over them."""
+        values = _values(cls, data)
+        return cls() if values is None else cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The thresholds as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+def _values(cls: type, data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """`data`'s values for the fields of `cls` (one of the two threshold classes), checked; the
+    other class's names are skipped, any other name raises."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise VerifyError(f"thresholds must be a JSON object, found {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    others = {f.name for c in (Thresholds, AgentThresholds) for f in dataclasses.fields(c)}
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in fields:
+            if name in others:
+                continue
+            known = ", ".join(sorted(others))
+            raise VerifyError(f"unknown threshold {name!r}; expected one of {known}")
+        default = getattr(cls, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise VerifyError(f"threshold {name!r} is {value!r}, expected a number")
+        if not math.isfinite(value) or value < 0:
+            raise VerifyError(f"threshold {name!r} is {value!r}, expected a finite number >= 0")
+        if isinstance(default, int) and not isinstance(default, bool):
+            if value != int(value):
+                raise VerifyError(f"threshold {name!r} is {value!r}, expected a whole number")
+            value = int(value)
+        else:
+            value = float(value)
+        values[name] = value
+    return values

@@ -1,0 +1,188 @@
+"""Synthetic run folders of a conversation with an agent under test, as the pipeline writes them.
+
+The Customer says `turns` tone utterances; the agent answers each (unless listed in `silent`)
+with a tone after `reply_ms`, heard `transport_ms` later; the Customer's frames leave every 10 ms
+on a clock starting at `T0`, the heard frames arrive on the same clock.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from evidence_contract import (
+    AGENT_MODE,
+    FRAME_SAMPLES,
+    HOST_COLUMNS,
+    MANIFEST_SCHEMA,
+    TIMING_HEADER,
+    UTTERANCES_HEADER,
+    agent_files,
+)
+
+RATE = 48_000
+T0 = 1_000_000_000_000  # the run clock's zero, ns
+
+
+@dataclasses.dataclass
+class AgentSpec:
+    """One synthetic agent run."""
+
+    duration_s: float = 12.0
+    utterance_s: float = 0.5
+    window_s: float = 2.0
+    reply_ms: float = 300.0
+    transport_ms: float = 40.0
+    answer_s: float = 0.4
+    silent: tuple[int, ...] = ()
+    joined_s: float = 0.5
+    greeting_s: float | None = None  # the agent greets this long after joining
+    dropout_in_answer: int | None = None  # a 10 ms hole in this turn's answer (a glitch)
+    exited_s: float | None = None  # the worker exited on its own here
+    noise: float = 3.0
+
+
+def _write_wav(path: Path, x: np.ndarray) -> None:
+    import struct
+
+    data = x.astype("<i2").tobytes()
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, RATE, RATE * 2, 2, 16)
+    head = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + fmt
+    path.write_bytes(head + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def _tone(n: int, hz: float, amp: float = 8000.0) -> np.ndarray:
+    return amp * np.sin(2 * np.pi * hz * np.arange(n) / RATE)
+
+
+def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a0b0c0d") -> Path:
+    """Write the run folder and return it (not yet verified)."""
+    run = root / name
+    run.mkdir(parents=True)
+    files = agent_files(worker_log=spec.exited_s is not None)
+    rng = np.random.default_rng(7)
+    n_frames = round(spec.duration_s * 100)
+    total = n_frames * FRAME_SAMPLES
+    # the Customer's turns, as pipeline.say schedules them
+    utt = round(spec.utterance_s * RATE)
+    window = round(spec.window_s * RATE)
+    wave = np.round(_tone(utt, 440.0)).astype(np.int16)
+    sha = hashlib.sha256(wave.tobytes()).hexdigest()
+    starts, at = [], window
+    while at + utt + window <= total:
+        starts.append(at)
+        at = -(-(at + utt + window) // FRAME_SAMPLES) * FRAME_SAMPLES
+    sent_t = T0 + np.arange(n_frames, dtype=np.int64) * 10_000_000 + 137
+
+    def sent_at(pos: int, end: bool) -> int:
+        f = (pos - 1 if end else pos) // FRAME_SAMPLES
+        return int(sent_t[f] + round((pos - f * FRAME_SAMPLES) * 1e9 / RATE))
+
+    with (run / files["sent"]).open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(TIMING_HEADER)
+        for i in range(n_frames):
+            w.writerow((i, i * FRAME_SAMPLES, FRAME_SAMPLES, int(sent_t[i])))
+    with (run / files["utterances"]).open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(UTTERANCES_HEADER)
+        for k, s in enumerate(starts):
+            w.writerow((k, "tone 440 Hz", sha, s, utt, sent_at(s, False), sent_at(s + utt, True)))
+    # what the Customer heard: its recording starts at the run clock's T0 + 0.3 s
+    rec0 = T0 + 300_000_000
+    heard = rng.standard_normal(total) * spec.noise
+    ans = round(spec.answer_s * RATE)
+
+    def put(t_ns: float, n: int, hole: bool = False) -> None:
+        pos = (t_ns - rec0) * RATE / 1e9
+        i = int(np.ceil(pos))
+        tone = 6000 * np.sin(2 * np.pi * 550 * (np.arange(i, i + n) - pos) / RATE)
+        if hole:
+            tone[n // 2 : n // 2 + 480] = 0
+        stop = min(i + n, total)
+        heard[i:stop] += tone[: stop - i]
+
+    if spec.greeting_s is not None:
+        put(T0 + (spec.joined_s + spec.greeting_s) * 1e9, ans)
+    for k, s in enumerate(starts):
+        end_ns = sent_at(s + utt, True)
+        if k in spec.silent or (spec.exited_s is not None and end_ns > T0 + spec.exited_s * 1e9):
+            continue
+        put(end_ns + (spec.reply_ms + spec.transport_ms) * 1e6, ans, k == spec.dropout_in_answer)
+    _write_wav(run / files["wav"], np.round(heard).astype(np.int16))
+    with (run / files["arrivals"]).open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(TIMING_HEADER)
+        for i in range(n_frames):
+            jitter = int(rng.integers(0, 300_000))
+            w.writerow((i, i * FRAME_SAMPLES, FRAME_SAMPLES, rec0 + i * 10_000_000 + jitter))
+    joined_ns = T0 + round(spec.joined_s * 1e9)
+    events = [
+        {"t_ns": T0, "agent": "customer", "event": "connected"},
+        {
+            "t_ns": joined_ns,
+            "agent": "customer",
+            "event": "participant_joined",
+            "identity": "agent-AJ_synth",
+            "kind": "AGENT",
+        },
+    ]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (run / "rtc-stats.json").write_text(json.dumps({"customer": {"final": {}, "samples": []}}))
+    (run / "host.csv").write_text(",".join(HOST_COLUMNS) + "\n")
+    worker = None
+    if spec.exited_s is not None:
+        (run / files["worker_log"]).write_text("registered worker\nTraceback: crash\n")
+        worker = {
+            "log": files["worker_log"],
+            "started_ns": T0 - 5_000_000_000,
+            "registered_ns": T0 - 1_000_000_000,
+            "exit_code": 1,
+            "exited_ns": T0 + round(spec.exited_s * 1e9),
+            "stopped_by": None,
+        }
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "run_id": name,
+        "room": f"echoproof-{name}",
+        "server_url": "ws://127.0.0.1:7880",
+        "embedded_server": True,
+        "mode": AGENT_MODE,
+        "sample_rate": RATE,
+        "channels": 1,
+        "frame_samples": FRAME_SAMPLES,
+        "participants": {"customer": {"identity": "customer-x", "tone_hz": 440.0}},
+        "directions": [],
+        "agent": {
+            "name": "reply-agent",
+            "dispatch_id": "AD_synth",
+            "identity": "agent-AJ_synth",
+            "kind": "AGENT",
+            "joined_ns": joined_ns,
+            "answer_window_s": spec.window_s,
+            "files": files,
+            "worker": worker,
+        },
+        "host": {"file": "host.csv", "server_sampled": False},
+        "burst": {"duration_s": 0.3, "ramp_s": 0.005, "amplitude": 0.5},
+        "clock": {"monotonic_ns": T0, "wall": "2026-11-30T12:00:00.000000Z"},
+        "started_at": "2026-11-30T12:00:00.000000Z",
+        "ended_at": "2026-11-30T12:00:12.000000Z",
+        "duration_s": spec.duration_s,
+        "status": "complete",
+        "reason": None,
+        "config": {"thresholds": {}},
+    }
+    (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return run
+
+
+def turn_ends_s(run: Path) -> list[float]:
+    """Each turn's end as sent, in seconds on the run's clock (from the turns file)."""
+    with (run / "customer.utterances.csv").open() as f:
+        return [(int(r["sent_end_ns"]) - T0) / 1e9 for r in csv.DictReader(f)]

@@ -1,0 +1,108 @@
+"""Figures and verdicts of synthetic runs with an agent under test (conversation figures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import verify
+from tests.verify.agent_synth import AgentSpec, make_agent_run, turn_ends_s
+from verify.__main__ import main as verify_main
+
+
+def _report(tmp_path: Path, spec: AgentSpec) -> verify.ReportResult:
+    run = make_agent_run(tmp_path, spec)
+    return verify.write_report(run, key_path=tmp_path / "key.pem")
+
+
+def test_a_conversation_that_answers_passes_with_its_response(tmp_path: Path) -> None:
+    """Every turn answered: the response is reply + transport within 1 ms, greeting timed."""
+    result = _report(tmp_path, AgentSpec(reply_ms=300, transport_ms=40, greeting_s=0.25))
+    conv = result.report["conversation"]
+    assert result.status == "passed", result.failures
+    assert conv["turns_sent"] == 4 and conv["turns_answered"] == 4 and conv["unanswered"] == []
+    assert conv["response_ms"]["median"] == pytest.approx(340, abs=1.0)
+    assert conv["greeting_ms"] == pytest.approx(250, abs=1.0)
+    assert conv["talk_time_s"] == pytest.approx(5 * 0.4, abs=0.002)
+    assert conv["joined_s"] == 0.5 and conv["kind"] == "AGENT"
+    assert verify_main([str(tmp_path)]) == 0
+
+
+def test_the_response_moves_with_the_reply_delay(tmp_path: Path) -> None:
+    """A reply 300 ms later reads 300 ms later, to 0.1 ms."""
+    medians = [
+        _report(tmp_path / str(d), AgentSpec(reply_ms=d)).report["conversation"]["response_ms"][
+            "median"
+        ]
+        for d in (200, 500)
+    ]
+    assert medians[1] - medians[0] == pytest.approx(300, abs=0.1)
+
+
+def test_unanswered_turns_fail_naming_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Turns 1 and 3 unanswered: the verdict FAILs naming them; python -m verify exits 1."""
+    result = _report(tmp_path, AgentSpec(silent=(1, 3)))
+    assert result.status == "failed"
+    assert result.report["conversation"]["unanswered"] == [1, 3]
+    assert any("turns unanswered 2 of 4 (turn 1, 3:" in f for f in result.failures)
+    assert verify_main([str(tmp_path)]) == 1
+    assert "turn 1, 3" in capsys.readouterr().out
+
+
+def test_an_agent_never_heard_fails_saying_so(tmp_path: Path) -> None:
+    """No answer at all: 'was never heard' and every turn named."""
+    result = _report(tmp_path, AgentSpec(silent=(0, 1, 2, 3)))
+    lines = "; ".join(result.failures)
+    assert result.report["conversation"]["heard"] is False
+    assert "agent reply-agent was never heard" in lines and "turn 0, 1, 2, 3" in lines
+
+
+def test_a_worker_that_exits_mid_run_is_named(tmp_path: Path) -> None:
+    """The worker exited at 6 s: the report says so, and the turns after it are unanswered."""
+    result = _report(tmp_path, AgentSpec(exited_s=6.0))
+    conv = result.report["conversation"]
+    assert conv["worker"]["exited_s"] == 6.0 and conv["worker"]["exit_code"] == 1
+    assert any("its worker exited with code 1 at 6 s" in f for f in result.failures)
+    assert conv["unanswered"] == [2, 3]
+    assert "agent-worker.log" in result.report["evidence"]
+
+
+def test_a_dropout_inside_an_answer_is_a_glitch(tmp_path: Path) -> None:
+    """A 10 ms hole in turn 1's answer is one glitch; the answer stays one segment."""
+    conv = _report(tmp_path, AgentSpec(dropout_in_answer=1)).report["conversation"]
+    assert conv["glitches"] == 1 and conv["gaps"] == 0 and len(conv["segments"]) == 4
+
+
+def test_a_slow_agent_fails_the_response_limit(tmp_path: Path) -> None:
+    """A 1.5 s response against a 1 s median limit FAILs naming the figure."""
+    run = make_agent_run(tmp_path, AgentSpec(reply_ms=1500, window_s=2.5))
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["thresholds"] = {"max_response_median_ms": 1000}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    result = verify.write_report(run, key_path=tmp_path / "key.pem")
+    assert any("response median 1540" in f and "maximum 1000 ms" in f for f in result.failures)
+
+
+def test_a_changed_turn_time_is_caught(tmp_path: Path) -> None:
+    """Editing a turn's end time in the turns file makes the re-check FAIL."""
+    run = make_agent_run(tmp_path, AgentSpec())
+    verify.write_report(run, key_path=tmp_path / "key.pem")
+    path = run / "customer.utterances.csv"
+    lines = path.read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[-1] = str(int(cells[-1]) - 1_000_000)
+    lines[2] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    [result] = verify.check(run)
+    assert result.status == "fail"
+    assert "customer.utterances.csv has changed" in result.reason
+
+
+def test_turn_ends_are_on_the_run_clock(tmp_path: Path) -> None:
+    """The report's sent_end_s are the turns file's ends on the manifest's clock."""
+    run = make_agent_run(tmp_path, AgentSpec())
+    report = verify.write_report(run, key_path=tmp_path / "key.pem").report
+    ends = [t["sent_end_s"] for t in report["conversation"]["turns"]]
+    assert ends == pytest.approx(turn_ends_s(run), abs=1e-6)

@@ -1,0 +1,322 @@
+"""The figures of a conversation with an agent under test, from its evidence alone.
+
+All times are on the capture process's one monotonic clock, reported in seconds after the
+manifest's `clock.monotonic_ns` (the run's clock):
+
+- a turn is *sent* from the `t_ns` of the sent frame holding its first sample to that of the frame
+  holding its last, plus the sample's offset in its frame (`customer.sent.csv`); the turns file's
+  own `sent_start_ns` / `sent_end_ns` must agree;
+- the agent's audio is found in what the Customer heard by `dsp.find_voice` (onset and offset to a
+  fraction of a sample, against the recording's noise floor), and a heard sample is timed by the
+  same Theil-Sen line through the arrivals as a burst onset (`verify.figures`);
+- **greeting**: from the agent's join (the Customer's `participant_joined`) to the onset of the
+  first audio heard from it;
+- **response** of a turn: from its end as sent to the onset of the first agent audio heard after
+  it; the turn is *answered* when that onset lies within the answer window after its end;
+- **left**: the agent left the room before the Customer did (a crashed job, a worker gone);
+- **talk time**: the agent audio heard, summed; **gaps**: pauses between the segments of one
+  answer (at least `dsp.find_voice`'s 50 ms); **glitches**: dips shorter than that inside a
+  segment (a dropout, or a short stop in speech).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import dsp
+from verify import evidence as ev
+from verify.errors import EvidenceError
+from verify.figures import _fit_time_ns, _r, _stats  # timed and rounded as the bursts are
+from verify.thresholds import AgentThresholds
+
+FloatArray = npt.NDArray[np.float64]
+NS_PER_MS = 1e6
+TURN_TIME_TOLERANCE_NS = 1_000  # the turns file's send times against the sent frames'
+
+
+def conversation(
+    run_dir: Path, manifest: dict[str, Any], missing: list[str], complete: bool, origin: int
+) -> dict[str, Any]:
+    """The report's `conversation` block of an agent run (see the module docstring)."""
+    files = ev.agent_files(manifest)
+    assert files is not None, "an agent run"
+    agent = manifest["agent"]
+    window_s = float(agent["answer_window_s"])
+    heard, arrivals = _heard(run_dir, files, missing, complete)
+    sent = (
+        ev.read_timing(run_dir / files["sent"], partial_tail=not complete)
+        if files["sent"] not in missing
+        else None
+    )
+    turns = (
+        ev.read_turns(run_dir / files["utterances"]) if files["utterances"] not in missing else None
+    )
+    sent_ns = _turn_times(turns, sent, files)
+    voice = dsp.find_voice(heard, ev.SAMPLE_RATE)
+    segments = voice.segments
+    onsets = np.array([s.onset for s in segments], dtype=np.float64)
+    offsets = np.array([s.offset for s in segments], dtype=np.float64)
+    on_ns = _fit_time_ns(arrivals, onsets) if onsets.size else np.zeros(0)
+    off_ns = _fit_time_ns(arrivals, offsets) if offsets.size else np.zeros(0)
+    joined_ns = agent.get("joined_ns")
+    left_ns = _left_ns(run_dir, missing, agent.get("identity"))
+
+    def run_s(t_ns: float) -> float | None:
+        return _r(float(t_ns - origin) / 1e9, 6)
+
+    entries, responses = _turns(turns, sent_ns, on_ns, off_ns, window_s, run_s)
+    answered = [e for e in entries if e["state"] == "answered"]
+    gaps = [g for e in answered for g in e.pop("_gaps")]
+    for e in entries:
+        e.pop("_gaps", None)
+    worker = agent.get("worker")
+    return {
+        "agent": agent["name"],
+        "identity": agent.get("identity"),
+        "kind": agent.get("kind"),
+        "dispatch_id": agent.get("dispatch_id"),
+        "files": files,
+        "answer_window_s": window_s,
+        "joined_s": None if joined_ns is None else run_s(joined_ns),
+        "left_s": None if left_ns is None else run_s(left_ns),
+        "worker": None if worker is None else _worker(worker, run_s),
+        "frames_received": len(arrivals),
+        "samples_received": int(heard.size),
+        "threshold_dbfs": _r(voice.threshold_dbfs, 3),
+        "noise_floor_dbfs": _r(voice.noise_floor_dbfs, 3),
+        "heard": bool(segments),
+        "first_audio_s": run_s(on_ns[0]) if on_ns.size else None,
+        "greeting_ms": (
+            _r(float(on_ns[0] - joined_ns) / NS_PER_MS, 4)
+            if on_ns.size and joined_ns is not None
+            else None
+        ),
+        "turns_sent": len(entries),
+        "turns_answered": len(answered),
+        "turns_unanswered": len(entries) - len(answered),
+        "unanswered": [e["turn"] for e in entries if e["state"] != "answered"],
+        "response_ms": _stats(np.array(responses, dtype=np.float64)),
+        "talk_time_s": _r(float((offsets - onsets).sum()) / ev.SAMPLE_RATE, 6),
+        "segments": [
+            {"onset_s": run_s(a), "offset_s": run_s(b), "dips": s.dips}
+            for a, b, s in zip(on_ns, off_ns, segments, strict=True)
+        ],
+        "gaps": len(gaps),
+        "gap_max_ms": _r(max(gaps), 3) if gaps else 0.0,
+        "glitches": sum(s.dips for s in segments),
+        "turns": entries,
+    }
+
+
+def _left_ns(run_dir: Path, missing: list[str], identity: Any) -> int | None:
+    """When the Customer saw the agent leave before the Customer itself left, else None."""
+    if ev.EVENTS in missing or not isinstance(identity, str):
+        return None
+    for e in ev.read_events(run_dir / ev.EVENTS):
+        if e.get("agent") != "customer":
+            continue
+        if e.get("event") == "disconnected":
+            return None  # the Customer left first: the agent stayed to the end
+        if e.get("event") == "participant_left" and e.get("identity") == identity:
+            t = e.get("t_ns")
+            return t if isinstance(t, int) and not isinstance(t, bool) else None
+    return None
+
+
+def _heard(
+    run_dir: Path, files: dict[str, str], missing: list[str], complete: bool
+) -> tuple[npt.NDArray[np.int16], ev.Timing]:
+    """What the Customer heard and when each frame arrived, cut to what both files cover."""
+    samples = (
+        ev.read_wav(run_dir / files["wav"])
+        if files["wav"] not in missing
+        else np.zeros(0, np.int16)
+    )
+    z = np.zeros(0, dtype=np.int64)
+    arrivals = (
+        ev.read_timing(run_dir / files["arrivals"], partial_tail=not complete)
+        if files["arrivals"] not in missing
+        else ev.Timing(z, z, z)
+    )
+    if samples.size != arrivals.total_samples:
+        if complete and files["wav"] not in missing and files["arrivals"] not in missing:
+            raise EvidenceError(
+                f"{files['wav']} holds {samples.size} samples but {files['arrivals']} lists "
+                f"{arrivals.total_samples}, expected the same count"
+            )
+        keep = int(np.searchsorted(arrivals.sample + arrivals.samples, samples.size, "right"))
+        arrivals = ev.Timing(arrivals.sample[:keep], arrivals.samples[:keep], arrivals.t_ns[:keep])
+        samples = samples[: arrivals.total_samples]
+    return samples, arrivals
+
+
+def _turn_times(
+    turns: ev.Turns | None, sent: ev.Timing | None, files: dict[str, str]
+) -> tuple[FloatArray, FloatArray]:
+    """Each turn's start and end as sent, from the sent frames; the turns file must agree."""
+    if turns is None or not len(turns):
+        return np.zeros(0), np.zeros(0)
+    if sent is None or turns.start_sample[-1] + turns.samples[-1] > sent.total_samples:
+        raise EvidenceError(
+            f"{files['utterances']} lists turns that {files['sent']} does not cover, "
+            "expected every listed turn to be sent"
+        )
+    start = sent_time_ns(sent, turns.start_sample, end=False)
+    end = sent_time_ns(sent, turns.start_sample + turns.samples, end=True)
+    for name, found, listed in (
+        ("sent_start_ns", start, turns.sent_start_ns),
+        ("sent_end_ns", end, turns.sent_end_ns),
+    ):
+        bad = np.abs(found - listed) > TURN_TIME_TOLERANCE_NS
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise EvidenceError(
+                f"{files['utterances']} turn {i} has {name} {int(listed[i])}, but "
+                f"{files['sent']} gives {found[i]:.0f}, expected the same time"
+            )
+    return start, end
+
+
+def sent_time_ns(sent: ev.Timing, positions: npt.NDArray[np.int64], *, end: bool) -> FloatArray:
+    """When sample `positions` left: the frame holding it, plus its offset in the frame. With
+    `end`, each position is one past a last sample, timed from the frame holding that sample."""
+    held = positions - 1 if end else positions
+    i = np.clip(np.searchsorted(sent.sample, held, "right") - 1, 0, len(sent) - 1)
+    offset = (positions - sent.sample[i]).astype(np.float64)
+    return np.asarray(sent.t_ns[i] + np.round(offset * 1e9 / ev.SAMPLE_RATE), dtype=np.float64)
+
+
+def _turns(
+    turns: ev.Turns | None,
+    sent_ns: tuple[FloatArray, FloatArray],
+    on_ns: FloatArray,
+    off_ns: FloatArray,
+    window_s: float,
+    run_s: Any,
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """One entry per turn: when it was sent, whether and how fast it was answered."""
+    if turns is None:
+        return [], []
+    start_ns, end_ns = sent_ns
+    window_ns = window_s * 1e9
+    entries: list[dict[str, Any]] = []
+    responses: list[float] = []
+    for k in range(len(turns)):
+        end = end_ns[k]
+        entry: dict[str, Any] = {
+            "turn": int(turns.turn[k]),
+            "source": turns.source[k],
+            "sha256": turns.sha256[k],
+            "sent_start_s": run_s(start_ns[k]),
+            "sent_end_s": run_s(end),
+            "state": "unanswered",
+            "_gaps": [],
+        }
+        after = np.flatnonzero(on_ns > end)
+        if after.size and on_ns[after[0]] <= end + window_ns:
+            first = int(after[0])
+            response = (on_ns[first] - end) / NS_PER_MS
+            responses.append(float(response))
+            # the answer: its segments until the next turn starts
+            stop = start_ns[k + 1] if k + 1 < len(turns) else math.inf
+            last = first
+            while last + 1 < on_ns.size and on_ns[last + 1] < stop:
+                last += 1
+            pauses = (on_ns[first + 1 : last + 1] - off_ns[first:last]) / NS_PER_MS
+            entry.update(
+                state="answered",
+                response_ms=_r(float(response), 4),
+                answer_start_s=run_s(on_ns[first]),
+                answer_end_s=run_s(off_ns[last]),
+                _gaps=[float(p) for p in pauses],
+            )
+        entries.append(entry)
+    return entries, responses
+
+
+def _worker(worker: dict[str, Any], run_s: Any) -> dict[str, Any]:
+    """The worker's life on the run's clock: registered, exited on its own (a crash), or
+    stopped by the run."""
+
+    def at(key: str) -> float | None:
+        value = worker.get(key)
+        return None if not isinstance(value, int) or isinstance(value, bool) else run_s(value)
+
+    return {
+        "log": worker.get("log"),
+        "registered_s": at("registered_ns"),
+        "exited_s": at("exited_ns"),
+        "exit_code": worker.get("exit_code"),
+        "stopped_by": worker.get("stopped_by"),
+    }
+
+
+def failures(conv: dict[str, Any], thresholds: AgentThresholds) -> list[tuple[str, list[float]]]:
+    """Each failed limit of the conversation in one line, with the run-clock times (s) where it
+    happened (empty: nothing a host stall could explain)."""
+    out: list[tuple[str, list[float]]] = []
+    name = conv["agent"]
+    worker = conv["worker"]
+    if worker is not None and worker["exited_s"] is not None:
+        out.append(
+            (
+                f"agent {name}: its worker exited with code {worker['exit_code']} at "
+                f"{worker['exited_s']:g} s, before the run ended (see {worker['log']})",
+                [],
+            )
+        )
+    if conv["left_s"] is not None:
+        out.append(
+            (
+                f"agent {name} left the room at {conv['left_s']:g} s, before the run ended",
+                [],
+            )
+        )
+    if not conv["heard"]:
+        out.append(
+            (
+                f"agent {name} was never heard: {conv['files']['wav']} holds no sound above "
+                f"{conv['threshold_dbfs']:g} dBFS",
+                [],
+            )
+        )
+    if conv["turns_sent"] == 0:
+        out.append((f"agent {name}: turns sent 0, expected at least 1", []))
+    if conv["turns_unanswered"] > thresholds.max_turns_unanswered:
+        missed = [t for t in conv["turns"] if t["state"] != "answered"]
+        shown = ", ".join(str(t["turn"]) for t in missed[:20]) + (
+            " ..." if len(missed) > 20 else ""
+        )
+        out.append(
+            (
+                f"agent {name}: turns unanswered {conv['turns_unanswered']} of "
+                f"{conv['turns_sent']} (turn {shown}: no audio within the "
+                f"{conv['answer_window_s']:g} s answer window) exceed the maximum "
+                f"{thresholds.max_turns_unanswered}",
+                [t["sent_end_s"] for t in missed],
+            )
+        )
+    response = conv["response_ms"]
+    for key, limit in (
+        ("median", thresholds.max_response_median_ms),
+        ("p95", thresholds.max_response_p95_ms),
+    ):
+        if response[key] is not None and response[key] > limit:
+            slow = [
+                t["sent_end_s"]
+                for t in conv["turns"]
+                if t["state"] == "answered" and t["response_ms"] > limit
+            ]
+            out.append(
+                (
+                    f"agent {name}: response {key} {response[key]:g} ms exceeds the maximum "
+                    f"{limit:g} ms",
+                    slow,
+                )
+            )
+    return out
