@@ -175,6 +175,7 @@ class AgentConversation:
             peer_identity=None,  # the server names the agent's participant
             peer_hz=c.support_hz,
             queue_size_ms=c.queue_size_ms,
+            red=c.red,
             events=self.events,
         )
         self.view.customer = self.outcome.customer = self.customer.counters
