@@ -12,6 +12,8 @@ has verify but not livekit can import it.
 - CSV headers: `TIMING_HEADER` (sent and arrivals), `BURSTS_HEADER`, `HOST_COLUMNS`.
 - The manifest: `MANIFEST_SCHEMA`, one of `STATUSES`, a direction's `DIRECTION_FIELDS` and the
   burst's `BURST_FIELDS`.
+- The speech-like probe (when the manifest's `probe` is not null): `PROBE`, and per sender
+  `probe_name` with `PROBE_HEADER`.
 """
 
 from __future__ import annotations
@@ -102,3 +104,13 @@ def directions() -> list[dict[str, str]]:
         }
         for sender in ROLES
     ]
+
+
+# -- the speech-like probe (optional: a run made without it has no probe files) -------------------
+PROBE = "probe.wav"  # the probe signal both senders play pieces of (48 kHz mono int16)
+PROBE_HEADER = ("piece", "segment", "start_sample", "samples", "probe_sample")
+
+
+def probe_name(sender: str) -> str:
+    """Where `sender` played the probe: `<sender>.probe.csv`."""
+    return f"{sender}.probe.csv"
