@@ -38,9 +38,9 @@ from its ``report.json``. Delay and jitter cases: quick 1 repeat of 10 s, full 3
   repeat; ``separate_controlled_ms`` subtracts the change of the unimpaired support -> customer
   direction too; ``separate_net_of_buffer_ms`` the change of the mean jitter-buffer delay.
 - loss: ``--loss 5 --seed 1`` on every stream. Per direction, the receiver's RTP statistics'
-  packet loss against the binomial 95% interval of 5% for the packets that reached the forwarder
-  (received + lost), concealment beside it; and whether verify's default thresholds fail the run
-  naming packet loss.
+  packet loss against the exact binomial 95% interval (scipy) of 5% for the packets that reached
+  the forwarder (received + lost), concealment beside it; and whether verify's default thresholds
+  fail the run naming packet loss.
 - jitter: ``--jitter-ms 0/20/40`` on every stream (the 0 case is the delay benchmark's, with its
   reference in the room): the median latency, latency p95 - min and IQR (p75 - p25 of the
   per-burst latencies), verify's latency jitter, the RTP jitter (the receiver's last RFC 3550
@@ -75,6 +75,7 @@ from typing import Any
 
 import numpy as np
 from livekit import api, rtc
+from scipy.stats import binom
 
 import verify
 from aiotasks import cancel_and_wait
@@ -441,14 +442,15 @@ async def _loss(quick: bool, work: Path) -> dict[str, Any]:
     for key, d in _figures(report).items():
         rtc = d["rtc"]
         n = (rtc["packets_received"] or 0) + (rtc["packets_lost"] or 0)
-        p = LOSS_PCT / 100
-        half = 196.0 * math.sqrt(p * (1 - p) / n) if n else math.nan
+        # the exact binomial interval of the lost count (scipy), not a normal approximation
+        lo, hi = binom.interval(0.95, n, LOSS_PCT / 100) if n else (math.nan, math.nan)
+        lo_pct, hi_pct = (100 * lo / n, 100 * hi / n) if n else (math.nan, math.nan)
         loss = rtc["packet_loss_pct"]
         out[key] = {
             "packets": n,
             "packet_loss_pct": loss,
-            "interval_95_pct": [round(LOSS_PCT - half, 3), round(LOSS_PCT + half, 3)],
-            "within_interval": loss is not None and abs(loss - LOSS_PCT) <= half,
+            "interval_95_pct": [round(lo_pct, 3), round(hi_pct, 3)],
+            "within_interval": loss is not None and lo_pct <= loss <= hi_pct,
             "concealed_samples": rtc["concealed_samples"],
             "concealment_events": rtc["concealment_events"],
         }
