@@ -10,7 +10,7 @@ one burst at the start of each period and the Support agent answers half a perio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -18,15 +18,19 @@ import numpy.typing as npt
 from evidence_contract import FRAME_SAMPLES as FRAME_SAMPLES
 from evidence_contract import SAMPLE_RATE as SAMPLE_RATE
 
-if TYPE_CHECKING:
-    from pipeline.probe import ProbeVoice
-
 # Silence before the first burst: the receivers' jitter buffers settle meanwhile.
 LEAD_IN_S = 0.5
 # Silence after the last burst, so that it arrives before the senders stop.
 TAIL_S = 0.3
 
 Int16Array = npt.NDArray[np.int16]
+
+
+class Overlay(Protocol):
+    """Audio added between the bursts (`pipeline.probe.ProbeVoice`), frame by frame in order."""
+
+    def add(self, n: int, out: Int16Array) -> None:
+        """Add frame `n`'s samples to `out`."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class Voice:
     """
 
     def __init__(
-        self, bursts: list[Burst], waveform: Int16Array, probe: ProbeVoice | None = None
+        self, bursts: list[Burst], waveform: Int16Array, probe: Overlay | None = None
     ) -> None:
         if any(b.samples != len(waveform) for b in bursts):
             raise ValueError("every burst must be as long as the waveform")

@@ -496,7 +496,7 @@ def _quality(
     for entry in segments:
         start = pieces.start_sample[np.argmax(pieces.segment == entry["segment"])]
         sent_ns = _sent_time_ns(evidence.sent, np.array([float(start)]))[0]
-        entry["sent_s"] = _r((sent_ns - origin) / 1e9, 6)
+        entry["sent_s"] = _r(float(sent_ns - origin) / 1e9, 6)
     return quality.figures(segments, ratio, float(probe["segment_s"]))
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,9 @@ _PITCH_RANGE = 0.25  # +-25 %: covers 22.05 <-> 24 kHz, 44.1 <-> 48 kHz, 16 <-> 
 _PITCH_STEP = 0.0005  # natural-log steps of the frequency axis
 # At least this much received probe audio, seconds, before a pitch is stated.
 _PITCH_MIN_S = 2.0
+#: A segment with less probe than this (a run stopped early) is not scored: ViSQOL's speech
+#: mode needs about a second of speech to find its patches, and a score on less says little.
+MIN_SEGMENT_S = 2.0
 #: A re-check accepts a MOS this far from the signed one (ViSQOL is deterministic on one machine;
 #: this allows for another CPU's floating point in its FFTs and numba kernels).
 MOS_TOLERANCE = 0.01
@@ -81,11 +85,21 @@ class Pieces:
 @functools.cache
 def _visqol() -> Any:
     """ViSQOL in speech mode with the exponential mapper; built once per process."""
+    import numba
+
+    # Its kernels run in parallel (numba). Numba would pick GNU OpenMP, after which a fork
+    # aborts the process, and verify forks a worker per direction: the workqueue layer is
+    # fork-safe (visqol asks for it too, but only through the environment, read when numba
+    # was first imported, by dsp). It is not thread-safe: `mos` holds `_LOCK`.
+    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
     from visqol import VisqolApi  # a second of imports and kernel loading: only when needed
 
     api = VisqolApi()
     api.create(mode="speech", use_lattice_model=False)
     return api
+
+
+_LOCK = threading.Lock()
 
 
 def mos(reference: FloatArray, degraded: FloatArray, rate: int) -> float:
@@ -95,7 +109,8 @@ def mos(reference: FloatArray, degraded: FloatArray, rate: int) -> float:
     deg = resample_poly(degraded, VISQOL_RATE // g, rate // g)
     if not np.any(deg):
         return 1.0  # nothing heard: ViSQOL's floor (it cannot compare against silence)
-    return float(_visqol().measure_from_arrays(ref, deg, VISQOL_RATE).moslqo)
+    with _LOCK:
+        return float(_visqol().measure_from_arrays(ref, deg, VISQOL_RATE).moslqo)
 
 
 def pitch_ratio(reference: FloatArray, degraded: FloatArray, rate: int) -> float | None:
@@ -137,6 +152,7 @@ def score(
     rate: int,
 ) -> tuple[list[dict[str, Any]], float | None]:
     """Per segment `{"segment", "pieces", "mos"}`, and the pitch ratio of the direction.
+    Segments holding less than `MIN_SEGMENT_S` of probe are left out.
 
     `anchors`: per detected burst, its start in the sender's stream and the offset (received
     sample - sent sample) it was heard at. With no anchor nothing can be placed: no segment.
@@ -148,8 +164,11 @@ def score(
     all_ref: list[FloatArray] = []
     all_deg: list[FloatArray] = []
     for segment in np.unique(pieces.segment).tolist():
+        members = np.flatnonzero(pieces.segment == segment)
+        if pieces.samples[members].sum() < MIN_SEGMENT_S * rate:
+            continue
         refs, degs = [], []
-        for i in np.flatnonzero(pieces.segment == segment).tolist():
+        for i in members.tolist():
             start, n = int(pieces.start_sample[i]), int(pieces.samples[i])
             refs.append(speech.piece(probe, int(pieces.probe_sample[i]), n, rate))
             nearest = int(np.argmin(np.abs(at - (start + n / 2))))
@@ -158,6 +177,8 @@ def score(
         segments.append({"segment": segment, "pieces": len(refs), "mos": mos(ref, deg, rate)})
         all_ref.append(ref)
         all_deg.append(deg)
+    if not segments:
+        return [], None
     return segments, pitch_ratio(np.concatenate(all_ref), np.concatenate(all_deg), rate)
 
 
@@ -233,9 +254,12 @@ _RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 def _mismatch(ratio: float) -> str:
-    """The common pair of rates nearest `ratio`: 'audio made at A Hz played as B Hz'."""
-    made, played = min(
+    """The common pairs of rates nearest `ratio`: 'A kHz audio played as B kHz' (several pairs
+    share a ratio: 24 -> 22.05 and 48 -> 44.1)."""
+    pairs = sorted(
         ((a, b) for a in _RATES for b in _RATES if a != b),
-        key=lambda pair: abs(math.log(pair[1] / pair[0]) - math.log(ratio)),
+        key=lambda pair: abs(math.log(pair[1] / pair[0] / ratio)),
     )
-    return f"{made / 1000:g} kHz audio played as {played / 1000:g} kHz"
+    best = abs(math.log(pairs[0][1] / pairs[0][0] / ratio))
+    near = [p for p in pairs if abs(math.log(p[1] / p[0] / ratio)) <= best + 1e-3]
+    return " or ".join(f"{a / 1000:g} kHz audio played as {b / 1000:g} kHz" for a, b in near[:2])
