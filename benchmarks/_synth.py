@@ -268,6 +268,7 @@ def _probe_heard(
 ) -> np.ndarray:
     """What the receiver hears of `sender`'s probe pieces (written to its probe.csv), `shift`
     samples later, as int16-scaled float32."""
+    from dsp import speech
     from pipeline import probe
     from pipeline.voice import Burst
 
@@ -279,7 +280,7 @@ def _probe_heard(
     out = np.zeros(size, dtype=np.float32)
     for p in pieces:
         at = p.start_sample + round(shift)
-        audio = probe.speech.piece(signal, p.probe_sample, p.samples, RATE) * 32768.0
+        audio = speech.piece(signal, p.probe_sample, p.samples, RATE) * 32768.0
         end = min(at + p.samples, size)
         if at < end:
             out[at:end] += audio[: end - at].astype(np.float32)

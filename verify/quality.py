@@ -15,13 +15,13 @@ exponential fit of NSIM that ViSQOL calls its polynomial mapper, scaled so that 
 signal scores 5.0: the deep-lattice mapper (C++ ViSQOL's default, via TFLite) was trained on
 natural speech and scores our artificial voice at most 3.8 against itself (measured), so an
 absolute threshold could not be read on it; the exponential fit needs no extra runtime
-(the lattice needs ai-edge-litert, 21 MB). Its known bias: it over-predicts degraded speech, so
-`min_mos` is set from measured runs (docs/evidence.md, measurements.md).
+(the lattice needs ai-edge-litert, 21 MB). Its known bias: it is lenient on degraded speech, so
+`min_mos` is set from measured runs (`verify.thresholds`).
 
 Pitch. The long-term spectra of the reference and the received pieces are compared on a
 logarithmic frequency axis; the shift that best aligns them is the ratio of frequencies heard to
 frequencies sent (1.0 on a digital path). A sender that plays 24 kHz audio as 22.05 kHz shows
-0.919; `max_pitch_shift_pct` fails it, naming the ratio.
+0.919; `max_pitch_shift_pct` fails it, naming the ratio and the common rates that give it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ VISQOL_RATE = 16_000  # ViSQOL's speech mode works at 16 kHz
 MAPPER = "exponential"  # see the module docstring
 # Pitch: spectra between these frequencies, compared over this range of ratios.
 _PITCH_BAND_HZ = (150.0, 6000.0)
-_PITCH_RANGE = 0.25  # +-25 %: covers 22.05 <-> 24 kHz, 44.1 <-> 48 kHz, 16 <-> 24 kHz is not
+_PITCH_RANGE = 0.6  # up to 1.6x either way: 16 <-> 24 kHz (1.5x) is within
 _PITCH_STEP = 0.0005  # natural-log steps of the frequency axis
 # At least this much received probe audio, seconds, before a pitch is stated.
 _PITCH_MIN_S = 2.0

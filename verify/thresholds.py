@@ -28,8 +28,8 @@ class Thresholds:
             not "detected"; it is also the matching window of the burst schedule.
         min_mos: the probe's mean ViSQOL MOS-LQO per direction (`verify.quality`; a run without a
             probe has none). Measured on the embedded server over 120 s: 4.94-4.96 clean, 4.95
-            at 2 % and 5 % random loss (the SDK recovers it), 4.92-4.93 at 10 %, 4.80-4.86 at
-            20 %, 4.54-4.71 at 30 %; 4.14 for a sender playing 24 kHz audio as 22.05 kHz.
+            at 2 % and 5 % random loss (the SDK recovers it), 4.92-4.93 at 10 %, 4.78-4.85 at
+            20 %, 4.57-4.69 at 30 %; 4.14 for a sender playing 24 kHz audio as 22.05 kHz.
         max_pitch_shift_pct: how far the probe's frequencies may arrive from where they were sent
             (a sample-rate mismatch shifts them: 22.05 kHz audio played as 24 kHz, 8.1 %).
     """

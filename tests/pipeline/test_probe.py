@@ -20,7 +20,7 @@ from dsp import speech
 from pipeline import probe
 from pipeline.config import from_dict
 from pipeline.errors import ConfigError
-from pipeline.voice import SAMPLE_RATE, Voice, schedule, total_frames
+from pipeline.voice import SAMPLE_RATE, Burst, Voice, schedule, total_frames
 from tests.conftest import scaled
 from tests.pipeline.conftest import LiveServer, run_cli, write_config
 from verify import quality
@@ -28,23 +28,23 @@ from verify import quality
 CREDS = {"livekit": {"url": "ws://127.0.0.1:7880", "api_key": "k", "api_secret": "s"}}
 
 
-def _stream(role: str, duration_s: float, pieces_of: probe.ProbeVoice | None) -> np.ndarray:
+def _bursts(role: str, duration_s: float) -> list[Burst]:
     tone = 440.0 if role == "customer" else 550.0
-    waveform = dsp.burst(tone, 0.3, SAMPLE_RATE, amplitude=0.5, ramp_s=0.005)
-    bursts = schedule(
-        role, mode="turns", tone_hz=tone, duration_s=duration_s, burst_samples=len(waveform),
-        period_s=1.0,
-    )  # fmt: skip
-    voice = Voice(bursts, waveform, pieces_of)
-    return np.concatenate([voice.frame(n) for n in range(total_frames(duration_s))])
-
-
-def _bursts(role: str, duration_s: float) -> list:
-    waveform = dsp.burst(440.0, 0.3, SAMPLE_RATE, amplitude=0.5, ramp_s=0.005)
     return schedule(
-        role, mode="turns", tone_hz=440.0, duration_s=duration_s, burst_samples=len(waveform),
-        period_s=1.0,
+        role, mode="turns", tone_hz=tone, duration_s=duration_s,
+        burst_samples=len(_waveform(tone)), period_s=1.0,
     )  # fmt: skip
+
+
+def _waveform(tone: float) -> np.ndarray:
+    return dsp.burst(tone, 0.3, SAMPLE_RATE, amplitude=0.5, ramp_s=0.005)
+
+
+def _stream(role: str, duration_s: float, played: probe.ProbeVoice | None) -> np.ndarray:
+    """What `role` sends in `duration_s`: its bursts, and the probe when `played` is given."""
+    bursts = _bursts(role, duration_s)
+    voice = Voice(bursts, _waveform(bursts[0].freq_hz), played)
+    return np.concatenate([voice.frame(n) for n in range(total_frames(duration_s))])
 
 
 def test_pieces_lie_between_bursts_clear_by_the_guard() -> None:
