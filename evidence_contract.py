@@ -15,6 +15,8 @@ has verify but not livekit can import it.
 - An agent under test (manifest `mode` `AGENT_MODE`): the Customer's turns in `utterances_name`
   (`UTTERANCES_HEADER`), the worker's output in `WORKER_LOG`; `agent_files()` lists the files
   as the manifest's `agent` block names them.
+- The speech-like probe (when the manifest's `probe` is not null): `PROBE`, and per sender
+  `probe_name` with `PROBE_HEADER`.
 """
 
 from __future__ import annotations
@@ -133,3 +135,13 @@ def agent_files(worker_log: bool) -> dict[str, str | None]:
         "utterances": utterances_name("customer"),
         "worker_log": WORKER_LOG if worker_log else None,
     }
+
+
+# -- the speech-like probe (optional: a run made without it has no probe files) -------------------
+PROBE = "probe.wav"  # the probe signal both senders play pieces of (48 kHz mono int16)
+PROBE_HEADER = ("piece", "segment", "start_sample", "samples", "probe_sample")
+
+
+def probe_name(sender: str) -> str:
+    """Where `sender` played the probe: `<sender>.probe.csv`."""
+    return f"{sender}.probe.csv"

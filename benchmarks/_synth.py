@@ -4,7 +4,8 @@ Bursts are placed with `dsp.burst` at known (fractional) sample positions; the r
 sender's stream shifted by a known delay; chosen bursts are dropped (lost), repeated or delayed
 beyond the matching window (late); stretches of the sender's stream can be cut out (outages).
 Timing files follow the same clock model, so the mouth-to-ear
-latency of every burst is exactly the injected delay.
+latency of every burst is exactly the injected delay. With `probe_share`, each sender also plays
+the speech-like probe between its bursts (`pipeline.probe`), heard with the same delay.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Spec:
     # host.csv: one quiet 1 s window per second of the run, plus (at_s, column, value) stalls
     # written into the window ending at at_s; None: a run made before host figures (no file)
     host_stalls: list[tuple[float, str, float]] | None = dataclasses.field(default_factory=list)
+    probe_share: float | None = None  # None: no probe in the run
     customer: Direction = dataclasses.field(default_factory=Direction)
     support: Direction = dataclasses.field(default_factory=lambda: Direction(delay_ms=57.81))
 
@@ -115,6 +117,12 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
     sent_t = T0_NS + np.arange(n_frames, dtype=np.int64) * 10_000_000
     directions = []
     stats: dict[str, dict] = {}
+    signal = None
+    if spec.probe_share is not None:
+        from pipeline import probe
+
+        signal = probe.synthetic(1, (TONES["customer"], TONES["support"]))
+        probe.write_signal(run, signal)
     for sender, receiver in (("customer", "support"), ("support", "customer")):
         truth: Direction = getattr(spec, sender)
         tone = TONES[sender]
@@ -151,6 +159,8 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
             fade = heard[lo : min(lo + round(truth.outage_fade_s * RATE), hi)]
             fade *= np.linspace(1.0, 0.0, fade.size, dtype=np.float32)
             heard[lo + fade.size : hi] = 0.0
+        if signal is not None:
+            heard += _probe_heard(run, spec, sender, signal, shift, heard.size)
         heard += rng.standard_normal(heard.size, dtype=np.float32) * np.float32(spec.noise)
         pcm = np.clip(np.round(heard), -32768, 32767).astype(np.int16)
         wav = f"{receiver}-from-{sender}.wav"
@@ -245,8 +255,36 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
     }
     if spec.host_stalls is not None:
         manifest["host"] = {"file": "host.csv", "server_sampled": True}
+    if spec.probe_share is not None:
+        from pipeline import probe
+
+        manifest["probe"] = probe.manifest_entry(probe.ProbeConfig(share=spec.probe_share))
     (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return run
+
+
+def _probe_heard(
+    run: Path, spec: Spec, sender: str, signal: np.ndarray, shift: float, size: int
+) -> np.ndarray:
+    """What the receiver hears of `sender`'s probe pieces (written to its probe.csv), `shift`
+    samples later, as int16-scaled float32."""
+    from dsp import speech
+    from pipeline import probe
+    from pipeline.voice import Burst
+
+    n = burst_len(spec.burst_s)
+    bursts = [Burst(k, TONES[sender], start, n) for k, start in schedule(spec, sender)]
+    assert spec.probe_share is not None
+    pieces = probe.plan(bursts, spec.probe_share, len(signal))
+    probe.write_pieces(run, sender, pieces)
+    out = np.zeros(size, dtype=np.float32)
+    for p in pieces:
+        at = p.start_sample + round(shift)
+        audio = speech.piece(signal, p.probe_sample, p.samples, RATE) * 32768.0
+        end = min(at + p.samples, size)
+        if at < end:
+            out[at:end] += audio[: end - at].astype(np.float32)
+    return out
 
 
 QUIET_HOST = {

@@ -27,6 +27,8 @@ from pipeline.errors import ConfigError, ConnectError, PipelineError
 from pipeline.gate import StopSignal
 from pipeline.live import clear_progress, proof_table, statistics_table
 from pipeline.logs import redact, setup_logging
+from pipeline.probe import ProbeConfig
+from pipeline.probe import load_file as load_probe_file
 from pipeline.run import capture
 
 EXIT_OK = 0
@@ -49,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, help="conversations at once, each in its own room")
     p.add_argument("--duplex", action="store_true", help="both agents talk at the same time")
     p.add_argument("--no-verify", action="store_true", help="capture only; skip the report")
+    p.add_argument(
+        "--probe", type=Path, metavar="FILE", help="your own speech as the probe (WAV, FLAC, OGG)"
+    )
+    p.add_argument("--no-probe", action="store_true", help="no speech-like probe between bursts")
     agent = p.add_argument_group("an agent under test (the Support side is your LiveKit agent)")
     agent.add_argument("--agent", metavar="NAME", help="dispatch the agent registered as NAME")
     agent.add_argument(
@@ -90,10 +96,22 @@ def _configure(args: argparse.Namespace) -> Config:
     agent = _agent(args, config)
     if agent is not None:
         changes["agent"] = agent
+    if args.probe is not None:
+        changes["probe"] = dataclasses.replace(config.probe or ProbeConfig(), file=args.probe)
+    if args.no_probe:
+        changes["probe"] = None
     if changes:
         config = config.replace(**changes)
     if config.agent is not None:
+        if args.probe is not None:
+            raise ConfigError(
+                "--probe is for a run of our own two agents; with --agent the Customer says"
+                " the --say files instead."
+            )
         _check_turns(config)
+        config = config.replace(probe=None)
+    elif config.probe is not None and config.probe.file is not None:
+        load_probe_file(config.probe.file, (config.customer_hz, config.support_hz))  # fail now
     if config.thresholds and not args.no_verify:
         # A typo in a threshold should fail now, not after the whole run.
         import verify

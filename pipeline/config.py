@@ -23,12 +23,16 @@ other field is optional and defaults to the value in the committed `config.json`
   direction (see `pipeline.impairment`); only a server the run starts itself can apply it.
 - `agent` (null): put your own LiveKit agent on the Support side (see `pipeline.agent_spec`):
   `{"name": ..., "cmd": ..., "say": [...], "answer_window_s": ...}`.
+- `probe` ({"share": 0.5, "seed": 1, "file": null}): the speech-like probe each agent plays
+  between its bursts for verify's quality score (see `pipeline.probe`); null plays none, and so
+  does a run with an agent under test.
 
 `LIVEKIT_URL`, `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET` override the file when set and not empty.
 
 `ECHOPROOF_FAULT_SEND_STALL=ROLE:AT_S:DURATION_S` (tests only) holds ROLE's send loop for
 DURATION_S seconds AT_S seconds into the talk: a host stall on purpose. It is recorded in the
-manifest's config (`faults`), like any other setting.
+manifest's config (`faults`), like any other setting; so is `ECHOPROOF_FAULT_PROBE_RATE`
+(`pipeline.probe`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ from pipeline.agent_spec import parse as parse_agent
 from pipeline.errors import ConfigError
 from pipeline.impairment import Impairments
 from pipeline.impairment import parse as parse_impairment
+from pipeline.probe import DEFAULTS as PROBE_DEFAULTS
+from pipeline.probe import ProbeConfig
+from pipeline.probe import parse as parse_probe
 
 MODES = ("turns", "duplex")
 
@@ -67,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "signing_key": None,
     "impairment": None,
     "agent": None,
+    "probe": PROBE_DEFAULTS,
 }
 _LIVEKIT_FIELDS = ("url", "api_key", "api_secret")
 _ENV = {"url": "LIVEKIT_URL", "api_key": "LIVEKIT_API_KEY", "api_secret": "LIVEKIT_API_SECRET"}
@@ -127,6 +135,7 @@ class Config:
     impairment: Impairments | None = None
     agent: AgentSpec | None = None
     send_stall: SendStall | None = None
+    probe: ProbeConfig | None = None
     source: str = "config.json"
 
     def __post_init__(self) -> None:
@@ -191,6 +200,7 @@ class Config:
             "signing_key": None if self.signing_key is None else str(self.signing_key),
             "impairment": None if self.impairment is None else self.impairment.public(),
             "agent": None if self.agent is None else self._agent_public(),
+            "probe": None if self.probe is None else self.probe.public(),
             **self._faults(),
         }
 
@@ -207,9 +217,12 @@ class Config:
 
     def _faults(self) -> dict[str, Any]:
         """`{"faults": ...}` when a fault is injected (tests), else nothing."""
-        if self.send_stall is None:
-            return {}
-        return {"faults": {"send_stall": self.send_stall.public()}}
+        faults: dict[str, Any] = {}
+        if self.send_stall is not None:
+            faults["send_stall"] = self.send_stall.public()
+        if self.probe is not None and self.probe.rate_fault is not None:
+            faults["probe_rate"] = self.probe.rate_fault.public()
+        return {"faults": faults} if faults else {}
 
 
 def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
@@ -285,6 +298,7 @@ def from_dict(
     signing_key = get("signing_key")
     impairment = get("impairment")
     agent = get("agent")
+    probe = get("probe")
     return _build(
         source,
         url=creds["url"],
@@ -310,6 +324,8 @@ def from_dict(
         impairment=None if impairment is None else parse_impairment(impairment, source),
         agent=None if agent is None else parse_agent(agent, source),
         send_stall=_send_stall(env[FAULT_ENV]) if env.get(FAULT_ENV) else None,
+        # An agent under test hears the Customer's turns, never our probe.
+        probe=None if probe is None or agent is not None else parse_probe(probe, source, env),
     )
 
 

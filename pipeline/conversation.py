@@ -24,7 +24,7 @@ from loguru import logger
 import dsp
 from aiotasks import cancel_and_wait
 from evidence_contract import CHANNELS, FRAME_SAMPLES, MANIFEST_SCHEMA, ROLES, SAMPLE_RATE
-from pipeline import evidence, realtime
+from pipeline import evidence, probe, realtime
 from pipeline.agent import Agent
 from pipeline.bounds import TAIL_MIN_S, run_bound_s, tail_max_s
 from pipeline.config import Config
@@ -164,8 +164,14 @@ class Conversation:
                 "duration_s": c.duration_s,
                 "versions": evidence.versions(),
                 "config": c.public(),
+                "probe": None if c.probe is None else probe.manifest_entry(c.probe),
             },
         )
+        self._probe_signal: probe.Int16Array | None = None
+        if c.probe is not None:  # one probe signal for both senders
+            self._probe_signal = probe.prepare(c.probe, (c.customer_hz, c.support_hz))
+            probe.write_signal(d, self._probe_signal)
+        self._voices = {r: self._voice(r) for r in ROLES}
         for role in ROLES:
             peer = evidence.other(role)
             agent = Agent(
@@ -193,7 +199,7 @@ class Conversation:
         for r in ROLES:
             agents[r].start_recording(self.wavs[r], self.arrivals[r])
 
-        voices = {r: self._voice(r) for r in ROLES}
+        voices = self._voices
         n_frames = total_frames(c.duration_s)
         self._gated = True
         start_ns = await _unless_stopped(gate.ready(), stop)
@@ -257,7 +263,15 @@ class Conversation:
             burst_samples=len(waveform),
             period_s=c.period_s,
         )
-        return Voice(bursts, waveform)
+        if c.probe is None or self._probe_signal is None:
+            return Voice(bursts, waveform)
+        pieces = probe.plan(bursts, c.probe.share, len(self._probe_signal))
+        probe.write_pieces(self.run_dir, role, pieces)
+        fault = c.probe.rate_fault
+        played = probe.ProbeVoice(
+            pieces, self._probe_signal, fault if fault is not None and fault.role == role else None
+        )
+        return Voice(bursts, waveform, played)
 
     async def _tail(self, halted: Any) -> None:
         """Let the last frames arrive: at least TAIL_MIN_S, until both received what was sent."""

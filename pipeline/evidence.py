@@ -74,6 +74,10 @@ def write_json_atomic(path: Path, data: Any) -> None:
 class WavWriter:
     """A 48 kHz mono PCM_16 WAV written frame by frame, playable at every moment.
 
+    Our own writer rather than soundfile's: libsndfile rewrites a WAV header only when the file
+    is closed (or on a command soundfile does not expose), so a killed run would leave a file
+    whose header counts no audio. Reading is soundfile's (`verify.evidence.read_wav`).
+
     Samples go to the file at once; the header's sizes are patched once per `PATCH_SAMPLES`
     (100 ms of audio) rather than per frame, since the seek and two writes per frame add up with
     many pairs. A process killed at any moment leaves a valid WAV missing at most the last 100 ms.

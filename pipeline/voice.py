@@ -10,6 +10,7 @@ one burst at the start of each period and the Support agent answers half a perio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,13 @@ LEAD_IN_S = 0.5
 TAIL_S = 0.3
 
 Int16Array = npt.NDArray[np.int16]
+
+
+class Overlay(Protocol):
+    """Audio added between the bursts (`pipeline.probe.ProbeVoice`), frame by frame in order."""
+
+    def add(self, n: int, out: Int16Array) -> None:
+        """Add frame `n`'s samples to `out`."""
 
 
 @dataclass(frozen=True)
@@ -78,14 +86,18 @@ class Voice:
 
     Frames must be asked for in order (`frame(0)`, `frame(1)`, ...); `finished(n)` lists the bursts
     whose every sample lies in frames before `n`, each once, so the caller records a burst only
-    after all of its frames were handed to the SDK.
+    after all of its frames were handed to the SDK. `probe`, when given, adds the speech-like
+    probe between the bursts (`pipeline.probe`).
     """
 
-    def __init__(self, bursts: list[Burst], waveform: Int16Array) -> None:
+    def __init__(
+        self, bursts: list[Burst], waveform: Int16Array, probe: Overlay | None = None
+    ) -> None:
         if any(b.samples != len(waveform) for b in bursts):
             raise ValueError("every burst must be as long as the waveform")
         self._bursts = bursts
         self._waveform = waveform
+        self.probe = probe
         self._first = 0  # first burst that may still overlap the next frame
         self._reported = 0  # bursts already returned by finished()
 
@@ -107,6 +119,8 @@ class Voice:
             if a < z:
                 out[a - lo : z - lo] = self._waveform[a - b.start_sample : z - b.start_sample]
             i += 1
+        if self.probe is not None:
+            self.probe.add(n, out)
         return out
 
     def finished(self, frames_sent: int) -> list[Burst]:

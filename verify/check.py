@@ -17,6 +17,7 @@ from verify import evidence as ev
 from verify import signing
 from verify.errors import VerifyError
 from verify.figures import analyse_run
+from verify.quality import MOS_FIELDS, MOS_TOLERANCE
 from verify.report import canonical_json, report_schema, unexpected_files, verdict
 from verify.thresholds import Thresholds
 
@@ -264,7 +265,7 @@ def _diff(stored: Any, fresh: Any, where: str, out: list[str]) -> None:
         for i, (a, b) in enumerate(zip(stored, fresh, strict=True)):
             _diff(a, b, f"{where}[{i}]", out)
         return
-    if _same(stored, fresh):
+    if _same(stored, fresh, MOS_TOLERANCE if where.endswith(MOS_FIELDS) else 2e-3):
         return
     if isinstance(fresh, list) and isinstance(stored, list):
         shown_stored, shown_fresh = f"{len(stored)} entries", f"{len(fresh)} entries"
@@ -276,7 +277,7 @@ def _diff(stored: Any, fresh: Any, where: str, out: list[str]) -> None:
     )
 
 
-def _same(a: Any, b: Any) -> bool:
+def _same(a: Any, b: Any, abs_tol: float = 2e-3) -> bool:
     numbers = (int, float)
     if (
         isinstance(a, bool)
@@ -287,7 +288,7 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, int) and isinstance(b, int):
         return a == b
     # figures are rounded; allow the last digit to differ across machines
-    return math.isclose(a, b, rel_tol=1e-6, abs_tol=2e-3)
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=abs_tol)
 
 
 @functools.cache

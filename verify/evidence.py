@@ -1,8 +1,9 @@
 """Reading a run folder as docs/evidence.md describes it, and nothing else.
 
 Every reader checks what it reads against the contract and raises :class:`EvidenceError` naming the
-file and what differs. Readers are fast enough for an hour of audio: WAVs are read with one
-`numpy.fromfile`, CSVs with one vectorised parse (and a line-by-line pass only to word an error).
+file and what differs. Readers are fast enough for an hour of audio: WAVs are read with soundfile
+(libsndfile) in one call, CSVs with one vectorised parse (and a line-by-line pass only to word an
+error).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import io
 import json
 import math
 import re
-import struct
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import soundfile
 
 # The contract's one definition (evidence_contract), re-exported: verify's modules read it here.
 from evidence_contract import AGENT_MODE as AGENT_MODE
@@ -34,6 +35,7 @@ from evidence_contract import HOST_COLUMNS as HOST_COLUMNS
 from evidence_contract import HTML as HTML
 from evidence_contract import MANIFEST as MANIFEST
 from evidence_contract import MANIFEST_SCHEMA as MANIFEST_SCHEMA
+from evidence_contract import PROBE_HEADER as PROBE_HEADER
 from evidence_contract import REPORT as REPORT
 from evidence_contract import RTC_STATS as RTC_STATS
 from evidence_contract import SAMPLE_RATE as SAMPLE_RATE
@@ -193,6 +195,14 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         name = _need(host, "file", str, f"{where} host")
         if not _PLAIN_NAME.match(name):
             raise EvidenceError(f"{where} host.file is {name!r}, expected a plain file name")
+    probe = manifest.get("probe")
+    if probe is not None:
+        if not isinstance(probe, dict):
+            raise EvidenceError(f"{where} field 'probe' is {probe!r}, expected an object")
+        pieces = _need(probe, "pieces", dict, f"{where} probe")
+        for name in [_need(probe, "file", str, f"{where} probe"), *pieces.values()]:
+            if not isinstance(name, str) or not _PLAIN_NAME.match(name):
+                raise EvidenceError(f"{where} probe names {name!r}, expected a plain file name")
     config = manifest.get("config")
     if config is not None and not isinstance(config, dict):
         raise EvidenceError(f"{where} field 'config' is {config!r}, expected an object")
@@ -253,6 +263,8 @@ def evidence_names(manifest: dict[str, Any]) -> list[str]:
     for direction in direction_files(manifest):
         names.update(direction.names)
     names.update((agent_files(manifest) or {}).values())
+    if (probe := manifest.get("probe")) is not None:
+        names.update([probe["file"], *probe["pieces"].values()])
     return sorted(names)
 
 
@@ -265,52 +277,38 @@ def sha256_file(path: Path) -> str:
 def read_wav(path: Path) -> npt.NDArray[np.int16]:
     """The samples of a 48 kHz mono 16-bit PCM WAV; anything else raises naming the file."""
     name = path.name
+    if not path.is_file():
+        raise EvidenceError(f"{name} is missing")
     try:
-        with path.open("rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                raise EvidenceError(f"{name} is not a RIFF/WAVE file")
-            fmt: tuple[int, int, int, int] | None = None
-            while True:
-                chunk = f.read(8)
-                if len(chunk) < 8:
-                    raise EvidenceError(f"{name} has no data chunk (truncated WAV)")
-                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-                if cid == b"fmt ":
-                    body = f.read(size + (size & 1))
-                    if len(body) < 16:
-                        raise EvidenceError(f"{name} has a truncated fmt chunk")
-                    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
-                    if tag == 0xFFFE and len(body) >= 26:
-                        tag = struct.unpack("<H", body[24:26])[0]  # extensible: sub-format
-                    fmt = (tag, channels, rate, bits)
-                elif cid == b"data":
-                    if fmt is None:
-                        raise EvidenceError(f"{name} has its data chunk before its fmt chunk")
-                    offset = f.tell()
-                    break
-                else:
-                    f.seek(size + (size & 1), io.SEEK_CUR)
-            tag, channels, rate, bits = fmt
-            if tag != 1 or bits != 16:
+        with soundfile.SoundFile(str(path)) as f:
+            if f.format != "WAV":
+                raise EvidenceError(f"{name} is not a RIFF/WAVE file ({f.format} found)")
+            if f.subtype != "PCM_16":
+                raise EvidenceError(f"{name} is {f.subtype}, expected 16-bit PCM")
+            if f.channels != 1:
+                raise EvidenceError(f"{name} has {f.channels} channels, expected 1 (mono)")
+            if f.samplerate != SAMPLE_RATE:
                 raise EvidenceError(
-                    f"{name} is format {tag} with {bits}-bit samples, expected 16-bit PCM"
+                    f"{name} is sampled at {f.samplerate} Hz, expected {SAMPLE_RATE} Hz"
                 )
-            if channels != 1:
-                raise EvidenceError(f"{name} has {channels} channels, expected 1 (mono)")
-            if rate != SAMPLE_RATE:
-                raise EvidenceError(f"{name} is sampled at {rate} Hz, expected {SAMPLE_RATE} Hz")
-            file_size = path.stat().st_size
-            if size % 2 or offset + size > file_size:
+            # libsndfile reads what is there and notes in its log a header claiming more.
+            short = _SHORT_DATA.search(f.extra_info)
+            if short:
                 raise EvidenceError(
-                    f"{name} is truncated: its header announces {size} bytes of audio, "
-                    f"the file holds {max(file_size - offset, 0)}"
+                    f"{name} is truncated: its header announces {short[1]} bytes of audio, "
+                    f"the file holds {short[2]}"
                 )
-            return np.fromfile(f, dtype="<i2", count=size // 2).astype(np.int16, copy=False)
-    except FileNotFoundError:
-        raise EvidenceError(f"{name} is missing") from None
+            samples: npt.NDArray[np.int16] = f.read(dtype="int16")
+            return samples
+    except soundfile.LibsndfileError as exc:
+        raise EvidenceError(
+            f"{name} is not a RIFF/WAVE file libsndfile can read ({exc.error_string})"
+        ) from None
     except OSError as exc:
         raise EvidenceError(f"{name} cannot be read: {exc.strerror}") from None
+
+
+_SHORT_DATA = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
 
 
 def _csv_text(path: Path, header: tuple[str, ...]) -> tuple[str, str]:
@@ -562,3 +560,31 @@ def read_turns(path: Path) -> Turns:
         sent_start_ns=column(5),
         sent_end_ns=column(6),
     )
+
+
+def read_pieces(path: Path) -> tuple[IntArray, ...]:
+    """A `<sender>.probe.csv`: per piece its id, segment, start sample, length and place in the
+    probe signal, in order."""
+    _, body = _csv_text(path, PROBE_HEADER)
+    columns = len(PROBE_HEADER)
+    rows: list[list[int]] = []
+    for n, row in enumerate(csv.reader(io.StringIO(body)), start=2):
+        if not row:
+            continue
+        try:
+            values = [int(v) for v in row]
+        except ValueError:
+            raise _bad_row(path, body, columns, (int,) * columns) from None
+        if len(values) != columns or values[3] <= 0 or values[2] < 0 or values[4] < 0:
+            raise EvidenceError(
+                f"{path.name} line {n} is {','.join(row)!r}, expected {columns} whole numbers "
+                "with a positive length and non-negative positions"
+            )
+        if rows and values[2] < rows[-1][2] + rows[-1][3]:
+            raise EvidenceError(
+                f"{path.name} line {n}: piece starts at sample {values[2]}, expected after the "
+                f"previous piece's end {rows[-1][2] + rows[-1][3]}"
+            )
+        rows.append(values)
+    table = np.array(rows, dtype=np.int64).reshape(-1, columns)
+    return tuple(table[:, i] for i in range(columns))

@@ -3,7 +3,8 @@
 Definitions: shared/docs/measurements.md. Per direction: frames and PCM bytes sent and received;
 the tone heard; bursts sent, detected, truncated, lost, late, repeated; mouth-to-ear latency per
 burst; glitches inside bursts; gaps (stretches of sent bursts not heard, see `verify._gaps`);
-and, under their own names, the SDK's RTP statistics (with the receiver's jitter-buffer delay).
+and, under their own names, the SDK's RTP statistics (with the receiver's jitter-buffer delay);
+with a probe in the run, how it sounds (`quality`: ViSQOL MOS per segment, pitch; `verify.quality`).
 
 Latency. The send time of a burst's onset is the `t_ns` of the sent frame holding sample
 `start_sample + ref` plus the offset inside that frame, where `ref` is where `dsp.detect_bursts`
@@ -41,6 +42,7 @@ from threadpoolctl import threadpool_limits
 
 import dsp
 from verify import evidence as ev
+from verify import quality
 from verify._classify import BurstStates, classify, detection_states
 from verify._gaps import GAP_BLOCK, find_gaps
 from verify._matching import Matches, match_detections
@@ -116,7 +118,9 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
                 (run_dir, files, manifest, thresholds, stats, missing, complete)
                 for files in all_files
             ],
-            long_run=_received_bytes(run_dir, all_files, missing) > PROCESS_POOL_BYTES,
+            # scoring the probe is seconds of numba work per direction, holding the GIL
+            long_run=_received_bytes(run_dir, all_files, missing) > PROCESS_POOL_BYTES
+            or manifest.get("probe") is not None,
         )
     directions = [figures for figures, _ in results]
     details = [detail for _, detail in results]
@@ -267,6 +271,10 @@ def _direction(
         files, evidence, tone_hz, ref, found, times, matches, bursts, glitches, gaps, stats
     )
     figures["bursts"] = per_burst
+    if manifest.get("probe") is not None:
+        figures["quality"] = _quality(
+            run_dir, files, manifest, evidence, found, bursts, ref, origin
+        )
     states = detection_states(matches, bursts)
     detail = DirectionDetail(label=files.label, wav=files.wav, onsets=onsets, states=states)
     return figures, detail
@@ -466,6 +474,41 @@ def _direction_figures(
         },
         "rtc": _rtc(stats, files.receiver, files.sender),
     }
+
+
+def _quality(
+    run_dir: Path,
+    files: ev.DirectionFiles,
+    manifest: dict[str, Any],
+    evidence: _Evidence,
+    found: list[dsp.Burst],
+    bursts: BurstStates,
+    ref: float,
+    origin: int,
+) -> dict[str, Any]:
+    """The probe's score in this direction: the pieces the sender sent, placed in the recording
+    by the detected bursts (see `verify.quality`). A missing probe file scores nothing (the
+    verdict says it is missing)."""
+    probe = manifest["probe"]
+    names = (probe["file"], probe["pieces"].get(files.sender))
+    if any(name is None or not (run_dir / name).is_file() for name in names):
+        return quality.figures([], None, float(probe["segment_s"]))
+    signal = ev.read_wav(run_dir / probe["file"])
+    quality.check_probe(signal, probe["file"])
+    pieces = quality.Pieces(*ev.read_pieces(run_dir / names[1]))
+    ends = pieces.start_sample + pieces.samples
+    pieces = pieces.first(int(np.searchsorted(ends, evidence.sent.total_samples, "right")))
+    detected = bursts.detected
+    at = (evidence.schedule.start_sample[detected] + ref).astype(np.float64)
+    onsets = np.array([found[int(k)].onset for k in bursts.first[detected]], dtype=np.float64)
+    segments, ratio = quality.score(
+        evidence.samples, signal, pieces, (at, onsets - at), ev.SAMPLE_RATE
+    )
+    for entry in segments:
+        start = pieces.start_sample[np.argmax(pieces.segment == entry["segment"])]
+        sent_ns = _sent_time_ns(evidence.sent, np.array([float(start)]))[0]
+        entry["sent_s"] = _r(float(sent_ns - origin) / 1e9, 6)
+    return quality.figures(segments, ratio, float(probe["segment_s"]))
 
 
 def _r(value: float, digits: int) -> float | None:

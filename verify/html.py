@@ -48,6 +48,9 @@ def write_html(run_dir: Path, report: dict[str, Any], analysis: Analysis) -> Pat
     else:
         _latency(report, run_dir / "latency.png")
         images.append(("Mouth-to-ear latency per burst", "latency.png"))
+    if any(d.get("quality") for d in report["directions"]):
+        _quality(report, run_dir / "quality.png")
+        images.append(("Speech quality (ViSQOL MOS-LQO per segment) beside latency", "quality.png"))
     page = _page(report, images, extra)
     path = run_dir / ev.HTML
     path.write_text(page, encoding="utf-8")
@@ -175,6 +178,41 @@ def _latency(report: dict[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
+def _quality(report: dict[str, Any], path: Path) -> None:
+    """MOS per segment over the run's time, above the latency of the bursts on the same axis."""
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    ax_mos, ax_lat = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
+    for k, d in enumerate(report["directions"]):
+        label, colour = f"{d['from']}->{d['to']}", f"C{k}"
+        q = d.get("quality") or {"segments": [], "segment_s": 0}
+        for i, s in enumerate(q["segments"]):  # a bar over the segment's stretch of the run
+            start, end = s["sent_s"], s["sent_s"] + q["segment_s"]
+            ax_mos.hlines(
+                s["mos"], start, end, linewidth=2.5, color=colour, label=label if i == 0 else None
+            )
+        timed = [b for b in d["bursts"] if b["state"] == "detected"]
+        ax_lat.plot(
+            [b["sent_s"] for b in timed],
+            [b["latency_ms"] for b in timed],
+            marker="o",
+            markersize=2,
+            linewidth=0.8,
+            color=colour,
+            label=label,
+        )
+    minimum = report["thresholds"].get("min_mos")
+    if minimum is not None:
+        ax_mos.axhline(minimum, color="tab:red", linestyle="--", linewidth=0.8, label="min_mos")
+    ax_mos.set_ylim(1, 5.1)
+    ax_mos.set_ylabel("MOS-LQO")
+    ax_mos.set_title("Speech quality of the probe (ViSQOL, speech mode) and latency")
+    ax_mos.legend(loc="lower right", fontsize="small")
+    ax_lat.set_ylabel("latency (ms)")
+    ax_lat.set_xlabel("run time (s, from the manifest's clock)")
+    ax_lat.legend(loc="upper right", fontsize="small")
+    _save(fig, path)
+
+
 def _row(cells: list[Any], tag: str = "td") -> str:
     return "<tr>" + "".join(f"<{tag}>{_html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
 
@@ -223,6 +261,14 @@ def _page(report: dict[str, Any], images: list[tuple[str, str]], extra: str = ""
         "concealed_samples",
     ):
         rows.append(_row([f"RTP {key}", *[d["rtc"][key] for d in dirs]]))
+    if any(d.get("quality") for d in dirs):
+        for label, key in (
+            ("speech MOS-LQO (ViSQOL, mean)", "mos"),
+            ("speech MOS-LQO (lowest segment)", "mos_min"),
+            ("segments scored", "segments_scored"),
+            ("probe pitch heard / sent", "pitch_ratio"),
+        ):
+            rows.append(_row([label, *[(d.get("quality") or {}).get(key) for d in dirs]]))
     failures = "".join(
         f"<li>{_html.escape(f)}" + (f" <i>(host: {_html.escape(h)})</i>" if h else "") + "</li>"
         for f, h in zip(verdict["failures"], verdict["host_stalls"], strict=True)

@@ -15,6 +15,7 @@ from verify.conversation_figures import failures as conversation_failures
 from verify.figures import analyse_run
 from verify.host import Failure, Stall, draining, gap_window, latency_window, lost_window
 from verify.host import verdict as host_verdict
+from verify.quality import failures as quality_failures
 from verify.thresholds import AgentThresholds, Thresholds
 
 SCHEMA = "echoproof.report/1"
@@ -135,6 +136,7 @@ def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str
                     windows,
                 )
             )
+        failures.extend(quality_failures(label, d.get("quality"), thresholds))
         if d["bursts_detected"] and (d["snr_db"] is None or d["snr_db"] < thresholds.min_snr_db):
             failures.append(
                 Failure(

@@ -26,6 +26,12 @@ class Thresholds:
             merged across the pauses between bursts; see `verify._gaps`), per direction.
         match_window_ms: a detection arriving more than this after its burst was sent is "late",
             not "detected"; it is also the matching window of the burst schedule.
+        min_mos: the probe's mean ViSQOL MOS-LQO per direction (`verify.quality`; a run without a
+            probe has none). Measured on the embedded server over 120 s: 4.94-4.96 clean, 4.95
+            at 2 % and 5 % random loss (the SDK recovers it), 4.92-4.93 at 10 %, 4.78-4.85 at
+            20 %, 4.57-4.69 at 30 %; 4.14 for a sender playing 24 kHz audio as 22.05 kHz.
+        max_pitch_shift_pct: how far the probe's frequencies may arrive from where they were sent
+            (a sample-rate mismatch shifts them: 22.05 kHz audio played as 24 kHz, 8.1 %).
     """
 
     min_frames_received_share: float = 0.95
@@ -36,6 +42,8 @@ class Thresholds:
     min_snr_db: float = 20.0
     max_gap_ms: float = 200.0
     match_window_ms: float = 1000.0
+    min_mos: float = 4.5
+    max_pitch_shift_pct: float = 2.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Thresholds:

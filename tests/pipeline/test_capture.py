@@ -32,6 +32,9 @@ EVIDENCE = {
     "rtc-stats.json",
     "events.jsonl",
     "host.csv",
+    "probe.wav",  # the speech-like probe (on by default) and where each sender played it
+    "customer.probe.csv",
+    "support.probe.csv",
 }
 TONES = {"customer": 440.0, "support": 550.0}
 # A 10 ms block holds a tone when its amplitude is at least 0.05 of full scale (sent at 0.5).

@@ -1,0 +1,132 @@
+"""The probe's score in verify: segments placed by the bursts, re-checked within its tolerance,
+short segments left out, missing probe files named, the pitch shift worded with likely rates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import verify
+from benchmarks import _synth as synth
+from dsp import speech
+from verify import quality
+from verify.thresholds import Thresholds
+
+RATE = 48_000
+# The synthetic receivers hear white noise in the probe's pauses, which ViSQOL scores down.
+SPEC = {"duration_s": 20.0, "probe_share": 1.0, "thresholds": {"min_mos": 0.0}}
+
+
+@pytest.fixture(scope="module")
+def probe_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A synthesised 20 s run with the probe in every segment, signed once; and its key."""
+    root = tmp_path_factory.mktemp("probe")
+    run = synth.make_run(root, synth.Spec(**SPEC))
+    verify.write_report(run, key_path=root / "key.pem", html=False)
+    return run, root / "key.pem"
+
+
+@pytest.fixture
+def probe_run(probe_template: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A private copy of the signed probe run."""
+    return Path(shutil.copytree(probe_template[0], tmp_path / probe_template[0].name))
+
+
+def _report(run: Path) -> dict:
+    return json.loads((run / "report.json").read_bytes())
+
+
+def test_each_direction_is_scored_per_segment(probe_run: Path) -> None:
+    """Both directions: the segments the senders played (0, 1; the third is too short), each
+    with its pieces and send time, the pitch 1.0, and the run re-checks OK."""
+    for d in _report(probe_run)["directions"]:
+        q = d["quality"]
+        assert q["mapper"] == "exponential" and q["segment_s"] == 8.0
+        assert [s["segment"] for s in q["segments"]] == [0, 1]
+        assert all(s["pieces"] >= 7 and 1.0 <= s["mos"] <= 5.0 for s in q["segments"])
+        assert q["segments"][1]["sent_s"] - q["segments"][0]["sent_s"] == pytest.approx(8, abs=1)
+        assert q["mos"] == pytest.approx(np.mean([s["mos"] for s in q["segments"]]), abs=1e-3)
+        assert q["pitch_ratio"] == pytest.approx(1.0, abs=0.003)
+    assert verify.check(probe_run)[0].ok
+
+
+@pytest.mark.parametrize(("shift", "ok"), [(0.005, True), (0.05, False)])
+def test_a_changed_score_fails_beyond_the_tolerance(
+    probe_template: tuple[Path, Path], probe_run: Path, shift: float, ok: bool
+) -> None:
+    """A re-signed report whose segment MOS moved within 0.01 re-checks OK; beyond, it FAILs."""
+    report = _report(probe_run)
+    segment = report["directions"][1]["quality"]["segments"][0]
+    segment["mos"] = round(segment["mos"] + shift, 3)
+    synth.resign(probe_run, report, probe_template[1])
+    (result,) = verify.check(probe_run)
+    assert result.ok is ok, result.reason
+    if not ok:
+        assert "figure directions[1].quality.segments[0].mos is" in result.reason
+
+
+def test_missing_probe_file_fails_naming_it(probe_run: Path) -> None:
+    """probe.wav removed: the re-check FAILs naming it, and nothing is scored."""
+    (probe_run / "probe.wav").unlink()
+    (result,) = verify.check(probe_run)
+    assert not result.ok and "evidence file probe.wav is missing" in result.reason
+
+
+def test_short_segments_are_left_out_and_silence_scores_the_floor() -> None:
+    """Under MIN_SEGMENT_S of probe a segment is not scored; a segment heard as silence is 1.0."""
+    probe = speech.to_int16(speech.artificial_voice(1, 10.0, RATE))
+    piece = RATE // 2
+    n = 6  # 3 s of probe in segment 0, 1.5 s in segment 1
+    table = quality.Pieces(
+        np.arange(n),
+        np.array([0, 0, 0, 0, 0, 0]),
+        np.arange(n) * RATE,
+        np.full(n, piece),
+        np.arange(n) * piece,
+    )
+    short = table.first(3)
+    anchors = (np.array([0.0]), np.array([0.0]))
+    silent = np.zeros(n * RATE, dtype=np.int16)
+    segments, ratio = quality.score(silent, probe, table, anchors, RATE)
+    assert segments == [{"segment": 0, "pieces": 6, "mos": 1.0}] and ratio is None
+    assert quality.score(silent, probe, short, anchors, RATE) == ([], None)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "rates"),
+    [(0.9186, "24 kHz audio played as 22.05 kHz"), (1.088, "22.05 kHz audio played as 24 kHz"),
+     (44.1 / 48, "48 kHz audio played as 44.1 kHz")],
+)  # fmt: skip
+def test_pitch_shift_fails_naming_the_likely_rates(ratio: float, rates: str) -> None:
+    """A pitch beyond max_pitch_shift_pct is one failure line naming direction, shift and rates;
+    it is never put down to the host."""
+    q = quality.figures([{"segment": 0, "pieces": 8, "mos": 4.9, "sent_s": 1.0}], ratio, 8.0)
+    (failure,) = quality.failures("support->customer", q, Thresholds())
+    assert failure.line.startswith("support->customer: the probe arrives pitched")
+    assert rates in failure.line and not failure.host_may_explain
+
+
+def test_low_mos_fails_with_the_lowest_segment() -> None:
+    """A mean MOS under min_mos fails, naming the lowest segment and when it was sent."""
+    segments = [
+        {"segment": 0, "pieces": 8, "mos": 4.2, "sent_s": 1.0},
+        {"segment": 2, "pieces": 8, "mos": 3.1, "sent_s": 17.0},
+    ]
+    q = quality.figures(segments, 1.0, 8.0)
+    (failure,) = quality.failures("customer->support", q, Thresholds())
+    assert failure.line == (
+        "customer->support: speech quality MOS 3.65 (ViSQOL; lowest 3.1 at 17 s) is below the "
+        "minimum 4.5"
+    )
+    assert failure.windows is not None and len(failure.windows) == 2
+
+
+def test_no_probe_no_quality(make_run: Callable[..., Path]) -> None:
+    """A run made without a probe has no quality block and no quality threshold applies."""
+    report = verify.analyse(make_run())
+    assert all("quality" not in d for d in report["directions"])
