@@ -39,10 +39,10 @@ from pipeline.agent import Agent
 from pipeline.agent_worker import AgentWorker
 from pipeline.bounds import TAIL_MIN_S, run_bound_s, tail_max_s
 from pipeline.config import Config
-from pipeline.conversation import Outcome
+from pipeline.conversation import BoundedRun, Outcome
 from pipeline.dispatch import create_dispatch, delete_dispatch
 from pipeline.errors import ConnectError
-from pipeline.gate import Begins, Gate, StartGate, StopSignal
+from pipeline.gate import Begins, Gate, StopSignal
 from pipeline.host import HostMonitor
 from pipeline.impairment import IDENTITY_PREFIXES
 from pipeline.live import Counters, PairView
@@ -65,8 +65,10 @@ def utterances_of(config: Config) -> list[say.Utterance]:
     return [say.tone(waveform, config.customer_hz)]
 
 
-class AgentConversation:
+class AgentConversation(BoundedRun):
     """The Customer and a dispatched agent in one room, and the run folder of what it heard."""
+
+    not_joined = "the run ended before the agent joined."
 
     def __init__(
         self,
@@ -103,32 +105,6 @@ class AgentConversation:
             "customer": {"final": {"publisher_stats": [], "subscriber_stats": []}, "samples": []}
         }
         self._realtime: realtime.Realtime | None = None
-
-    async def run(self, stop: StopSignal, view: Begins, gate: Gate | None = None) -> None:
-        """Talk to the agent for the configured duration (or until stopped), then close."""
-        status: str = "failed"
-        reason: str | None = "the run ended before the agent joined."
-        gate = gate or StartGate(1)
-        self._gated = False
-        try:
-            self._open()
-            async with asyncio.timeout(run_bound_s(self.config)):
-                status, reason = await self._talk(stop, view, gate)
-        except ConnectError as exc:
-            status, reason = "failed", str(exc)
-        except TimeoutError:
-            status = "failed"
-            reason = f"the run exceeded its time bound of {run_bound_s(self.config):g} s."
-        except asyncio.CancelledError:
-            status, reason = "interrupted", stop.reason or "the run was cancelled."
-            raise
-        except Exception as exc:
-            status, reason = "failed", f"unexpected error: {exc!r}."
-            raise
-        finally:
-            if not self._gated:
-                gate.leave()
-            await self._close(status, reason)
 
     def _open(self) -> None:
         """The run folder, every evidence file, the manifest (status running)."""

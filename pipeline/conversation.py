@@ -10,6 +10,7 @@ bound), and its `Outcome` and manifest say so.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import time
 import uuid
@@ -63,7 +64,57 @@ class Outcome:
     verdict_reason: str | None = None  # inconclusive: the host stall
 
 
-class Conversation:
+class BoundedRun(abc.ABC):
+    """A conversation's life: open its evidence, talk within the run's time bound, and close
+    the evidence whatever happened, with the status and the reason it ended."""
+
+    config: Config
+    # the reason recorded when the run ends before anyone it talks to has joined
+    not_joined = "the run ended before the agents joined."
+
+    async def run(self, stop: StopSignal, view: Begins, gate: Gate | None = None) -> None:
+        """Talk for the configured duration (or until stopped), then close the evidence.
+
+        With a `gate`, talking starts at the instant it gives (see `StartGate`).
+        """
+        status: str = "failed"
+        reason: str | None = self.not_joined
+        gate = gate or StartGate(1)
+        self._gated = False
+        try:
+            self._open()
+            async with asyncio.timeout(run_bound_s(self.config)):
+                status, reason = await self._talk(stop, view, gate)
+        except ConnectError as exc:
+            status, reason = "failed", str(exc)
+        except TimeoutError:
+            status = "failed"
+            reason = f"the run exceeded its time bound of {run_bound_s(self.config):g} s."
+        except asyncio.CancelledError:
+            status, reason = "interrupted", stop.reason or "the run was cancelled."
+            raise
+        except Exception as exc:
+            status, reason = "failed", f"unexpected error: {exc!r}."
+            raise
+        finally:
+            if not self._gated:
+                gate.leave()
+            await self._close(status, reason)
+
+    @abc.abstractmethod
+    def _open(self) -> None:
+        """Create the run folder, every evidence file and the manifest (status running)."""
+
+    @abc.abstractmethod
+    async def _talk(self, stop: StopSignal, view: Begins, gate: Gate) -> tuple[str, str | None]:
+        """Join, talk and leave; the run's status and the reason it ended."""
+
+    @abc.abstractmethod
+    async def _close(self, status: str, reason: str | None) -> None:
+        """Close every evidence file and finish the manifest with `status` and `reason`."""
+
+
+class Conversation(BoundedRun):
     """Two agents in one room, and the run folder that holds what they heard."""
 
     def __init__(
@@ -89,35 +140,6 @@ class Conversation:
         self._closers: list[Any] = []
         self._stats_from_ns = 0  # see STATS_GRACE_S
         self._realtime: realtime.Realtime | None = None  # how the talk was scheduled
-
-    async def run(self, stop: StopSignal, view: Begins, gate: Gate | None = None) -> None:
-        """Talk for the configured duration (or until stopped), then close the evidence.
-
-        With a `gate`, talking starts at the instant it gives (see `StartGate`).
-        """
-        status: str = "failed"
-        reason: str | None = "the run ended before the agents joined."
-        gate = gate or StartGate(1)
-        self._gated = False
-        try:
-            self._open()
-            async with asyncio.timeout(run_bound_s(self.config)):
-                status, reason = await self._talk(stop, view, gate)
-        except ConnectError as exc:
-            status, reason = "failed", str(exc)
-        except TimeoutError:
-            status = "failed"
-            reason = f"the run exceeded its time bound of {run_bound_s(self.config):g} s."
-        except asyncio.CancelledError:
-            status, reason = "interrupted", stop.reason or "the run was cancelled."
-            raise
-        except Exception as exc:
-            status, reason = "failed", f"unexpected error: {exc!r}."
-            raise
-        finally:
-            if not self._gated:
-                gate.leave()
-            await self._close(status, reason)
 
     # -- phases --------------------------------------------------------------------------------
 
