@@ -24,8 +24,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "devkey"
-API_SECRET = "echoproof-stability-benchmark-secret-0123"
+API_SECRET = "echoproof-benchmark-runs-secret-0123456789"
 OVERRUN_S = 120.0  # a run may take its duration plus this (joining, verifying, leaving)
+EXIT_STATUS = {0: "OK", 1: "FAIL", 4: "INCONCLUSIVE"}
 
 
 @dataclass
@@ -45,6 +46,11 @@ class PipelineRun:
             return None
         report: dict[str, Any] = json.loads(path.read_text())
         return report
+
+
+def exit_status(returncode: int) -> str:
+    """What `python -m pipeline`'s exit code says: OK, FAIL, INCONCLUSIVE, else ERROR."""
+    return EXIT_STATUS.get(returncode, "ERROR")
 
 
 def free_port() -> int:
@@ -87,7 +93,7 @@ def pipeline_run(extra: dict[str, Any], duration_s: float, out: Path, work: Path
     done = PipelineRun(returncode, wall_s, run_dirs[0] if run_dirs else None)
     if wall_s >= duration_s + OVERRUN_S:
         done.error = f"overran {duration_s + OVERRUN_S:g} s and was killed"
-    if returncode not in (0, 1, 4):  # not OK, FAIL or INCONCLUSIVE: keep what it said
+    if exit_status(returncode) == "ERROR":  # keep what it said
         done.stderr_tail = stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
     return done
 

@@ -40,13 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._runs import pipeline_run, remove
+from benchmarks._runs import exit_status, pipeline_run, remove
 
 FRAME_NS = 10_000_000  # one 10 ms frame
 WITHIN = 0.25  # "within 25 % of quiet"
 GOALS = {"quiet_lateness_p99_ms": 2.0, "quiet_median_spread": 1.2}
 HOGS = 2
-EXIT_STATUS = {0: "OK", 1: "FAIL", 4: "INCONCLUSIVE"}
 
 
 @dataclass(frozen=True)
@@ -64,11 +63,6 @@ CONDITIONS = [
     Condition("hog", (5, 2), hog=True),
     Condition("hog_loss5", (5, 2), hog=True, impairment={"loss_pct": 5, "seed": 1}),
 ]
-
-
-def exit_status(returncode: int) -> str:
-    """What `python -m pipeline`'s exit code says: OK, FAIL, INCONCLUSIVE, else ERROR."""
-    return EXIT_STATUS.get(returncode, "ERROR")
 
 
 def count_statuses(statuses: list[str]) -> dict[str, int]:

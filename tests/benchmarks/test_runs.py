@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import _runs, stability
+from benchmarks import _runs
 from tests.conftest import scaled
 
 
@@ -16,7 +16,7 @@ def test_a_lossy_run_fails_on_packet_loss_and_is_removed(tmp_path: Path) -> None
     )
     report = done.report()
     assert report is not None, f"no report (exit {done.returncode}: {done.stderr_tail})"
-    assert stability.exit_status(done.returncode) == "FAIL"
+    assert _runs.exit_status(done.returncode) == "FAIL"
     assert any("packet loss" in f for f in report["verdict"]["failures"])
     assert 0 < done.wall_s < scaled(4.0 + _runs.OVERRUN_S)
     assert (tmp_path / "signing-key.pem").exists()  # a temporary key, not the user's
