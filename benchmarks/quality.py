@@ -273,10 +273,10 @@ def _print_ladder(result: dict[str, Any]) -> None:
           f"({result['rises']} rises, {result['rises_beyond_noise']} beyond noise)")  # fmt: skip
 
 
-def run(quick: bool = False, repeats: int = REPEATS) -> dict[str, Any]:
+def run(quick: bool = False, ladder_repeats: int = REPEATS) -> dict[str, Any]:
     """Figures: re-check seconds with and without the probe, what it adds, CPU per scored minute,
-    the Opus ceiling, and the loss ladder (`repeats` passes)."""
-    repeats = 2 if quick else 3
+    the Opus ceiling, and the loss ladder (`ladder_repeats` passes)."""
+    repeats = 2 if quick else 3  # of each re-check
     figures: dict[str, Any] = {}
     root = Path(tempfile.mkdtemp(prefix="echoproof-bench-quality-"))
     try:
@@ -315,7 +315,7 @@ def run(quick: bool = False, repeats: int = REPEATS) -> dict[str, Any]:
         f"Opus alone: MOS {figures['opus_mos_mean']:.3f} mean, {figures['opus_mos_min']:.3f} "
         f"lowest over {figures['opus_segments']:g} segments, pitch {figures['opus_pitch_ratio']}"
     )
-    figures["ladder"] = ladder(quick, repeats)
+    figures["ladder"] = ladder(quick, ladder_repeats)
     return figures
 
 
@@ -327,7 +327,7 @@ def main() -> None:
         "--repeats", type=int, default=REPEATS, help=f"loss ladder passes (default {REPEATS})"
     )
     args = parser.parse_args()
-    run(quick=args.quick, repeats=args.repeats)
+    run(quick=args.quick, ladder_repeats=args.repeats)
 
 
 if __name__ == "__main__":
