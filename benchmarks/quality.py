@@ -241,14 +241,15 @@ def ladder(quick: bool = False, repeats: int = REPEATS) -> dict[str, Any]:
                   f"{done.wall_s:.0f} s", flush=True)  # fmt: skip
             remove(out)
     per_level = {pct: direction_figures(found) for pct, found in reports.items()}
+    missing = [pct for pct, found in reports.items() if not found]
     result: dict[str, Any] = {
         "duration_s": duration_s,
         "repeats": repeats,
         "seed": LADDER_SEED,
         "runs": runs,
         "levels": {f"loss_{pct:g}": level_figures(figures) for pct, figures in per_level.items()},
-        "missing_levels": [pct for pct, found in reports.items() if not found],
-        "levels_missing": sum(not found for found in reports.values()),
+        "missing_levels": missing,
+        "levels_missing": len(missing),
         **judge_ladder(per_level),
     }
     _print_ladder(result)
