@@ -110,7 +110,7 @@ ROWS = [
         for what, path, unit in (("lower MOS", "lower_mos", ""),
                                  ("loss measured", "packet_loss_pct", "%"))
     ),
-    Row("ladder: MOS rises 0->2->5->10", "quality.ladder.rises", "0", lambda v: v == 0),
+    Row("ladder: MOS rises, level to level", "quality.ladder.rises", "0", lambda v: v == 0),
     Row("ladder: rises beyond noise", "quality.ladder.rises_beyond_noise", "", None),
     Row("ladder: levels without a report", "quality.ladder.levels_missing", "0",
         lambda v: v == 0),
