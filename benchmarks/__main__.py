@@ -30,25 +30,26 @@ AREAS = [
 RESULTS = Path(__file__).with_name("results.json")
 
 
-# `nox -s bench` must finish in 63 minutes on a quiet 2-core machine. Per area: run it in quick mode
+# `nox -s bench` must finish in 68 minutes on a quiet 2-core machine. Per area: run it in quick mode
 # even in a full run (True where a full run would not fit, or another area measures it better), and
 # the seconds it is budgeted. pipeline's N-scan is superseded by capacity's search; impairment's
 # full mode (3 repeats of 5 cases of 30 s, 6 loss runs of 30 s) alone would take 13 minutes;
 # server_cost's full mode (6 trials of 30 s) takes about 4. capacity searches twice (the pipeline
 # and the bare SDK, interleaved); stability's full mode (20 runs of 60 s, which its goals are stated
-# for) takes about 27 minutes, its quick mode (7 runs of 30 s) about 5.
+# for) takes about 27 minutes, its quick mode (7 runs of 30 s) about 5. quality's loss ladder is
+# four `python -m pipeline` runs of 60 s (about 70 s each with joining and verifying).
 PLAN: dict[str, tuple[bool, int]] = {
     "dsp": (False, 110),
     "sfu": (False, 80),
     "server_cost": (False, 330),
     "verify": (False, 100),
-    "quality": (False, 120),
+    "quality": (False, 420),
     "pipeline": (True, 40),
     "impairment": (True, 170),
     "capacity": (False, 1000),
     "stability": (False, 1800),  # the goals are stated for 10 quiet runs of 60 s (issue #11)
 }
-TOTAL_BUDGET_S = 3750
+TOTAL_BUDGET_S = 4080  # 68 minutes
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,19 @@ ROWS = [
         " s"),
     Row("probe scoring CPU s / scored min", "quality.cpu_s_per_scored_min", "", None, " s"),
     Row("probe MOS through Opus alone", "quality.opus_mos_mean", "", None),
+    Row("ladder: clean MOS, lower direction", "quality.ladder.clean_mos", ">= 4.0",
+        lambda v: v >= 4.0),
+    *(
+        Row(f"ladder: {pct} % loss, {what}", f"quality.ladder.levels.loss_{pct}.{path}", "",
+            None, unit)
+        for pct in (0, 2, 5, 10)
+        for what, path, unit in (("lower MOS", "lower_mos", ""),
+                                 ("loss measured", "packet_loss_pct", "%"))
+    ),
+    Row("ladder: MOS rises, level to level", "quality.ladder.rises", "0", lambda v: v == 0),
+    Row("ladder: rises beyond noise", "quality.ladder.rises_beyond_noise", "", None),
+    Row("ladder: levels without a report", "quality.ladder.levels_missing", "0",
+        lambda v: v == 0),
     Row("agents CPU s / conversation-min", "capacity.cost.agent_cpu_s_per_conversation_min",
         "", None, " s"),
     Row("agents CPU s / conv-min, whole run", "pipeline.pairs_1.cpu_s_per_conversation_minute",

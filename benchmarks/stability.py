@@ -1,10 +1,9 @@
 """Stability: do consecutive runs agree, and does a disturbed host give a verdict that says so?
 
 ``python -m benchmarks.stability [--quick]``. K consecutive runs of ``python -m pipeline --config
-CONFIG --duration D --out TMP`` per condition, exactly as a new user's ``nox -s run`` makes them:
-the config's ``livekit.url`` is a free loopback port, so each run starts the embedded server
-itself, then verifies and signs its report (with a temporary key, ``ECHOPROOF_SIGNING_KEY`` in the
-temporary folder; the user's key is untouched). Its exit code is the verdict: 0 OK, 1 FAIL,
+CONFIG --duration D --out TMP`` per condition, exactly as a new user's ``nox -s run`` makes them
+(``benchmarks._runs``: the run starts the embedded server itself, then verifies and signs its
+report with a temporary key). Its exit code is the verdict: 0 OK, 1 FAIL,
 4 INCONCLUSIVE (a threshold failed while the host was stalled), anything else ERROR (the run's
 last stderr lines are kept). A run that overruns D + 120 s is killed with its process group.
 
@@ -30,14 +29,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,15 +40,12 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-API_KEY = "devkey"
-API_SECRET = "echoproof-stability-benchmark-secret-0123"
+from benchmarks._runs import exit_status, pipeline_run, remove
+
 FRAME_NS = 10_000_000  # one 10 ms frame
-OVERRUN_S = 120.0  # a run may take its duration plus this (joining, verifying, leaving)
 WITHIN = 0.25  # "within 25 % of quiet"
 GOALS = {"quiet_lateness_p99_ms": 2.0, "quiet_median_spread": 1.2}
 HOGS = 2
-EXIT_STATUS = {0: "OK", 1: "FAIL", 4: "INCONCLUSIVE"}
 
 
 @dataclass(frozen=True)
@@ -71,11 +63,6 @@ CONDITIONS = [
     Condition("hog", (5, 2), hog=True),
     Condition("hog_loss5", (5, 2), hog=True, impairment={"loss_pct": 5, "seed": 1}),
 ]
-
-
-def exit_status(returncode: int) -> str:
-    """What `python -m pipeline`'s exit code says: OK, FAIL, INCONCLUSIVE, else ERROR."""
-    return EXIT_STATUS.get(returncode, "ERROR")
 
 
 def count_statuses(statuses: list[str]) -> dict[str, int]:
@@ -181,12 +168,6 @@ def goal_misses(condition: str, runs: list[dict[str, Any]], quiet_median: float 
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _hogs(count: int) -> Iterator[None]:
     """`count` busy-looping Python processes for the block; killed after it."""
@@ -206,58 +187,26 @@ def _hogs(count: int) -> Iterator[None]:
 def _one_run(condition: Condition, duration_s: float, work: Path, index: int) -> dict[str, Any]:
     """One `python -m pipeline` run under `condition`; its figures (its folder is removed)."""
     out = work / f"{condition.name}-{index}"
-    out.mkdir()
-    config: dict[str, Any] = {
-        "livekit": {
-            "url": f"ws://127.0.0.1:{_free_port()}",
-            "api_key": API_KEY,
-            "api_secret": API_SECRET,
-        }
-    }
-    if condition.impairment is not None:
-        config["impairment"] = condition.impairment
-    config_path = work / "config.json"
-    config_path.write_text(json.dumps(config))
-    command = [sys.executable, "-m", "pipeline", "--config", str(config_path),
-               "--duration", f"{duration_s:g}", "--out", str(out)]  # fmt: skip
-    env = {**os.environ, "ECHOPROOF_SIGNING_KEY": str(work / "signing-key.pem")}
-    started = time.monotonic()
-    stderr_path = work / "stderr.txt"
-    with (work / "stdout.txt").open("w") as stdout, stderr_path.open("w") as stderr:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr, start_new_session=True
-        )
-        try:
-            returncode = proc.wait(timeout=duration_s + OVERRUN_S)
-        except subprocess.TimeoutExpired:
-            returncode = -signal.SIGKILL
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # the run's server and workers, if left
-            proc.wait()
+    extra = {} if condition.impairment is None else {"impairment": condition.impairment}
+    done = pipeline_run(extra, duration_s, out, work)
     figures: dict[str, Any] = {
-        "exit_code": returncode,
-        "status": exit_status(returncode),
-        "wall_s": round(time.monotonic() - started, 1),
+        "exit_code": done.returncode,
+        "status": exit_status(done.returncode),
+        "wall_s": done.wall_s,
     }
-    if figures["wall_s"] >= duration_s + OVERRUN_S:
-        figures["error"] = f"overran {duration_s + OVERRUN_S:g} s and was killed"
-    if figures["status"] == "ERROR":
-        tail = stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
-        figures["stderr_tail"] = tail
-    run_dirs = sorted(p for p in out.iterdir() if p.is_dir())
-    if run_dirs:
-        found = run_figures(run_dirs[0])
+    if done.error:
+        figures["error"] = done.error
+    if done.stderr_tail:
+        figures["stderr_tail"] = done.stderr_tail
+    if done.run_dir is not None:
+        found = run_figures(done.run_dir)
         figures["lateness"] = found.pop("lateness")
         if figures["lateness"].size:
             figures["lateness_p99_ms"] = round(float(np.percentile(figures["lateness"], 99)), 2)
         figures["verdict"] = found.pop("status")
         figures.update(found)
         figures["median_ms"] = run_median(figures["medians_ms"])
-    for run_dir in run_dirs:  # free the disk as we go; the figures are kept
-        for path in run_dir.iterdir():
-            path.unlink()
-        run_dir.rmdir()
+    remove(out)
     return figures
 
 

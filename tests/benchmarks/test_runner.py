@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import capacity
-from benchmarks.__main__ import PLAN, summary
+from benchmarks.__main__ import PLAN, TOTAL_BUDGET_S, summary
 from tests.conftest import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +33,11 @@ def test_summary_judges_each_goal() -> None:
     assert rows["wall time: sfu"][1] == "MISS"
     assert rows["server CPU / base commit's"] == ("1.12", "MISS")
     assert rows["server CPU s / stream-min, A/B"] == ("0.9 s", "")
+
+
+def test_area_budgets_fit_the_whole_run() -> None:
+    """The areas' wall-time budgets add up to no more than the whole run's."""
+    assert sum(budget for _, budget in PLAN.values()) <= TOTAL_BUDGET_S
 
 
 def test_summary_reads_keys_that_hold_dots() -> None:

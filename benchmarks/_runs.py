@@ -1,0 +1,103 @@
+"""One ``python -m pipeline`` run as a new user's ``nox -s run`` makes it, for the benchmarks that
+judge whole runs (stability, quality's loss ladder).
+
+The config's ``livekit.url`` is a free loopback port, so the run starts the embedded server
+itself (and so can apply an ``impairment`` block), then verifies and signs its report with a
+temporary key (``ECHOPROOF_SIGNING_KEY`` in the work folder; the user's key is untouched). A run
+that overruns its duration + ``OVERRUN_S`` is killed with its process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "devkey"
+API_SECRET = "echoproof-benchmark-runs-secret-0123456789"
+OVERRUN_S = 120.0  # a run may take its duration plus this (joining, verifying, leaving)
+EXIT_STATUS = {0: "OK", 1: "FAIL", 4: "INCONCLUSIVE"}
+
+
+@dataclass
+class PipelineRun:
+    """What one run left: its exit code, wall time, an error, stderr's tail, its run folder."""
+
+    returncode: int
+    wall_s: float
+    run_dir: Path | None
+    error: str | None = None
+    stderr_tail: list[str] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any] | None:
+        """The run's ``report.json``, None when it wrote none."""
+        path = None if self.run_dir is None else self.run_dir / "report.json"
+        if path is None or not path.exists():
+            return None
+        report: dict[str, Any] = json.loads(path.read_text())
+        return report
+
+
+def exit_status(returncode: int) -> str:
+    """What `python -m pipeline`'s exit code says: OK, FAIL, INCONCLUSIVE, else ERROR."""
+    return EXIT_STATUS.get(returncode, "ERROR")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pipeline_run(extra: dict[str, Any], duration_s: float, out: Path, work: Path) -> PipelineRun:
+    """``python -m pipeline --config CONFIG --duration D --out OUT``, the config holding the
+    embedded server's address and `extra`'s blocks (``impairment``, ``probe``...)."""
+    out.mkdir(parents=True)
+    config: dict[str, Any] = {
+        "livekit": {"url": f"ws://127.0.0.1:{free_port()}", "api_key": API_KEY,
+                    "api_secret": API_SECRET},
+        **extra,
+    }  # fmt: skip
+    config_path = work / "config.json"
+    config_path.write_text(json.dumps(config))
+    command = [sys.executable, "-m", "pipeline", "--config", str(config_path),
+               "--duration", f"{duration_s:g}", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "ECHOPROOF_SIGNING_KEY": str(work / "signing-key.pem")}
+    started = time.monotonic()
+    stderr_path = work / "stderr.txt"
+    with (work / "stdout.txt").open("w") as stdout, stderr_path.open("w") as stderr:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr, start_new_session=True
+        )
+        try:
+            returncode = proc.wait(timeout=duration_s + OVERRUN_S)
+        except subprocess.TimeoutExpired:
+            returncode = -signal.SIGKILL
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the run's server and workers, if left
+            proc.wait()
+    wall_s = round(time.monotonic() - started, 1)
+    run_dirs = sorted(p for p in out.iterdir() if p.is_dir())
+    done = PipelineRun(returncode, wall_s, run_dirs[0] if run_dirs else None)
+    if wall_s >= duration_s + OVERRUN_S:
+        done.error = f"overran {duration_s + OVERRUN_S:g} s and was killed"
+    if exit_status(returncode) == "ERROR":  # keep what it said
+        done.stderr_tail = stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
+    return done
+
+
+def remove(out: Path) -> None:
+    """Free the disk a run's folders took; its figures are read by then."""
+    shutil.rmtree(out, ignore_errors=True)
