@@ -14,16 +14,17 @@ decode (PyAV libopus at 32 kbit/s, as WebRTC sends voice) and nothing else, scor
 Loss ladder (issue #15's validation against injected ground truth): real ``python -m pipeline``
 runs on the embedded server (``benchmarks._runs``) with the probe in every segment (share 1.0),
 at 0, 2, 5 and 10 % random loss on both directions (``"impairment": {"loss_pct": L, "seed": 1}``;
-0 has no impairment block at all); full: one 60 s run per level, quick: 20 s runs at 0 and 10 %
+0 has no impairment block at all), the agents publishing without RED (``"red": false``);
+full: one 60 s run per level, quick: 20 s runs at 0 and 10 %
 (one pass; ``--repeats N`` here for more, each pass in the order reverse of the one before).
 Per level and direction, from each ``report.json``: the mean MOS (the mean of the runs' means),
 the lowest segment, the standard error of the mean over the segments, and the packet loss the
 receiver measured; each run's segment scores are kept. Goals: the clean MOS of both directions
 >= 4.0 (``clean_mos``: the lower); the MOS does not rise from one level to the next in either
 direction (``rises``: 0). Each step is reported with its size and its noise, twice the standard
-error of the difference; ``rises_beyond_noise`` counts the rises larger than that. ViSQOL's
-exponential mapper is lenient on damage and the SDK's RED recovers most single losses, so the
-steps are hundredths, about the size of the noise (README, "How it sounds").
+error of the difference; ``rises_beyond_noise`` counts the rises larger than that. With RED the
+SDK recovers most single losses before the decoder and the steps from 0 to 5 % were hundredths,
+inside the noise; without it they are 0.03-0.15 (README, "How it sounds").
 
     python -m benchmarks.quality [--quick] [--repeats N]
 """
@@ -118,8 +119,10 @@ def ceiling(duration_s: float = DURATION_S) -> dict[str, float]:
 
 
 def ladder_config(loss_pct: float) -> dict[str, Any]:
-    """The config blocks of a ladder run: the probe in every segment, the loss if any."""
-    extra: dict[str, Any] = {"probe": {"share": 1.0, "seed": 1, "file": None}}
+    """The config blocks of a ladder run: the probe in every segment, the loss if any, and no
+    RED: with it the SDK recovers most of a 2 or 5 % loss before the decoder, so the ladder would
+    measure RED rather than what loss does to the voice (`python -m benchmarks impairment`)."""
+    extra: dict[str, Any] = {"probe": {"share": 1.0, "seed": 1, "file": None}, "red": False}
     if loss_pct:
         extra["impairment"] = {"loss_pct": loss_pct, "seed": LADDER_SEED}
     return extra

@@ -23,9 +23,11 @@ def test_runs_alternate_order_between_passes() -> None:
 
 
 def test_ladder_config_probes_every_segment_and_impairs_only_with_loss() -> None:
-    """Share 1.0 everywhere; loss 0 has no impairment block, others the loss with the same seed."""
+    """Share 1.0 and no RED everywhere; loss 0 has no impairment block, others the loss with the
+    same seed."""
     clean, lossy = quality.ladder_config(0.0), quality.ladder_config(5.0)
-    assert clean == {"probe": {"share": 1.0, "seed": 1, "file": None}}
+    assert clean == {"probe": {"share": 1.0, "seed": 1, "file": None}, "red": False}
+    assert lossy["red"] is False
     assert lossy["impairment"] == {"loss_pct": 5.0, "seed": quality.LADDER_SEED}
     assert lossy["probe"] == clean["probe"]
 
