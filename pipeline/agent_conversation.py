@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from loguru import logger
@@ -27,9 +26,6 @@ import dsp
 from aiotasks import cancel_and_wait
 from evidence_contract import (
     AGENT_MODE,
-    CHANNELS,
-    FRAME_SAMPLES,
-    MANIFEST_SCHEMA,
     SAMPLE_RATE,
     WORKER_LOG,
     agent_files,
@@ -119,30 +115,14 @@ class AgentConversation(BoundedRun):
         self.said = evidence.UtterancesWriter(d / str(files["utterances"]), sources, self.sent)
         self.host = evidence.HostWriter(d / evidence.HOST)
         self._closers = [self.events, self.host, self.wav, self.arrivals, self.sent, self.said]
-        now_ns, now = time.monotonic_ns(), datetime.now(UTC)
         self.manifest = evidence.Manifest(
             d / evidence.MANIFEST,
-            {
-                "schema": MANIFEST_SCHEMA,
-                "run_id": self.run_id,
-                "room": self.room,
-                "server_url": c.ws_url,
-                "embedded_server": self.embedded,
-                "mode": AGENT_MODE,
-                "sample_rate": SAMPLE_RATE,
-                "channels": CHANNELS,
-                "frame_samples": FRAME_SAMPLES,
-                "participants": {"customer": {"identity": self.identity, "tone_hz": c.customer_hz}},
-                "directions": [],
-                "agent": self._agent_block(),
-                "host": {"file": evidence.HOST, "server_sampled": self.server_pid is not None},
-                "burst": {"duration_s": c.burst_s, "ramp_s": c.ramp_s, "amplitude": c.amplitude},
-                "clock": {"monotonic_ns": now_ns, "wall": evidence.utc_iso(now)},
-                "started_at": evidence.utc_iso(now),
-                "duration_s": c.duration_s,
-                "versions": evidence.versions(),
-                "config": c.public(),
-            },
+            self._manifest_fields(
+                AGENT_MODE,
+                participants={"customer": {"identity": self.identity, "tone_hz": c.customer_hz}},
+                directions=[],
+                agent=self._agent_block(),
+            ),
         )
         self.customer = Agent(
             "customer",
@@ -301,14 +281,7 @@ class AgentConversation(BoundedRun):
                 await delete_rooms(self.config, [self.room])
                 await self.worker.stop()
         finally:
-            for closer in self._closers:
-                closer.close()
-            self.outcome.status, self.outcome.reason = status, reason
-            if hasattr(self, "manifest"):
-                rt = None if self._realtime is None else self._realtime.as_dict()
-                self.manifest.finish(status, reason, realtime=rt, agent=self._agent_block())
-            log = logger.info if status == "complete" else logger.warning
-            log("run {}: {}{}", self.run_id, status, "" if reason is None else f" ({reason})")
+            self._finish(status, reason, agent=self._agent_block())
 
 
 def conversation_table(report: dict[str, Any]) -> str:

@@ -69,6 +69,14 @@ class BoundedRun(abc.ABC):
     the evidence whatever happened, with the status and the reason it ended."""
 
     config: Config
+    run_id: str
+    room: str
+    embedded: bool
+    server_pid: int | None
+    outcome: Outcome
+    manifest: evidence.Manifest
+    _closers: list[Any]
+    _realtime: realtime.Realtime | None
     # the reason recorded when the run ends before anyone it talks to has joined
     not_joined = "the run ended before the agents joined."
 
@@ -112,6 +120,41 @@ class BoundedRun(abc.ABC):
     @abc.abstractmethod
     async def _close(self, status: str, reason: str | None) -> None:
         """Close every evidence file and finish the manifest with `status` and `reason`."""
+
+    def _manifest_fields(self, mode: str, **fields: Any) -> dict[str, Any]:
+        """The manifest as a run starts: what every run records, then `fields`."""
+        c = self.config
+        now_ns, now = time.monotonic_ns(), datetime.now(UTC)
+        return {
+            "schema": MANIFEST_SCHEMA,
+            "run_id": self.run_id,
+            "room": self.room,
+            "server_url": c.ws_url,
+            "embedded_server": self.embedded,
+            "mode": mode,
+            "sample_rate": SAMPLE_RATE,
+            "channels": CHANNELS,
+            "frame_samples": FRAME_SAMPLES,
+            **fields,
+            "host": {"file": evidence.HOST, "server_sampled": self.server_pid is not None},
+            "burst": {"duration_s": c.burst_s, "ramp_s": c.ramp_s, "amplitude": c.amplitude},
+            "clock": {"monotonic_ns": now_ns, "wall": evidence.utc_iso(now)},
+            "started_at": evidence.utc_iso(now),
+            "duration_s": c.duration_s,
+            "versions": evidence.versions(),
+            "config": c.public(),
+        }
+
+    def _finish(self, status: str, reason: str | None, **fields: Any) -> None:
+        """Close every evidence file, record the outcome, finish the manifest with `fields`."""
+        for closer in self._closers:
+            closer.close()
+        self.outcome.status, self.outcome.reason = status, reason
+        if hasattr(self, "manifest"):
+            rt = None if self._realtime is None else self._realtime.as_dict()
+            self.manifest.finish(status, reason, realtime=rt, **fields)
+        log = logger.info if status == "complete" else logger.warning
+        log("run {}: {}{}", self.run_id, status, "" if reason is None else f" ({reason})")
 
 
 class Conversation(BoundedRun):
@@ -161,31 +204,17 @@ class Conversation(BoundedRun):
             *self.sent.values(),
             *self.bursts.values(),
         ]
-        now_ns, now = time.monotonic_ns(), datetime.now(UTC)
         c = self.config
         self.manifest = evidence.Manifest(
             d / evidence.MANIFEST,
             {
-                "schema": MANIFEST_SCHEMA,
-                "run_id": self.run_id,
-                "room": self.room,
-                "server_url": c.ws_url,
-                "embedded_server": self.embedded,
-                "mode": c.mode,
-                "sample_rate": SAMPLE_RATE,
-                "channels": CHANNELS,
-                "frame_samples": FRAME_SAMPLES,
-                "participants": {
-                    r: {"identity": self.identities[r], "tone_hz": self.tones[r]} for r in ROLES
-                },
-                "directions": evidence.directions(),
-                "host": {"file": evidence.HOST, "server_sampled": self.server_pid is not None},
-                "burst": {"duration_s": c.burst_s, "ramp_s": c.ramp_s, "amplitude": c.amplitude},
-                "clock": {"monotonic_ns": now_ns, "wall": evidence.utc_iso(now)},
-                "started_at": evidence.utc_iso(now),
-                "duration_s": c.duration_s,
-                "versions": evidence.versions(),
-                "config": c.public(),
+                **self._manifest_fields(
+                    c.mode,
+                    participants={
+                        r: {"identity": self.identities[r], "tone_hz": self.tones[r]} for r in ROLES
+                    },
+                    directions=evidence.directions(),
+                ),
                 "probe": None if c.probe is None else probe.manifest_entry(c.probe),
             },
         )
@@ -346,14 +375,7 @@ class Conversation(BoundedRun):
             for agent in self.agents.values():
                 await agent.aclose()
         finally:
-            for closer in self._closers:
-                closer.close()
-            self.outcome.status, self.outcome.reason = status, reason
-            if hasattr(self, "manifest"):
-                rt = None if self._realtime is None else self._realtime.as_dict()
-                self.manifest.finish(status, reason, realtime=rt)
-            log = logger.info if status == "complete" else logger.warning
-            log("run {}: {}{}", self.run_id, status, "" if reason is None else f" ({reason})")
+            self._finish(status, reason)
 
 
 async def _unless_stopped(waiting: Awaitable[T], stop: StopSignal) -> T | None:

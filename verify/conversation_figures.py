@@ -143,16 +143,10 @@ def _heard(
         if files["arrivals"] not in missing
         else ev.Timing(z, z, z)
     )
-    if samples.size != arrivals.total_samples:
-        if complete and files["wav"] not in missing and files["arrivals"] not in missing:
-            raise EvidenceError(
-                f"{files['wav']} holds {samples.size} samples but {files['arrivals']} lists "
-                f"{arrivals.total_samples}, expected the same count"
-            )
-        keep = int(np.searchsorted(arrivals.sample + arrivals.samples, samples.size, "right"))
-        arrivals = ev.Timing(arrivals.sample[:keep], arrivals.samples[:keep], arrivals.t_ns[:keep])
-        samples = samples[: arrivals.total_samples]
-    return samples, arrivals
+    strict = complete and files["wav"] not in missing and files["arrivals"] not in missing
+    return ev.common_part(
+        samples, arrivals, strict=strict, wav=files["wav"], timing=files["arrivals"]
+    )
 
 
 def _turn_times(

@@ -68,6 +68,24 @@ class Timing:
         return int(self.samples.sum())
 
 
+def common_part(
+    samples: npt.NDArray[np.int16], arrivals: Timing, *, strict: bool, wav: str, timing: str
+) -> tuple[npt.NDArray[np.int16], Timing]:
+    """A recording and its arrivals cut to what both cover: a writer killed mid-frame leaves
+    one longer than the other. With `strict` (a complete run with both files) they must agree.
+    """
+    if samples.size == arrivals.total_samples:
+        return samples, arrivals
+    if strict:
+        raise EvidenceError(
+            f"{wav} holds {samples.size} samples but {timing} lists "
+            f"{arrivals.total_samples}, expected the same count"
+        )
+    keep = int(np.searchsorted(arrivals.sample + arrivals.samples, samples.size, "right"))
+    arrivals = Timing(arrivals.sample[:keep], arrivals.samples[:keep], arrivals.t_ns[:keep])
+    return samples[: arrivals.total_samples], arrivals
+
+
 @dataclasses.dataclass(frozen=True)
 class Schedule:
     """One `<sender>.bursts.csv`: the bursts actually sent."""

@@ -294,16 +294,10 @@ def _read_direction(
     arrivals = get(files.arrivals, read_timing, _empty_timing())
     sent = get(files.sent, read_timing, _empty_timing())
     schedule = get(files.bursts, ev.read_schedule, ev.read_schedule_empty())
-    if samples.size != arrivals.total_samples:
-        if complete and files.wav not in missing and files.arrivals not in missing:
-            raise EvidenceError(
-                f"{files.wav} holds {samples.size} samples but {files.arrivals} lists "
-                f"{arrivals.total_samples}, expected the same count"
-            )
-        # a writer killed mid-frame: keep the part both files cover
-        keep = int(np.searchsorted(arrivals.sample + arrivals.samples, samples.size, "right"))
-        arrivals = ev.Timing(arrivals.sample[:keep], arrivals.samples[:keep], arrivals.t_ns[:keep])
-        samples = samples[: arrivals.total_samples]
+    strict = complete and files.wav not in missing and files.arrivals not in missing
+    samples, arrivals = ev.common_part(
+        samples, arrivals, strict=strict, wav=files.wav, timing=files.arrivals
+    )
     if files.sent in missing:
         schedule = ev.read_schedule_empty()  # no send times: no burst can be timed
     if len(schedule) and (

@@ -88,6 +88,9 @@ async def test_explicit_dispatch_agent_hears_and_answers(
                 _, spoke_until = voice.spoken[0]
                 await until(lambda: heard_tone_at(heard, REPLY_HZ, spoke_until) is not None, 10)
                 reply_at = heard_tone_at(heard, REPLY_HZ, spoke_until)
+                assert reply_at is not None
+                # the reply's frames, not only its first, are heard before the listener ends
+                await heard.wait_frames(heard.times.index(reply_at) + 20, 5)
             assert reply_at is not None
             response = reply_at - spoke_until
             # never before the end-of-utterance window and the delay have passed (less a frame)
