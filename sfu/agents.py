@@ -35,7 +35,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from livekit import api
@@ -45,6 +44,7 @@ from loguru import logger
 from aiotasks import cancel_and_wait
 
 from . import _signal as sig
+from .auth import Authenticator
 from .errors import ProtocolError
 from .room import new_sid
 
@@ -52,6 +52,8 @@ from .room import new_sid
 # of connecting, and answer an availability request within AssignJobTimeout.
 REGISTER_TIMEOUT_S = 10.0
 ASSIGN_TIMEOUT_S = 10.0
+# how long a job's participant token is valid (its agent joins at once; the server refreshes it)
+JOB_TOKEN_TTL_S = 3600.0
 # How long a deleted dispatch's agent may take to leave by itself before it is removed.
 LEAVE_GRACE_S = 3.0
 # The agent protocol version livekit-server speaks (agent.CurrentProtocol).
@@ -300,14 +302,12 @@ class Agents:
 
     def __init__(
         self,
-        api_key: str,
-        api_secret: str,
+        auth: Authenticator,
         *,
         evict: Evict | None = None,
         assign_timeout: float = ASSIGN_TIMEOUT_S,
     ) -> None:
-        self._api_key = api_key
-        self._api_secret = api_secret
+        self._auth = auth  # signs the jobs' participant tokens
         self._evict = evict  # removes a participant (room name, identity) from its room
         self._assign_timeout = assign_timeout
         self.workers: dict[str, Worker] = {}
@@ -531,17 +531,14 @@ class Agents:
             hidden=permissions.hidden,
             can_update_own_metadata=permissions.can_update_metadata,
         )
-        identity = answer.participant_identity or f"agent-{answer.job_id}"
-        return (
-            api.AccessToken(self._api_key, self._api_secret)
-            .with_identity(identity)
-            .with_name(answer.participant_name)
-            .with_metadata(answer.participant_metadata)
-            .with_attributes(attributes)
-            .with_kind("agent")
-            .with_grants(grants)
-            .with_ttl(timedelta(hours=1))
-            .to_jwt()
+        return self._auth.mint(
+            answer.participant_identity or f"agent-{answer.job_id}",
+            grants,
+            ttl_s=JOB_TOKEN_TTL_S,
+            name=answer.participant_name,
+            metadata=answer.participant_metadata,
+            attributes=attributes,
+            kind="agent",
         )
 
     async def _end_jobs(self, room: str, dispatch: Dispatch) -> None:

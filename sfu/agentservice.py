@@ -62,9 +62,9 @@ def _parse(frame: WSMsgType, data: object) -> agent.WorkerMessage:
 class AgentService:
     """The worker sockets of one server and its :class:`Agents`."""
 
-    def __init__(self, server: Server, api_key: str, api_secret: str) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
-        self.agents = Agents(api_key, api_secret, evict=self._evict)
+        self.agents = Agents(server.auth, evict=self._evict)
         self._sockets: set[web.WebSocketResponse] = set()
 
     async def close(self) -> None:

@@ -138,6 +138,30 @@ class Authenticator:
             agents=tuple(claims.room_config.agents) if claims.room_config else (),
         )
 
+    def mint(
+        self,
+        identity: str,
+        grants: api.VideoGrants,
+        *,
+        ttl_s: float,
+        name: str = "",
+        metadata: str = "",
+        attributes: Mapping[str, str] | None = None,
+        kind: str = "standard",
+    ) -> str:
+        """A token signed with this server's key and secret: the one place the secret signs."""
+        token = (
+            api.AccessToken(self.api_key, self._api_secret)
+            .with_identity(identity)
+            .with_name(name)
+            .with_metadata(metadata)
+            .with_attributes(dict(attributes or {}))
+            .with_kind(kind)  # type: ignore[arg-type]
+            .with_grants(grants)
+            .with_ttl(timedelta(seconds=ttl_s))
+        )
+        return token.to_jwt()
+
     def refreshed(self, room: str, participant: Participant) -> str:
         """A new join token for ``participant`` as it is now (its name, metadata, attributes
         and grants), valid for :data:`REFRESHED_TOKEN_TTL_S`, as livekit-server's
@@ -150,17 +174,15 @@ class Authenticator:
             can_publish_data=participant.can_publish_data,
             can_update_own_metadata=participant.can_update_metadata,
         )
-        token = (
-            api.AccessToken(self.api_key, self._api_secret)
-            .with_identity(participant.identity)
-            .with_name(participant.name)
-            .with_metadata(participant.metadata)
-            .with_attributes(dict(participant.attributes))
-            .with_kind(models.ParticipantInfo.Kind.Name(participant.kind).lower())  # type: ignore[arg-type]
-            .with_grants(grants)
-            .with_ttl(timedelta(seconds=REFRESHED_TOKEN_TTL_S))
+        return self.mint(
+            participant.identity,
+            grants,
+            ttl_s=REFRESHED_TOKEN_TTL_S,
+            name=participant.name,
+            metadata=participant.metadata,
+            attributes=participant.attributes,
+            kind=models.ParticipantInfo.Kind.Name(participant.kind).lower(),
         )
-        return token.to_jwt()
 
     def worker(self, token: str) -> None:
         """Check an agent worker's token: it must carry the ``agent`` grant."""

@@ -99,7 +99,7 @@ class Server:
         self._quality: asyncio.Task[None] | None = None
         self._speakers: asyncio.Task[None] | None = None
         self.webhooks = Webhooks(webhook_urls, api_key, api_secret)
-        self._agent_service = AgentService(self, api_key, api_secret)
+        self._agent_service = AgentService(self)
         self._closed = False  # no new participant is let in once true
         self._closing: asyncio.Future[None] | None = None  # done once the shutdown has ended
 

@@ -78,7 +78,7 @@ def test_registration_rules() -> None:
 async def test_accepted_job_gets_an_agent_token() -> None:
     """The assignment's token joins the room as kind AGENT, with the identity the worker asked
     for (agent-<job id> when none), its registered grants and the lk.agent_name attribute."""
-    agents = Agents(API_KEY, API_SECRET)
+    agents = Agents(Authenticator(API_KEY, API_SECRET))
     socket = FakeSocket()
     worker = register(agents, socket)
     assert (
@@ -104,7 +104,7 @@ async def test_accepted_job_gets_an_agent_token() -> None:
 
 async def test_declined_job_goes_to_the_next_worker() -> None:
     """A worker that declines (or is FULL) is passed over for another worker of that name."""
-    agents = Agents(API_KEY, API_SECRET)
+    agents = Agents(Authenticator(API_KEY, API_SECRET))
     busy, full, free = FakeSocket(accept=False), FakeSocket(), FakeSocket(identity="helper")
     register(agents, busy)
     register(agents, full).handle(
@@ -131,7 +131,7 @@ async def test_declined_job_goes_to_the_next_worker() -> None:
 async def test_default_dispatch_only_reaches_nameless_workers() -> None:
     """A room that names no agent gets the default dispatch: the nameless worker takes it, the
     named one is never asked; a room that names an agent gets no default dispatch."""
-    agents = Agents(API_KEY, API_SECRET)
+    agents = Agents(Authenticator(API_KEY, API_SECRET))
     named, nameless = FakeSocket(), FakeSocket()
     register(agents, named)
     register(agents, nameless, name="")
@@ -148,7 +148,7 @@ async def test_default_dispatch_only_reaches_nameless_workers() -> None:
 
 async def test_unanswered_offer_times_out() -> None:
     """A worker silent on an availability request for the assign timeout gets no job."""
-    agents = Agents(API_KEY, API_SECRET, assign_timeout=0.2)
+    agents = Agents(Authenticator(API_KEY, API_SECRET), assign_timeout=0.2)
     silent = FakeSocket()
     register(agents, silent)
     silent.worker = None  # it never answers
@@ -167,7 +167,7 @@ async def test_leaving_and_deleting_end_jobs(monkeypatch: pytest.MonkeyPatch) ->
     async def evict(room: str, identity: str) -> None:
         evicted.append((room, identity))
 
-    agents = Agents(API_KEY, API_SECRET, evict=evict)
+    agents = Agents(Authenticator(API_KEY, API_SECRET), evict=evict)
     socket = FakeSocket()
     register(agents, socket)
     request = agent_dispatch.CreateAgentDispatchRequest(agent_name="echoproof-reply")
@@ -191,7 +191,7 @@ async def test_leaving_and_deleting_end_jobs(monkeypatch: pytest.MonkeyPatch) ->
 
 async def test_wait_for_worker() -> None:
     """wait_for_worker returns once a worker of that name registers, and times out otherwise."""
-    agents = Agents(API_KEY, API_SECRET)
+    agents = Agents(Authenticator(API_KEY, API_SECRET))
     waiting = asyncio.create_task(agents.wait_for_worker("echoproof-reply", within_s=5))
     await asyncio.sleep(0.05)
     worker = register(agents, FakeSocket())
@@ -202,7 +202,7 @@ async def test_wait_for_worker() -> None:
 
 async def test_closing_an_old_room_keeps_the_new_rooms_dispatches() -> None:
     """A room closed after a new room of its name opened takes only its own dispatches along."""
-    agents = Agents(API_KEY, API_SECRET)
+    agents = Agents(Authenticator(API_KEY, API_SECRET))
     agents.room_started(ROOM)
     newer = models.Room(sid="RM_newer", name=ROOM.name)
     (kept,) = agents.room_started(newer)
