@@ -60,9 +60,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def pipeline_run(extra: dict[str, Any], duration_s: float, out: Path, work: Path) -> PipelineRun:
+def pipeline_run(
+    extra: dict[str, Any],
+    duration_s: float,
+    out: Path,
+    work: Path,
+    env: dict[str, str] | None = None,
+) -> PipelineRun:
     """``python -m pipeline --config CONFIG --duration D --out OUT``, the config holding the
-    embedded server's address and `extra`'s blocks (``impairment``, ``probe``...)."""
+    embedded server's address and `extra`'s blocks (``impairment``, ``probe``...); `env`: more
+    environment (a fault such as ``ECHOPROOF_FAULT_FREEZE``)."""
     out.mkdir(parents=True)
     config: dict[str, Any] = {
         "livekit": {"url": f"ws://127.0.0.1:{free_port()}", "api_key": API_KEY,
@@ -73,7 +80,7 @@ def pipeline_run(extra: dict[str, Any], duration_s: float, out: Path, work: Path
     config_path.write_text(json.dumps(config))
     command = [sys.executable, "-m", "pipeline", "--config", str(config_path),
                "--duration", f"{duration_s:g}", "--out", str(out)]  # fmt: skip
-    env = {**os.environ, "ECHOPROOF_SIGNING_KEY": str(work / "signing-key.pem")}
+    env = {**os.environ, **(env or {}), "ECHOPROOF_SIGNING_KEY": str(work / "signing-key.pem")}
     started = time.monotonic()
     stderr_path = work / "stderr.txt"
     with (work / "stdout.txt").open("w") as stdout, stderr_path.open("w") as stderr:

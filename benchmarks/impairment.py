@@ -57,10 +57,12 @@ from its ``report.json``. Delay and jitter cases: quick 1 repeat of 10 s, full 3
   the repeats; ``grows`` says which grow with --jitter-ms. NetEq turns bounded jitter into delay,
   so the buffer and the median grow while the spread of the latency need not.
 - outage: ``--outage S:2 --impair-to support-agent`` with nearly continuous bursts (0.9 s in every
-  1.0 s, duplex): per direction, the longest gap of the report (``gaps``: sent burst audio not
-  heard, see ``verify._gaps``), its error against 2 s, and its start against S: the server counts
-  S from the stream's first packet, taken here as the sender's first sent frame
-  (``start_error_ms`` = gap start - first sent frame - S). Beside it, as a cross-check, the
+  1.0 s, duplex): per direction, the burst audio the report misses (``report_missing_ms``: its
+  gaps, audio missing inside heard bursts, see ``verify._gaps``, plus the bursts lost) against
+  the burst audio sent inside the outage (``outage_audio_ms``: the pauses between bursts held
+  none), and the first gap's start against S: the server counts S from the stream's first
+  packet, taken here as the sender's first sent frame (``start_error_ms`` = gap start - first
+  sent frame - S). Beside it, as a cross-check, the
   longest quiet stretch of the received WAV between the first and last burst heard, from where
   the level starts to fall to where it is back to half (see :func:`_gap`), and when it began after
   the direction's first received frame. A stretch may be longer than the outage by the part of a
@@ -588,7 +590,6 @@ async def _outage(quick: bool, work: Path) -> dict[str, Any]:
     for key, d in _figures(report).items():
         sent = ev.read_timing(run_dir / d["files"]["sent"])
         first_sent_s = (int(sent.t_ns[0]) - origin) / 1e9
-        longest = max(d["gaps"], key=lambda g: g["duration_ms"], default=None)
         samples = ev.read_wav(run_dir / d["files"]["wav"])
         arrivals = ev.read_timing(run_dir / d["files"]["arrivals"])
         # Only between the first and the last burst heard: not the silence before or after.
@@ -601,20 +602,33 @@ async def _outage(quick: bool, work: Path) -> dict[str, Any]:
         t0 = arrivals.t_ns[0]
         at = (arrivals.t_ns[frame] - t0) / 1e9 + (begin - arrivals.sample[frame]) / ev.SAMPLE_RATE
         gap = length / ev.SAMPLE_RATE
+        # What the outage took: the burst audio sent inside it (not the pauses between bursts),
+        # against what the report misses, the gaps in heard bursts plus the lost bursts.
+        schedule = ev.read_schedule(run_dir / d["files"]["bursts"])
+        window = (first_sent_s + start_s, first_sent_s + start_s + OUTAGE_S)
+        taken_s = sum(
+            max(0.0, min(window[1], b["sent_s"] + n / ev.SAMPLE_RATE) - max(window[0], b["sent_s"]))
+            for b, n in zip(d["bursts"], schedule.samples.tolist(), strict=True)
+        )
+        lost_s = sum(
+            n / ev.SAMPLE_RATE
+            for b, n in zip(d["bursts"], schedule.samples.tolist(), strict=True)
+            if b["state"] == "lost"
+        )
+        missing_ms = d["gap_total_ms"] + lost_s * 1000
+        first = min([g["start_s"] for g in d["gaps"]], default=None)
         out[key] = {
             "longest_gap_s": round(gap, 3),
             "gap_starts_s_after_first_frame": round(float(at), 3),
             "gap_error_ms": round((gap - OUTAGE_S) * 1000, 1),
             "report_gaps": len(d["gaps"]),
-            "report_gap_ms": None if longest is None else longest["duration_ms"],
-            "report_gap_error_ms": None
-            if longest is None
-            else round(longest["duration_ms"] - OUTAGE_S * 1000, 1),
-            "report_gap_start_s": None if longest is None else longest["start_s"],
+            "report_missing_ms": round(missing_ms, 1),
+            "outage_audio_ms": round(taken_s * 1000, 1),
+            "report_missing_error_ms": round(missing_ms - taken_s * 1000, 1),
+            "report_first_gap_s": first,
             "start_error_ms": None
-            if longest is None
-            else round((longest["start_s"] - first_sent_s - start_s) * 1000, 1),
-            "report_gap_bursts": None if longest is None else longest["bursts"],
+            if first is None
+            else round((first - first_sent_s - start_s) * 1000, 1),
             "bursts_lost": d["bursts_lost"],
             "glitches": d["glitches"],
         }
@@ -681,9 +695,11 @@ def _print(r: dict[str, Any]) -> None:
     for k in ("to_support", "to_customer"):
         x = o[k]
         print(
-            f"outage {o['outage']} {k}: report: {x['report_gaps']} gap(s), longest "
-            f"{x['report_gap_ms']} ms (error {x['report_gap_error_ms']} ms) at "
-            f"{x['report_gap_start_s']} s (start error {x['start_error_ms']} ms); WAV cross-check: "
+            f"outage {o['outage']} {k}: report: {x['report_gaps']} gap(s) and "
+            f"{x['bursts_lost']} lost burst(s), {x['report_missing_ms']} ms of burst audio "
+            f"missing against {x['outage_audio_ms']} ms sent inside the outage (error "
+            f"{x['report_missing_error_ms']} ms), first gap at {x['report_first_gap_s']} s (start "
+            f"error {x['start_error_ms']} ms); WAV cross-check: "
             f"longest quiet {x['longest_gap_s']} s (error {x['gap_error_ms']} ms), "
             f"starting {x['gap_starts_s_after_first_frame']} s after the first frame"
         )

@@ -108,13 +108,14 @@ def ceiling(duration_s: float = DURATION_S) -> dict[str, float]:
     table = quality.Pieces(
         *(np.array([getattr(p, f) for p in pieces]) for f in probe.Piece.__dataclass_fields__)
     )
-    segments, ratio = quality.score(heard, signal, table, (starts, onsets - starts), SAMPLE_RATE)
+    segments = quality.score(heard, signal, table, (starts, onsets - starts), SAMPLE_RATE)
     scores = [s["mos"] for s in segments]
+    ratios = [s["pitch_ratio"] for s in segments if s["pitch_ratio"] is not None]
     return {
         "opus_mos_mean": round(float(np.mean(scores)), 3),
         "opus_mos_min": round(min(scores), 3),
         "opus_segments": len(scores),
-        "opus_pitch_ratio": round(ratio or 0.0, 4),
+        "opus_pitch_ratio": round(float(np.median(ratios)) if ratios else 0.0, 4),
     }
 
 

@@ -7,7 +7,7 @@ report with a temporary key). Its exit code is the verdict: 0 OK, 1 FAIL,
 4 INCONCLUSIVE (a threshold failed while the host was stalled), anything else ERROR (the run's
 last stderr lines are kept). A run that overruns D + 120 s is killed with its process group.
 
-Conditions, in this order (full: K = 10 / 5 / 5 runs of 60 s; quick: 3 / 2 / 2 of 30 s):
+Conditions, in this order (full: K = 10 / 5 / 5 / 5 runs of 60 s; quick: 3 / 2 / 2 / 2 of 30 s):
 
 - ``quiet``: nothing else runs. Goals: every run OK; sender lateness p99 <= 2 ms; the spread
   of the run medians (max / min of each run's mean of its two directions' median latencies)
@@ -17,6 +17,10 @@ Conditions, in this order (full: K = 10 / 5 / 5 runs of 60 s; quick: 3 / 2 / 2 o
   25 % of the quiet runs' median of medians, or INCONCLUSIVE.
 - ``hog_loss5``: the hog plus ``"impairment": {"loss_pct": 5, "seed": 1}`` in the config. Goal:
   every run FAILs and one of its failures names packet loss.
+- ``freeze``: nothing else runs, but every process of the run (capture and embedded server) is
+  stopped once for 0.5 s, a third into the talk (``ECHOPROOF_FAULT_FREEZE``, `pipeline.freeze`):
+  what a VM pause does. Goal: every run OK or INCONCLUSIVE with the freeze named (the report's
+  ``host.freezes`` holds it, and an INCONCLUSIVE verdict's reason is the freeze).
 
 Per condition: the counts, sender lateness (p99 and max over every frame of every run, from each
 run folder's ``customer.sent.csv`` and ``support.sent.csv``: frame n's lateness is
@@ -41,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._runs import exit_status, pipeline_run, remove
+from pipeline.freeze import FREEZE_ENV
 
 FRAME_NS = 10_000_000  # one 10 ms frame
 WITHIN = 0.25  # "within 25 % of quiet"
@@ -56,13 +61,16 @@ class Condition:
     runs: tuple[int, int]
     hog: bool = False
     impairment: dict[str, Any] | None = None
+    freeze_s: float | None = None  # the whole run stopped this long, a third into the talk
 
 
 CONDITIONS = [
     Condition("quiet", (10, 3)),
     Condition("hog", (5, 2), hog=True),
     Condition("hog_loss5", (5, 2), hog=True, impairment={"loss_pct": 5, "seed": 1}),
+    Condition("freeze", (5, 2), freeze_s=0.5),
 ]
+FREEZE_REASON = "the whole host stood still"  # how verify names a freeze (verify.host.Freeze)
 
 
 def count_statuses(statuses: list[str]) -> dict[str, int]:
@@ -113,6 +121,7 @@ def run_figures(run_dir: Path) -> dict[str, Any]:
     figures["failures"] = list(verdict.get("failures", []))
     if verdict.get("reason"):
         figures["reason"] = verdict["reason"]
+    figures["freezes_ms"] = [f["stood_ms"] for f in report.get("host", {}).get("freezes", [])]
     return figures
 
 
@@ -162,10 +171,22 @@ def goal_misses(condition: str, runs: list[dict[str, Any]], quiet_median: float 
             )
             for r in runs
         )
+    if condition == "freeze":
+        return sum(not freeze_named(r) for r in runs)
     return sum(
         not (r["status"] == "FAIL" and any("packet loss" in f for f in r.get("failures", [])))
         for r in runs
     )
+
+
+def freeze_named(r: dict[str, Any]) -> bool:
+    """A frozen run's goal: OK or INCONCLUSIVE, the report holding the freeze, and an
+    INCONCLUSIVE verdict naming it."""
+    if not r.get("freezes_ms"):
+        return False
+    if r["status"] == "INCONCLUSIVE":
+        return str(r.get("reason", "")).startswith(FREEZE_REASON)
+    return bool(r["status"] == "OK")
 
 
 @contextlib.contextmanager
@@ -188,7 +209,10 @@ def _one_run(condition: Condition, duration_s: float, work: Path, index: int) ->
     """One `python -m pipeline` run under `condition`; its figures (its folder is removed)."""
     out = work / f"{condition.name}-{index}"
     extra = {} if condition.impairment is None else {"impairment": condition.impairment}
-    done = pipeline_run(extra, duration_s, out, work)
+    env = {}
+    if condition.freeze_s is not None:
+        env[FREEZE_ENV] = f"{duration_s / 3:g}:{condition.freeze_s:g}"
+    done = pipeline_run(extra, duration_s, out, work, env)
     figures: dict[str, Any] = {
         "exit_code": done.returncode,
         "status": exit_status(done.returncode),
@@ -264,5 +288,5 @@ def _print(results: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stability", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="3 / 2 / 2 runs of 30 s")
+    parser.add_argument("--quick", action="store_true", help="3 / 2 / 2 / 2 runs of 30 s")
     run(quick=parser.parse_args().quick)

@@ -31,8 +31,8 @@ other field is optional and defaults to the value in the committed `config.json`
 
 `ECHOPROOF_FAULT_SEND_STALL=ROLE:AT_S:DURATION_S` (tests only) holds ROLE's send loop for
 DURATION_S seconds AT_S seconds into the talk: a host stall on purpose. It is recorded in the
-manifest's config (`faults`), like any other setting; so is `ECHOPROOF_FAULT_PROBE_RATE`
-(`pipeline.probe`).
+manifest's config (`faults`), like any other setting; so are `ECHOPROOF_FAULT_PROBE_RATE`
+(`pipeline.probe`) and `ECHOPROOF_FAULT_FREEZE` (`pipeline.freeze`: the whole run stopped once).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from evidence_contract import SAMPLE_RATE
 from pipeline.agent_spec import AgentSpec
 from pipeline.agent_spec import parse as parse_agent
 from pipeline.errors import ConfigError
+from pipeline.freeze import FREEZE_ENV, FreezeFault
 from pipeline.impairment import Impairments
 from pipeline.impairment import parse as parse_impairment
 from pipeline.probe import DEFAULTS as PROBE_DEFAULTS
@@ -135,6 +136,7 @@ class Config:
     impairment: Impairments | None = None
     agent: AgentSpec | None = None
     send_stall: SendStall | None = None
+    freeze: FreezeFault | None = None
     probe: ProbeConfig | None = None
     source: str = "config.json"
 
@@ -220,6 +222,8 @@ class Config:
         faults: dict[str, Any] = {}
         if self.send_stall is not None:
             faults["send_stall"] = self.send_stall.public()
+        if self.freeze is not None:
+            faults["freeze"] = self.freeze.public()
         if self.probe is not None and self.probe.rate_fault is not None:
             faults["probe_rate"] = self.probe.rate_fault.public()
         return {"faults": faults} if faults else {}
@@ -324,6 +328,7 @@ def from_dict(
         impairment=None if impairment is None else parse_impairment(impairment, source),
         agent=None if agent is None else parse_agent(agent, source),
         send_stall=_send_stall(env[FAULT_ENV]) if env.get(FAULT_ENV) else None,
+        freeze=FreezeFault.parse(env[FREEZE_ENV]) if env.get(FREEZE_ENV) else None,
         # An agent under test hears the Customer's turns, never our probe.
         probe=None if probe is None or agent is not None else parse_probe(probe, source, env),
     )

@@ -92,6 +92,10 @@ class StartGate:
         await self._open.wait()
         return self.start_ns
 
+    async def opened(self) -> int:
+        """The start instant, once every conversation is ready or has left."""
+        return await self._start()
+
     def leave(self) -> None:
         """This conversation will not talk: do not wait for it."""
         self._waiting -= 1

@@ -24,6 +24,7 @@ from pipeline._server import EmbeddedServer
 from pipeline.config import Config
 from pipeline.conversation import Conversation, Outcome
 from pipeline.errors import ConfigError
+from pipeline.freeze import FreezeFault, Freezer
 from pipeline.gate import Begins, Gate, StartGate, StopSignal
 from pipeline.live import LiveView, PairView
 from pipeline.rooms import create_rooms, delete_rooms, room_name
@@ -69,7 +70,7 @@ async def capture(
                 Conversation(config, run_id, embedded=embedded, server_pid=server_pid)
                 for run_id in run_ids
             ]
-        await run_all(units, stop, live_stream)
+        await run_all(units, stop, live_stream, freeze=config.freeze)
         await delete_rooms(config, [room_name(r) for r in run_ids])
     return [u.outcome for u in units]
 
@@ -84,18 +85,36 @@ class Unit(Protocol):
     async def run(self, stop: StopSignal, view: Begins, gate: Gate) -> None: ...
 
 
-async def run_all(units: Sequence[Unit], stop: StopSignal, live_stream: TextIO | None) -> None:
-    """Run every unit to its end from one start instant, all in one live view, finished after."""
+async def run_all(
+    units: Sequence[Unit],
+    stop: StopSignal,
+    live_stream: TextIO | None,
+    *,
+    freeze: FreezeFault | None = None,
+) -> None:
+    """Run every unit to its end from one start instant, all in one live view, finished after;
+    with `freeze`, this process and every one under it stand still once (`pipeline.freeze`)."""
     gate = StartGate(len(units))
     view = LiveView([u.view for u in units], stream=live_stream)
     view_task = asyncio.create_task(view.run(), name="live-view")
+    fault = None
+    if freeze is not None:
+        fault = asyncio.create_task(_freeze_once_open(gate, freeze), name="fault-freeze")
     try:
         async with asyncio.TaskGroup() as tg:
             for u in units:
                 tg.create_task(u.run(stop, view, gate), name=f"conversation-{u.run_id}")
     finally:
+        if fault is not None:
+            await cancel_and_wait(fault)
         await cancel_and_wait(view_task)
         view.finish()
+
+
+async def _freeze_once_open(gate: StartGate, fault: FreezeFault) -> None:
+    """Arm the freeze from the start instant; runs until cancelled at the talk's end."""
+    async with Freezer(fault, await gate.opened()):
+        await asyncio.Event().wait()
 
 
 def _run_ids(n: int) -> list[str]:

@@ -1,34 +1,38 @@
-"""Gaps: stretches of sent burst audio that the receiver did not hear.
+"""Gaps: audio of heard bursts that the receiver did not hear.
 
-Definition (per direction). Each burst's plateau (the burst without its ramps) is cut into 5 ms
-blocks; a block is *heard* when the tone's amplitude in it (the magnitude of its projection on
-the sender's frequency, from `dsp.goertzel_power`) is at least half the direction's reference
-amplitude (the median block amplitude over the plateaus of the detected bursts). A *gap* is a
-run of unheard blocks; runs with no heard block between them merge across the pauses between
-bursts, so an outage that spans several bursts is one gap. Its edges, in the sender's stream:
+Definition (per direction; docs/measurements.md). A gap is a stretch of a *heard* burst's audio
+(detected or truncated) that is missing, absent or concealed, for at least `MIN_GAP_MS`. Holes
+in different bursts are different gaps, and the planned silence between bursts is never part
+of one, so a gap's duration is only audio that was sent and not heard. A burst never heard is
+lost, not a gap (`bursts_lost` counts it).
 
-- it starts where the tone stopped: inside a burst, at the first unheard block, moved back over
-  the blocks before it that are already fading (below `FADE_RATIO` of the burst's median heard
-  amplitude: the receiver's concealment fades a lost tone out over tens of ms, and that is not
-  the sent audio) to the first fading block's start, or with no fade forward by the share of
-  the first unheard block still holding tone (its amplitude / the previous block's) for an abrupt
-  cut; at a burst's first block, at the burst's first sample;
+Each heard burst's plateau (the burst without its ramps) is cut into 5 ms blocks; a block is
+*heard* when the tone's amplitude in it (the magnitude of its projection on the sender's
+frequency, from `dsp.goertzel_power`) is at least half the direction's reference amplitude (the
+median block amplitude over the plateaus of the detected bursts). A gap is a run of unheard
+blocks inside one plateau. Its edges, in the sender's stream:
+
+- it starts where the tone stopped: at the first unheard block, moved back over the blocks
+  before it that are already fading (below `FADE_RATIO` of the burst's median heard amplitude:
+  the receiver's concealment fades a lost tone out over tens of ms, and that is not the sent
+  audio) to the first fading block's start, or with no fade forward by the share of the first
+  unheard block still holding tone (its amplitude / the previous block's) for an abrupt cut; at
+  the plateau's first block, at the burst's first sample (a truncated burst's missing start);
 - it ends where the tone resumed: at the first heard block after it, moved back by the share of
-  the block before it holding tone (a stream resumes abruptly); or, when the next burst is heard
-  from its start, at the end of the last unheard burst (the pause after it was not missing).
+  the block before it holding tone (a stream resumes abruptly); or at the burst's end.
 
 `start_s` is when its first missing sample left the sender (the sent frame's time plus the offset
 inside it) on the run's clock (seconds after the manifest's `clock.monotonic_ns`); `duration_ms`
 is the length of the missing stretch of the sender's stream (samples / 48 kHz), so it is not
-moved by event-loop jitter. Receiver positions map to the sender's stream by the burst's offset
-(received onset minus sent onset), taken as the median over the detected bursts within
-`OFFSET_SPAN` bursts, so a burst heard only from the middle (its onset misplaced) does not move it.
-Gaps shorter than `MIN_GAP_MS` are not reported. Bursts sent outside the receiver's recording or
-heard only after the matching window ("late") are not examined and end a gap before them.
+moved by event-loop jitter. A detected burst is placed in the receiver's recording by its own
+onset (received onset minus sent onset). A truncated burst, heard only from the middle, has no
+onset of its own to trust: it is placed by the median offset of the detected bursts within
+`OFFSET_SPAN` bursts. Placing every burst by its own onset matters after a host stall, when the
+jitter buffer drains and the offset moves by tens of ms from one burst to the next.
 
 Glitches and gaps. A glitch counts runs of 5 ms blocks below half the burst's own median RMS
-inside one detected burst. A dropout of at least `MIN_GAP_MS` inside a burst is both one glitch
-and one gap; shorter ones are glitches only. A lost burst is no glitch but is (part of) a gap.
+inside one heard burst. A dropout of at least `MIN_GAP_MS` inside a burst is both one glitch
+and one gap; shorter ones are glitches only.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ class Gap:
 
     start_sample: float
     end_sample: float
-    bursts: list[int]  # ids of the bursts with missing audio
+    burst: int  # id of the burst whose audio is missing
 
 
 def local_offsets(offsets: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -107,10 +111,8 @@ class _Plateau:
 class _Stretch:
     """A run of unheard blocks inside one plateau, in sender samples."""
 
-    from_first_block: bool  # the plateau's first block is unheard: it may continue a gap
-    start: float  # where the tone stopped (used when it opens a gap)
-    end: float  # where the unheard blocks end (the burst's end for the plateau's last block)
-    resumed: float | None  # where the tone came back inside the burst (None: it did not)
+    start: float  # where the tone stopped
+    end: float  # where it resumed, or the burst's end
 
 
 def _plateaus(
@@ -121,17 +123,17 @@ def _plateaus(
     starts: npt.NDArray[np.int64],
     lengths: npt.NDArray[np.int64],
     place: FloatArray,
-    usable: npt.NDArray[np.bool_],
+    heard: npt.NDArray[np.bool_],
     ramp_samples: int,
 ) -> list[_Plateau | None]:
-    """Per burst, its plateau as received; None for one not examined (not usable, no known
+    """Per burst, its plateau as received; None for one not examined (not heard, no known
     position, no whole block, or not inside the recording)."""
     out: list[_Plateau | None] = []
     for i in range(ids.size):
         first_sent = int(starts[i]) + ramp_samples
         blocks = (int(lengths[i]) - 2 * ramp_samples) // GAP_BLOCK
         first = first_sent + round(place[i]) if math.isfinite(place[i]) else -1
-        if not usable[i] or blocks < 1 or first < 0 or first + blocks * GAP_BLOCK > samples.size:
+        if not heard[i] or blocks < 1 or first < 0 or first + blocks * GAP_BLOCK > samples.size:
             out.append(None)
             continue
         amp = _block_amplitudes(samples, first, blocks, tone_hz, rate)
@@ -150,13 +152,11 @@ def _stretches(plateau: _Plateau, limit: float, reference: float) -> list[_Stret
     edges = np.flatnonzero(np.diff(np.concatenate(([1], heard.astype(np.int8), [1]))))
     out = []
     for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-        end = float(plateau.first_block + hi * GAP_BLOCK) if hi < amp.size else float(plateau.end)
-        resumed = None
+        end = float(plateau.end)
         if hi < amp.size:  # a stream resumes abruptly: back by the share of tone before it
             share = min(max(amp[hi - 1] / amp[hi], 0.0), 1.0)
-            resumed = plateau.first_block + hi * GAP_BLOCK - share * GAP_BLOCK
-        start = _stop_position(plateau, lo, level)
-        out.append(_Stretch(lo == 0, start, end, resumed))
+            end = plateau.first_block + hi * GAP_BLOCK - share * GAP_BLOCK
+        out.append(_Stretch(_stop_position(plateau, lo, level), end))
     return out
 
 
@@ -176,34 +176,6 @@ def _stop_position(plateau: _Plateau, m: int, level: float) -> float:
     return plateau.first_block + (j + share) * GAP_BLOCK
 
 
-class _OpenGap:
-    """The gap being followed across bursts: opened by the first unheard stretch, extended by
-    the ones after it, closed where the tone resumes (or before a burst heard from its start,
-    or one not examined)."""
-
-    def __init__(self, rate: int):
-        self.rate = rate
-        self.gaps: list[Gap] = []
-        self.start: float | None = None
-        self.bursts: list[int] = []
-        self.last_end = 0.0  # sender sample where the last unheard stretch ended
-
-    def extend(self, burst: int, stretch: _Stretch) -> None:
-        if self.start is None:
-            self.start = stretch.start
-        if not self.bursts or self.bursts[-1] != burst:
-            self.bursts.append(burst)
-        self.last_end = stretch.end
-
-    def close(self, end: float | None = None) -> None:
-        """End the gap at `end` (default: where the last unheard stretch ended); keep it if it
-        is at least `MIN_GAP_MS` long."""
-        end = self.last_end if end is None else end
-        if self.start is not None and (end - self.start) / self.rate * 1000.0 >= MIN_GAP_MS:
-            self.gaps.append(Gap(float(self.start), float(end), self.bursts))
-        self.start, self.bursts = None, []
-
-
 def find_gaps(
     samples: npt.NDArray[np.int16],
     tone_hz: float,
@@ -213,35 +185,30 @@ def find_gaps(
     starts: npt.NDArray[np.int64],
     lengths: npt.NDArray[np.int64],
     offsets: FloatArray,
-    usable: npt.NDArray[np.bool_],
-    detected: npt.NDArray[np.bool_],
+    heard: npt.NDArray[np.bool_],
     ramp_samples: int,
     fallback_amplitude: float,
 ) -> list[Gap]:
     """The gaps of one direction (see the module docstring).
 
-    `offsets`: per burst, receiver sample minus sender sample (NaN: unknown); `usable`: bursts
-    to examine; `detected`: bursts whose plateaus set the reference amplitude (else
-    `fallback_amplitude`, the sent amplitude in int16 units).
+    `offsets`: per burst, receiver sample minus sender sample of a detected burst's onset (NaN:
+    not detected); `heard`: bursts to examine (detected or truncated). The detected bursts'
+    plateaus set the reference amplitude (else `fallback_amplitude`, the sent amplitude in
+    int16 units).
     """
-    place = local_offsets(offsets)
-    plateaus = _plateaus(samples, tone_hz, rate, ids, starts, lengths, place, usable, ramp_samples)
+    detected = np.isfinite(offsets)
+    place = np.where(detected, offsets, local_offsets(offsets))
+    plateaus = _plateaus(samples, tone_hz, rate, ids, starts, lengths, place, heard, ramp_samples)
     heard_amps = [p.amp for p, d in zip(plateaus, detected, strict=True) if p is not None and d]
     reference = float(np.median(np.concatenate(heard_amps))) if heard_amps else 0.0
     if reference <= 0.0:
         reference = fallback_amplitude
     limit = HEARD_RATIO * reference
-    gap = _OpenGap(rate)
+    gaps = []
     for plateau in plateaus:
         if plateau is None:
-            gap.close()  # not examined: it ends a gap before it
             continue
-        stretches = _stretches(plateau, limit, reference)
-        if not stretches or not stretches[0].from_first_block:
-            gap.close()  # heard from its first block: the pause before it was not missing
-        for stretch in stretches:
-            gap.extend(plateau.burst, stretch)
-            if stretch.resumed is not None:
-                gap.close(stretch.resumed)
-    gap.close()
-    return gap.gaps
+        for stretch in _stretches(plateau, limit, reference):
+            if (stretch.end - stretch.start) / rate * 1000.0 >= MIN_GAP_MS:
+                gaps.append(Gap(float(stretch.start), float(stretch.end), plateau.burst))
+    return gaps

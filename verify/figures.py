@@ -1,8 +1,8 @@
 """Every figure of a run, computed from its evidence alone.
 
-Definitions: shared/docs/measurements.md. Per direction: frames and PCM bytes sent and received;
+Definitions: docs/measurements.md. Per direction: frames and PCM bytes sent and received;
 the tone heard; bursts sent, detected, truncated, lost, late, repeated; mouth-to-ear latency per
-burst; glitches inside bursts; gaps (stretches of sent bursts not heard, see `verify._gaps`);
+burst; glitches inside bursts; gaps (audio of heard bursts not heard, see `verify._gaps`);
 and, under their own names, the SDK's RTP statistics (with the receiver's jitter-buffer delay);
 with a probe in the run, how it sounds (`quality`: ViSQOL MOS per segment, pitch; `verify.quality`).
 
@@ -47,6 +47,7 @@ from verify._classify import BurstStates, classify, detection_states
 from verify._gaps import GAP_BLOCK, find_gaps
 from verify._matching import Matches, match_detections
 from verify.errors import EvidenceError
+from verify.host import disturbances
 from verify.host import summary as host_summary
 from verify.thresholds import AgentThresholds, Thresholds
 
@@ -139,6 +140,12 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
     host_table = None
     if host_name is not None and host_name not in missing:
         host_table = ev.read_host(run_dir / host_name, partial_tail=not complete)
+    host = host_summary(host_table, clock_origin(manifest), _scheduling(manifest))
+    for d in directions:
+        disturbed = disturbances(host, d["bursts"])
+        d["disturbed"] = [x.to_dict() for x in disturbed]
+        if "quality" in d:
+            quality.judge(d["quality"], disturbed)
     figures = {
         **run,
         "directions": directions,
@@ -146,7 +153,7 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         "events": _event_counts(events),
         "latency_method": HEADLINE_METHOD,
         "thresholds": thresholds.to_dict(),
-        "host": host_summary(host_table, clock_origin(manifest), _scheduling(manifest)),
+        "host": host,
     }
     if ev.agent_files(manifest) is not None:
         # imported here: the conversation's figures time heard audio with this module's fit
@@ -486,7 +493,7 @@ def _quality(
     probe = manifest["probe"]
     names = (probe["file"], probe["pieces"].get(files.sender))
     if any(name is None or not (run_dir / name).is_file() for name in names):
-        return quality.figures([], None, float(probe["segment_s"]))
+        return quality.figures([], float(probe["segment_s"]))
     signal = ev.read_wav(run_dir / probe["file"])
     quality.check_probe(signal, probe["file"])
     pieces = quality.Pieces(*ev.read_pieces(run_dir / names[1]))
@@ -495,14 +502,12 @@ def _quality(
     detected = bursts.detected
     at = (evidence.schedule.start_sample[detected] + ref).astype(np.float64)
     onsets = np.array([found[int(k)].onset for k in bursts.first[detected]], dtype=np.float64)
-    segments, ratio = quality.score(
-        evidence.samples, signal, pieces, (at, onsets - at), ev.SAMPLE_RATE
-    )
+    segments = quality.score(evidence.samples, signal, pieces, (at, onsets - at), ev.SAMPLE_RATE)
     for entry in segments:
         start = pieces.start_sample[np.argmax(pieces.segment == entry["segment"])]
         sent_ns = _sent_time_ns(evidence.sent, np.array([float(start)]))[0]
         entry["sent_s"] = _r(float(sent_ns - origin) / 1e9, 6)
-    return quality.figures(segments, ratio, float(probe["segment_s"]))
+    return quality.figures(segments, float(probe["segment_s"]))
 
 
 def _r(value: float, digits: int) -> float | None:
@@ -650,10 +655,10 @@ def _gaps(
     ref: float,
     origin: int,
 ) -> list[dict[str, Any]]:
-    """The direction's gaps as report entries: start on the run's clock, length, bursts.
+    """The direction's gaps as report entries: start on the run's clock, length, burst.
 
-    Detected bursts place the sender's stream in the receiver's; late bursts and those outside
-    the recording are not examined (`verify._gaps`).
+    Heard bursts are examined: detected ones placed by their own onsets, truncated ones by their
+    neighbours' (`verify._gaps`).
     """
     schedule = evidence.schedule
     detected = bursts.detected
@@ -668,8 +673,7 @@ def _gaps(
         starts=starts,
         lengths=schedule.samples.astype(np.int64),
         offsets=offsets,
-        usable=~bursts.outside & ~bursts.late,
-        detected=detected,
+        heard=bursts.heard,
         ramp_samples=math.ceil(float(burst_params["ramp_s"]) * ev.SAMPLE_RATE) + GAP_BLOCK,
         fallback_amplitude=float(burst_params["amplitude"]) * 32767.0,
     )
@@ -680,7 +684,7 @@ def _gaps(
         {
             "start_s": _r((float(t) - origin) / 1e9, 6),
             "duration_ms": _r((g.end_sample - g.start_sample) * 1000.0 / ev.SAMPLE_RATE, 3),
-            "bursts": g.bursts,
+            "burst": g.burst,
         }
         for g, t in zip(found, t_ns, strict=True)
     ]

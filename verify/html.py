@@ -94,7 +94,8 @@ def _waveform(run_dir: Path, detail: DirectionDetail, path: Path) -> None:
 
 def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
     """One time axis (the run's clock): per-burst latency and gaps, the capture process's and
-    the server's stalls, and the machine's steal and pressure; host stalls shaded on all."""
+    the server's stalls, and the machine's steal and pressure; host stalls shaded on all, and a
+    freeze (the whole run stood still) darker."""
     fig = Figure(figsize=(12, 7.5), layout="constrained")
     ax_lat, ax_stall, ax_cpu = fig.subplots(3, 1, sharex=True, height_ratios=[3, 2, 1.4])
     for d, colour in zip(report["directions"], ("tab:blue", "tab:green"), strict=False):
@@ -146,6 +147,14 @@ def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
     for stall in report["host"]["stalls"]:
         for ax in (ax_lat, ax_stall, ax_cpu):
             ax.axvspan(stall["at_s"] - 1.0, stall["at_s"], color="tab:red", alpha=0.12)
+    for freeze in report["host"].get("freezes", []):
+        for ax in (ax_lat, ax_stall, ax_cpu):
+            ax.axvspan(freeze["start_s"], freeze["at_s"], color="black", alpha=0.15)
+        ax_lat.annotate(
+            f"host froze {freeze['stood_ms']:.0f} ms", (freeze["at_s"], 1.0),
+            xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points",
+            fontsize="small",
+        )  # fmt: skip
     ax_stall.set_ylabel("stall (ms per window)")
     ax_cpu.set_ylabel("CPU (%)")
     ax_cpu.set_xlabel("run time (s, from the manifest's clock)")
@@ -218,10 +227,9 @@ def _row(cells: list[Any], tag: str = "td") -> str:
 
 
 def _gap_line(direction: dict[str, Any], gap: dict[str, Any]) -> str:
-    bursts = ", ".join(str(b) for b in gap["bursts"])
     return (
         f"{direction['from']} → {direction['to']}: {gap['duration_ms']:.1f} ms from "
-        f"{gap['start_s']:.3f} s (bursts {bursts})"
+        f"{gap['start_s']:.3f} s (burst {gap['burst']})"
     )
 
 
@@ -269,6 +277,15 @@ def _page(report: dict[str, Any], images: list[tuple[str, str]], extra: str = ""
             ("probe pitch heard / sent", "pitch_ratio"),
         ):
             rows.append(_row([label, *[(d.get("quality") or {}).get(key) for d in dirs]]))
+        left_out = [(d.get("quality") or {}).get("pitch_segments_left_out") for d in dirs]
+        rows.append(
+            _row(
+                [
+                    "segments left out of the pitch (host disturbed)",
+                    *[", ".join(map(str, x)) if x else "none" for x in left_out],
+                ]
+            )
+        )
     failures = "".join(
         f"<li>{_html.escape(f)}" + (f" <i>(host: {_html.escape(h)})</i>" if h else "") + "</li>"
         for f, h in zip(verdict["failures"], verdict["host_stalls"], strict=True)
@@ -284,6 +301,7 @@ def _page(report: dict[str, Any], images: list[tuple[str, str]], extra: str = ""
         for title, src in images
     )
     esc = _html.escape
+    frozen = " ".join(f"Freeze: {f['line']}." for f in report["host"].get("freezes", []))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>echoproof {esc(report["run_id"])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}
@@ -295,7 +313,8 @@ td:first-child{{text-align:left}}img{{max-width:100%}}.pass{{color:green}}.fail{
 status {esc(report["status"])}.</p>
 <h2 class="{"pass" if verdict["passed"] else "fail"}">Verdict: {passed}</h2><ul>{failures}</ul>
 <p>Host: {len(report["host"]["stalls"])} windows with a stall beyond its bound
-({esc(", ".join(f"{k} > {v:g}" for k, v in report["host"]["bounds"].items()))}).</p>
+({esc(", ".join(f"{k} > {v:g}" for k, v in report["host"]["bounds"].items()))}).
+{esc(frozen)}</p>
 <p>Latency headline figures use the <b>{esc(report["latency_method"])}</b> method
 (receive time from a robust fit of arrival time over neighbouring frames); the raw per-frame
 figure is shown beside it.
@@ -303,7 +322,7 @@ Signed by key {esc(report["key_id"])};
 re-check with <code>python -m verify &lt;run folder&gt;</code>.</p>
 {extra}
 <table>{"".join(rows)}</table>
-<h3>Gaps (sent burst audio not heard, at least 20 ms)</h3><ul>{gaps or "<li>none</li>"}</ul>
+<h3>Gaps (audio of heard bursts not heard, at least 20 ms)</h3><ul>{gaps or "<li>none</li>"}</ul>
 {figures}
 </body></html>
 """

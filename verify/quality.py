@@ -18,10 +18,18 @@ absolute threshold could not be read on it; the exponential fit needs no extra r
 (the lattice needs ai-edge-litert, 21 MB). Its known bias: it is lenient on degraded speech, so
 `min_mos` is set from measured runs (`verify.thresholds`).
 
-Pitch. The long-term spectra of the reference and the received pieces are compared on a
-logarithmic frequency axis; the shift that best aligns them is the ratio of frequencies heard to
-frequencies sent (1.0 on a digital path). A sender that plays 24 kHz audio as 22.05 kHz shows
-0.919; `max_pitch_shift_pct` fails it, naming the ratio and the common rates that give it.
+Pitch. Per segment, the long-term spectra of the reference and the received pieces are compared
+on a logarithmic frequency axis; the shift that best aligns them is the ratio of frequencies
+heard to frequencies sent (1.0 on a digital path). A sender that plays 24 kHz audio as 22.05 kHz
+shows 0.919 in every segment. A rate mismatch is constant over a run, while a jitter buffer
+draining after a host stall shortens and stretches what it plays (and the pieces' places move
+with it), which reads as a ratio far from 1 in those segments only. So segments that overlap a
+host disturbance (`verify.host.disturbances`) are left out of the direction's ratio (the median
+of the others) and named (`pitch_segments_left_out`), and `max_pitch_shift_pct` names a
+sample-rate mismatch only when every judged segment is shifted the same way, within the limit
+of each other. With no judged segment left, a shift seen consistently in the disturbed ones is
+the host's to explain (the verdict is then inconclusive, never a named rate). The MOS of a
+disturbed segment stays in the figures; a low one there is the host's to explain too.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from scipy.signal import resample_poly, welch
 
 from dsp import speech
 from verify.errors import EvidenceError
-from verify.host import NEAR_S, Failure, Window
+from verify.host import NEAR_S, Disturbance, Failure, Window
 from verify.thresholds import Thresholds
 
 FloatArray = npt.NDArray[np.float64]
@@ -59,7 +67,9 @@ MIN_SEGMENT_S = 2.0
 #: this allows for another CPU's floating point in its FFTs and numba kernels).
 MOS_TOLERANCE = 0.01
 MOS_FIELDS = (".mos", ".mos_min")  # report paths ending so are compared with MOS_TOLERANCE
-# A host stall this long near a segment may explain its low score (a receive gap's bound).
+# A host stall this long may disturb the probe: its drain may explain a segment's low score, and
+# the segment is left out of the pitch (a receive gap's bound; shorter stalls stay inside the
+# jitter buffer's usual depth).
 QUALITY_STALL_MS = 60.0
 
 
@@ -150,19 +160,17 @@ def score(
     pieces: Pieces,
     anchors: tuple[FloatArray, FloatArray],
     rate: int,
-) -> tuple[list[dict[str, Any]], float | None]:
-    """Per segment `{"segment", "pieces", "mos"}`, and the pitch ratio of the direction.
-    Segments holding less than `MIN_SEGMENT_S` of probe are left out.
+) -> list[dict[str, Any]]:
+    """Per segment `{"segment", "pieces", "mos", "pitch_ratio"}`. Segments holding less than
+    `MIN_SEGMENT_S` of probe are left out.
 
     `anchors`: per detected burst, its start in the sender's stream and the offset (received
     sample - sent sample) it was heard at. With no anchor nothing can be placed: no segment.
     """
     at, offset = anchors
     if not len(pieces) or not len(at):
-        return [], None
+        return []
     segments: list[dict[str, Any]] = []
-    all_ref: list[FloatArray] = []
-    all_deg: list[FloatArray] = []
     for segment in np.unique(pieces.segment).tolist():
         members = np.flatnonzero(pieces.segment == segment)
         if pieces.samples[members].sum() < MIN_SEGMENT_S * rate:
@@ -174,12 +182,15 @@ def score(
             nearest = int(np.argmin(np.abs(at - (start + n / 2))))
             degs.append(_cut(received, start + round(float(offset[nearest])), n))
         ref, deg = np.concatenate(refs), np.concatenate(degs)
-        segments.append({"segment": segment, "pieces": len(refs), "mos": mos(ref, deg, rate)})
-        all_ref.append(ref)
-        all_deg.append(deg)
-    if not segments:
-        return [], None
-    return segments, pitch_ratio(np.concatenate(all_ref), np.concatenate(all_deg), rate)
+        segments.append(
+            {
+                "segment": segment,
+                "pieces": len(refs),
+                "mos": mos(ref, deg, rate),
+                "pitch_ratio": pitch_ratio(ref, deg, rate),
+            }
+        )
+    return segments
 
 
 def _cut(samples: npt.NDArray[np.int16], start: int, n: int) -> FloatArray:
@@ -197,10 +208,9 @@ def check_probe(probe: npt.NDArray[np.int16], name: str) -> None:
         raise EvidenceError(f"{name} holds no samples, expected the probe signal")
 
 
-def figures(
-    segments: list[dict[str, Any]], ratio: float | None, segment_s: float
-) -> dict[str, Any]:
-    """A direction's `quality` block: the summary, then the segments in order."""
+def figures(segments: list[dict[str, Any]], segment_s: float) -> dict[str, Any]:
+    """A direction's `quality` block: the summary, then the segments in order. The pitch is
+    judged once the host's disturbances are known (`judge`)."""
     scores = [s["mos"] for s in segments]
     return {
         "mapper": MAPPER,
@@ -208,24 +218,61 @@ def figures(
         "mos": round(float(np.mean(scores)), 3) if scores else None,
         "mos_min": round(min(scores), 3) if scores else None,
         "segments_scored": len(segments),
-        "pitch_ratio": None if ratio is None else round(ratio, 4),
+        "pitch_ratio": None,
+        "pitch_segments_left_out": [],
         "segments": [
-            {**s, "mos": round(s["mos"], 3)} for s in sorted(segments, key=lambda s: s["segment"])
+            {
+                **s,
+                "mos": round(s["mos"], 3),
+                "pitch_ratio": None if s["pitch_ratio"] is None else round(s["pitch_ratio"], 4),
+                "disturbed": False,
+            }
+            for s in sorted(segments, key=lambda s: s["segment"])
         ],
     }
 
 
+def judge(q: dict[str, Any], disturbed: list[Disturbance]) -> None:
+    """Mark the segments that overlap a disturbance whose stall could reach the audio (at least
+    `QUALITY_STALL_MS`, or a freeze) and take the direction's pitch ratio from the others (the
+    module docstring), in place."""
+    able = [d for d in disturbed if d.freeze or d.stall_ms >= QUALITY_STALL_MS]
+    for s in q["segments"]:
+        s["disturbed"] = s["sent_s"] is not None and any(
+            d.overlaps(s["sent_s"], s["sent_s"] + q["segment_s"]) for d in able
+        )
+    judged = [s["pitch_ratio"] for s in q["segments"] if not s["disturbed"]]
+    known = [r for r in judged if r is not None]
+    q["pitch_ratio"] = round(float(np.median(known)), 4) if known else None
+    q["pitch_segments_left_out"] = [s["segment"] for s in q["segments"] if s["disturbed"]]
+
+
+def _shifted(ratios: list[float], limit_pct: float) -> float | None:
+    """The median of `ratios` when all are shifted beyond `limit_pct` the same way and lie within
+    it of each other (a constant rate mismatch); else None."""
+    if not ratios:
+        return None
+    limit = limit_pct / 100
+    low, high = min(ratios), max(ratios)
+    if not (high < 1 - limit or low > 1 + limit) or high / low - 1 > limit:
+        return None
+    return float(np.median(ratios))
+
+
 def failures(label: str, q: dict[str, Any] | None, thresholds: Thresholds) -> list[Failure]:
     """A direction's failed quality thresholds: MOS below `min_mos` (a host stall near a low
-    segment may explain it), the probe's pitch shifted beyond `max_pitch_shift_pct` (never)."""
+    segment may explain it); the probe's pitch shifted beyond `max_pitch_shift_pct` in every
+    judged segment (a sample-rate mismatch: never the host's), or, with none judged, in every
+    disturbed one (the host's to explain)."""
     out: list[Failure] = []
     if q is None:
         return out
+    segment_s = q["segment_s"]
     if q["mos"] is not None and q["mos"] < thresholds.min_mos:
         low = [s for s in q["segments"] if s["mos"] < thresholds.min_mos]
         worst = min(q["segments"], key=lambda s: s["mos"])
         windows = tuple(
-            Window(s["sent_s"] - NEAR_S, s["sent_s"] + q["segment_s"] + NEAR_S, QUALITY_STALL_MS)
+            Window(s["sent_s"] - NEAR_S, s["sent_s"] + segment_s + NEAR_S, QUALITY_STALL_MS)
             for s in low
         )
         out.append(
@@ -233,20 +280,41 @@ def failures(label: str, q: dict[str, Any] | None, thresholds: Thresholds) -> li
                 f"{label}: speech quality MOS {q['mos']:g} (ViSQOL; lowest {worst['mos']:g} at "
                 f"{worst['sent_s']:g} s) is below the minimum {thresholds.min_mos:g}",
                 windows,
+                direction=label,
             )
         )
-    ratio = q["pitch_ratio"]
-    if ratio is not None and abs(ratio - 1) * 100 > thresholds.max_pitch_shift_pct:
+    limit = thresholds.max_pitch_shift_pct
+    judged = [s for s in q["segments"] if not s["disturbed"] and s["pitch_ratio"] is not None]
+    if judged:
+        ratio = _shifted([s["pitch_ratio"] for s in judged], limit)
+        if ratio is not None:
+            out.append(
+                Failure(
+                    f"{label}: the probe arrives pitched {_shift(ratio)} (heard/sent frequency "
+                    f"ratio {round(ratio, 4):g}, the same in all {len(judged)} judged segments), "
+                    f"beyond {limit:g} %: a sample-rate mismatch, e.g. {_mismatch(ratio)}",
+                    host_may_explain=False,
+                    direction=label,
+                )
+            )
+        return out
+    disturbed = [s for s in q["segments"] if s["disturbed"] and s["pitch_ratio"] is not None]
+    ratio = _shifted([s["pitch_ratio"] for s in disturbed], limit)
+    if ratio is not None:
         out.append(
             Failure(
-                f"{label}: the probe arrives pitched {abs(ratio - 1) * 100:.1f} % "
-                f"{'low' if ratio < 1 else 'high'} (heard/sent frequency ratio {ratio:g}), beyond "
-                f"{thresholds.max_pitch_shift_pct:g} %: a sample-rate mismatch, e.g. "
-                f"{_mismatch(ratio)}",
-                host_may_explain=False,
+                f"{label}: the probe arrives pitched {_shift(ratio)} (ratio {round(ratio, 4):g}) "
+                f"beyond {limit:g} %, in segments a host stall disturbed only: no segment was "
+                "left to judge a sample-rate mismatch on",
+                tuple(Window(s["sent_s"], s["sent_s"] + segment_s) for s in disturbed),
+                direction=label,
             )
         )
     return out
+
+
+def _shift(ratio: float) -> str:
+    return f"{abs(ratio - 1) * 100:.1f} % {'low' if ratio < 1 else 'high'}"
 
 
 # Rates audio is commonly made and played at: a ratio is named after the nearest pair.

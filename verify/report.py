@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from importlib import resources
@@ -13,7 +14,8 @@ from verify import evidence as ev
 from verify import signing
 from verify.conversation_figures import failures as conversation_failures
 from verify.figures import analyse_run
-from verify.host import Failure, Stall, draining, gap_window, latency_window, lost_window
+from verify.host import Disturbance, Failure, gap_window, latency_window, lost_window
+from verify.host import disturbances as host_disturbances
 from verify.host import verdict as host_verdict
 from verify.quality import failures as quality_failures
 from verify.thresholds import AgentThresholds, Thresholds
@@ -69,12 +71,13 @@ def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str
         never_host(line)
     for d in figures["directions"]:
         label = f"{d['from']}->{d['to']}"
+        own = functools.partial(Failure, direction=label)
         if d["bursts_sent"] == 0:
-            failures.append(Failure(f"{label}: bursts sent 0, expected at least 1"))
+            failures.append(own(f"{label}: bursts sent 0, expected at least 1"))
         share = d["frames_received_share"]
         if share is None or share < thresholds.min_frames_received_share:
             failures.append(
-                Failure(
+                own(
                     f"{label}: frames received share {_fmt(share or 0)} "
                     f"({d['frames_received']} of {d['frames_sent']}) is below the minimum "
                     f"{_fmt(thresholds.min_frames_received_share)}"
@@ -86,7 +89,7 @@ def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str
                 lost_window(b["sent_s"]) for b in d["bursts"] if b["state"] in ("lost", "late")
             )
             failures.append(
-                Failure(
+                own(
                     f"{label}: bursts lost {d['bursts_lost']} and late {d['bursts_late']} "
                     f"({missed} of {d['bursts_sent']}) exceed the maximum "
                     f"{thresholds.max_bursts_lost}",
@@ -111,7 +114,7 @@ def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str
                     if b["state"] == "detected" and b["latency_ms"] > limit
                 )
                 failures.append(
-                    Failure(
+                    own(
                         f"{label}: latency {key} {_fmt(latency[key])} ms exceeds the maximum "
                         f"{_fmt(limit)} ms",
                         over,
@@ -119,18 +122,13 @@ def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str
                 )
         if d["gap_max_ms"] > thresholds.max_gap_ms:
             longest = max(d["gaps"], key=lambda g: g["duration_ms"])
-            lowest = latency["min"]
             windows = tuple(
-                gap_window(
-                    g["start_s"],
-                    g["duration_ms"],
-                    draining=draining(d["bursts"], lowest, g["start_s"]),
-                )
+                gap_window(g["start_s"], g["duration_ms"])
                 for g in d["gaps"]
                 if g["duration_ms"] > thresholds.max_gap_ms
             )
             failures.append(
-                Failure(
+                own(
                     f"{label}: gap max {_fmt(d['gap_max_ms'])} ms (at {_fmt(longest['start_s'])} s)"
                     f" exceeds the maximum {_fmt(thresholds.max_gap_ms)} ms",
                     windows,
@@ -139,7 +137,7 @@ def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str
         failures.extend(quality_failures(label, d.get("quality"), thresholds))
         if d["bursts_detected"] and (d["snr_db"] is None or d["snr_db"] < thresholds.min_snr_db):
             failures.append(
-                Failure(
+                own(
                     f"{label}: SNR {_fmt(d['snr_db'] or 0)} dB is below the minimum "
                     f"{_fmt(thresholds.min_snr_db)} dB"
                 )
@@ -157,11 +155,13 @@ def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str
 def verdict(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -> dict[str, Any]:
     """The report's verdict: `status` passed, failed or inconclusive (every failure explained by
     a host stall, see `verify.host`), the failures as measured, and the stall behind each."""
-    found = [
-        Stall(s["at_s"], s["figure"], s["value_ms"], s["bound_ms"])
-        for s in figures["host"]["stalls"]
-    ]
-    return host_verdict(failures_of(figures, thresholds, extra), found)
+    disturbed = {
+        f"{d['from']}->{d['to']}": [Disturbance.from_dict(x) for x in d["disturbed"]]
+        for d in figures["directions"]
+    }
+    if not disturbed:  # no tone directions (an agent under test): stalls without their drains
+        disturbed = {"": host_disturbances(figures["host"], [])}
+    return host_verdict(failures_of(figures, thresholds, extra), disturbed)
 
 
 def unexpected_files(run_dir: Path, manifest: dict[str, Any]) -> list[str]:

@@ -58,6 +58,7 @@ def test_run_figures_read_a_run_folder(tmp_path: Path) -> None:
     figures = stability.run_figures(tmp_path)
     assert figures["medians_ms"] == [50.0, 60.0]
     assert (figures["status"], figures["reason"]) == ("inconclusive", "stall")
+    assert figures["freezes_ms"] == []
     assert stability.run_median(figures["medians_ms"]) == 55.0
     assert stability.run_median([50.0, None]) is None
 
@@ -79,7 +80,8 @@ def test_summary_of_a_condition() -> None:
 
 
 def test_goals_per_condition() -> None:
-    """quiet: not OK misses; hog: FAIL or slow OK misses; hog_loss5: no packet-loss FAIL misses."""
+    """quiet: not OK misses; hog: FAIL or slow OK misses; hog_loss5: no packet-loss FAIL misses;
+    freeze: FAIL, or the freeze not in the report or not the INCONCLUSIVE reason, misses."""
     assert stability.goal_misses("quiet", [_run("OK", 50), _run("INCONCLUSIVE", 90)], 50) == 1
     hog = [_run("OK", 55), _run("INCONCLUSIVE", 200), _run("OK", 90), _run("FAIL", 50)]
     assert stability.goal_misses("hog", hog, 50.0) == 2
@@ -89,6 +91,15 @@ def test_goals_per_condition() -> None:
         _run("OK", 50),
     ]
     assert stability.goal_misses("hog_loss5", loss, 50.0) == 2
+    named = "the whole host stood still for 490 ms at 20.1 s (...); rerun on a quieter machine"
+    frozen = [
+        {**_run("OK", 60), "freezes_ms": [490.0]},
+        {**_run("INCONCLUSIVE", 300), "freezes_ms": [490.0], "reason": named},
+        {**_run("INCONCLUSIVE", 300), "freezes_ms": [490.0], "reason": "a->b: other stall"},
+        {**_run("FAIL", 300), "freezes_ms": [490.0]},
+        {**_run("OK", 60), "freezes_ms": []},  # the freeze went unseen
+    ]
+    assert stability.goal_misses("freeze", frozen, 50.0) == 3
 
 
 def test_progress_line_fits_80_columns() -> None:
@@ -105,6 +116,7 @@ def test_summary_rows_judge_stability_goals() -> None:
             "quiet": {"goal_misses": 0, "lateness_p99_ms": 2.5, "median_spread": 1.1},
             "hog": {"goal_misses": 1},
             "hog_loss5": {"goal_misses": 0},
+            "freeze": {"goal_misses": 0},
         }
     }
     rows = {name: (value, verdict) for name, value, _, verdict in summary(results)}
@@ -113,3 +125,4 @@ def test_summary_rows_judge_stability_goals() -> None:
     assert rows["quiet spread of run medians"] == ("1.1", "PASS")
     assert rows["hog runs FAIL/ERROR or slow OK"] == ("1", "MISS")
     assert rows["hog+loss5 runs not FAIL on loss"] == ("0", "PASS")
+    assert rows["frozen runs FAIL or freeze unnamed"] == ("0", "PASS")

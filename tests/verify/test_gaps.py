@@ -1,7 +1,9 @@
-"""Gaps against known truth: stretches of the sender's stream cut out of what the receiver heard.
+"""Gaps against known truth: audio of heard bursts cut out of what the receiver heard.
 
 The synthesised sender clock is T0 + sample / 48 kHz, so a cut starting at sender time S must be
-reported at `start_s` S; its length is the cut's length (benchmarks/_synth.py).
+reported at `start_s` S; its length is the part of the cut that held burst audio
+(benchmarks/_synth.py). Holes in different bursts are different gaps; a burst never heard is
+lost, not a gap; the pauses between bursts are never part of one.
 """
 
 from __future__ import annotations
@@ -31,16 +33,31 @@ def _direction(figures: dict, sender: str) -> dict:
     return next(d for d in figures["directions"] if d["from"] == sender)
 
 
-def test_outage_is_one_gap_at_the_right_time_and_direction(make_run: MakeRun) -> None:
-    """A 2.000 s outage across three bursts is one 2000 +- 10 ms gap at its start, one way only."""
+def _burst_start_s(spec: synth.Spec, role: str, burst: int) -> float:
+    return dict(synth.schedule(spec, role))[burst] / synth.RATE
+
+
+def _burst_end_s(spec: synth.Spec, role: str, burst: int) -> float:
+    return _burst_start_s(spec, role, burst) + synth.burst_len(spec.burst_s) / synth.RATE
+
+
+def test_an_outage_over_three_bursts_is_a_gap_in_each_heard_one(make_run: MakeRun) -> None:
+    """A 2 s outage across bursts 2-4: the tail of burst 2 and the head of burst 4 are gaps of
+    the audio missing from each, burst 3 is lost, and the pauses between count nowhere."""
     spec = _train(customer=synth.Direction(outages=((2.25, 2.0),)))
     figures = verify.analyse(make_run(spec))
     d = _direction(figures, "customer")
-    [gap] = d["gaps"]
-    assert gap["duration_ms"] == pytest.approx(2000.0, abs=10.0)
-    assert gap["start_s"] == pytest.approx(2.25, abs=0.005)
-    assert gap["bursts"] == [2, 3, 4]
-    assert d["gap_total_ms"] == d["gap_max_ms"] == gap["duration_ms"]
+    tail, head = d["gaps"]
+    assert (tail["burst"], head["burst"]) == (2, 4)
+    assert tail["start_s"] == pytest.approx(2.25, abs=0.005)
+    assert tail["duration_ms"] == pytest.approx(
+        (_burst_end_s(spec, "customer", 2) - 2.25) * 1000, abs=10.0
+    )
+    head_start = _burst_start_s(spec, "customer", 4)
+    assert head["start_s"] == pytest.approx(head_start, abs=0.001)
+    assert head["duration_ms"] == pytest.approx((4.25 - head_start) * 1000, abs=10.0)
+    assert d["gap_total_ms"] == pytest.approx(tail["duration_ms"] + head["duration_ms"], abs=0.01)
+    assert d["gap_max_ms"] == tail["duration_ms"]
     assert d["bursts_lost"] == 1  # burst 3 entirely; 2 and 4 were heard in part
     other = _direction(figures, "support")
     assert other["gaps"] == [] and other["gap_total_ms"] == other["gap_max_ms"] == 0.0
@@ -48,21 +65,25 @@ def test_outage_is_one_gap_at_the_right_time_and_direction(make_run: MakeRun) ->
 
 def test_concealment_fade_is_part_of_the_gap(make_run: MakeRun) -> None:
     """A tone fading out over 40 ms after the cut (concealment) does not shorten the gap."""
-    cut = synth.Direction(outages=((2.25, 2.0),), outage_fade_s=0.04)
-    [gap] = _direction(verify.analyse(make_run(_train(customer=cut))), "customer")["gaps"]
-    assert gap["start_s"] == pytest.approx(2.25, abs=0.008)
-    assert gap["duration_ms"] == pytest.approx(2000.0, abs=10.0)
+    spec = _train(customer=synth.Direction(outages=((2.25, 2.0),), outage_fade_s=0.04))
+    tail = _direction(verify.analyse(make_run(spec)), "customer")["gaps"][0]
+    assert tail["start_s"] == pytest.approx(2.25, abs=0.008)
+    assert tail["duration_ms"] == pytest.approx(
+        (_burst_end_s(spec, "customer", 2) - 2.25) * 1000, abs=10.0
+    )
 
 
 def test_outage_starting_in_a_pause_starts_at_the_next_burst(make_run: MakeRun) -> None:
-    """Audio missing only during a pause is no gap: the gap begins where the next burst began."""
+    """Audio missing only during a pause is no gap: burst 3, inside the outage, is lost, and the
+    gap is the head of burst 4, from its first sample to where the audio resumed."""
     spec = _train(support=synth.Direction(delay_ms=57.81, outages=((3.65, 1.3),)))
     d = _direction(verify.analyse(make_run(spec)), "support")
-    [gap] = d["gaps"]
-    # support bursts start at 0.7 + k s (+ 7 k samples); burst 3 starts at 3.7 s + 21 samples
-    assert gap["start_s"] == pytest.approx(3.7 + 21 / 48_000, abs=0.001)
-    assert gap["duration_ms"] == pytest.approx((4.95 - 3.7) * 1000 - 21 / 48, abs=5.0)
-    assert gap["bursts"] == [3, 4]
+    [head] = d["gaps"]
+    # support bursts start at 0.7 + k s (+ 7 k samples): burst 3 spans 3.7-4.6 s
+    assert d["bursts_lost"] == 1 and head["burst"] == 4
+    start = _burst_start_s(spec, "support", 4)
+    assert head["start_s"] == pytest.approx(start, abs=0.001)
+    assert head["duration_ms"] == pytest.approx((4.95 - start) * 1000, abs=5.0)
 
 
 def test_short_dropout_inside_a_burst(make_run: MakeRun) -> None:
@@ -72,22 +93,35 @@ def test_short_dropout_inside_a_burst(make_run: MakeRun) -> None:
     [gap] = d["gaps"]
     assert gap["duration_ms"] == pytest.approx(30.0, abs=2.0)
     assert gap["start_s"] == pytest.approx(2.35, abs=0.002)
-    assert gap["bursts"] == [2]
+    assert gap["burst"] == 2
     assert d["glitches"] == 2
     assert [b["glitches"] for b in d["bursts"] if b["burst"] in (2, 4)] == [1, 1]
     assert d["bursts_detected"] == d["bursts_sent"]
 
 
-def test_lost_burst_is_a_gap_of_its_length(make_run: MakeRun) -> None:
-    """A burst never heard is a gap from its first to its last sample, not a glitch."""
+def test_a_lost_burst_is_no_gap(make_run: MakeRun) -> None:
+    """A burst never heard is lost, not a gap: gaps are audio missing inside heard bursts."""
     d = _direction(
         verify.analyse(make_run(synth.Spec(customer=synth.Direction(lost=(3,))))), "customer"
     )
-    [gap] = d["gaps"]
-    length_ms = synth.burst_len() / 48.0
-    assert gap["duration_ms"] == pytest.approx(length_ms, abs=0.01)
-    assert gap["start_s"] == pytest.approx(3.2 + 21 / 48_000, abs=1e-6)
-    assert gap["bursts"] == [3] and d["glitches"] == 0
+    assert d["bursts_lost"] == 1
+    assert d["gaps"] == [] and d["glitches"] == 0
+
+
+def test_neighbouring_holes_are_separate_gaps(make_run: MakeRun) -> None:
+    """Two cuts in two neighbouring bursts are two gaps, each as long as its cut: the pause
+    between them counts in neither."""
+    spec = _train(customer=synth.Direction(outages=((2.5, 0.1), (3.3, 0.12))))
+    gaps = _direction(verify.analyse(make_run(spec)), "customer")["gaps"]
+    assert [g["burst"] for g in gaps] == [2, 3]
+    assert [g["start_s"] for g in gaps] == [
+        pytest.approx(2.5, abs=0.002),
+        pytest.approx(3.3, abs=0.002),
+    ]
+    assert [g["duration_ms"] for g in gaps] == [
+        pytest.approx(100, abs=2),
+        pytest.approx(120, abs=2),
+    ]
 
 
 def test_clean_run_has_no_gaps(make_run: MakeRun) -> None:
@@ -128,7 +162,7 @@ def test_gaps_in_schema_html_and_recheck(make_run: MakeRun, tmp_path: Path) -> N
     jsonschema.Draft202012Validator(report_schema()).validate(report)
     page = (run / "report.html").read_text()
     found = _direction(report, "customer")["gaps"][0]["duration_ms"]
-    assert f"customer → support: {found:.1f} ms from 2.250 s (bursts 2, 3, 4)" in page
+    assert f"customer → support: {found:.1f} ms from 2.250 s (burst 2)" in page
     [checked] = verify.check(run)
     assert checked.ok, checked.reason
 

@@ -15,6 +15,7 @@ import verify
 from benchmarks import _synth as synth
 from dsp import speech
 from verify import quality
+from verify.host import Disturbance, attribute
 from verify.thresholds import Thresholds
 
 RATE = 48_000
@@ -92,9 +93,19 @@ def test_short_segments_are_left_out_and_silence_scores_the_floor() -> None:
     short = table.first(3)
     anchors = (np.array([0.0]), np.array([0.0]))
     silent = np.zeros(n * RATE, dtype=np.int16)
-    segments, ratio = quality.score(silent, probe, table, anchors, RATE)
-    assert segments == [{"segment": 0, "pieces": 6, "mos": 1.0}] and ratio is None
-    assert quality.score(silent, probe, short, anchors, RATE) == ([], None)
+    segments = quality.score(silent, probe, table, anchors, RATE)
+    assert segments == [{"segment": 0, "pieces": 6, "mos": 1.0, "pitch_ratio": None}]
+    assert quality.score(silent, probe, short, anchors, RATE) == []
+
+
+def _segment(k: int, mos: float = 4.9, ratio: float | None = 1.0) -> dict:
+    return {"segment": k, "pieces": 8, "mos": mos, "sent_s": 1.0 + 8 * k, "pitch_ratio": ratio}
+
+
+def _judged(segments: list[dict], *spans: Disturbance) -> dict:
+    q = quality.figures(segments, 8.0)
+    quality.judge(q, list(spans))
+    return q
 
 
 @pytest.mark.parametrize(
@@ -103,21 +114,50 @@ def test_short_segments_are_left_out_and_silence_scores_the_floor() -> None:
      (44.1 / 48, "48 kHz audio played as 44.1 kHz")],
 )  # fmt: skip
 def test_pitch_shift_fails_naming_the_likely_rates(ratio: float, rates: str) -> None:
-    """A pitch beyond max_pitch_shift_pct is one failure line naming direction, shift and rates;
-    it is never put down to the host."""
-    q = quality.figures([{"segment": 0, "pieces": 8, "mos": 4.9, "sent_s": 1.0}], ratio, 8.0)
+    """A pitch beyond max_pitch_shift_pct in every judged segment is one failure line naming
+    direction, shift and rates; it is never put down to the host."""
+    q = _judged([_segment(0, ratio=ratio), _segment(2, ratio=ratio * 1.001)])
     (failure,) = quality.failures("support->customer", q, Thresholds())
     assert failure.line.startswith("support->customer: the probe arrives pitched")
+    assert "the same in all 2 judged segments" in failure.line
     assert rates in failure.line and not failure.host_may_explain
+
+
+def test_a_shift_in_one_segment_is_no_rate_mismatch() -> None:
+    """A rate mismatch is constant over a run: one segment at 1.3 among segments at 1.0 names
+    no sample rate."""
+    q = _judged([_segment(0), _segment(1, ratio=1.3), _segment(2)])
+    assert q["pitch_ratio"] == 1.0
+    assert quality.failures("customer->support", q, Thresholds()) == []
+
+
+def test_segments_a_stall_disturbed_are_left_out_of_the_pitch() -> None:
+    """Segments overlapping a disturbance of 60 ms or more (or a freeze) are named as left out
+    and do not move the ratio; a shorter stall leaves them in."""
+    freeze = Disturbance(16.0, 22.0, 490.0, True, "frozen")
+    q = _judged([_segment(0), _segment(2, ratio=1.31), _segment(3)], freeze)
+    assert [s["disturbed"] for s in q["segments"]] == [False, True, False]  # 3 starts at 25 s
+    assert q["pitch_segments_left_out"] == [2] and q["pitch_ratio"] == 1.0
+    assert quality.failures("customer->support", q, Thresholds()) == []
+    short = Disturbance(16.0, 22.0, 40.0, False, "a 40 ms stall")
+    assert _judged([_segment(0), _segment(2, ratio=1.31)], short)["pitch_segments_left_out"] == []
+
+
+def test_a_shift_seen_only_while_disturbed_is_the_hosts_to_explain() -> None:
+    """With every segment disturbed, a consistent shift names no sample rate: the failure says
+    there was nothing left to judge, and the disturbance may explain it."""
+    stall = Disturbance(0.0, None, 300.0, False, "a stall")
+    q = _judged([_segment(0, ratio=0.8), _segment(1, ratio=0.8)], stall)
+    assert q["pitch_ratio"] is None
+    (failure,) = quality.failures("customer->support", q, Thresholds())
+    assert "sample-rate mismatch" in failure.line and "kHz" not in failure.line
+    assert failure.host_may_explain and failure.direction == "customer->support"
+    assert attribute([failure], {"customer->support": [stall]}) == [stall]
 
 
 def test_low_mos_fails_with_the_lowest_segment() -> None:
     """A mean MOS under min_mos fails, naming the lowest segment and when it was sent."""
-    segments = [
-        {"segment": 0, "pieces": 8, "mos": 4.2, "sent_s": 1.0},
-        {"segment": 2, "pieces": 8, "mos": 3.1, "sent_s": 17.0},
-    ]
-    q = quality.figures(segments, 1.0, 8.0)
+    q = _judged([_segment(0, mos=4.2), _segment(2, mos=3.1)])
     (failure,) = quality.failures("customer->support", q, Thresholds())
     assert failure.line == (
         "customer->support: speech quality MOS 3.65 (ViSQOL; lowest 3.1 at 17 s) is below the "
