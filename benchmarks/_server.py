@@ -19,14 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @contextlib.asynccontextmanager
 async def sfu_process(*args: str, root: Path = ROOT) -> AsyncIterator[tuple[str, int]]:
-    """``python -m sfu --port 0 ARGS`` in a child process: (its URL, its pid); stopped on exit.
+    """``python -m echoproof.sfu --port 0 ARGS`` in a child process: (its URL, its pid); stopped
+    on exit.
 
     A process of its own, as users run it: in the benchmark's process its forwarding would
     compete with the agents for one event loop and one GIL. ``root``: the source tree whose
-    ``sfu`` runs (another commit's checkout, for a comparison), with this interpreter.
+    server runs (another commit's checkout, for a comparison, where it may still be the
+    top-level ``sfu``), with this interpreter.
     """
+    module = "echoproof.sfu" if (root / "echoproof" / "sfu").is_dir() else "sfu"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sfu", "--port", "0", "--log-level", "WARNING", *args,
+        sys.executable, "-m", module, "--port", "0", "--log-level", "WARNING", *args,
         cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip

@@ -1,7 +1,8 @@
 """Capacity of one machine against the bare SDK's, and what a conversation costs.
 
 ``python -m benchmarks.capacity [--quick]``. Every measurement starts a fresh embedded server as a
-subprocess (``python -m sfu --port 0``, its URL read from its first line) and the agents in
+subprocess (``python -m echoproof.sfu --port 0``, its URL read from its first line) and the
+agents in
 another subprocess, so that each side's CPU is its own: utime+stime of the whole process (every
 thread) from ``/proc/<pid>/stat``, sampled every 0.2 s. CPU figures cover the audio only: from
 2 s after the first frame is sent to 1 s before the last (joining and leaving excluded); the
@@ -81,7 +82,7 @@ SETTLE_BURSTS = 5
 def _server() -> Iterator[tuple[str, int]]:
     """A fresh embedded server process: (its URL, its pid)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sfu", "--port", "0", "--api-key", API_KEY,
+        [sys.executable, "-m", "echoproof.sfu", "--port", "0", "--api-key", API_KEY,
          "--api-secret", API_SECRET, "--log-level", "WARNING"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip

@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.impairment [--quick]``. Every case is one real conversation (two SDK
 agents, a ``pipeline.conversation.Conversation`` as ``pipeline.capture`` runs it, in a room this
-module makes for three participants: ``capture``'s rooms admit two) against ``python -m sfu``
+module makes for three participants: ``capture``'s rooms admit two) against
+``python -m echoproof.sfu``
 started in a child process with the impairment on its command line (a child, as the pipeline
 runs it: the in-process server adds hundreds of ms of event-loop delay, see
 ``pipeline._server``); ``verify.write_report`` then signs the report and the figures are read
@@ -89,8 +90,8 @@ from livekit import api, rtc
 from scipy.stats import binomtest
 
 import verify
-from aiotasks import cancel_and_wait
 from benchmarks._server import quiet_logs, sfu_process
+from echoproof.aiotasks import cancel_and_wait
 from pipeline import evidence as pev
 from pipeline import rooms
 from pipeline.config import Config, from_dict
@@ -708,7 +709,7 @@ def _print(r: dict[str, Any]) -> None:
 def run(quick: bool = False) -> dict[str, Any]:
     """Measure and print a small table; returns the figures (see the module docstring)."""
     with (
-        quiet_logs("pipeline", "sfu", "verify"),
+        quiet_logs("pipeline", "echoproof", "verify"),
         tempfile.TemporaryDirectory(prefix="echoproof-impair-") as tmp,
     ):
         results = asyncio.run(_run(quick, Path(tmp)))

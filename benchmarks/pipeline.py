@@ -1,7 +1,8 @@
 """pipeline benchmark: CPU per conversation and how many conversations run clean at once.
 
 ``python -m benchmarks.pipeline [--quick]``. Each measurement starts the embedded server in a
-subprocess (``python -m sfu``) so that this process's CPU is the capture stage's own (two agents
+subprocess (``python -m echoproof.sfu``) so that this process's CPU is the capture stage's own
+(two agents
 per conversation, the SDK's threads included), runs ``pipeline.capture`` with ``--pairs N`` for
 a fixed duration, then verifies every run folder (outside the timed window). Figures:
 

@@ -5,8 +5,8 @@ the embedded server's CPU per forwarded stream-minute stays within 10 % of what 
 issue #13's work, measured in the same benchmark run: ``ratio`` = the current tree's median over
 the base's median, goal <= 1.10.
 
-Two servers take turns. *current* is ``python -m sfu`` of this source tree (uncommitted changes
-included); *base* is ``python -m sfu`` of the commit ``--base`` (default :data:`BASE`), exported
+Two servers take turns. *current* is ``python -m echoproof.sfu`` of this source tree (uncommitted
+changes included); *base* is the server of the commit ``--base`` (default :data:`BASE`), exported
 with ``git archive`` into a temporary directory and run with ``PYTHONPATH`` there and the same
 interpreter and packages (an export leaves nothing in the repository to clean up, unlike a
 ``git worktree``). Repeat i runs current then base, repeat i + 1 base then current, so that drift
@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 from livekit import api, rtc
 
-from aiotasks import cancel_and_wait
 from benchmarks._server import ROOT, cpu_seconds, sfu_process
+from echoproof.aiotasks import cancel_and_wait
 
 # The last commit before issue #13's server work: its first commit, 25bc016 (metadata updates),
 # has this parent; the server (sfu/) is there as 8695a0f left it.
@@ -138,7 +138,7 @@ async def _packets_received(rooms: list[rtc.Room]) -> int:
 
 
 async def trial(root: Path, load: Load) -> dict[str, Any]:
-    """One trial against ``python -m sfu`` of source tree ``root``: the server's CPU per
+    """One trial against ``python -m echoproof.sfu`` of source tree ``root``: the server's CPU per
     forwarded stream-minute over the window (see the module docstring)."""
     async with sfu_process("--api-secret", API_SECRET, root=root) as (url, pid):
         listeners: list[rtc.Room] = []

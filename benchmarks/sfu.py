@@ -1,6 +1,6 @@
 """The embedded server under load: mouth-to-ear latency through it and its CPU cost.
 
-The server runs as a subprocess (``python -m sfu --port 0``); two SDK participants in this
+The server runs as a subprocess (``python -m echoproof.sfu --port 0``); two SDK participants in this
 process (Customer 440 Hz, Support 550 Hz) send tone bursts at the same time, each fed 10 ms frames
 in real time into ``rtc.AudioSource(48000, 1, queue_size_ms=0)``, for 30 s (quick: 8 s).
 
@@ -29,8 +29,8 @@ import numpy as np
 from livekit import api, rtc
 
 import dsp
-from aiotasks import cancel_and_wait
 from benchmarks._server import cpu_seconds, sfu_process
+from echoproof.aiotasks import cancel_and_wait
 
 RATE = 48000
 FRAME = 480

@@ -3,7 +3,8 @@
 The server forwards every packet in Python (aiortc); sharing one event loop and one GIL with the
 agents, it delayed their audio by hundreds of milliseconds as soon as two conversations ran on a
 busy two-core machine (measured: 60 ms median latency with the server in its own process, 200-700
-ms in the same one). So `EmbeddedServer` runs `sfu.serve` in a child (`pipeline._sfu_child`):
+ms in the same one). So `EmbeddedServer` runs `echoproof.sfu.serve` in a child
+(`pipeline._sfu_child`):
 the credentials go through its environment (never its command line, which other users can read),
 the impairment (if any) as JSON in `ECHOPROOF_SFU_IMPAIRMENT`; it says `ready <url>` on stdout
 once listening (or `error <why>`), and it stops on SIGTERM or when its stdin closes (the parent
@@ -35,7 +36,8 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 class EmbeddedServer:
-    """`sfu.serve` in a child process; an `async with` object whose close is safe twice."""
+    """`echoproof.sfu.serve` in a child process; an `async with` object whose close is safe
+    twice."""
 
     def __init__(
         self,

@@ -1,10 +1,11 @@
-"""The child process of `pipeline._server.EmbeddedServer`: `sfu.serve` until told to stop.
+"""The child process of `pipeline._server.EmbeddedServer`: `echoproof.sfu.serve` until told to stop.
 
 `python -m pipeline._sfu_child HOST PORT`, with the credentials and the impairment in the
 environment. Prints `ready <url>` once listening (or `error <why>`), stops on SIGTERM, SIGINT or
 when stdin closes.
 
-`python -m sfu` serves until a signal too, but it takes the credentials on its command line
+`python -m echoproof.sfu` serves until a signal too, but it takes the credentials on its command
+line
 (visible to every user of the machine), does not notice its parent dying, and cannot tell the
 directions of a conversation apart; so this stays a small program of its own.
 """
@@ -16,8 +17,8 @@ import os
 import signal
 import sys
 
-import sfu
-from aiotasks import cancel_and_wait
+from echoproof import sfu
+from echoproof.aiotasks import cancel_and_wait
 from pipeline import realtime
 from pipeline._server import IMPAIRMENT_ENV, KEY_ENV, SECRET_ENV
 from pipeline.errors import PipelineError

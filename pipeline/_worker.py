@@ -40,7 +40,7 @@ from typing import Any
 
 from loguru import logger
 
-from aiotasks import cancel_and_wait
+from echoproof.aiotasks import cancel_and_wait
 from pipeline import evidence
 from pipeline.bounds import run_bound_s
 from pipeline.config import Config

@@ -21,8 +21,8 @@ from google.protobuf.json_format import MessageToDict
 from livekit import rtc
 from loguru import logger
 
-from aiotasks import cancel_and_wait
-from evidence_contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, SAMPLE_WIDTH
+from echoproof.aiotasks import cancel_and_wait
+from echoproof.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, SAMPLE_WIDTH
 from pipeline.errors import ConnectError
 from pipeline.evidence import EventLog, TimingWriter, WavWriter
 from pipeline.host import Stalls

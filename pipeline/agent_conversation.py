@@ -23,8 +23,8 @@ from typing import Any
 from loguru import logger
 
 import dsp
-from aiotasks import cancel_and_wait
-from evidence_contract import (
+from echoproof.aiotasks import cancel_and_wait
+from echoproof.contract import (
     AGENT_MODE,
     SAMPLE_RATE,
     WORKER_LOG,

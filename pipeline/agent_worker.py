@@ -22,7 +22,7 @@ from typing import Any
 
 from loguru import logger
 
-from aiotasks import cancel_and_wait
+from echoproof.aiotasks import cancel_and_wait
 from pipeline.config import Config
 from pipeline.errors import ConnectError
 

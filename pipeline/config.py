@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from evidence_contract import SAMPLE_RATE
+from echoproof.contract import SAMPLE_RATE
 from pipeline.agent_spec import AgentSpec
 from pipeline.agent_spec import parse as parse_agent
 from pipeline.errors import ConfigError

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 from loguru import logger
 
 import dsp
-from aiotasks import cancel_and_wait
-from evidence_contract import CHANNELS, FRAME_SAMPLES, MANIFEST_SCHEMA, ROLES, SAMPLE_RATE
+from echoproof.aiotasks import cancel_and_wait
+from echoproof.contract import CHANNELS, FRAME_SAMPLES, MANIFEST_SCHEMA, ROLES, SAMPLE_RATE
 from pipeline import evidence, probe, realtime
 from pipeline.agent import Agent
 from pipeline.bounds import TAIL_MIN_S, run_bound_s, tail_max_s

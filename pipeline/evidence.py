@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-# The contract's one definition (evidence_contract), re-exported: the run writes by these names.
-from evidence_contract import (
+# The contract's one definition (echoproof.contract), re-exported: the run writes by these names.
+from echoproof.contract import (
     BURSTS_HEADER,
     CHANNELS,
     FRAME_SAMPLES,
@@ -30,19 +30,19 @@ from evidence_contract import (
     TIMING_HEADER,
     UTTERANCES_HEADER,
 )
-from evidence_contract import EVENTS as EVENTS
-from evidence_contract import HOST as HOST
-from evidence_contract import HOST_COLUMNS as HOST_COLUMNS
-from evidence_contract import MANIFEST as MANIFEST
-from evidence_contract import ROLES as ROLES
-from evidence_contract import RTC_STATS as RTC_STATS
-from evidence_contract import SAMPLE_RATE as SAMPLE_RATE
-from evidence_contract import arrivals_name as arrivals_name
-from evidence_contract import bursts_name as bursts_name
-from evidence_contract import directions as directions
-from evidence_contract import other as other
-from evidence_contract import sent_name as sent_name
-from evidence_contract import wav_name as wav_name
+from echoproof.contract import EVENTS as EVENTS
+from echoproof.contract import HOST as HOST
+from echoproof.contract import HOST_COLUMNS as HOST_COLUMNS
+from echoproof.contract import MANIFEST as MANIFEST
+from echoproof.contract import ROLES as ROLES
+from echoproof.contract import RTC_STATS as RTC_STATS
+from echoproof.contract import SAMPLE_RATE as SAMPLE_RATE
+from echoproof.contract import arrivals_name as arrivals_name
+from echoproof.contract import bursts_name as bursts_name
+from echoproof.contract import directions as directions
+from echoproof.contract import other as other
+from echoproof.contract import sent_name as sent_name
+from echoproof.contract import wav_name as wav_name
 
 # CSV rows are flushed in batches: one write per 10 ms frame per file adds up with many pairs.
 _CSV_FLUSH_ROWS = 50

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from aiotasks import cancel_and_wait
+from echoproof.aiotasks import cancel_and_wait
 from pipeline.evidence import HOST_COLUMNS, HostWriter
 
 WINDOW_S = 1.0

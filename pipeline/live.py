@@ -22,7 +22,7 @@ import numpy.typing as npt
 from loguru import logger
 
 import dsp
-from evidence_contract import SAMPLE_RATE
+from echoproof.contract import SAMPLE_RATE
 
 BLOCK = 480
 # A tone counts as heard when its amplitude is at least this share of full scale in a 10 ms block

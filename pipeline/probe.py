@@ -40,7 +40,7 @@ import soundfile
 from scipy.signal import resample_poly
 
 from dsp import speech
-from evidence_contract import FRAME_SAMPLES, PROBE, PROBE_HEADER, ROLES, SAMPLE_RATE, probe_name
+from echoproof.contract import FRAME_SAMPLES, PROBE, PROBE_HEADER, ROLES, SAMPLE_RATE, probe_name
 from pipeline.errors import ConfigError
 from pipeline.voice import Burst
 

@@ -18,7 +18,7 @@ from typing import Protocol, TextIO
 
 from loguru import logger
 
-from aiotasks import cancel_and_wait
+from echoproof.aiotasks import cancel_and_wait
 from pipeline import evidence
 from pipeline._server import EmbeddedServer
 from pipeline.config import Config

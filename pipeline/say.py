@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from evidence_contract import FRAME_SAMPLES, SAMPLE_RATE
+from echoproof.contract import FRAME_SAMPLES, SAMPLE_RATE
 from pipeline.errors import ConfigError
 
 Int16Array = npt.NDArray[np.int16]

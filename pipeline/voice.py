@@ -15,8 +15,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from evidence_contract import FRAME_SAMPLES as FRAME_SAMPLES
-from evidence_contract import SAMPLE_RATE as SAMPLE_RATE
+from echoproof.contract import FRAME_SAMPLES as FRAME_SAMPLES
+from echoproof.contract import SAMPLE_RATE as SAMPLE_RATE
 
 # Silence before the first burst: the receivers' jitter buffers settle meanwhile.
 LEAD_IN_S = 0.5

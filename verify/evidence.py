@@ -23,27 +23,27 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
-# The contract's one definition (evidence_contract), re-exported: verify's modules read it here.
-from evidence_contract import AGENT_MODE as AGENT_MODE
-from evidence_contract import BURST_FIELDS, DIRECTION_FIELDS
-from evidence_contract import BURSTS_HEADER as BURSTS_HEADER
-from evidence_contract import DERIVED as DERIVED
-from evidence_contract import ENVELOPE as ENVELOPE
-from evidence_contract import EVENTS as EVENTS
-from evidence_contract import HOST as HOST
-from evidence_contract import HOST_COLUMNS as HOST_COLUMNS
-from evidence_contract import HTML as HTML
-from evidence_contract import MANIFEST as MANIFEST
-from evidence_contract import MANIFEST_SCHEMA as MANIFEST_SCHEMA
-from evidence_contract import PROBE_HEADER as PROBE_HEADER
-from evidence_contract import REPORT as REPORT
-from evidence_contract import RTC_STATS as RTC_STATS
-from evidence_contract import SAMPLE_RATE as SAMPLE_RATE
-from evidence_contract import SIGNER_KEY as SIGNER_KEY
-from evidence_contract import STATUSES as STATUSES
-from evidence_contract import TIMING_HEADER as TIMING_HEADER
-from evidence_contract import UTTERANCES_HEADER as UTTERANCES_HEADER
-from evidence_contract import is_derived as is_derived
+# The contract's one definition (echoproof.contract), re-exported: verify's modules read it here.
+from echoproof.contract import AGENT_MODE as AGENT_MODE
+from echoproof.contract import BURST_FIELDS, DIRECTION_FIELDS
+from echoproof.contract import BURSTS_HEADER as BURSTS_HEADER
+from echoproof.contract import DERIVED as DERIVED
+from echoproof.contract import ENVELOPE as ENVELOPE
+from echoproof.contract import EVENTS as EVENTS
+from echoproof.contract import HOST as HOST
+from echoproof.contract import HOST_COLUMNS as HOST_COLUMNS
+from echoproof.contract import HTML as HTML
+from echoproof.contract import MANIFEST as MANIFEST
+from echoproof.contract import MANIFEST_SCHEMA as MANIFEST_SCHEMA
+from echoproof.contract import PROBE_HEADER as PROBE_HEADER
+from echoproof.contract import REPORT as REPORT
+from echoproof.contract import RTC_STATS as RTC_STATS
+from echoproof.contract import SAMPLE_RATE as SAMPLE_RATE
+from echoproof.contract import SIGNER_KEY as SIGNER_KEY
+from echoproof.contract import STATUSES as STATUSES
+from echoproof.contract import TIMING_HEADER as TIMING_HEADER
+from echoproof.contract import UTTERANCES_HEADER as UTTERANCES_HEADER
+from echoproof.contract import is_derived as is_derived
 from verify.errors import EvidenceError
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

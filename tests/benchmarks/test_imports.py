@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-PACKAGES = {"sfu", "dsp", "pipeline", "verify"}
+PACKAGES = {"echoproof", "dsp", "pipeline", "verify"}
 
 
 def _imports(path: Path) -> list[tuple[str, str]]:
@@ -21,7 +21,8 @@ def _imports(path: Path) -> list[tuple[str, str]]:
 
 
 def test_no_benchmark_imports_the_tests_or_a_private_name() -> None:
-    """No `tests.` import; from sfu, dsp, pipeline and verify only public modules and names."""
+    """No `tests.` import; from echoproof, dsp, pipeline and verify only public modules and
+    names."""
     bad = []
     for path in sorted(BENCHMARKS.glob("*.py")):
         for module, name in _imports(path):

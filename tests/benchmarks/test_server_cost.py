@@ -24,9 +24,9 @@ def _show(commit: str, path: str) -> str:
 def test_exported_tree_is_the_commit_and_goes_away() -> None:
     """The export holds the base commit's server, not the working tree's, and is removed after."""
     with server_cost.exported(server_cost.BASE) as tree:
-        media = (tree / "sfu" / "media.py").read_text()
+        media = (tree / "sfu" / "media.py").read_text()  # the base: a top-level sfu
         assert media == _show(server_cost.BASE, "sfu/media.py")
-        assert media != (ROOT / "sfu" / "media.py").read_text()
+        assert media != (ROOT / "echoproof" / "sfu" / "media.py").read_text()
     assert not tree.exists()
 
 

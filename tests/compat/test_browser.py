@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from livekit import api, rtc
 
-import sfu
+from echoproof import sfu
 from tests.conftest import scaled
-from tests.sfu._clients import API_KEY, API_SECRET, Listener, ToneSender, joined, until
+from tests.echoproof.sfu._clients import API_KEY, API_SECRET, Listener, ToneSender, joined, until
 
 COMPAT = Path(__file__).resolve().parents[2] / "compat"
 CHROMIUM = os.environ.get("ECHOPROOF_CHROMIUM", "/usr/bin/chromium")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import scaled
+from tests.echoproof.sfu._agents import AGENT_NAME as AGENT
+from tests.echoproof.sfu._agents import REPLY_AGENT, agent_python
 from tests.pipeline.conftest import Finished, free_port, run_cli, write_config
-from tests.sfu._agents import AGENT_NAME as AGENT
-from tests.sfu._agents import REPLY_AGENT, agent_python
 
 WINDOW_S = 1.2
 

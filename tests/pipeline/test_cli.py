@@ -254,7 +254,7 @@ async def test_killed_server_fails_the_run_with_exit_3(tmp_path: Path) -> None:
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "sfu",
+        "echoproof.sfu",
         "--port",
         str(port),
         cwd=REPO,

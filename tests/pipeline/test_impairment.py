@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import sfu
+from echoproof import sfu
 from pipeline._sfu_child import policy
 from pipeline.config import from_dict
 from pipeline.errors import ConfigError

@@ -11,7 +11,7 @@ import numpy as np
 from loguru import logger
 
 import dsp
-from aiotasks import cancel_and_wait
+from echoproof.aiotasks import cancel_and_wait
 from pipeline.live import (
     Counters,
     LiveView,

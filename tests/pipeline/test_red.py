@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-import sfu
+from echoproof import sfu
 from pipeline import capture
 from pipeline.config import from_dict
 from tests.conftest import scaled

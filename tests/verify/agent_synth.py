@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evidence_contract import (
+from echoproof.contract import (
     AGENT_MODE,
     FRAME_SAMPLES,
     HOST_COLUMNS,
