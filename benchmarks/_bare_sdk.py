@@ -9,7 +9,8 @@ frames in real time (the same turn-taking tone bursts as the pipeline's default 
 ``FILE`` is created the moment the audio starts, so the caller can measure CPU over the audio only.
 Only the SDK, livekit-api and numpy are imported. With ``--fifo`` every thread of the process
 runs under SCHED_FIFO at priority 1 while the audio runs, as the pipeline's capture does
-(``pipeline.realtime``), so that the baseline is scheduled no worse than what it is compared
+(``pipeline.recording.realtime``), so that the baseline is scheduled no worse than what it is
+compared
 with; done here with the standard library alone.
 
 What the capacity benchmark's criteria need is measured the cheapest way there is: while the

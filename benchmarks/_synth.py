@@ -5,7 +5,7 @@ sender's stream shifted by a known delay; chosen bursts are dropped (lost), repe
 beyond the matching window (late); stretches of the sender's stream can be cut out (outages).
 Timing files follow the same clock model, so the mouth-to-ear
 latency of every burst is exactly the injected delay. With `probe_share`, each sender also plays
-the speech-like probe between its bursts (`pipeline.probe`), heard with the same delay.
+the speech-like probe between its bursts (`pipeline.tones.probe`), heard with the same delay.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
     stats: dict[str, dict] = {}
     signal = None
     if spec.probe_share is not None:
-        from pipeline import probe
+        from pipeline.tones import probe
 
         signal = probe.synthetic(1, (TONES["customer"], TONES["support"]))
         probe.write_signal(run, signal)
@@ -256,7 +256,7 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
     if spec.host_stalls is not None:
         manifest["host"] = {"file": "host.csv", "server_sampled": True}
     if spec.probe_share is not None:
-        from pipeline import probe
+        from pipeline.tones import probe
 
         manifest["probe"] = probe.manifest_entry(probe.ProbeConfig(share=spec.probe_share))
     (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -269,8 +269,8 @@ def _probe_heard(
     """What the receiver hears of `sender`'s probe pieces (written to its probe.csv), `shift`
     samples later, as int16-scaled float32."""
     from dsp import speech
-    from pipeline import probe
-    from pipeline.voice import Burst
+    from pipeline.tones import probe
+    from pipeline.tones.schedule import Burst
 
     n = burst_len(spec.burst_s)
     bursts = [Burst(k, TONES[sender], start, n) for k, start in schedule(spec, sender)]

@@ -204,7 +204,8 @@ def _pipeline(pairs: int, duration_s: float, work: Path) -> tuple[Usage, list[Pa
 def _bare(pairs: int, duration_s: float, work: Path) -> tuple[Usage, dict[str, Any]]:
     """`python -m benchmarks._bare_sdk --pairs N --fifo` against a fresh server; its usage and
     the summary it writes after the audio (bursts heard, their latencies). `--fifo`: scheduled
-    as the pipeline's capture is (pipeline.realtime), so the baseline is not handicapped."""
+    as the pipeline's capture is (pipeline.recording.realtime), so the baseline is not
+    handicapped."""
     stem = work / f"bare-{time.monotonic_ns()}"
     marker, summary = stem.with_suffix(".started"), stem.with_suffix(".json")
     with _server() as (url, pid):

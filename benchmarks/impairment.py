@@ -1,12 +1,13 @@
 """impairment benchmark: the figures of a signed report against a known injected impairment.
 
 ``python -m benchmarks.impairment [--quick]``. Every case is one real conversation (two SDK
-agents, a ``pipeline.conversation.Conversation`` as ``pipeline.capture`` runs it, in a room this
+agents, a ``pipeline.tones.conversation.Conversation`` as ``pipeline.capture`` runs it, in a room
+this
 module makes for three participants: ``capture``'s rooms admit two) against
 ``python -m echoproof.sfu``
 started in a child process with the impairment on its command line (a child, as the pipeline
 runs it: the in-process server adds hundreds of ms of event-loop delay, see
-``pipeline._server``); ``verify.write_report`` then signs the report and the figures are read
+``pipeline.server.process``); ``verify.write_report`` then signs the report and the figures are read
 from its ``report.json``. Delay and jitter cases: quick 1 repeat of 10 s, full 3 repeats of
 20 s; loss: see below; outage: one run of 10 s / 30 s.
 
@@ -92,11 +93,11 @@ from scipy.stats import binomtest
 import verify
 from benchmarks._server import quiet_logs, sfu_process
 from echoproof.aiotasks import cancel_and_wait
-from pipeline import evidence as pev
 from pipeline import rooms
 from pipeline.config import Config, from_dict
-from pipeline.conversation import Conversation
 from pipeline.gate import StopSignal
+from pipeline.recording import evidence as pev
+from pipeline.tones.conversation import Conversation
 from verify import evidence as ev
 
 TO_SUPPORT = "support-agent"
@@ -112,7 +113,7 @@ class _Reference:
     It joins the room with ``auto_subscribe`` off and asks for the Customer's audio only (the
     embedded server forwards every track regardless; only the Customer's is recorded). Every frame
     ``rtc.AudioStream`` yields goes to a WAV and an arrivals CSV with the writers and the clock
-    the agents use (``pipeline.agent.Agent._receive``). ``aclose()`` (safe twice) ends it.
+    the agents use (``pipeline.tones.speaker.Agent._receive``). ``aclose()`` (safe twice) ends it.
     """
 
     def __init__(self, out_dir: Path) -> None:

@@ -48,8 +48,8 @@ from benchmarks import _synth as synth
 from benchmarks._opus import opus_round_trip
 from benchmarks._runs import pipeline_run, remove
 from benchmarks.verify import _cpu_s
-from pipeline import probe
-from pipeline.voice import SAMPLE_RATE, Voice, schedule, total_frames
+from pipeline.tones import probe
+from pipeline.tones.schedule import SAMPLE_RATE, Voice, schedule, total_frames
 from verify import check, quality, write_report
 
 GOAL_ADDED_S = 5.0

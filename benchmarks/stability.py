@@ -18,7 +18,8 @@ Conditions, in this order (full: K = 10 / 5 / 5 / 5 runs of 60 s; quick: 3 / 2 /
 - ``hog_loss5``: the hog plus ``"impairment": {"loss_pct": 5, "seed": 1}`` in the config. Goal:
   every run FAILs and one of its failures names packet loss.
 - ``freeze``: nothing else runs, but every process of the run (capture and embedded server) is
-  stopped once for 0.5 s, a third into the talk (``ECHOPROOF_FAULT_FREEZE``, `pipeline.freeze`):
+  stopped once for 0.5 s, a third into the talk (``ECHOPROOF_FAULT_FREEZE``,
+  `pipeline.recording.freeze`):
   what a VM pause does. Goal: every run OK or INCONCLUSIVE with the freeze named (the report's
   ``host.freezes`` holds it, and an INCONCLUSIVE verdict's reason is the freeze).
 
@@ -45,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._runs import exit_status, pipeline_run, remove
-from pipeline.freeze import FREEZE_ENV
+from pipeline.recording.freeze import FREEZE_ENV
 
 FRAME_NS = 10_000_000  # one 10 ms frame
 WITHIN = 0.25  # "within 25 % of quiet"

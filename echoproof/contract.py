@@ -40,7 +40,7 @@ HOST = "host.csv"
 
 TIMING_HEADER = ("frame", "sample", "samples", "t_ns")
 BURSTS_HEADER = ("burst", "freq_hz", "start_sample", "samples")
-# host.csv's columns, in order: what each means is in pipeline.host and docs/evidence.md.
+# host.csv's columns, in order: what each means is in pipeline.recording.host and docs/evidence.md.
 HOST_COLUMNS = (
     "t_ns",
     "window_ms",

@@ -4,19 +4,19 @@
     outcomes = await pipeline.capture(config)   # one Outcome per run folder (docs/evidence.md)
 
 `capture` runs every conversation in this process's event loop; `capture(config, processes=True)`
-runs each in a worker process of its own (`pipeline._worker`), which many pairs need to keep real
+runs each in a worker process of its own (`pipeline.worker`), which many pairs need to keep real
 time. With `config.agent`, the Support side is the user's LiveKit agent, dispatched into the room
-(`pipeline.agent_conversation`). `python -m pipeline` runs it from the command line (in workers
+(`pipeline.agent.conversation`). `python -m pipeline` runs it from the command line (in workers
 when `--pairs` > 1) and verifies each run folder.
 """
 
+from pipeline.bounded_run import Outcome
 from pipeline.config import Config, load_config, parse_config
-from pipeline.conversation import Outcome
 from pipeline.errors import ConfigError, ConnectError, PipelineError
 from pipeline.gate import StopSignal
-from pipeline.impairment import Impairments, LinkImpairment
 from pipeline.run import capture
-from pipeline.voice import Burst, Voice, schedule
+from pipeline.server.impairment import Impairments, LinkImpairment
+from pipeline.tones.schedule import Burst, Voice, schedule
 
 __all__ = [
     "Burst",

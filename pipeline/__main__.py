@@ -20,16 +20,17 @@ from typing import Any, NoReturn
 
 from loguru import logger
 
-from pipeline.agent_spec import AgentSpec
+from pipeline.agent.spec import AgentSpec
+from pipeline.bounded_run import Outcome
 from pipeline.config import Config, load_config
-from pipeline.conversation import Outcome
+from pipeline.console.live import clear_progress, statistics_table
+from pipeline.console.logs import redact, setup_logging
+from pipeline.console.tables import conversation_table, proof_table
 from pipeline.errors import ConfigError, ConnectError, PipelineError
 from pipeline.gate import StopSignal
-from pipeline.live import clear_progress, proof_table, statistics_table
-from pipeline.logs import redact, setup_logging
-from pipeline.probe import ProbeConfig
-from pipeline.probe import load_file as load_probe_file
 from pipeline.run import capture
+from pipeline.tones.probe import ProbeConfig
+from pipeline.tones.probe import load_file as load_probe_file
 
 EXIT_OK = 0
 EXIT_VERIFY_FAILED = 1
@@ -155,8 +156,8 @@ def _agent(args: argparse.Namespace, config: Config) -> AgentSpec | None:
 
 def _check_turns(config: Config) -> None:
     """Every --say file is audio, and the conversation holds at least one turn."""
-    from pipeline.agent_conversation import utterances_of
-    from pipeline.say import needed_s
+    from pipeline.agent.conversation import utterances_of
+    from pipeline.agent.utterances import needed_s
 
     assert config.agent is not None
     utterances = utterances_of(config)
@@ -185,7 +186,7 @@ async def _capture(config: Config) -> list[Outcome]:
     for sig in names:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        # More than one pair: one worker process per conversation (see pipeline._worker).
+        # More than one pair: one worker process per conversation (see pipeline.worker).
         return await capture(config, stop=stop, processes=config.pairs > 1)
     finally:
         for sig in names:
@@ -281,8 +282,6 @@ def _main(argv: list[str] | None) -> int:
             if not args.no_verify:
                 report = _verify(o, config.signing_key)
                 if report is not None and "conversation" in report:
-                    from pipeline.agent_conversation import conversation_table
-
                     print(conversation_table(report))
                 elif report is not None:
                     print(proof_table(report))

@@ -2,7 +2,7 @@
 
 `run_bound_s` bounds one conversation from joining to its evidence being closed; it is the
 conversation's own timeout, the lifetime of its agents' tokens (`pipeline.rooms`) and, plus a
-start-up allowance, a worker process's watchdog (`pipeline._worker`).
+start-up allowance, a worker process's watchdog (`pipeline.worker`).
 """
 
 from __future__ import annotations

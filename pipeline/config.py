@@ -20,11 +20,12 @@ other field is optional and defaults to the value in the committed `config.json`
 - `thresholds` ({}): passed to verify through the manifest; an empty object means verify's defaults.
 - `signing_key` (null): the Ed25519 private key verify signs with; null means verify's default.
 - `impairment` (null): delay, jitter, loss and outages the embedded server applies to each
-  direction (see `pipeline.impairment`); only a server the run starts itself can apply it.
-- `agent` (null): put your own LiveKit agent on the Support side (see `pipeline.agent_spec`):
+  direction (see `pipeline.server.impairment`); only a server the run starts itself can apply it.
+- `agent` (null): put your own LiveKit agent on the Support side (see `pipeline.agent.spec`):
   `{"name": ..., "cmd": ..., "say": [...], "answer_window_s": ...}`.
 - `probe` ({"share": 0.5, "seed": 1, "file": null}): the speech-like probe each agent plays
-  between its bursts for verify's quality score (see `pipeline.probe`); null plays none, and so
+  between its bursts for verify's quality score (see `pipeline.tones.probe`); null plays none, and
+  so
   does a run with an agent under test.
 
 `LIVEKIT_URL`, `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET` override the file when set and not empty.
@@ -32,7 +33,8 @@ other field is optional and defaults to the value in the committed `config.json`
 `ECHOPROOF_FAULT_SEND_STALL=ROLE:AT_S:DURATION_S` (tests only) holds ROLE's send loop for
 DURATION_S seconds AT_S seconds into the talk: a host stall on purpose. It is recorded in the
 manifest's config (`faults`), like any other setting; so are `ECHOPROOF_FAULT_PROBE_RATE`
-(`pipeline.probe`) and `ECHOPROOF_FAULT_FREEZE` (`pipeline.freeze`: the whole run stopped once).
+(`pipeline.tones.probe`) and `ECHOPROOF_FAULT_FREEZE` (`pipeline.recording.freeze`: the whole run
+stopped once).
 """
 
 from __future__ import annotations
@@ -48,15 +50,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from echoproof.contract import SAMPLE_RATE
-from pipeline.agent_spec import AgentSpec
-from pipeline.agent_spec import parse as parse_agent
+from pipeline.agent.spec import AgentSpec
+from pipeline.agent.spec import parse as parse_agent
 from pipeline.errors import ConfigError
-from pipeline.freeze import FREEZE_ENV, FreezeFault
-from pipeline.impairment import Impairments
-from pipeline.impairment import parse as parse_impairment
-from pipeline.probe import DEFAULTS as PROBE_DEFAULTS
-from pipeline.probe import ProbeConfig
-from pipeline.probe import parse as parse_probe
+from pipeline.recording.freeze import FREEZE_ENV, FreezeFault
+from pipeline.server.impairment import Impairments
+from pipeline.server.impairment import parse as parse_impairment
+from pipeline.tones.probe import DEFAULTS as PROBE_DEFAULTS
+from pipeline.tones.probe import ProbeConfig
+from pipeline.tones.probe import parse as parse_probe
 
 MODES = ("turns", "duplex")
 

@@ -2,7 +2,7 @@
 
 `StopSignal` asks every conversation to stop early (Ctrl-C, SIGTERM). `StartGate` gives every
 conversation of a run one start instant, once each has joined or given up; a conversation sees it
-through the `Gate` protocol (a worker process through its parent, see `pipeline._worker`), and
+through the `Gate` protocol (a worker process through its parent, see `pipeline.worker`), and
 tells whoever follows it (`Begins`: the live view, or a worker's report) when it starts talking.
 """
 
@@ -51,7 +51,7 @@ class Gate(Protocol):
     """Gives a conversation its start instant: `StartGate`, or a worker's parent."""
 
     # True when talking may start long after `ready()` (several conversations): see
-    # `pipeline.conversation.STATS_GRACE_S`.
+    # `pipeline.tones.conversation.STATS_GRACE_S`.
     settles: bool
 
     def ready(self) -> Awaitable[int]: ...
@@ -69,7 +69,7 @@ class StartGate:
     another, or all 0.2 s after the last had joined, the first 3 bursts of each direction took
     100-155 ms and the rest ~55 ms; starting SETTLE_S after the last join, 50-62 ms from the
     first. Sending silence while waiting (so that no track idles, see
-    `pipeline.conversation.STATS_GRACE_S`) was worse: the streams then ran through the other
+    `pipeline.tones.conversation.STATS_GRACE_S`) was worse: the streams then ran through the other
     pairs' joins, and their jitter buffers grew to
     100-340 ms (870 ms with a quiet tone instead of silence) before shrinking over ~5 s.
     A lone conversation has only its own join to wait for: START_DELAY_S.

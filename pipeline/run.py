@@ -2,8 +2,8 @@
 
 `capture(config)` starts the embedded server when the URL is a loopback address nobody listens
 on, creates one room per conversation through the server API (`pipeline.rooms`), runs every
-conversation at once (`pipeline.conversation`, here or each in a worker process of its own,
-`pipeline._worker`; with an agent under test, `pipeline.agent_conversation`) from one start
+conversation at once (`pipeline.tones.conversation`, here or each in a worker process of its own,
+`pipeline.worker`; with an agent under test, `pipeline.agent.conversation`) from one start
 instant (`pipeline.gate`), and returns one `Outcome` per run folder. Only faults before any run
 folder exists (server unreachable, credentials refused) raise `ConnectError`; impairment asked of
 a server the run did not start raises `ConfigError`.
@@ -19,15 +19,16 @@ from typing import Protocol, TextIO
 from loguru import logger
 
 from echoproof.aiotasks import cancel_and_wait
-from pipeline import evidence
-from pipeline._server import EmbeddedServer
+from pipeline.bounded_run import Outcome
 from pipeline.config import Config
-from pipeline.conversation import Conversation, Outcome
+from pipeline.console.live import LiveView, PairView
 from pipeline.errors import ConfigError
-from pipeline.freeze import FreezeFault, Freezer
 from pipeline.gate import Begins, Gate, StartGate, StopSignal
-from pipeline.live import LiveView, PairView
+from pipeline.recording import evidence
+from pipeline.recording.freeze import FreezeFault, Freezer
 from pipeline.rooms import create_rooms, delete_rooms, room_name
+from pipeline.server.process import EmbeddedServer
+from pipeline.tones.conversation import Conversation
 
 
 async def capture(
@@ -39,7 +40,7 @@ async def capture(
 ) -> list[Outcome]:
     """Run `config.pairs` conversations at once and return their outcomes, in run order.
 
-    With `processes`, each conversation runs in a worker process of its own (`pipeline._worker`):
+    With `processes`, each conversation runs in a worker process of its own (`pipeline.worker`):
     one event loop and one GIL per conversation, so many pairs keep real time. Without it, every
     conversation shares this process's event loop (fine for one or two pairs, and for tests).
     """
@@ -50,7 +51,7 @@ async def capture(
         await create_rooms(config, [room_name(r) for r in run_ids])
         units: list[Unit]
         if config.agent is not None:
-            from pipeline.agent_conversation import AgentConversation, utterances_of
+            from pipeline.agent.conversation import AgentConversation, utterances_of
 
             units = [
                 AgentConversation(
@@ -59,10 +60,10 @@ async def capture(
                 for run_id in run_ids
             ]
         elif processes:
-            # Imported here: `python -m pipeline._worker` imports the package, and so this module,
-            # before it runs the worker module as __main__; had that imported pipeline._worker
+            # Imported here: `python -m pipeline.worker` imports the package, and so this module,
+            # before it runs the worker module as __main__; had that imported pipeline.worker
             # already, runpy would warn on every worker's stderr.
-            from pipeline._worker import Job, WorkerProcess
+            from pipeline.worker import Job, WorkerProcess
 
             units = [WorkerProcess(Job(config, run_id, server_pid)) for run_id in run_ids]
         else:
@@ -93,7 +94,8 @@ async def run_all(
     freeze: FreezeFault | None = None,
 ) -> None:
     """Run every unit to its end from one start instant, all in one live view, finished after;
-    with `freeze`, this process and every one under it stand still once (`pipeline.freeze`)."""
+    with `freeze`, this process and every one under it stand still once
+    (`pipeline.recording.freeze`)."""
     gate = StartGate(len(units))
     view = LiveView([u.view for u in units], stream=live_stream)
     view_task = asyncio.create_task(view.run(), name="live-view")
@@ -144,7 +146,7 @@ async def embedded_server(config: Config) -> AsyncIterator[int | None]:
     """Start the embedded server on the URL's port when it is a loopback address nobody listens on.
 
     Yields the server's process id when this run started (and will stop) the server itself, else
-    None. The server runs in a child process (see pipeline._server for why).
+    None. The server runs in a child process (see pipeline.server.process for why).
     """
     host = "127.0.0.1" if config.host == "localhost" else config.host
     if not config.is_loopback or await _listening(host, config.port):

@@ -691,7 +691,8 @@ def _gaps(
 
 
 def _scheduling(manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """How the capture process was scheduled while it talked (`pipeline.realtime`), if known."""
+    """How the capture process was scheduled while it talked (`pipeline.recording.realtime`), if
+    known."""
     value = manifest.get("realtime")
     if value is None:
         return None

@@ -9,7 +9,7 @@ lies outside the recording is heard as silence, which is what the listener got.
 
 Score. ViSQOL v3 in speech mode (`visqol-python`, a port of google/visqol; numba accelerated),
 both signals resampled to the 16 kHz it works at (scipy's polyphase filter), one score per
-segment (`pipeline.probe.SEGMENT_S` of the sender's stream: seconds of speech, as ViSQOL
+segment (`pipeline.tones.probe.SEGMENT_S` of the sender's stream: seconds of speech, as ViSQOL
 wants), summarised per direction by the mean and the lowest. The quality mapper is the
 exponential fit of NSIM that ViSQOL calls its polynomial mapper, scaled so that a perfect
 signal scores 5.0: the deep-lattice mapper (C++ ViSQOL's default, via TFLite) was trained on

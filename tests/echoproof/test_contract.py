@@ -9,7 +9,7 @@ import pytest
 
 import dsp
 from echoproof import contract as contract
-from pipeline import evidence as pev
+from pipeline.recording import evidence as pev
 from tests.conftest import python_output
 from verify import evidence as vev
 
@@ -25,7 +25,8 @@ _SHARED = (
 
 @pytest.mark.parametrize("name", _SHARED)
 def test_both_stages_use_the_contracts_objects(name: str) -> None:
-    """pipeline.evidence and verify.evidence re-export the contract's own objects, not copies."""
+    """pipeline.recording.evidence and verify.evidence re-export the contract's own objects, not
+    copies."""
     assert getattr(pev, name) is getattr(contract, name)
     assert getattr(vev, name) is getattr(contract, name)
 

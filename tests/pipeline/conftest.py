@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipeline._server import EmbeddedServer
+from pipeline.server.process import EmbeddedServer
 from tests.conftest import scaled
 
 REPO = Path(__file__).resolve().parents[2]

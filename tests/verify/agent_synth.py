@@ -68,7 +68,7 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
     rng = np.random.default_rng(7)
     n_frames = round(spec.duration_s * 100)
     total = n_frames * FRAME_SAMPLES
-    # the Customer's turns, as pipeline.say schedules them
+    # the Customer's turns, as pipeline.agent.utterances schedules them
     utt = round(spec.utterance_s * RATE)
     window = round(spec.window_s * RATE)
     wave = np.round(_tone(utt, 440.0)).astype(np.int16)

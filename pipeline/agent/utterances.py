@@ -1,0 +1,156 @@
+"""What the Customer says to an agent under test: utterances, their turns, and the audio sent.
+
+An utterance is an audio file (WAV, FLAC, OGG at any rate and channel count: read with `soundfile`,
+mixed to mono, resampled to 48 kHz with `scipy.signal.resample_poly`) or, without `--say`, the
+Customer's tone burst. A turn is one utterance said at a known sample of the Customer's stream;
+the Customer first listens one answer window (a greeting may come), then says each utterance in
+turn, listening one answer window after each, for as long as the conversation lasts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from echoproof.contract import FRAME_SAMPLES, SAMPLE_RATE
+from pipeline.errors import ConfigError
+
+Int16Array = npt.NDArray[np.int16]
+MAX_UTTERANCE_S = 600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    """One thing the Customer says: where it came from, the SHA-256 of its bytes, its audio."""
+
+    source: str  # the file's name, or "tone <hz> Hz"
+    sha256: str  # of the file as read (a tone: of its int16 samples)
+    pcm: Int16Array  # 48 kHz mono
+
+    @property
+    def samples(self) -> int:
+        """Its length at 48 kHz."""
+        return int(self.pcm.size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Turn:
+    """Utterance `utterance` said from sample `start_sample` of the Customer's stream."""
+
+    id: int
+    utterance: int
+    start_sample: int
+    samples: int
+
+    @property
+    def end_sample(self) -> int:
+        """One past its last sample."""
+        return self.start_sample + self.samples
+
+
+def load(path: Path) -> Utterance:
+    """The file at `path` as an utterance; ConfigError says why it cannot be one."""
+    import soundfile
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"--say file {path} cannot be read ({exc.strerror}).") from None
+    try:
+        audio, rate = soundfile.read(io.BytesIO(data), dtype="float64", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise ConfigError(
+            f"--say file {path} is not audio soundfile can read ({exc}); expected WAV, FLAC or OGG."
+        ) from None
+    if audio.shape[0] == 0:
+        raise ConfigError(f"--say file {path} holds no audio; expected at least one sample.")
+    if audio.shape[0] / rate > MAX_UTTERANCE_S:
+        raise ConfigError(
+            f"--say file {path} lasts {audio.shape[0] / rate:g} s; expected at most "
+            f"{MAX_UTTERANCE_S:g} s per utterance."
+        )
+    return Utterance(path.name, hashlib.sha256(data).hexdigest(), to_48k(audio.mean(axis=1), rate))
+
+
+def to_48k(mono: npt.NDArray[np.float64], rate: int) -> Int16Array:
+    """Float samples (full scale 1.0) at `rate` Hz as 48 kHz int16, clipped."""
+    if rate != SAMPLE_RATE:
+        from scipy.signal import resample_poly
+
+        ratio = Fraction(SAMPLE_RATE, int(rate))
+        mono = resample_poly(mono, ratio.numerator, ratio.denominator)
+    return np.asarray(np.clip(np.round(mono * 32767.0), -32768, 32767), dtype=np.int16)
+
+
+def tone(waveform: Int16Array, hz: float) -> Utterance:
+    """The tone burst as an utterance."""
+    return Utterance(f"tone {hz:g} Hz", hashlib.sha256(waveform.tobytes()).hexdigest(), waveform)
+
+
+def turns(utterances: list[Utterance], *, duration_s: float, window_s: float) -> list[Turn]:
+    """Every turn of a conversation of `duration_s`: listen `window_s`, say the next utterance,
+    and so on, while the utterance and the window after it fit; each starts on a frame boundary."""
+    out: list[Turn] = []
+    at = _frames_up(window_s)
+    end = round(duration_s * SAMPLE_RATE)
+    while True:
+        u = len(out) % len(utterances)
+        n = utterances[u].samples
+        if at + n + round(window_s * SAMPLE_RATE) > end:
+            return out
+        out.append(Turn(len(out), u, at, n))
+        at = _frames_up((at + n) / SAMPLE_RATE + window_s)
+
+
+def _frames_up(seconds: float) -> int:
+    return math.ceil(round(seconds * SAMPLE_RATE) / FRAME_SAMPLES) * FRAME_SAMPLES
+
+
+def needed_s(utterances: list[Utterance], window_s: float) -> float:
+    """The shortest conversation that holds one turn."""
+    return (_frames_up(window_s) + utterances[0].samples) / SAMPLE_RATE + window_s
+
+
+class Speech:
+    """Renders the Customer's stream frame by frame from its turns (like
+    `pipeline.tones.schedule.Voice`).
+
+    `finished(n)` lists the turns whose every sample lies in frames before `n`, each once.
+    """
+
+    def __init__(self, utterances: list[Utterance], turns: list[Turn]) -> None:
+        self._utterances = utterances
+        self.turns = turns
+        self._first = 0
+        self._reported = 0
+
+    def frame(self, n: int) -> Int16Array:
+        """The 480 samples of frame `n`."""
+        lo, hi = n * FRAME_SAMPLES, (n + 1) * FRAME_SAMPLES
+        out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        while self._first < len(self.turns) and self.turns[self._first].end_sample <= lo:
+            self._first += 1
+        i = self._first
+        while i < len(self.turns) and self.turns[i].start_sample < hi:
+            t = self.turns[i]
+            a, z = max(lo, t.start_sample), min(hi, t.end_sample)
+            pcm = self._utterances[t.utterance].pcm
+            out[a - lo : z - lo] = pcm[a - t.start_sample : z - t.start_sample]
+            i += 1
+        return out
+
+    def finished(self, frames_sent: int) -> list[Turn]:
+        """Turns that lie wholly in the first `frames_sent` frames and were not returned before."""
+        end = frames_sent * FRAME_SAMPLES
+        done: list[Turn] = []
+        while self._reported < len(self.turns) and self.turns[self._reported].end_sample <= end:
+            done.append(self.turns[self._reported])
+            self._reported += 1
+        return done

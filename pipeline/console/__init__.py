@@ -1,0 +1,1 @@
+"""What a person sees: the live view, the closing tables and the log's format."""

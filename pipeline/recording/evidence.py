@@ -1,0 +1,325 @@
+"""Writers for the run folder that docs/evidence.md defines (and nothing else goes in it).
+
+Each writer owns one file, writes as the run goes, and has a `close()` that is safe to call
+twice. The WAV writer patches its header every 100 ms of audio, so the file on disk is a valid WAV
+even if the process is killed (missing at most that last 100 ms).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+import struct
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# The contract's one definition (echoproof.contract), re-exported: the run writes by these names.
+from echoproof.contract import (
+    BURSTS_HEADER,
+    CHANNELS,
+    FRAME_SAMPLES,
+    SAMPLE_WIDTH,
+    TIMING_HEADER,
+    UTTERANCES_HEADER,
+)
+from echoproof.contract import EVENTS as EVENTS
+from echoproof.contract import HOST as HOST
+from echoproof.contract import HOST_COLUMNS as HOST_COLUMNS
+from echoproof.contract import MANIFEST as MANIFEST
+from echoproof.contract import ROLES as ROLES
+from echoproof.contract import RTC_STATS as RTC_STATS
+from echoproof.contract import SAMPLE_RATE as SAMPLE_RATE
+from echoproof.contract import arrivals_name as arrivals_name
+from echoproof.contract import bursts_name as bursts_name
+from echoproof.contract import directions as directions
+from echoproof.contract import other as other
+from echoproof.contract import sent_name as sent_name
+from echoproof.contract import wav_name as wav_name
+
+# CSV rows are flushed in batches: one write per 10 ms frame per file adds up with many pairs.
+_CSV_FLUSH_ROWS = 50
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """`YYYYMMDDTHHMMSSZ-<8 hex>` for a run starting at `now` (UTC)."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def utc_iso(when: datetime | None = None) -> str:
+    """An ISO 8601 UTC time with microseconds and a Z, as the manifest writes times."""
+    when = when or datetime.now(UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to `path` through a temporary file and `os.replace`, so readers never see half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class WavWriter:
+    """A 48 kHz mono PCM_16 WAV written frame by frame, playable at every moment.
+
+    Our own writer rather than soundfile's: libsndfile rewrites a WAV header only when the file
+    is closed (or on a command soundfile does not expose), so a killed run would leave a file
+    whose header counts no audio. Reading is soundfile's (`verify.evidence.read_wav`).
+
+    Samples go to the file at once; the header's sizes are patched once per `PATCH_SAMPLES`
+    (100 ms of audio) rather than per frame, since the seek and two writes per frame add up with
+    many pairs. A process killed at any moment leaves a valid WAV missing at most the last 100 ms.
+    """
+
+    PATCH_SAMPLES = SAMPLE_RATE // 10
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.samples = 0
+        self._patched = 0  # samples the header on disk counts
+        self._file: io.BufferedWriter | None = path.open("wb")
+        # Sizes 0: even an empty recording is a valid WAV.
+        self._file.write(_wav_header(0))
+        self._file.flush()
+
+    def write(self, pcm: npt.NDArray[np.int16] | bytes | memoryview) -> None:
+        """Append int16 samples; the header counts them within 100 ms of audio."""
+        if self._file is None:
+            raise ValueError(f"{self.path.name} is closed")
+        data = pcm.tobytes() if isinstance(pcm, np.ndarray) else bytes(pcm)
+        self._file.write(data)
+        self.samples += len(data) // SAMPLE_WIDTH
+        if self.samples - self._patched >= self.PATCH_SAMPLES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Put every sample on disk, then make the header count them."""
+        f = self._file
+        if f is None or self._patched == self.samples:
+            return
+        f.flush()  # the data first: the header never counts samples the file lacks
+        os.pwrite(f.fileno(), _wav_sizes(self.samples), 4)
+        self._patched = self.samples
+
+    def close(self) -> None:
+        """Finish the file; safe to call twice."""
+        if self._file is None:
+            return
+        try:
+            self.flush()
+        finally:
+            f, self._file = self._file, None
+            f.close()
+
+
+def _wav_header(samples: int) -> bytes:
+    """The 44-byte header of a 48 kHz mono PCM_16 WAV holding `samples` samples."""
+    block = CHANNELS * SAMPLE_WIDTH
+    fmt = struct.pack(
+        "<4sIHHIIHH",
+        b"fmt ",
+        16,
+        1,
+        CHANNELS,
+        SAMPLE_RATE,
+        SAMPLE_RATE * block,
+        block,
+        8 * SAMPLE_WIDTH,
+    )
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + block * samples)
+        + b"WAVE"
+        + fmt
+        + b"data"
+        + struct.pack("<I", block * samples)
+    )
+
+
+def _wav_sizes(samples: int) -> bytes:
+    """Bytes 4..44 of the header: the RIFF size, the unchanged middle and the data size."""
+    return _wav_header(samples)[4:]
+
+
+class _CsvRows:
+    """A CSV file with a header, its rows written in batches of `batch` (one flush per batch)."""
+
+    def __init__(self, path: Path, header: tuple[str, ...], batch: int) -> None:
+        self.path = path
+        self.rows = 0
+        self._batch = batch
+        self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv.writerow(header)
+        self._file.flush()
+        self._held: list[tuple[object, ...]] = []
+
+    def _append(self, row: tuple[object, ...]) -> None:
+        if self._file is None:
+            raise ValueError(f"{self.path.name} is closed")
+        self._held.append(row)
+        self.rows += 1
+        if len(self._held) >= self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows held back so far and flush them to the file."""
+        if self._file is None or not self._held:
+            return
+        self._csv.writerows(self._held)
+        self._held.clear()
+        self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close; safe to call twice."""
+        if self._file is None:
+            return
+        try:
+            self.flush()
+        finally:
+            f, self._file = self._file, None
+            f.close()
+
+
+class TimingWriter(_CsvRows):
+    """`frame,sample,samples,t_ns` rows: one per frame sent or received."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, TIMING_HEADER, _CSV_FLUSH_ROWS)
+
+    def write(self, frame: int, sample: int, samples: int, t_ns: int) -> None:
+        """Append one frame's row."""
+        self._append((frame, sample, samples, t_ns))
+
+
+class BurstsWriter(_CsvRows):
+    """`burst,freq_hz,start_sample,samples` rows: the bursts whose every frame was sent."""
+
+    def __init__(self, path: Path) -> None:
+        # Bursts are rare: each row reaches the file at once.
+        super().__init__(path, BURSTS_HEADER, 1)
+
+    def write(self, burst: int, freq_hz: float, start_sample: int, samples: int) -> None:
+        """Append one burst."""
+        self._append((burst, f"{freq_hz:g}", start_sample, samples))
+
+    def record(self, b: Any) -> None:
+        """Append one `pipeline.tones.schedule.Burst` (an agent's send loop calls this)."""
+        self.write(b.id, b.freq_hz, b.start_sample, b.samples)
+
+
+class ClockedTimingWriter(TimingWriter):
+    """A sender's `TimingWriter` that also keeps each frame's `t_ns`, so that a turn's send times
+    can be written the moment its last frame was sent (frames of FRAME_SAMPLES each)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.t_ns: list[int] = []
+
+    def write(self, frame: int, sample: int, samples: int, t_ns: int) -> None:
+        """Append one frame's row and keep its time."""
+        super().write(frame, sample, samples, t_ns)
+        self.t_ns.append(t_ns)
+
+    def time_at(self, position: int, *, end: bool = False) -> int:
+        """When sample `position` left: its frame's `t_ns` plus its offset in the frame. With
+        `end`, `position` is one past a last sample, timed from the frame holding that sample."""
+        frame = (position - 1 if end else position) // FRAME_SAMPLES
+        return self.t_ns[frame] + round((position - frame * FRAME_SAMPLES) * 1e9 / SAMPLE_RATE)
+
+
+class UtterancesWriter(_CsvRows):
+    """`<sender>.utterances.csv`: one row per turn said to the agent, once all of it was sent."""
+
+    def __init__(self, path: Path, sources: list[tuple[str, str]], clock: ClockedTimingWriter):
+        super().__init__(path, UTTERANCES_HEADER, 1)
+        self._sources = sources  # per utterance: (source, sha256)
+        self._clock = clock
+
+    def record(self, turn: Any) -> None:
+        """Append one `pipeline.agent.utterances.Turn` with its send times."""
+        source, sha256 = self._sources[turn.utterance]
+        start = self._clock.time_at(turn.start_sample)
+        end = self._clock.time_at(turn.end_sample, end=True)
+        self._append((turn.id, source, sha256, turn.start_sample, turn.samples, start, end))
+
+
+class HostWriter(_CsvRows):
+    """`host.csv`: one row per window of host figures (pipeline.recording.host), each on disk at
+    once."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, HOST_COLUMNS, 1)
+
+    def write(self, t_ns: int, figures: list[float | None]) -> None:
+        """Append one window: its end and its figures (None: not measured, an empty cell)."""
+        self._append((t_ns, *("" if v is None else f"{v:.3f}" for v in figures)))
+
+
+class EventLog:
+    """`events.jsonl`: one `{"t_ns", "agent", "event", ...}` object per line, flushed at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.events: list[dict[str, Any]] = []
+        self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8")
+
+    def write(self, agent: str, event: str, **fields: Any) -> None:
+        """Record one event now; ignored once closed (late SDK callbacks)."""
+        if self._file is None:
+            return
+        record = {"t_ns": time.monotonic_ns(), "agent": agent, "event": event, **fields}
+        self.events.append(record)
+        self._file.write(json.dumps(record, sort_keys=True) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close; safe to call twice."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+
+class Manifest:
+    """`manifest.json`: written with status "running" at the start, rewritten atomically after."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = {**data, "status": "running", "reason": None, "ended_at": None}
+        write_json_atomic(path, self.data)
+
+    def finish(self, status: str, reason: str | None, **fields: Any) -> None:
+        """Record how the run ended: `complete`, `interrupted` or `failed` (one sentence why)."""
+        self.data.update(fields, status=status, reason=reason, ended_at=utc_iso())
+        write_json_atomic(self.path, self.data)
+
+
+def versions() -> dict[str, str]:
+    """Versions of what made the evidence."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for key, dist in (
+        ("echoproof", "echoproof"),
+        ("livekit", "livekit"),
+        ("livekit_api", "livekit-api"),
+    ):
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = "unknown"
+    out["python"] = platform.python_version()
+    return out

@@ -1,0 +1,1 @@
+"""The embedded server a run starts itself: its child process and the impairment it applies."""

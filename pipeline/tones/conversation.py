@@ -1,0 +1,289 @@
+"""One conversation: two agents in one room, and the run folder that holds what they heard.
+
+`Conversation(config, run_id, ...).run(stop, view, gate)` opens the run folder and its evidence
+(manifest status `running`), has both agents join and wait for each other, starts talking at the
+instant the `gate` gives, lets the last frames arrive, then closes the evidence. It never raises
+for a run-time fault: it ends with status `complete`, `interrupted` (the `StopSignal` was set) or
+`failed` (lost the server, was removed from the room by it, could not join, ran past its time
+bound), and its `Outcome` and manifest say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from loguru import logger
+
+import dsp
+from echoproof.aiotasks import cancel_and_wait
+from echoproof.contract import ROLES, SAMPLE_RATE
+from pipeline.bounded_run import BoundedRun, Outcome
+from pipeline.bounds import TAIL_MIN_S, tail_max_s
+from pipeline.config import Config
+from pipeline.console.live import Counters, PairView
+from pipeline.errors import PipelineError
+from pipeline.gate import Begins, Gate, StopSignal
+from pipeline.recording import evidence, realtime
+from pipeline.recording.host import HostMonitor
+from pipeline.rooms import room_name, token
+from pipeline.server.impairment import IDENTITY_PREFIXES
+from pipeline.tones import probe
+from pipeline.tones.schedule import Voice, schedule, total_frames
+from pipeline.tones.speaker import Agent
+
+T = TypeVar("T")
+# RTC statistics are sampled this often during a conversation (and once at the end).
+STATS_EVERY_S = 5.0
+# After a settled start, no RTC statistics for this long: the SDK (1.2.1) can abort the process
+# in get_rtc_stats soon after a track's first audio when the track sat silent for over ~0.5 s
+# (2 of 3 tries after 1 s, 3 of 3 after 2 s; never with 0.3 s). Sampling every 5 s from the
+# start has never hit it.
+STATS_GRACE_S = 5.0
+
+
+class Conversation(BoundedRun):
+    """Two agents in one room, and the run folder that holds what they heard."""
+
+    def __init__(
+        self, config: Config, run_id: str, *, embedded: bool, server_pid: int | None = None
+    ) -> None:
+        self.config = config
+        self.server_pid = server_pid
+        self.run_id = run_id
+        self.room = room_name(run_id)
+        self.run_dir = config.out_dir / run_id
+        self.embedded = embedded
+        self.identities = {r: f"{IDENTITY_PREFIXES[r]}{uuid.uuid4()}" for r in ROLES}
+        self.tones = {"customer": config.customer_hz, "support": config.support_hz}
+        self.agents: dict[str, Agent] = {}
+        self.view = PairView(run_id, Counters(), Counters())
+        self.outcome = Outcome(
+            run_id, self.run_dir, "running", None, self.view.customer, self.view.support
+        )
+        self._stats: dict[str, dict[str, Any]] = {
+            r: {"final": {"publisher_stats": [], "subscriber_stats": []}, "samples": []}
+            for r in ROLES
+        }
+        self._closers: list[Any] = []
+        self._stats_from_ns = 0  # see STATS_GRACE_S
+        self._realtime: realtime.Realtime | None = None  # how the talk was scheduled
+
+    # -- phases --------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        """Create the run folder, every evidence file and the manifest (status running)."""
+        self.run_dir.mkdir(parents=True, exist_ok=False)
+        d = self.run_dir
+        self.events = evidence.EventLog(d / evidence.EVENTS)
+        self.wavs = {r: evidence.WavWriter(d / evidence.wav_name(r)) for r in ROLES}
+        self.arrivals = {r: evidence.TimingWriter(d / evidence.arrivals_name(r)) for r in ROLES}
+        self.sent = {r: evidence.TimingWriter(d / evidence.sent_name(r)) for r in ROLES}
+        self.bursts = {r: evidence.BurstsWriter(d / evidence.bursts_name(r)) for r in ROLES}
+        self.host = evidence.HostWriter(d / evidence.HOST)
+        self._closers = [
+            self.events,
+            self.host,
+            *self.wavs.values(),
+            *self.arrivals.values(),
+            *self.sent.values(),
+            *self.bursts.values(),
+        ]
+        c = self.config
+        self.manifest = evidence.Manifest(
+            d / evidence.MANIFEST,
+            {
+                **self._manifest_fields(
+                    c.mode,
+                    participants={
+                        r: {"identity": self.identities[r], "tone_hz": self.tones[r]} for r in ROLES
+                    },
+                    directions=evidence.directions(),
+                ),
+                "probe": None if c.probe is None else probe.manifest_entry(c.probe),
+            },
+        )
+        self._probe_signal: probe.Int16Array | None = None
+        if c.probe is not None:  # one probe signal for both senders
+            self._probe_signal = probe.prepare(c.probe, (c.customer_hz, c.support_hz))
+            probe.write_signal(d, self._probe_signal)
+        self._voices = {r: self._voice(r) for r in ROLES}
+        for role in ROLES:
+            peer = evidence.other(role)
+            agent = Agent(
+                role,
+                self.identities[role],
+                tone_hz=self.tones[role],
+                peer_identity=self.identities[peer],
+                peer_hz=self.tones[peer],
+                queue_size_ms=c.queue_size_ms,
+                red=c.red,
+                events=self.events,
+            )
+            self.agents[role] = agent
+        # The live view and the outcome read the agents' own counters.
+        self.view.customer = self.outcome.customer = self.agents["customer"].counters
+        self.view.support = self.outcome.support = self.agents["support"].counters
+        logger.info("run {}: room {}, evidence in {}", self.run_id, self.room, self.run_dir)
+
+    async def _talk(self, stop: StopSignal, view: Begins, gate: Gate) -> tuple[str, str | None]:
+        c, agents = self.config, self.agents
+        names = {"customer": "Customer", "support": "Customer Support"}
+        tokens = {r: token(c, self.room, self.identities[r], names[r]) for r in ROLES}
+        await _all(agents[r].join(c.ws_url, tokens[r], c.connect_timeout_s) for r in ROLES)
+        await _all(agents[r].wait_for_peer(c.connect_timeout_s) for r in ROLES)
+        for r in ROLES:
+            agents[r].start_recording(self.wavs[r], self.arrivals[r])
+
+        voices = self._voices
+        n_frames = total_frames(c.duration_s)
+        self._gated = True
+        start_ns = await _unless_stopped(gate.ready(), stop)
+        if start_ns is None:
+            return "interrupted", stop.reason
+        if gate.settles:
+            self._stats_from_ns = start_ns + int(STATS_GRACE_S * 1e9)
+        view.begin(start_ns, c.duration_s)
+        self.events.write("run", "conversation_started", start_ns=start_ns, frames=n_frames)
+        logger.info(
+            "run {}: both agents hear each other; talking for {:g} s", self.run_id, c.duration_s
+        )
+
+        def halted() -> bool:
+            return stop.is_set() or self._lost() is not None
+
+        stall = c.send_stall
+        stalls = {r: agents[r].stalls for r in ROLES}
+        sampler = asyncio.create_task(self._sample_stats(), name=f"stats-{self.run_id}")
+        # SCHED_FIFO and a frozen heap: see pipeline.recording.realtime
+        self._realtime = realtime.enter()
+        try:
+            async with HostMonitor(self.host, stalls, server_pid=self.server_pid):
+                async with asyncio.TaskGroup() as tg:
+                    for r in ROLES:
+                        tg.create_task(
+                            agents[r].speak(
+                                voices[r],
+                                start_ns=start_ns,
+                                n_frames=n_frames,
+                                sent=self.sent[r],
+                                bursts=self.bursts[r],
+                                stop=halted,
+                                stall=None
+                                if stall is None or stall.role != r
+                                else (round(stall.at_s * 100), stall.duration_s),
+                            ),
+                            name=f"{r}-speak-{self.run_id}",
+                        )
+                if not halted():
+                    await self._tail(halted)
+        finally:
+            realtime.leave()
+            await cancel_and_wait(sampler)
+        if stop.is_set():
+            return "interrupted", stop.reason
+        lost = self._lost()
+        if lost is not None:
+            return "failed", lost
+        return "complete", None
+
+    def _voice(self, role: str) -> Voice:
+        c = self.config
+        waveform = dsp.burst(
+            self.tones[role], c.burst_s, SAMPLE_RATE, amplitude=c.amplitude, ramp_s=c.ramp_s
+        )
+        bursts = schedule(
+            role,
+            mode=c.mode,
+            tone_hz=self.tones[role],
+            duration_s=c.duration_s,
+            burst_samples=len(waveform),
+            period_s=c.period_s,
+        )
+        if c.probe is None or self._probe_signal is None:
+            return Voice(bursts, waveform)
+        pieces = probe.plan(bursts, c.probe.share, len(self._probe_signal))
+        probe.write_pieces(self.run_dir, role, pieces)
+        fault = c.probe.rate_fault
+        played = probe.ProbeVoice(
+            pieces, self._probe_signal, fault if fault is not None and fault.role == role else None
+        )
+        return Voice(bursts, waveform, played)
+
+    async def _tail(self, halted: Any) -> None:
+        """Let the last frames arrive: at least TAIL_MIN_S, until both received what was sent."""
+        cu, su = self.agents["customer"].counters, self.agents["support"].counters
+        t0 = time.monotonic()
+        while not halted():
+            waited = time.monotonic() - t0
+            caught_up = (
+                su.frames_received >= cu.frames_sent and cu.frames_received >= su.frames_sent
+            )
+            if waited >= tail_max_s(self.config) or (waited >= TAIL_MIN_S and caught_up):
+                return
+            await asyncio.sleep(0.02)
+
+    def _lost(self) -> str | None:
+        for agent in self.agents.values():
+            reason = agent.lost(self.config.connect_timeout_s)
+            if reason is not None:
+                return reason
+        return None
+
+    async def _sample_stats(self) -> None:
+        while True:
+            # the first sample once the grace after a settled start is over (STATS_GRACE_S)
+            wait_ns = max(STATS_EVERY_S * 1e9, self._stats_from_ns - time.monotonic_ns())
+            await asyncio.sleep(wait_ns / 1e9)
+            for role, agent in self.agents.items():
+                t_ns = time.monotonic_ns()
+                stats = await agent.rtc_stats()
+                if stats is not None:
+                    self._stats[role]["samples"].append({"t_ns": t_ns, **stats})
+
+    async def _close(self, status: str, reason: str | None) -> None:
+        """Stop recording, take the final statistics, leave, close every file, finish the manifest.
+
+        Runs even when the conversation is cancelled; each step is safe if an earlier one failed.
+        """
+        try:
+            for agent in self.agents.values():
+                await agent.stop_receiving()
+            for role, agent in self.agents.items():
+                if time.monotonic_ns() < self._stats_from_ns:
+                    logger.info("run {}: no final RTC statistics this early", self.run_id)
+                    break
+                stats = await agent.rtc_stats()
+                if stats is not None:
+                    self._stats[role]["final"] = stats
+            if self._closers:
+                evidence.write_json_atomic(self.run_dir / evidence.RTC_STATS, self._stats)
+            for agent in self.agents.values():
+                await agent.aclose()
+        finally:
+            self._finish(status, reason)
+
+
+async def _unless_stopped(waiting: Awaitable[T], stop: StopSignal) -> T | None:
+    """What `waiting` gives, or None once `stop` is set first."""
+    wait = asyncio.ensure_future(waiting)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((wait, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await cancel_and_wait(wait, stopped)
+    return wait.result() if wait.done() and not wait.cancelled() else None
+
+
+async def _all(coros: Any) -> None:
+    """Await every coroutine at once; raise the first PipelineError after all have finished."""
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, PipelineError):
+            raise r
+    for r in results:
+        if isinstance(r, PipelineError):
+            raise r

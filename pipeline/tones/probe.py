@@ -1,0 +1,282 @@
+"""The speech-like probe each agent plays between its tone bursts, and where it plays it.
+
+Tones prove that audio arrived and when; the probe says how it sounds (verify scores it with
+ViSQOL, `verify.quality`). The config's `probe` block (null: no probe):
+
+    "probe": {"share": 0.5, "seed": 1, "file": null}
+
+- `share`: the part of the run that carries the probe. The sender's stream is cut into
+  segments of `SEGMENT_S`; segment i carries the probe when ceil((i+1) share) > ceil(i share),
+  so 0.5 is every other segment from the first, 1 is all of them.
+- `seed`: the artificial voice (`dsp.speech.artificial_voice`) is drawn from it.
+- `file`: a user's own speech instead (WAV, FLAC or OGG, any rate: read with soundfile, mono,
+  resampled to 48 kHz with scipy's polyphase filter). `--probe FILE` sets it.
+
+In a segment that carries it, each gap between two of the sender's bursts holds one piece of the
+probe, `GUARD_S` clear of either burst (so the burst detector and the latency figures see the
+tones exactly as without a probe), each piece the next stretch of the probe signal. The band
+`dsp.speech.TONE_GUARD_HZ` around both tones is removed from the probe for the same reason.
+The signal goes in the run folder (`probe.wav`) and the pieces in `<sender>.probe.csv`.
+
+`ECHOPROOF_FAULT_PROBE_RATE=ROLE:AUDIO_HZ:PLAYED_HZ` (tests only) makes ROLE play its probe
+audio, made at AUDIO_HZ, as if it were PLAYED_HZ (e.g. `support:24000:22050`, the agents' TTS
+bug): each piece comes out pitched and slowed by PLAYED_HZ / AUDIO_HZ, cut to its slot. The
+tones stay exact: they are the instrument. It is recorded in the manifest's `config.faults`.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import soundfile
+from scipy.signal import resample_poly
+
+from dsp import speech
+from echoproof.contract import FRAME_SAMPLES, PROBE, PROBE_HEADER, ROLES, SAMPLE_RATE, probe_name
+from pipeline.errors import ConfigError
+from pipeline.tones.schedule import Burst
+
+#: Segment length: the unit verify scores (ViSQOL wants seconds of speech, not one piece).
+SEGMENT_S = 8.0
+#: Silence kept between a piece and either neighbouring burst.
+GUARD_S = 0.1
+#: A gap shorter than this after the guards carries no piece.
+MIN_PIECE_S = 0.2
+#: Length of the synthetic probe signal; pieces wrap round to its start.
+SYNTHETIC_S = 30.0
+#: The longest user file taken (the rest is ignored): it is copied into every run folder.
+MAX_FILE_S = 120.0
+RATE_FAULT_ENV = "ECHOPROOF_FAULT_PROBE_RATE"
+FILE_SUFFIXES = (".wav", ".flac", ".ogg")
+
+Int16Array = npt.NDArray[np.int16]
+
+
+@dataclass(frozen=True)
+class RateFault:
+    """A fault: `role` plays probe audio made at `audio_hz` as if it were `played_hz`."""
+
+    role: str
+    audio_hz: int
+    played_hz: int
+
+    def public(self) -> dict[str, Any]:
+        """The manifest's form."""
+        return {"role": self.role, "audio_hz": self.audio_hz, "played_hz": self.played_hz}
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The config's `probe` block, validated."""
+
+    share: float = 0.5
+    seed: int = 1
+    file: Path | None = None
+    rate_fault: RateFault | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The config-file form (the fault goes under `faults`)."""
+        return {
+            "share": self.share,
+            "seed": self.seed,
+            "file": None if self.file is None else str(self.file),
+        }
+
+
+DEFAULTS: dict[str, Any] = {"share": 0.5, "seed": 1, "file": None}
+
+
+def parse(block: Any, source: str, env: Mapping[str, str]) -> ProbeConfig:
+    """The `probe` block of `source` (an object; null is handled by the caller)."""
+    if not isinstance(block, dict):
+        raise ConfigError(f"{source}: 'probe' is not an object; expected null or an object.")
+    extra = sorted(set(block) - set(DEFAULTS))
+    if extra:
+        raise ConfigError(
+            f"{source} has an unknown field 'probe.{extra[0]}'; expected 'probe.share', "
+            "'probe.seed' or 'probe.file'."
+        )
+    values = {**DEFAULTS, **block}
+    share, seed, file = values["share"], values["seed"], values["file"]
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise ConfigError(f"{source}: 'probe.share' is {share!r}; expected a number in (0, 1].")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{source}: 'probe.seed' is {seed!r}; expected an integer >= 0.")
+    if file is not None and (not isinstance(file, str) or not file):
+        raise ConfigError(f"{source}: 'probe.file' is {file!r}; expected null or a file path.")
+    fault = env.get(RATE_FAULT_ENV)
+    return ProbeConfig(
+        share=float(share),
+        seed=seed,
+        file=None if file is None else Path(file),
+        rate_fault=_rate_fault(fault) if fault else None,
+    )
+
+
+def _rate_fault(text: str) -> RateFault:
+    parts = text.split(":")
+    try:
+        fault = RateFault(parts[0], int(parts[1]), int(parts[2]))
+        ok = len(parts) == 3 and fault.role in ("customer", "support")
+        ok = ok and 8000 <= fault.audio_hz <= 192_000 and 8000 <= fault.played_hz <= 192_000
+    except (ValueError, IndexError):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"{RATE_FAULT_ENV} is {text!r}; expected ROLE:AUDIO_HZ:PLAYED_HZ with ROLE customer "
+            "or support, e.g. support:24000:22050."
+        )
+    return fault
+
+
+def load_file(path: Path, tones_hz: tuple[float, float]) -> Int16Array:
+    """A user's speech as the probe: mono, 48 kHz, the tones' bands removed, int16.
+
+    Raises ConfigError naming the file when it cannot be read or holds no audio.
+    """
+    if path.suffix.lower() not in FILE_SUFFIXES:
+        raise ConfigError(
+            f"probe file {path} is {path.suffix or 'without suffix'}; expected WAV, FLAC or OGG."
+        )
+    try:
+        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    except (OSError, RuntimeError) as exc:  # soundfile's errors are RuntimeErrors
+        raise ConfigError(f"probe file {path} cannot be read: {exc}.") from None
+    mono = data.mean(axis=1)[: round(MAX_FILE_S * rate)]
+    if rate != SAMPLE_RATE:
+        g = math.gcd(int(rate), SAMPLE_RATE)
+        mono = resample_poly(mono, SAMPLE_RATE // g, int(rate) // g)
+    if mono.size < SAMPLE_RATE or not np.any(mono):
+        raise ConfigError(f"probe file {path} holds less than 1 s of sound; expected speech.")
+    cleared = speech.clear_tones(mono, SAMPLE_RATE, tones_hz)
+    # The user's level is kept unless it would clip after filtering.
+    peak = float(np.abs(cleared).max())
+    return speech.to_int16(cleared / peak * 0.9 if peak > 0.9 else cleared)
+
+
+def synthetic(seed: int, tones_hz: tuple[float, float]) -> Int16Array:
+    """The artificial voice of `seed`, `SYNTHETIC_S` long, the tones' bands removed, int16."""
+    voice = speech.artificial_voice(seed, SYNTHETIC_S, SAMPLE_RATE)
+    return speech.to_int16(speech.clear_tones(voice, SAMPLE_RATE, tones_hz))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One stretch of the probe in a sender's stream: `samples` from `start_sample`, playing the
+    probe signal from `probe_sample` (modulo its length); `segment` is its scoring unit."""
+
+    id: int
+    segment: int
+    start_sample: int
+    samples: int
+    probe_sample: int
+
+    @property
+    def end_sample(self) -> int:
+        """One past the piece's last sample."""
+        return self.start_sample + self.samples
+
+
+def carries(segment: int, share: float) -> bool:
+    """Whether segment `segment` carries the probe at `share` (evenly spread, from segment 0)."""
+    return math.ceil((segment + 1) * share - 1e-9) > math.ceil(segment * share - 1e-9)
+
+
+def plan(bursts: list[Burst], share: float, probe_samples: int) -> list[Piece]:
+    """The pieces one sender plays between its `bursts`, in order."""
+    guard = round(GUARD_S * SAMPLE_RATE)
+    shortest = round(MIN_PIECE_S * SAMPLE_RATE)
+    segment_samples = round(SEGMENT_S * SAMPLE_RATE)
+    pieces: list[Piece] = []
+    used = 0
+    for before, after in itertools.pairwise(bursts):
+        start, end = before.end_sample + guard, after.start_sample - guard
+        segment = start // segment_samples
+        if end - start < shortest or not carries(segment, share):
+            continue
+        pieces.append(Piece(len(pieces), segment, start, end - start, used % probe_samples))
+        used += end - start
+    return pieces
+
+
+class ProbeVoice:
+    """Renders one sender's probe pieces into its frames; frames are asked for in order."""
+
+    def __init__(self, pieces: list[Piece], probe: Int16Array, fault: RateFault | None) -> None:
+        self.pieces = pieces
+        self._probe = probe
+        self._fault = fault
+        self._first = 0  # first piece that may still overlap the next frame
+        self._cached: tuple[int, npt.NDArray[np.float64]] | None = None
+
+    def _audio(self, i: int) -> npt.NDArray[np.float64]:
+        if self._cached is not None and self._cached[0] == i:
+            return self._cached[1]
+        p = self.pieces[i]
+        audio = speech.piece(self._probe, p.probe_sample, p.samples, SAMPLE_RATE)
+        if self._fault is not None:
+            # Made at audio_hz, played as played_hz: longer and lower; what fits the slot plays.
+            g = math.gcd(self._fault.audio_hz, self._fault.played_hz)
+            stretched = resample_poly(audio, self._fault.audio_hz // g, self._fault.played_hz // g)
+            audio = np.zeros(p.samples)
+            audio[: min(p.samples, stretched.size)] = stretched[: p.samples]
+        self._cached = (i, audio)
+        return audio
+
+    def add(self, n: int, out: Int16Array) -> None:
+        """Add the probe's samples of frame `n` to `out` (silence there: bursts are clear)."""
+        lo, hi = n * FRAME_SAMPLES, (n + 1) * FRAME_SAMPLES
+        pieces = self.pieces
+        while self._first < len(pieces) and pieces[self._first].end_sample <= lo:
+            self._first += 1
+        i = self._first
+        while i < len(pieces) and pieces[i].start_sample < hi:
+            p = pieces[i]
+            a, z = max(lo, p.start_sample), min(hi, p.end_sample)
+            if a < z:
+                chunk = self._audio(i)[a - p.start_sample : z - p.start_sample]
+                out[a - lo : z - lo] += speech.to_int16(chunk)
+            i += 1
+
+
+def prepare(config: ProbeConfig, tones_hz: tuple[float, float]) -> Int16Array:
+    """The probe signal a run plays: the user's file or the artificial voice of the seed."""
+    if config.file is not None:
+        return load_file(config.file, tones_hz)
+    return synthetic(config.seed, tones_hz)
+
+
+def write_signal(run_dir: Path, signal: Int16Array) -> None:
+    """`probe.wav`, written once and whole (soundfile does that; the recordings need the crash-safe
+    writer of `pipeline.recording.evidence` instead)."""
+    soundfile.write(str(run_dir / PROBE), signal, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+
+
+def write_pieces(run_dir: Path, role: str, pieces: list[Piece]) -> None:
+    """`<role>.probe.csv`: every piece planned (verify scores those `<role>.sent.csv` covers)."""
+    with (run_dir / probe_name(role)).open("w", encoding="utf-8", newline="") as f:
+        rows = csv.writer(f, lineterminator="\n")
+        rows.writerow(PROBE_HEADER)
+        rows.writerows((p.id, p.segment, p.start_sample, p.samples, p.probe_sample) for p in pieces)
+
+
+def manifest_entry(config: ProbeConfig) -> dict[str, Any]:
+    """The manifest's `probe`: where its evidence is and how it was made."""
+    return {
+        "file": PROBE,
+        "pieces": {role: probe_name(role) for role in ROLES},
+        "source": "synthetic" if config.file is None else "file",
+        "name": None if config.file is None else config.file.name,
+        "seed": config.seed if config.file is None else None,
+        "share": config.share,
+        "segment_s": SEGMENT_S,
+        "guard_s": GUARD_S,
+    }

@@ -1,0 +1,142 @@
+"""The agent-under-test side of the capture: config, --say files, turns, the worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from pipeline.__main__ import main
+from pipeline.agent.utterances import Speech, load, needed_s, tone, turns
+from pipeline.agent.worker import AgentWorker
+from pipeline.config import from_dict
+from pipeline.errors import ConfigError, ConnectError
+from tests.conftest import scaled
+
+LIVEKIT = {"url": "ws://127.0.0.1:7880", "api_key": "devkey", "api_secret": "s3cr3t-value"}
+
+
+def _config(tmp_path: Path, **agent: object):
+    return from_dict({"livekit": LIVEKIT, "out_dir": str(tmp_path), "agent": agent})
+
+
+@pytest.mark.parametrize(
+    ("agent", "message"),
+    [
+        ({"cmd": "x"}, "'agent.name' is None; expected the agent name"),
+        ({"name": "a", "answer_window_s": 0}, "'agent.answer_window_s' is 0.0; expected seconds"),
+        ({"name": "a", "say": "x.wav"}, "'agent.say' is 'x.wav'; expected a list of file paths"),
+        ({"name": "a", "colour": 1}, "unknown field 'agent.colour'"),
+    ],
+)
+def test_agent_block_errors_name_the_field(tmp_path: Path, agent: dict, message: str) -> None:
+    """Each bad field of the agent block is one sentence naming it."""
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        _config(tmp_path, **agent)
+
+
+def test_an_agent_run_has_one_pair_in_turns_mode(tmp_path: Path) -> None:
+    """--pairs 2 or duplex with an agent under test is refused."""
+    with pytest.raises(ConfigError, match="'pairs' is 2; expected 1 with an agent under test"):
+        from_dict({"livekit": LIVEKIT, "pairs": 2, "agent": {"name": "a"}})
+
+
+def test_say_without_agent_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--say without --agent exits 2 with one sentence."""
+    config = tmp_path / "config.json"
+    config.write_text('{"livekit": {"url": "ws://127.0.0.1:1", "api_key": "k", "api_secret": "s"}}')
+    code = main(["--config", str(config), "--say", "a.wav", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--say needs --agent NAME" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("fmt", "rate"), [("WAV", 16_000), ("FLAC", 44_100), ("OGG", 24_000)])
+def test_say_files_are_read_and_resampled(tmp_path: Path, fmt: str, rate: int) -> None:
+    """A stereo file at any rate becomes 48 kHz mono of the same length and tone."""
+    path = tmp_path / f"hello.{fmt.lower()}"
+    t = np.arange(rate // 2) / rate
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t)] * 2, axis=1)
+    soundfile.write(path, stereo, rate, format=fmt)
+    u = load(path)
+    assert u.source == path.name and len(u.sha256) == 64
+    assert abs(u.samples - 24_000) <= 1
+    spectrum = np.abs(np.fft.rfft(u.pcm.astype(np.float64)))
+    assert np.argmax(spectrum) * 48_000 / u.samples == pytest.approx(440, abs=3)
+
+
+def test_a_file_that_is_not_audio_is_named(tmp_path: Path) -> None:
+    """A text file given to --say is a ConfigError naming it."""
+    path = tmp_path / "notes.wav"
+    path.write_text("hello")
+    with pytest.raises(ConfigError, match=r"notes\.wav is not audio"):
+        load(path)
+
+
+def test_turns_listen_one_window_before_and_after_each_utterance() -> None:
+    """Turns start on frames, one answer window apart, and all fit the conversation."""
+    u = tone(np.ones(12_000, np.int16), 440.0)  # 0.25 s
+    schedule = turns([u], duration_s=10.0, window_s=2.0)
+    assert [t.start_sample for t in schedule] == [96_000, 204_000, 312_000]
+    assert needed_s([u], 2.0) == pytest.approx(4.25)
+    speech = Speech([u], schedule)
+    frames = [speech.frame(n) for n in range(1000)]
+    assert sum(int(f.sum()) for f in frames) == 3 * 12_000
+    assert [t.id for t in speech.finished(1000)] == [0, 1, 2]
+
+
+def _worker(tmp_path: Path, code: str) -> AgentWorker:
+    config = from_dict({"livekit": LIVEKIT})
+    cmd = f"{sys.executable} -u -c '{code}'"
+    return AgentWorker(cmd, config, tmp_path / "agent-worker.log")
+
+
+async def test_the_worker_registers_is_stopped_and_its_log_is_redacted(tmp_path: Path) -> None:
+    """A worker printing its secret: redacted in the log; SIGINT ends it; registration seen."""
+    worker = _worker(
+        tmp_path,
+        'import os, time; print(os.environ["LIVEKIT_API_SECRET"]); '
+        'print("registered worker", os.environ["LIVEKIT_URL"]); time.sleep(60)',
+    )
+    await worker.start()
+    await worker.wait_registered(scaled(20))
+    await worker.stop()
+    log = (tmp_path / "agent-worker.log").read_text()
+    assert "s3cr3t-value" not in log and "<redacted>" in log
+    assert "registered worker ws://127.0.0.1:7880" in log
+    record = worker.record()
+    assert record["stopped_by"] == "SIGINT" and record["exited_ns"] is None
+    assert record["exit_code"] is not None
+
+
+async def test_a_worker_that_ignores_sigint_is_terminated(tmp_path: Path) -> None:
+    """SIGINT ignored: SIGTERM ends it within the bound."""
+    worker = _worker(
+        tmp_path,
+        "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        'print("registered worker"); time.sleep(60)',
+    )
+    await worker.start()
+    await worker.wait_registered(scaled(20))
+    await asyncio.wait_for(worker.stop(), scaled(30))
+    assert worker.record()["stopped_by"] == "SIGTERM"
+
+
+async def test_a_worker_that_exits_before_registering_is_an_error(tmp_path: Path) -> None:
+    """Exit 3 before registering: ConnectError naming the code and the log."""
+    worker = _worker(tmp_path, 'import sys; print("boom"); sys.exit(3)')
+    await worker.start()
+    with pytest.raises(ConnectError, match="exited with code 3 before it registered"):
+        await worker.wait_registered(scaled(20))
+    await worker.stop()
+    assert "boom" in (tmp_path / "agent-worker.log").read_text()
+
+
+def test_the_manifest_never_holds_the_secret_even_in_the_command(tmp_path: Path) -> None:
+    """A secret written into agent.cmd is redacted in the config's public form."""
+    config = _config(tmp_path, name="a", cmd="LIVEKIT_API_SECRET=s3cr3t-value python a.py start")
+    shown = config.public()["agent"]["cmd"]
+    assert "s3cr3t-value" not in shown and shown.startswith("LIVEKIT_API_SECRET=<redacted>")
