@@ -47,7 +47,7 @@ PLAN: dict[str, tuple[bool, int]] = {
     "pipeline": (True, 40),
     "impairment": (True, 170),
     "capacity": (False, 1000),
-    "stability": (False, 2200),  # the goals are stated for 10 quiet runs of 60 s (issue #11)
+    "stability": (False, 2200),  # the goals are stated for 10 quiet runs of 60 s
 }
 TOTAL_BUDGET_S = 4480  # 75 minutes
 

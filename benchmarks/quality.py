@@ -11,7 +11,7 @@ Ceiling: the probe as a sender plays it (120 s, every segment), through a real O
 decode (PyAV libopus at 32 kbit/s, as WebRTC sends voice) and nothing else, scored by
 `verify.quality` with the pieces placed by the detected bursts: the best MOS a run can show.
 
-Loss ladder (issue #15's validation against injected ground truth): real ``python -m pipeline``
+Loss ladder (the score validated against injected ground truth): real ``python -m pipeline``
 runs on the embedded server (``benchmarks._runs``) with the probe in every segment (share 1.0),
 at 0, 2, 5 and 10 % random loss on both directions (``"impairment": {"loss_pct": L, "seed": 1}``;
 0 has no impairment block at all), the agents publishing without RED (``"red": false``);

@@ -1,9 +1,9 @@
 """Server cost against a baseline commit: CPU seconds per forwarded stream-minute, A/B.
 
-``python -m benchmarks.server_cost [--quick] [--base REF] [--red off]``. The goal (issue #13):
-the embedded server's CPU per forwarded stream-minute stays within 10 % of what it was before
-issue #13's work, measured in the same benchmark run: ``ratio`` = the current tree's median over
-the base's median, goal <= 1.10.
+``python -m benchmarks.server_cost [--quick] [--base REF] [--red off]``. The goal: the embedded
+server's CPU per forwarded stream-minute stays within 10 % of what it was before the server
+learned resume, data tracks and dispatch, measured in the same benchmark run: ``ratio`` = the
+current tree's median over the base's median, goal <= 1.10.
 
 Two servers take turns. *current* is ``python -m echoproof.sfu`` of this source tree (uncommitted
 changes included); *base* is the server of the commit ``--base`` (default :data:`BASE`), exported
@@ -49,8 +49,8 @@ from livekit import api, rtc
 from benchmarks._server import ROOT, cpu_seconds, sfu_process
 from echoproof.aiotasks import cancel_and_wait
 
-# The last commit before issue #13's server work: its first commit, 25bc016 (metadata updates),
-# has this parent; the server (sfu/) is there as 8695a0f left it.
+# The last commit before the server learned resume, data tracks and dispatch: the first commit of
+# that work, 25bc016 (metadata updates), has this parent (there, the server is the top-level sfu/).
 BASE = "5e6fd0b"
 GOAL_RATIO = 1.10
 API_KEY = "devkey"
