@@ -62,6 +62,7 @@ class Spec:
     # written into the window ending at at_s; None: a run made before host figures (no file)
     host_stalls: list[tuple[float, str, float]] | None = dataclasses.field(default_factory=list)
     probe_share: float | None = None  # None: no probe in the run
+    fleet: str | None = None  # the fleet id the manifest records (None: no fleet)
     customer: Direction = dataclasses.field(default_factory=Direction)
     support: Direction = dataclasses.field(default_factory=lambda: Direction(delay_ms=57.81))
 
@@ -255,6 +256,8 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
     }
     if spec.host_stalls is not None:
         manifest["host"] = {"file": "host.csv", "server_sampled": True}
+    if spec.fleet is not None:
+        manifest["fleet"] = {"id": spec.fleet}
     if spec.probe_share is not None:
         from pipeline.tones import probe
 

@@ -1,7 +1,9 @@
-"""`python -m verify PATH`: re-check run folders, print OK/FAIL per run.
+"""`python -m verify PATH`: re-check run folders, print OK/FAIL per run, and a summary per fleet.
 
 Exit 0 when every run is OK, 1 when any FAILs, 2 on a usage error, 4 when none FAILs but one or
-more are INCONCLUSIVE (a threshold failed while the host was stalled: see verify.host).
+more are INCONCLUSIVE (a threshold failed while the host was stalled: see verify.host). The runs
+of a fleet (`--pairs N`, two or more of them found) count by their fleet's verdict instead
+(`verify.fleet`: `fleet-<id>/fleet.json` beside them).
 
 python -m verify recordings/                 # every run folder under recordings/
 python -m verify recordings/<run> --key signer.pub.pem --json --junit verify.xml
@@ -18,6 +20,7 @@ from xml.etree import ElementTree as ET
 
 from verify.check import CheckResult, check
 from verify.errors import VerifyError
+from verify.fleet import FleetSummary, group, summarise
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 4
 
@@ -43,25 +46,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def junit_xml(results: Sequence[CheckResult]) -> bytes:
-    """The results as a JUnit XML test suite, one test case per run; an inconclusive run is
-    skipped, with the host stall that spoiled it as the message."""
+def junit_xml(results: Sequence[CheckResult], fleets: Sequence[FleetSummary] = ()) -> bytes:
+    """The results as a JUnit XML test suite, one test case per run (conversation) and one per
+    fleet; an inconclusive one is skipped, with what spoiled it as the message."""
+    cases = [(r.run, r.status, r.reason, r.reasons) for r in results]
+    cases += [(f"fleet {f.fleet_id}", f.status, f.reason, []) for f in fleets]
     suite = ET.Element(
         "testsuite",
         name="echoproof.verify",
-        tests=str(len(results)),
-        failures=str(sum(r.status == "fail" for r in results)),
+        tests=str(len(cases)),
+        failures=str(sum(status == "fail" for _, status, _, _ in cases)),
         errors="0",
-        skipped=str(sum(r.status == "inconclusive" for r in results)),
+        skipped=str(sum(status == "inconclusive" for _, status, _, _ in cases)),
     )
-    for r in results:
-        case = ET.SubElement(suite, "testcase", classname="echoproof.verify", name=r.run)
-        if r.status == "fail":
-            failure = ET.SubElement(case, "failure", message=r.reason)
-            failure.text = "\n".join(r.reasons)
-        elif r.status == "inconclusive":
-            skipped = ET.SubElement(case, "skipped", message=r.reason)
-            skipped.text = "\n".join(r.reasons)
+    for name, status, reason, reasons in cases:
+        case = ET.SubElement(suite, "testcase", classname="echoproof.verify", name=name)
+        if status in ("fail", "inconclusive"):
+            tag = "failure" if status == "fail" else "skipped"
+            ET.SubElement(case, tag, message=reason).text = "\n".join(reasons or [reason])
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
@@ -73,18 +75,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VerifyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        fleets = summarise(results)
+    except OSError as exc:
+        print(f"error: cannot write a fleet summary: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
-        print(json.dumps([r.__dict__ for r in results], indent=2))
+        print(json.dumps([_as_json(r, fleets) for r in results], indent=2))
     else:
         for r in results:
             print(line(r))
+        for f in fleets:
+            print(fleet_line(f))
     if args.junit is not None:
         try:
-            args.junit.write_bytes(junit_xml(results))
+            args.junit.write_bytes(junit_xml(results, fleets))
         except OSError as exc:
             print(f"error: cannot write {args.junit}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
-    return exit_code(results)
+    in_fleets = {run.run for members in group(results).values() for run in members}
+    alone = [r for r in results if r.run not in in_fleets]
+    return exit_code([*(r.status for r in alone), *(f.status for f in fleets)])
 
 
 def line(result: CheckResult) -> str:
@@ -94,11 +105,32 @@ def line(result: CheckResult) -> str:
     return f"{result.status.upper()}: {result.run}: {result.reason}"
 
 
-def exit_code(results: Sequence[CheckResult]) -> int:
-    """1 when any run FAILs, else 4 when any is INCONCLUSIVE, else 0."""
-    if any(r.status == "fail" for r in results):
+def _as_json(result: CheckResult, fleets: Sequence[FleetSummary]) -> dict[str, object]:
+    """A run's JSON entry; a run of a summarised fleet also names its fleet's verdict."""
+    entry: dict[str, object] = dict(result.__dict__)
+    for f in fleets:
+        if any(row["run"] == Path(result.run).name for row in f.summary["runs"]):
+            entry["fleet"] = {"id": f.fleet_id, "status": f.status, "summary": str(f.path)}
+    return entry
+
+
+def fleet_line(f: FleetSummary) -> str:
+    """`FLEET <id> OK: 4 conversations (4 OK, 0 FAIL, 0 INCONCLUSIVE); <fleet.json>`, with the
+    failed fleet thresholds after the counts."""
+    c = f.summary["counts"]
+    counts = (
+        f"{f.summary['conversations']} conversations ({c['ok']} OK, {c['fail']} FAIL, "
+        f"{c['inconclusive']} INCONCLUSIVE)"
+    )
+    why = f": {f.reason}" if f.reason else ""
+    return f"FLEET {f.fleet_id} {f.status.upper()}: {counts}{why}; {f.path}"
+
+
+def exit_code(statuses: Sequence[str]) -> int:
+    """1 when any FAILs, else 4 when any is INCONCLUSIVE, else 0."""
+    if "fail" in statuses:
         return EXIT_FAIL
-    if any(r.status == "inconclusive" for r in results):
+    if "inconclusive" in statuses:
         return EXIT_INCONCLUSIVE
     return EXIT_OK
 

@@ -90,15 +90,43 @@ class AgentThresholds:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class FleetThresholds:
+    """Limits on a fleet, the conversations of one `--pairs N` run taken together
+    (`verify.fleet`); set in the same `config.thresholds`.
+
+    Attributes:
+        fleet_min_ok_share: the share of conversations whose verdict is OK.
+        fleet_max_response_p95_ms: the 95th percentile of the response over every answered turn
+            of every caller (an agent under test).
+    """
+
+    fleet_min_ok_share: float = 1.0
+    fleet_max_response_p95_ms: float = 5000.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> FleetThresholds:
+        """The defaults with `data`'s fleet thresholds merged over them."""
+        values = _values(cls, data)
+        return cls() if values is None else cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The thresholds as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+_CLASSES = (Thresholds, AgentThresholds, FleetThresholds)
+
+
 def _values(cls: type, data: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """`data`'s values for the fields of `cls` (one of the two threshold classes), checked; the
-    other class's names are skipped, any other name raises."""
+    """`data`'s values for the fields of `cls` (one of the threshold classes), checked; the
+    other classes' names are skipped, any other name raises."""
     if data is None:
         return None
     if not isinstance(data, Mapping):
         raise VerifyError(f"thresholds must be a JSON object, found {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    others = {f.name for c in (Thresholds, AgentThresholds) for f in dataclasses.fields(c)}
+    others = {f.name for c in _CLASSES for f in dataclasses.fields(c)}
     values: dict[str, Any] = {}
     for name, value in data.items():
         if name not in fields:
