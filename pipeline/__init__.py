@@ -12,10 +12,10 @@ when `--pairs` > 1) and verifies each run folder.
 
 from pipeline.bounded_run import Outcome
 from pipeline.config import Config, load_config, parse_config
+from pipeline.config.impairment import Impairments, LinkImpairment
 from pipeline.errors import ConfigError, ConnectError, PipelineError
 from pipeline.gate import StopSignal
 from pipeline.run import capture
-from pipeline.server.impairment import Impairments, LinkImpairment
 from pipeline.tones.schedule import Burst, Voice, schedule
 
 __all__ = [

@@ -20,16 +20,16 @@ from typing import Any, NoReturn
 
 from loguru import logger
 
-from pipeline.agent.spec import AgentSpec
 from pipeline.bounded_run import Outcome
 from pipeline.config import Config, load_config
+from pipeline.config.agent import AgentSpec
+from pipeline.config.probe import ProbeConfig
 from pipeline.console.live import clear_progress, statistics_table
 from pipeline.console.logs import redact, setup_logging
 from pipeline.console.tables import conversation_table, proof_table
 from pipeline.errors import ConfigError, ConnectError, PipelineError
 from pipeline.gate import StopSignal
 from pipeline.run import capture
-from pipeline.tones.probe import ProbeConfig
 from pipeline.tones.probe import load_file as load_probe_file
 
 EXIT_OK = 0

@@ -28,6 +28,7 @@ import dsp
 from echoproof.aiotasks import cancel_and_wait
 from echoproof.contract import (
     AGENT_MODE,
+    IDENTITY_PREFIXES,
     SAMPLE_RATE,
     WORKER_LOG,
     agent_files,
@@ -44,7 +45,6 @@ from pipeline.gate import Begins, Gate, StopSignal
 from pipeline.recording import evidence, realtime
 from pipeline.recording.host import HostMonitor
 from pipeline.rooms import delete_rooms, room_name, token
-from pipeline.server.impairment import IDENTITY_PREFIXES
 from pipeline.tones.schedule import total_frames
 from pipeline.tones.speaker import Agent
 

@@ -20,9 +20,9 @@ import sys
 
 from echoproof import sfu
 from echoproof.aiotasks import cancel_and_wait
+from pipeline.config.impairment import DIRECTIONS, Impairments, direction_of
 from pipeline.errors import PipelineError
 from pipeline.recording import realtime
-from pipeline.server.impairment import DIRECTIONS, Impairments, direction_of
 from pipeline.server.process import IMPAIRMENT_ENV, KEY_ENV, SECRET_ENV
 
 

@@ -26,8 +26,8 @@ from types import TracebackType
 
 from loguru import logger
 
+from pipeline.config.impairment import Impairments
 from pipeline.errors import ConnectError
-from pipeline.server.impairment import Impairments
 
 KEY_ENV = "ECHOPROOF_SFU_API_KEY"
 SECRET_ENV = "ECHOPROOF_SFU_API_SECRET"

@@ -20,7 +20,7 @@ from loguru import logger
 
 import dsp
 from echoproof.aiotasks import cancel_and_wait
-from echoproof.contract import ROLES, SAMPLE_RATE
+from echoproof.contract import IDENTITY_PREFIXES, ROLES, SAMPLE_RATE
 from pipeline.bounded_run import BoundedRun, Outcome
 from pipeline.bounds import TAIL_MIN_S, tail_max_s
 from pipeline.config import Config
@@ -30,7 +30,6 @@ from pipeline.gate import Begins, Gate, StopSignal
 from pipeline.recording import evidence, realtime
 from pipeline.recording.host import HostMonitor
 from pipeline.rooms import room_name, token
-from pipeline.server.impairment import IDENTITY_PREFIXES
 from pipeline.tones import probe
 from pipeline.tones.schedule import Voice, schedule, total_frames
 from pipeline.tones.speaker import Agent

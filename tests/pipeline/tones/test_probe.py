@@ -1,5 +1,5 @@
-"""The speech-like probe on the capture side: where the pieces go, what they sound like, the
-config and `--probe FILE`; then real runs on the embedded server, scored by verify."""
+"""The speech-like probe on the capture side: where the pieces go, what they sound like, `--probe
+FILE`; then real runs on the embedded server, scored by verify."""
 
 from __future__ import annotations
 
@@ -18,15 +18,13 @@ import verify
 from benchmarks import _synth as synth
 from benchmarks._opus import opus_round_trip
 from dsp import speech
-from pipeline.config import from_dict
+from pipeline.config.faults import RATE_FAULT_ENV, RateFault
 from pipeline.errors import ConfigError
 from pipeline.tones import probe
 from pipeline.tones.schedule import SAMPLE_RATE, Burst, Voice, schedule, total_frames
 from tests.conftest import scaled
 from tests.pipeline.conftest import LiveServer, run_cli, write_config
 from verify import quality
-
-CREDS = {"livekit": {"url": "ws://127.0.0.1:7880", "api_key": "k", "api_secret": "s"}}
 
 
 def _bursts(role: str, duration_s: float) -> list[Burst]:
@@ -85,7 +83,7 @@ def test_rate_fault_plays_the_probe_low_and_slow() -> None:
     """24 kHz audio played as 22.05 kHz: the pieces arrive 8.1 % low, and score lower."""
     signal = probe.synthetic(2, (440.0, 550.0))
     pieces = probe.plan(_bursts("customer", 12.0), 1.0, len(signal))
-    fault = probe.RateFault("customer", 24_000, 22_050)
+    fault = RateFault("customer", 24_000, 22_050)
     heard = _stream("customer", 12.0, probe.ProbeVoice(pieces, signal, fault))
     clean = _stream("customer", 12.0, probe.ProbeVoice(pieces, signal, None))
     table = quality.Pieces(
@@ -97,22 +95,6 @@ def test_rate_fault_plays_the_probe_low_and_slow() -> None:
     assert [s["pitch_ratio"] for s in bad] == [pytest.approx(22_050 / 24_000, abs=0.003)]
     assert [s["pitch_ratio"] for s in good] == [pytest.approx(1.0, abs=0.003)]
     assert bad[0]["mos"] < good[0]["mos"] - 0.5
-
-
-def test_config_block_null_and_faults() -> None:
-    """The default probe is on; null turns it off; a bad share or fault is one sentence."""
-    assert from_dict(CREDS).probe == probe.ProbeConfig()
-    assert from_dict({**CREDS, "probe": None}).probe is None
-    with pytest.raises(ConfigError, match=r"'probe\.share' is 0; expected a number in \(0, 1\]"):
-        from_dict({**CREDS, "probe": {"share": 0}})
-    with pytest.raises(ConfigError, match=r"unknown field 'probe\.level'"):
-        from_dict({**CREDS, "probe": {"level": 1}})
-    config = from_dict(CREDS, env={probe.RATE_FAULT_ENV: "support:24000:22050"})
-    assert config.public()["faults"] == {
-        "probe_rate": {"role": "support", "audio_hz": 24000, "played_hz": 22050}
-    }
-    with pytest.raises(ConfigError, match="expected ROLE:AUDIO_HZ:PLAYED_HZ"):
-        from_dict(CREDS, env={probe.RATE_FAULT_ENV: "nobody:1:2"})
 
 
 def test_probe_file_is_read_with_soundfile_and_resampled(tmp_path: Path) -> None:
@@ -192,7 +174,7 @@ async def test_real_run_with_a_sample_rate_error_fails_naming_it(
     verdict names the pitch shift and the likely rates, consistent over every judged segment (a
     rate mismatch is constant; three segments, so a host stall in one leaves others to judge);
     the tones still time every burst."""
-    env = {probe.RATE_FAULT_ENV: "support:24000:22050"}
+    env = {RATE_FAULT_ENV: "support:24000:22050"}
     share = {"share": 1.0, "seed": 1, "file": None}
     done, _, report = await _run(server, tmp_path, env=env, duration_s=20, probe=share)
     assert done.code == 1, done.stderr[-2000:]
