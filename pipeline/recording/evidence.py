@@ -306,6 +306,13 @@ class Manifest:
         write_json_atomic(self.path, self.data)
 
 
+def no_rtc_stats(roles: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`rtc-stats.json` before any statistics were taken: per role, the final ones and samples."""
+    return {
+        r: {"final": {"publisher_stats": [], "subscriber_stats": []}, "samples": []} for r in roles
+    }
+
+
 def versions() -> dict[str, str]:
     """Versions of what made the evidence."""
     import platform

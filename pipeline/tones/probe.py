@@ -33,15 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import soundfile
 from scipy.signal import resample_poly
 
 from dsp import speech
-from echoproof.contract import FRAME_SAMPLES, PROBE, PROBE_HEADER, ROLES, SAMPLE_RATE, probe_name
+from echoproof.contract import PROBE, PROBE_HEADER, ROLES, SAMPLE_RATE, probe_name
 from pipeline.config.faults import RateFault
 from pipeline.config.probe import ProbeConfig
 from pipeline.errors import ConfigError
+from pipeline.script import Int16Array, Script
 from pipeline.tones.schedule import Burst
 
 #: Segment length: the unit verify scores (ViSQOL wants seconds of speech, not one piece).
@@ -55,8 +55,6 @@ SYNTHETIC_S = 30.0
 #: The longest user file taken (the rest is ignored): it is copied into every run folder.
 MAX_FILE_S = 120.0
 FILE_SUFFIXES = (".wav", ".flac", ".ogg")
-
-Int16Array = npt.NDArray[np.int16]
 
 
 def load_file(path: Path, tones_hz: tuple[float, float]) -> Int16Array:
@@ -129,44 +127,21 @@ def plan(bursts: list[Burst], share: float, probe_samples: int) -> list[Piece]:
     return pieces
 
 
-class ProbeVoice:
-    """Renders one sender's probe pieces into its frames; frames are asked for in order."""
+def probe_script(pieces: list[Piece], probe: Int16Array, fault: RateFault | None) -> Script[Piece]:
+    """One sender's probe pieces as a script, mixed into its bursts' (`burst_script`): each piece
+    the next stretch of `probe`, played at the wrong rate under `fault`."""
 
-    def __init__(self, pieces: list[Piece], probe: Int16Array, fault: RateFault | None) -> None:
-        self.pieces = pieces
-        self._probe = probe
-        self._fault = fault
-        self._first = 0  # first piece that may still overlap the next frame
-        self._cached: tuple[int, npt.NDArray[np.float64]] | None = None
-
-    def _audio(self, i: int) -> npt.NDArray[np.float64]:
-        if self._cached is not None and self._cached[0] == i:
-            return self._cached[1]
-        p = self.pieces[i]
-        audio = speech.piece(self._probe, p.probe_sample, p.samples, SAMPLE_RATE)
-        if self._fault is not None:
+    def audio(p: Piece) -> Int16Array:
+        played = speech.piece(probe, p.probe_sample, p.samples, SAMPLE_RATE)
+        if fault is not None:
             # Made at audio_hz, played as played_hz: longer and lower; what fits the slot plays.
-            g = math.gcd(self._fault.audio_hz, self._fault.played_hz)
-            stretched = resample_poly(audio, self._fault.audio_hz // g, self._fault.played_hz // g)
-            audio = np.zeros(p.samples)
-            audio[: min(p.samples, stretched.size)] = stretched[: p.samples]
-        self._cached = (i, audio)
-        return audio
+            g = math.gcd(fault.audio_hz, fault.played_hz)
+            stretched = resample_poly(played, fault.audio_hz // g, fault.played_hz // g)
+            played = np.zeros(p.samples)
+            played[: min(p.samples, stretched.size)] = stretched[: p.samples]
+        return speech.to_int16(played)
 
-    def add(self, n: int, out: Int16Array) -> None:
-        """Add the probe's samples of frame `n` to `out` (silence there: bursts are clear)."""
-        lo, hi = n * FRAME_SAMPLES, (n + 1) * FRAME_SAMPLES
-        pieces = self.pieces
-        while self._first < len(pieces) and pieces[self._first].end_sample <= lo:
-            self._first += 1
-        i = self._first
-        while i < len(pieces) and pieces[i].start_sample < hi:
-            p = pieces[i]
-            a, z = max(lo, p.start_sample), min(hi, p.end_sample)
-            if a < z:
-                chunk = self._audio(i)[a - p.start_sample : z - p.start_sample]
-                out[a - lo : z - lo] += speech.to_int16(chunk)
-            i += 1
+    return Script(pieces, audio)
 
 
 def prepare(config: ProbeConfig, tones_hz: tuple[float, float]) -> Int16Array:

@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 from pipeline.__main__ import main
-from pipeline.agent.utterances import Speech, load, needed_s, tone, turns
+from pipeline.agent.utterances import load, needed_s, tone, turn_script, turns
 from pipeline.agent.worker import AgentWorker
 from pipeline.config import from_dict
 from pipeline.errors import ConfigError, ConnectError
@@ -57,10 +57,10 @@ def test_turns_listen_one_window_before_and_after_each_utterance() -> None:
     schedule = turns([u], duration_s=10.0, window_s=2.0)
     assert [t.start_sample for t in schedule] == [96_000, 204_000, 312_000]
     assert needed_s([u], 2.0) == pytest.approx(4.25)
-    speech = Speech([u], schedule)
-    frames = [speech.frame(n) for n in range(1000)]
+    script = turn_script([u], schedule)
+    frames = [script.frame(n) for n in range(1000)]
     assert sum(int(f.sum()) for f in frames) == 3 * 12_000
-    assert [t.id for t in speech.finished(1000)] == [0, 1, 2]
+    assert [t.id for t in script.finished(1000)] == [0, 1, 2]
 
 
 def _worker(tmp_path: Path, code: str) -> AgentWorker:

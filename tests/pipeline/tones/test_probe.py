@@ -18,10 +18,12 @@ import verify
 from benchmarks import _synth as synth
 from benchmarks._opus import opus_round_trip
 from dsp import speech
+from echoproof.contract import SAMPLE_RATE
 from pipeline.config.faults import RATE_FAULT_ENV, RateFault
 from pipeline.errors import ConfigError
+from pipeline.script import Script, total_frames
 from pipeline.tones import probe
-from pipeline.tones.schedule import SAMPLE_RATE, Burst, Voice, schedule, total_frames
+from pipeline.tones.schedule import Burst, burst_script, schedule
 from tests.conftest import scaled
 from tests.pipeline.conftest import LiveServer, run_cli, write_config
 from verify import quality
@@ -39,11 +41,11 @@ def _waveform(tone: float) -> np.ndarray:
     return dsp.burst(tone, 0.3, SAMPLE_RATE, amplitude=0.5, ramp_s=0.005)
 
 
-def _stream(role: str, duration_s: float, played: probe.ProbeVoice | None) -> np.ndarray:
+def _stream(role: str, duration_s: float, played: Script[probe.Piece] | None) -> np.ndarray:
     """What `role` sends in `duration_s`: its bursts, and the probe when `played` is given."""
     bursts = _bursts(role, duration_s)
-    voice = Voice(bursts, _waveform(bursts[0].freq_hz), played)
-    return np.concatenate([voice.frame(n) for n in range(total_frames(duration_s))])
+    script = burst_script(bursts, _waveform(bursts[0].freq_hz), played)
+    return np.concatenate([script.frame(n) for n in range(total_frames(duration_s))])
 
 
 def test_pieces_lie_between_bursts_clear_by_the_guard() -> None:
@@ -67,7 +69,9 @@ def test_probe_leaves_the_burst_figures_unchanged() -> None:
     between the bursts as without it, and nothing else is detected."""
     signal = probe.synthetic(1, (440.0, 550.0))
     pieces = probe.plan(_bursts("customer", 20.0), 1.0, len(signal))
-    with_probe = opus_round_trip(_stream("customer", 20.0, probe.ProbeVoice(pieces, signal, None)))
+    with_probe = opus_round_trip(
+        _stream("customer", 20.0, probe.probe_script(pieces, signal, None))
+    )
     without = opus_round_trip(_stream("customer", 20.0, None))
     assert np.any(with_probe != without)
     found = dsp.detect_bursts(with_probe, SAMPLE_RATE, 440.0, duration_s=0.3)
@@ -84,8 +88,8 @@ def test_rate_fault_plays_the_probe_low_and_slow() -> None:
     signal = probe.synthetic(2, (440.0, 550.0))
     pieces = probe.plan(_bursts("customer", 12.0), 1.0, len(signal))
     fault = RateFault("customer", 24_000, 22_050)
-    heard = _stream("customer", 12.0, probe.ProbeVoice(pieces, signal, fault))
-    clean = _stream("customer", 12.0, probe.ProbeVoice(pieces, signal, None))
+    heard = _stream("customer", 12.0, probe.probe_script(pieces, signal, fault))
+    clean = _stream("customer", 12.0, probe.probe_script(pieces, signal, None))
     table = quality.Pieces(
         *(np.array([getattr(p, f) for p in pieces]) for f in probe.Piece.__dataclass_fields__)
     )
