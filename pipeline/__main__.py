@@ -1,4 +1,4 @@
-"""`python -m pipeline`: run the agents, write the evidence, verify each run folder.
+"""`python -m pipeline`: run the conversations, write the evidence, verify each run folder.
 
 Exit codes are part of the interface: 0 every run complete and verified, 1 verification failed,
 2 usage or config error, 3 could not connect or lost the server, 4 inconclusive (a threshold
@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from loguru import logger
 
+from echoproof.contract import SAMPLE_RATE
 from pipeline.bounded_run import Outcome
 from pipeline.config import Config, load_config
 from pipeline.config.agent import AgentSpec
@@ -165,7 +166,7 @@ def _check_turns(config: Config) -> None:
     if need > config.duration_s:
         raise ConfigError(
             f"--duration is {config.duration_s:g} s; expected at least {need:.1f} s: an answer "
-            f"window, the first utterance ({utterances[0].samples / 48000:.1f} s) and its "
+            f"window, the first utterance ({utterances[0].samples / SAMPLE_RATE:.1f} s) and its "
             "answer window."
         )
 

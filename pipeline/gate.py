@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable
 from typing import Protocol
 
-# The senders start this long after both agents hear each other (both from the same instant);
+# The senders start this long after both speakers hear each other (both from the same instant);
 # with several conversations, SETTLE_S after the last pair hears each other (see StartGate).
 START_DELAY_S = 0.2
 SETTLE_S = 2.0

@@ -216,7 +216,7 @@ class BurstsWriter(_CsvRows):
         self._append((burst, f"{freq_hz:g}", start_sample, samples))
 
     def record(self, b: Any) -> None:
-        """Append one `pipeline.tones.schedule.Burst` (an agent's send loop calls this)."""
+        """Append one `pipeline.tones.schedule.Burst` (a speaker's send loop calls this)."""
         self.write(b.id, b.freq_hz, b.start_sample, b.samples)
 
 

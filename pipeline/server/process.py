@@ -1,7 +1,7 @@
 """The embedded server in a child process, for runs that start it themselves.
 
 The server forwards every packet in Python (aiortc); sharing one event loop and one GIL with the
-agents, it delayed their audio by hundreds of milliseconds as soon as two conversations ran on a
+speakers, it delayed their audio by hundreds of milliseconds as soon as two conversations ran on a
 busy two-core machine (measured: 60 ms median latency with the server in its own process, 200-700
 ms in the same one). So `EmbeddedServer` runs `echoproof.sfu.serve` in a child
 (`pipeline.server._child`):
