@@ -78,7 +78,8 @@ async def capture(
 
 
 class Unit(Protocol):
-    """A conversation, run here (`Conversation`) or in a worker (`_worker.WorkerProcess`)."""
+    """A conversation, run here (`Conversation`, `AgentConversation`) or in a worker process
+    (`pipeline.worker.WorkerProcess`)."""
 
     run_id: str
     view: PairView

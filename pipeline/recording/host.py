@@ -2,7 +2,7 @@
 
 A proof tool must not be fooled by its own host: on a shared 2-core VM, CPU steal and busy
 neighbours put the sender behind real time, and the receivers' jitter buffers turn each stall
-into latency that drains over tens of seconds (../shared/docs/host-noise.md). So every capture
+into latency that drains over tens of seconds (`docs/measurements.md`, "The host"). So every capture
 process records, per window of about one second, the figures that say whether the host held the
 audio back; verify reads them to tell a starved host from a broken network (`verify.host`).
 
