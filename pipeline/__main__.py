@@ -267,37 +267,47 @@ def _main(argv: list[str] | None) -> int:
 
     try:
         for o in outcomes:
-            if config.agent is None:
-                print(statistics_table(o.run_id, o.status, o.customer, o.support))
-            else:  # the agent's own side is not ours to count
-                c = o.customer
-                print(
-                    f"run {o.run_id}: {o.status}; the Customer sent {c.frames_sent} frames "
-                    f"({c.bytes_sent} bytes) and heard {c.frames_received} frames "
-                    f"({c.bytes_received} bytes) from agent {config.agent.name}"
-                )
-            if o.reason:
-                print(f"reason: {o.reason}")
-                if o.status == "failed":
-                    print(f"error: run {o.run_id} failed: {o.reason}", file=sys.stderr)
-            if not args.no_verify:
-                report = _verify(o, config.signing_key)
-                if report is not None and "conversation" in report:
-                    print(conversation_table(report))
-                elif report is not None:
-                    print(proof_table(report))
-                if o.passed:
-                    print(f"OK: {o.run_dir}")
-                elif o.verdict == "inconclusive":
-                    print(f"INCONCLUSIVE: {o.run_dir}: {o.verdict_reason}")
-                else:
-                    failures = "; ".join(o.failures or ["verification failed"])
-                    print(f"FAIL: {o.run_dir}: {failures}")
-            print()
+            _print_outcome(o, config, verify=not args.no_verify)
     except KeyboardInterrupt:
         print("error: interrupted while verifying; the evidence is complete.", file=sys.stderr)
         return EXIT_INTERRUPTED
     sys.stdout.flush()
+    return _exit_code(outcomes)
+
+
+def _print_outcome(o: Outcome, config: Config, *, verify: bool) -> None:
+    """One run's statistics and, with `verify`, its report's table and verdict."""
+    if config.agent is None:
+        print(statistics_table(o.run_id, o.status, o.customer, o.support))
+    else:  # the agent's own side is not ours to count
+        c = o.customer
+        print(
+            f"run {o.run_id}: {o.status}; the Customer sent {c.frames_sent} frames "
+            f"({c.bytes_sent} bytes) and heard {c.frames_received} frames "
+            f"({c.bytes_received} bytes) from agent {config.agent.name}"
+        )
+    if o.reason:
+        print(f"reason: {o.reason}")
+        if o.status == "failed":
+            print(f"error: run {o.run_id} failed: {o.reason}", file=sys.stderr)
+    if verify:
+        report = _verify(o, config.signing_key)
+        if report is not None and "conversation" in report:
+            print(conversation_table(report))
+        elif report is not None:
+            print(proof_table(report))
+        if o.passed:
+            print(f"OK: {o.run_dir}")
+        elif o.verdict == "inconclusive":
+            print(f"INCONCLUSIVE: {o.run_dir}: {o.verdict_reason}")
+        else:
+            failures = "; ".join(o.failures or ["verification failed"])
+            print(f"FAIL: {o.run_dir}: {failures}")
+    print()
+
+
+def _exit_code(outcomes: list[Outcome]) -> int:
+    """The documented exit code of runs that all ended (see the module docstring)."""
     if any(o.status == "interrupted" for o in outcomes):
         return EXIT_INTERRUPTED
     if any(o.status != "complete" for o in outcomes):
