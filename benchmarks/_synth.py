@@ -259,9 +259,10 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
     if spec.fleet is not None:
         manifest["fleet"] = {"id": spec.fleet}
     if spec.probe_share is not None:
+        from pipeline.config.probe import ProbeConfig
         from pipeline.tones import probe
 
-        manifest["probe"] = probe.manifest_entry(probe.ProbeConfig(share=spec.probe_share))
+        manifest["probe"] = probe.manifest_entry(ProbeConfig(share=spec.probe_share))
     (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return run
 

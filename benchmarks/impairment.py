@@ -113,7 +113,7 @@ class _Reference:
     It joins the room with ``auto_subscribe`` off and asks for the Customer's audio only (the
     embedded server forwards every track regardless; only the Customer's is recorded). Every frame
     ``rtc.AudioStream`` yields goes to a WAV and an arrivals CSV with the writers and the clock
-    the agents use (``pipeline.tones.speaker.Agent._receive``). ``aclose()`` (safe twice) ends it.
+    the speakers use (``pipeline.speaker.Speaker._receive``). ``aclose()`` (safe twice) ends it.
     """
 
     def __init__(self, out_dir: Path) -> None:

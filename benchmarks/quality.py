@@ -48,8 +48,10 @@ from benchmarks import _synth as synth
 from benchmarks._opus import opus_round_trip
 from benchmarks._runs import pipeline_run, remove
 from benchmarks.verify import _cpu_s
+from echoproof.contract import SAMPLE_RATE
+from pipeline.script import total_frames
 from pipeline.tones import probe
-from pipeline.tones.schedule import SAMPLE_RATE, Voice, schedule, total_frames
+from pipeline.tones.schedule import burst_script, schedule
 from verify import check, quality, write_report
 
 GOAL_ADDED_S = 5.0
@@ -97,8 +99,8 @@ def ceiling(duration_s: float = DURATION_S) -> dict[str, float]:
         burst_samples=len(waveform), period_s=1.0,
     )  # fmt: skip
     pieces = probe.plan(bursts, 1.0, len(signal))
-    voice = Voice(bursts, waveform, probe.ProbeVoice(pieces, signal, None))
-    sent = np.concatenate([voice.frame(n) for n in range(total_frames(duration_s))])
+    script = burst_script(bursts, waveform, probe.probe_script(pieces, signal, None))
+    sent = np.concatenate([script.frame(n) for n in range(total_frames(duration_s))])
     heard = opus_round_trip(sent)
     found = dsp.detect_bursts(heard, SAMPLE_RATE, tones[0], duration_s=0.3)
     starts = np.array([b.start_sample for b in bursts], dtype=np.float64)

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._runs import exit_status, pipeline_run, remove
-from pipeline.recording.freeze import FREEZE_ENV
+from pipeline.config.faults import FREEZE_ENV
 
 FRAME_NS = 10_000_000  # one 10 ms frame
 WITHIN = 0.25  # "within 25 % of quiet"

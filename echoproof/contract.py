@@ -5,7 +5,8 @@ ones. Nothing here does I/O, and it needs only the standard library, so an archi
 has verify but not livekit can import it.
 
 - Audio: `SAMPLE_RATE` Hz, `CHANNELS` channel, `SAMPLE_WIDTH`-byte (int16) samples, frames of
-  `FRAME_SAMPLES` samples (10 ms). The two roles of a conversation are `ROLES`.
+  `FRAME_SAMPLES` samples (10 ms, `FRAME_NS`). The two roles of a conversation are `ROLES`
+  (`CUSTOMER`, `SUPPORT`); a participant's identity starts with its role's `IDENTITY_PREFIXES`.
 - Files: `MANIFEST`, `RTC_STATS`, `EVENTS`, `HOST`, and per direction the names `wav_name`,
   `arrivals_name`, `sent_name` and `bursts_name` give (`directions()` lists them as the
   manifest does). verify writes the `DERIVED` files (and `*.png` views): not evidence.
@@ -26,6 +27,10 @@ CHANNELS = 1
 SAMPLE_WIDTH = 2  # bytes: int16
 FRAME_SAMPLES = 480  # 10 ms
 ROLES = ("customer", "support")
+CUSTOMER, SUPPORT = ROLES
+FRAME_NS = FRAME_SAMPLES * 1_000_000_000 // SAMPLE_RATE
+# The manifest's `participants.<role>.identity`: the prefix, then a UUID.
+IDENTITY_PREFIXES = {CUSTOMER: "customer-", SUPPORT: "support-agent-"}
 
 MANIFEST_SCHEMA = "echoproof.manifest/1"
 # running: the writer died (or is still at work); the others say how the run ended.

@@ -1,4 +1,4 @@
-"""The capture stage: two agents talk over LiveKit and every frame they hear becomes evidence.
+"""The capture stage: speakers talk over LiveKit and every frame they hear becomes evidence.
 
     config = pipeline.load_config("config.json", os.environ)
     outcomes = await pipeline.capture(config)   # one Outcome per run folder (docs/evidence.md)
@@ -12,11 +12,12 @@ when `--pairs` > 1) and verifies each run folder.
 
 from pipeline.bounded_run import Outcome
 from pipeline.config import Config, load_config, parse_config
+from pipeline.config.impairment import Impairments, LinkImpairment
 from pipeline.errors import ConfigError, ConnectError, PipelineError
 from pipeline.gate import StopSignal
 from pipeline.run import capture
-from pipeline.server.impairment import Impairments, LinkImpairment
-from pipeline.tones.schedule import Burst, Voice, schedule
+from pipeline.script import Script
+from pipeline.tones.schedule import Burst, burst_script, schedule
 
 __all__ = [
     "Burst",
@@ -27,8 +28,9 @@ __all__ = [
     "LinkImpairment",
     "Outcome",
     "PipelineError",
+    "Script",
     "StopSignal",
-    "Voice",
+    "burst_script",
     "capture",
     "load_config",
     "parse_config",

@@ -1,4 +1,4 @@
-"""`python -m pipeline`: run the agents, write the evidence, verify each run folder.
+"""`python -m pipeline`: run the conversations, write the evidence, verify each run folder.
 
 Exit codes are part of the interface: 0 every run complete and verified, 1 verification failed,
 2 usage or config error, 3 could not connect or lost the server, 4 inconclusive (a threshold
@@ -20,16 +20,17 @@ from typing import Any, NoReturn
 
 from loguru import logger
 
-from pipeline.agent.spec import AgentSpec
+from echoproof.contract import SAMPLE_RATE
 from pipeline.bounded_run import Outcome
 from pipeline.config import Config, load_config
+from pipeline.config.agent import AgentSpec
+from pipeline.config.probe import ProbeConfig
 from pipeline.console.live import clear_progress, statistics_table
 from pipeline.console.logs import redact, setup_logging
 from pipeline.console.tables import conversation_table, proof_table
 from pipeline.errors import ConfigError, ConnectError, PipelineError
 from pipeline.gate import StopSignal
 from pipeline.run import capture
-from pipeline.tones.probe import ProbeConfig
 from pipeline.tones.probe import load_file as load_probe_file
 
 EXIT_OK = 0
@@ -165,7 +166,7 @@ def _check_turns(config: Config) -> None:
     if need > config.duration_s:
         raise ConfigError(
             f"--duration is {config.duration_s:g} s; expected at least {need:.1f} s: an answer "
-            f"window, the first utterance ({utterances[0].samples / 48000:.1f} s) and its "
+            f"window, the first utterance ({utterances[0].samples / SAMPLE_RATE:.1f} s) and its "
             "answer window."
         )
 
@@ -266,37 +267,47 @@ def _main(argv: list[str] | None) -> int:
 
     try:
         for o in outcomes:
-            if config.agent is None:
-                print(statistics_table(o.run_id, o.status, o.customer, o.support))
-            else:  # the agent's own side is not ours to count
-                c = o.customer
-                print(
-                    f"run {o.run_id}: {o.status}; the Customer sent {c.frames_sent} frames "
-                    f"({c.bytes_sent} bytes) and heard {c.frames_received} frames "
-                    f"({c.bytes_received} bytes) from agent {config.agent.name}"
-                )
-            if o.reason:
-                print(f"reason: {o.reason}")
-                if o.status == "failed":
-                    print(f"error: run {o.run_id} failed: {o.reason}", file=sys.stderr)
-            if not args.no_verify:
-                report = _verify(o, config.signing_key)
-                if report is not None and "conversation" in report:
-                    print(conversation_table(report))
-                elif report is not None:
-                    print(proof_table(report))
-                if o.passed:
-                    print(f"OK: {o.run_dir}")
-                elif o.verdict == "inconclusive":
-                    print(f"INCONCLUSIVE: {o.run_dir}: {o.verdict_reason}")
-                else:
-                    failures = "; ".join(o.failures or ["verification failed"])
-                    print(f"FAIL: {o.run_dir}: {failures}")
-            print()
+            _print_outcome(o, config, verify=not args.no_verify)
     except KeyboardInterrupt:
         print("error: interrupted while verifying; the evidence is complete.", file=sys.stderr)
         return EXIT_INTERRUPTED
     sys.stdout.flush()
+    return _exit_code(outcomes)
+
+
+def _print_outcome(o: Outcome, config: Config, *, verify: bool) -> None:
+    """One run's statistics and, with `verify`, its report's table and verdict."""
+    if config.agent is None:
+        print(statistics_table(o.run_id, o.status, o.customer, o.support))
+    else:  # the agent's own side is not ours to count
+        c = o.customer
+        print(
+            f"run {o.run_id}: {o.status}; the Customer sent {c.frames_sent} frames "
+            f"({c.bytes_sent} bytes) and heard {c.frames_received} frames "
+            f"({c.bytes_received} bytes) from agent {config.agent.name}"
+        )
+    if o.reason:
+        print(f"reason: {o.reason}")
+        if o.status == "failed":
+            print(f"error: run {o.run_id} failed: {o.reason}", file=sys.stderr)
+    if verify:
+        report = _verify(o, config.signing_key)
+        if report is not None and "conversation" in report:
+            print(conversation_table(report))
+        elif report is not None:
+            print(proof_table(report))
+        if o.passed:
+            print(f"OK: {o.run_dir}")
+        elif o.verdict == "inconclusive":
+            print(f"INCONCLUSIVE: {o.run_dir}: {o.verdict_reason}")
+        else:
+            failures = "; ".join(o.failures or ["verification failed"])
+            print(f"FAIL: {o.run_dir}: {failures}")
+    print()
+
+
+def _exit_code(outcomes: list[Outcome]) -> int:
+    """The documented exit code of runs that all ended (see the module docstring)."""
     if any(o.status == "interrupted" for o in outcomes):
         return EXIT_INTERRUPTED
     if any(o.status != "complete" for o in outcomes):

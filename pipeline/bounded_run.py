@@ -27,7 +27,7 @@ from pipeline.recording import evidence, realtime
 
 @dataclass
 class Outcome:
-    """One conversation's result: its run folder, how it ended, and each agent's counters."""
+    """One conversation's result: its run folder, how it ended, and each speaker's counters."""
 
     run_id: str
     run_dir: Path

@@ -1,7 +1,7 @@
 """How long a conversation may take: the wait for its last frames, and the bound on all of it.
 
 `run_bound_s` bounds one conversation from joining to its evidence being closed; it is the
-conversation's own timeout, the lifetime of its agents' tokens (`pipeline.rooms`) and, plus a
+conversation's own timeout, the lifetime of its speakers' tokens (`pipeline.rooms`) and, plus a
 start-up allowance, a worker process's watchdog (`pipeline.worker`).
 """
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable
 from typing import Protocol
 
-# The senders start this long after both agents hear each other (both from the same instant);
+# The senders start this long after both speakers hear each other (both from the same instant);
 # with several conversations, SETTLE_S after the last pair hears each other (see StartGate).
 START_DELAY_S = 0.2
 SETTLE_S = 2.0
@@ -63,16 +63,10 @@ class StartGate:
     """One start instant for every conversation of a run, once each has joined or given up.
 
     Joining is CPU-heavy, and the SDK goes on working for a second or two after a participant
-    hears the other (ICE gathering: ~7,500 native log records in its first second). A
-    conversation that talks while others join fills its jitter buffers under that load, and
-    they keep the extra delay for seconds. Measured with 5 pairs on 2 cores: started one after
-    another, or all 0.2 s after the last had joined, the first 3 bursts of each direction took
-    100-155 ms and the rest ~55 ms; starting SETTLE_S after the last join, 50-62 ms from the
-    first. Sending silence while waiting (so that no track idles, see
-    `pipeline.tones.conversation.STATS_GRACE_S`) was worse: the streams then ran through the other
-    pairs' joins, and their jitter buffers grew to
-    100-340 ms (870 ms with a quiet tone instead of silence) before shrinking over ~5 s.
-    A lone conversation has only its own join to wait for: START_DELAY_S.
+    hears the other: a conversation that talks while others join fills its jitter buffers under
+    that load, and they keep the extra delay for seconds. So several conversations start
+    together SETTLE_S after the last one is ready; a lone one, which has only its own join to
+    wait for, START_DELAY_S after (the measurements are in `docs/realtime.md`).
     Each conversation calls `ready()` (then waits) or, if it failed before, `leave()`: once each.
     """
 

@@ -1,8 +1,8 @@
 """The rooms of a run and the tokens to join them, through the server API.
 
-`create_rooms` makes one room per conversation before any agent joins (`ConnectError` says why the
+`create_rooms` makes one room per conversation before anyone joins (`ConnectError` says why the
 server could not: unreachable, credentials refused, a failed request); `delete_rooms` removes them
-again, best effort. `token` signs each agent's join token; every token is signed here, once, so
+again, best effort. `token` signs each speaker's join token; every token is signed here, once, so
 that the SDK never signs one itself.
 """
 

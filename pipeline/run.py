@@ -21,11 +21,12 @@ from loguru import logger
 from echoproof.aiotasks import cancel_and_wait
 from pipeline.bounded_run import Outcome
 from pipeline.config import Config
+from pipeline.config.faults import FreezeFault
 from pipeline.console.live import LiveView, PairView
 from pipeline.errors import ConfigError
 from pipeline.gate import Begins, Gate, StartGate, StopSignal
 from pipeline.recording import evidence
-from pipeline.recording.freeze import FreezeFault, Freezer
+from pipeline.recording.freeze import Freezer
 from pipeline.rooms import create_rooms, delete_rooms, room_name
 from pipeline.server.process import EmbeddedServer
 from pipeline.tones.conversation import Conversation
@@ -77,7 +78,8 @@ async def capture(
 
 
 class Unit(Protocol):
-    """A conversation, run here (`Conversation`) or in a worker (`_worker.WorkerProcess`)."""
+    """A conversation, run here (`Conversation`, `AgentConversation`) or in a worker process
+    (`pipeline.worker.WorkerProcess`)."""
 
     run_id: str
     view: PairView

@@ -3,7 +3,7 @@
 All conversations in one process share one event loop and one GIL: with four pairs the send loops
 starve and frames go out late. Here the parent (`pipeline.run.capture`, through one
 `WorkerProcess` per conversation) starts one worker process per conversation,
-`python -m pipeline.worker`, which runs both agents of it in its own event loop (mouth-to-ear
+`python -m pipeline.worker`, which runs both speakers of it in its own event loop (mouth-to-ear
 latency still uses one clock; `time.monotonic_ns()` is system-wide anyway).
 
 The protocol is lines on the worker's pipes:
@@ -16,8 +16,8 @@ The protocol is lines on the worker's pipes:
   its parent is gone.
 - worker -> parent stdout, JSON objects: `{"kind": "log", "level", "message"}` for every log line
   (the parent prints it, so it does not run into the live view), `{"kind": "ready"}` once both
-  agents hear each other, `{"kind": "begin", "start_ns", "duration_s"}`, `{"kind": "progress",
-  "customer", "support"}` twice a second with each agent's counters, and last `{"kind": "outcome",
+  speakers hear each other, `{"kind": "begin", "start_ns", "duration_s"}`, `{"kind": "progress",
+  "customer", "support"}` twice a second with each speaker's counters, and last `{"kind": "outcome",
   "status", "reason", "customer", "support", "pid"}`.
 
 A worker closes its evidence and marks its manifest itself, whatever stopped it. A worker that dies

@@ -1,2 +1,2 @@
-"""The user's agent under test: its spec, its worker process, its dispatch into the room, the
-Customer's utterances, and the conversation with it."""
+"""The user's agent under test: its worker process, its dispatch into the room, the Customer's
+utterances, and the conversation with it (its config block is `pipeline.config.agent`)."""

@@ -1,13 +1,12 @@
 """A conversation with an agent under test: the Customer talks to a dispatched LiveKit agent.
 
-`AgentConversation(config, run_id, ...)` is a `pipeline.run.Unit` like `Conversation`, for a run
-with `config.agent`. It opens the run folder (manifest `mode: "agent"`), starts the agent's worker
-when `agent.cmd` is set (`pipeline.agent.worker`) and waits for it to register, has the Customer
-join, dispatches the agent by name (`pipeline.agent.dispatch`) and waits, bounded, for it to join
-and
-publish audio. From the start instant the Customer says its turns (`pipeline.agent.utterances`),
-listening one
-answer window after each, and records everything it hears, as in a tone run. At the end it
+`AgentConversation(config, run_id, ...)` is a `pipeline.run.Unit` like the tone conversation, for
+a run with `config.agent`. It opens the run folder (manifest `mode: "agent"`), starts the agent's
+worker when `agent.cmd` is set (`pipeline.agent.worker`) and waits for it to register, has the
+Customer (a `pipeline.speaker.Speaker`) join, dispatches the agent by name
+(`pipeline.agent.dispatch`) and waits, bounded, for it to join and publish audio. From the start
+instant the Customer says its turns (`pipeline.agent.utterances`), listening one answer window
+after each, and records everything it hears, as in a tone run. At the end it
 leaves, deletes the dispatch, stops the worker and writes the manifest's `agent` block: name,
 identity, kind, dispatch id, join time, and the worker's start, registration and exit.
 
@@ -19,19 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 from loguru import logger
 
 import dsp
 from echoproof.aiotasks import cancel_and_wait
-from echoproof.contract import (
-    AGENT_MODE,
-    SAMPLE_RATE,
-    WORKER_LOG,
-    agent_files,
-)
+from echoproof.contract import AGENT_MODE, CUSTOMER, SAMPLE_RATE, WORKER_LOG, agent_files
 from pipeline.agent import utterances as say
 from pipeline.agent.dispatch import create_dispatch, delete_dispatch
 from pipeline.agent.worker import AgentWorker
@@ -44,9 +37,8 @@ from pipeline.gate import Begins, Gate, StopSignal
 from pipeline.recording import evidence, realtime
 from pipeline.recording.host import HostMonitor
 from pipeline.rooms import delete_rooms, room_name, token
-from pipeline.server.impairment import IDENTITY_PREFIXES
-from pipeline.tones.schedule import total_frames
-from pipeline.tones.speaker import Agent
+from pipeline.script import total_frames
+from pipeline.speaker import NAMES, Speaker, new_identity
 
 
 def utterances_of(config: Config) -> list[say.Utterance]:
@@ -86,7 +78,7 @@ class AgentConversation(BoundedRun):
         self.run_dir = config.out_dir / run_id
         self.embedded = embedded
         self.server_pid = server_pid
-        self.identity = f"{IDENTITY_PREFIXES['customer']}{uuid.uuid4()}"
+        self.identity = new_identity(CUSTOMER)
         self.utterances = utterances
         self.turns = say.turns(
             utterances, duration_s=config.duration_s, window_s=self.spec.answer_window_s
@@ -95,14 +87,12 @@ class AgentConversation(BoundedRun):
         self.outcome = Outcome(
             run_id, self.run_dir, "running", None, self.view.customer, self.view.support
         )
-        self.customer: Agent | None = None
+        self.customer: Speaker | None = None
         self.worker: AgentWorker | None = None
         self.dispatch_id: str | None = None
         self._recorder: asyncio.Task[None] | None = None
         self._closers: list[Any] = []
-        self._stats: dict[str, Any] = {
-            "customer": {"final": {"publisher_stats": [], "subscriber_stats": []}, "samples": []}
-        }
+        self._stats = evidence.no_rtc_stats((CUSTOMER,))
         self._realtime: realtime.Realtime | None = None
 
     def _open(self) -> None:
@@ -110,9 +100,9 @@ class AgentConversation(BoundedRun):
         self.run_dir.mkdir(parents=True, exist_ok=False)
         d, c = self.run_dir, self.config
         self.events = evidence.EventLog(d / evidence.EVENTS)
-        self.wav = evidence.WavWriter(d / evidence.wav_name("customer"))
-        self.arrivals = evidence.TimingWriter(d / evidence.arrivals_name("customer"))
-        self.sent = evidence.ClockedTimingWriter(d / evidence.sent_name("customer"))
+        self.wav = evidence.WavWriter(d / evidence.wav_name(CUSTOMER))
+        self.arrivals = evidence.TimingWriter(d / evidence.arrivals_name(CUSTOMER))
+        self.sent = evidence.ClockedTimingWriter(d / evidence.sent_name(CUSTOMER))
         sources = [(u.source, u.sha256) for u in self.utterances]
         files = agent_files(worker_log=self.spec.cmd is not None)
         self.said = evidence.UtterancesWriter(d / str(files["utterances"]), sources, self.sent)
@@ -122,13 +112,13 @@ class AgentConversation(BoundedRun):
             d / evidence.MANIFEST,
             self._manifest_fields(
                 AGENT_MODE,
-                participants={"customer": {"identity": self.identity, "tone_hz": c.customer_hz}},
+                participants={CUSTOMER: {"identity": self.identity, "tone_hz": c.customer_hz}},
                 directions=[],
                 agent=self._agent_block(),
             ),
         )
-        self.customer = Agent(
-            "customer",
+        self.customer = Speaker(
+            CUSTOMER,
             self.identity,
             tone_hz=c.customer_hz,
             peer_identity=None,  # the server names the agent's participant
@@ -162,7 +152,7 @@ class AgentConversation(BoundedRun):
         joins = [
             e
             for e in self.events.events
-            if e["agent"] == "customer" and e["event"] == "participant_joined"
+            if e["agent"] == CUSTOMER and e["event"] == "participant_joined"
         ]
         for e in joins:
             if heard is None or e["identity"] == heard:
@@ -177,7 +167,7 @@ class AgentConversation(BoundedRun):
             await self.worker.start()
             await self.worker.wait_registered(spec.worker_start_timeout_s)
         await customer.join(
-            c.ws_url, token(c, self.room, self.identity, "Customer"), c.connect_timeout_s
+            c.ws_url, token(c, self.room, self.identity, NAMES[CUSTOMER]), c.connect_timeout_s
         )
         self.dispatch_id = await create_dispatch(c, self.room, spec.name)
         await self._wait_for_agent(customer)
@@ -201,14 +191,14 @@ class AgentConversation(BoundedRun):
         self._realtime = realtime.enter()
         try:
             async with HostMonitor(
-                self.host, {"customer": customer.stalls}, server_pid=self.server_pid
+                self.host, {CUSTOMER: customer.stalls}, server_pid=self.server_pid
             ):
                 await customer.speak(
-                    say.Speech(self.utterances, self.turns),
+                    say.turn_script(self.utterances, self.turns),
                     start_ns=start_ns,
                     n_frames=n_frames,
                     sent=self.sent,
-                    bursts=self.said,
+                    said=self.said,
                     stop=halted,
                 )
                 if not halted():
@@ -222,7 +212,7 @@ class AgentConversation(BoundedRun):
             return "failed", lost
         return "complete", None
 
-    async def _wait_for_agent(self, customer: Agent) -> None:
+    async def _wait_for_agent(self, customer: Speaker) -> None:
         """Until the dispatched agent joined (bounded: a dispatch no worker takes is an error),
         then briefly for its audio track; recording starts whenever that track comes."""
         spec = self.spec
@@ -255,7 +245,7 @@ class AgentConversation(BoundedRun):
                 self.config.connect_timeout_s,
             )
 
-    async def _record(self, customer: Agent) -> None:
+    async def _record(self, customer: Speaker) -> None:
         """Record the agent's audio from the moment its track is subscribed."""
         await customer.wait_for_peer(run_bound_s(self.config))
         customer.start_recording(self.wav, self.arrivals)
@@ -273,7 +263,7 @@ class AgentConversation(BoundedRun):
                 await customer.stop_receiving()
                 stats = await customer.rtc_stats()
                 if stats is not None:
-                    self._stats["customer"]["final"] = stats
+                    self._stats[CUSTOMER]["final"] = stats
                 if self._closers:
                     evidence.write_json_atomic(self.run_dir / evidence.RTC_STATS, self._stats)
                 await customer.aclose()

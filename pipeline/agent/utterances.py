@@ -21,8 +21,8 @@ import numpy.typing as npt
 
 from echoproof.contract import FRAME_SAMPLES, SAMPLE_RATE
 from pipeline.errors import ConfigError
+from pipeline.script import Int16Array, Script
 
-Int16Array = npt.NDArray[np.int16]
 MAX_UTTERANCE_S = 600.0
 
 
@@ -118,39 +118,6 @@ def needed_s(utterances: list[Utterance], window_s: float) -> float:
     return (_frames_up(window_s) + utterances[0].samples) / SAMPLE_RATE + window_s
 
 
-class Speech:
-    """Renders the Customer's stream frame by frame from its turns (like
-    `pipeline.tones.schedule.Voice`).
-
-    `finished(n)` lists the turns whose every sample lies in frames before `n`, each once.
-    """
-
-    def __init__(self, utterances: list[Utterance], turns: list[Turn]) -> None:
-        self._utterances = utterances
-        self.turns = turns
-        self._first = 0
-        self._reported = 0
-
-    def frame(self, n: int) -> Int16Array:
-        """The 480 samples of frame `n`."""
-        lo, hi = n * FRAME_SAMPLES, (n + 1) * FRAME_SAMPLES
-        out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        while self._first < len(self.turns) and self.turns[self._first].end_sample <= lo:
-            self._first += 1
-        i = self._first
-        while i < len(self.turns) and self.turns[i].start_sample < hi:
-            t = self.turns[i]
-            a, z = max(lo, t.start_sample), min(hi, t.end_sample)
-            pcm = self._utterances[t.utterance].pcm
-            out[a - lo : z - lo] = pcm[a - t.start_sample : z - t.start_sample]
-            i += 1
-        return out
-
-    def finished(self, frames_sent: int) -> list[Turn]:
-        """Turns that lie wholly in the first `frames_sent` frames and were not returned before."""
-        end = frames_sent * FRAME_SAMPLES
-        done: list[Turn] = []
-        while self._reported < len(self.turns) and self.turns[self._reported].end_sample <= end:
-            done.append(self.turns[self._reported])
-            self._reported += 1
-        return done
+def turn_script(utterances: list[Utterance], turns: list[Turn]) -> Script[Turn]:
+    """The Customer's stream: each turn's utterance from its start sample."""
+    return Script(turns, lambda turn: utterances[turn.utterance].pcm)

@@ -1,8 +1,8 @@
 """Statistics as the run goes: counters, whether the expected tone is heard, live view, table.
 
-`Counters` are what one agent sent and received (frames, PCM bytes at 960 per 10 ms frame,
-bursts); `ToneMeter` runs `dsp.GoertzelStream` over what an agent hears, says whether the other
-agent's tone is in it and counts the bursts heard; `LiveView` shows both directions every second
+`Counters` are what one speaker sent and received (frames, PCM bytes at 960 per 10 ms frame,
+bursts); `ToneMeter` runs `dsp.GoertzelStream` over what a speaker hears, says whether the other
+side's tone is in it and counts the bursts heard; `LiveView` shows both directions every second
 (a few lines redrawn in place on a terminal, within 80 columns; a log line every few seconds
 otherwise); `statistics_table` is the final table.
 """
@@ -22,9 +22,8 @@ import numpy.typing as npt
 from loguru import logger
 
 import dsp
-from echoproof.contract import SAMPLE_RATE
+from echoproof.contract import FRAME_SAMPLES, ROLES, SAMPLE_RATE, other
 
-BLOCK = 480
 # A tone counts as heard when its amplitude is at least this share of full scale in a 10 ms block
 # and it is clearly stronger than the listener's own tone (the two must not be confused).
 _HEARD_AMPLITUDE = 0.05
@@ -32,7 +31,7 @@ _OWN_TONE_MARGIN = 4.0
 # The live view says "heard" while the tone was heard within this many seconds.
 _RECENT_S = 1.5
 # The meter analyses this many samples at once (100 ms).
-_BATCH_SAMPLES = 4800
+_BATCH_SAMPLES = 10 * FRAME_SAMPLES
 # A burst is heard anew after at least this many 10 ms blocks without the tone (a block lost
 # inside a burst does not split it in two; bursts are normally 700 ms apart).
 _ONSET_GAP_BLOCKS = 10
@@ -55,7 +54,7 @@ class ToneMeter:
         self.bursts_heard = 0
         self.last_heard_ns: int | None = None
         self._silent_blocks = _ONSET_GAP_BLOCKS  # since the tone was last heard
-        self._stream = dsp.GoertzelStream(SAMPLE_RATE, [expected_hz, own_hz], block=BLOCK)
+        self._stream = dsp.GoertzelStream(SAMPLE_RATE, [expected_hz, own_hz], block=FRAME_SAMPLES)
         self._floor = _HEARD_AMPLITUDE**2 * _reference_power(expected_hz)
         self._pending: list[npt.NDArray[np.int16]] = []
         self._pending_samples = 0
@@ -97,7 +96,7 @@ class ToneMeter:
     @property
     def heard_s(self) -> float:
         """Seconds of audio in which the expected tone was heard."""
-        return self.heard_blocks * BLOCK / SAMPLE_RATE
+        return self.heard_blocks * FRAME_SAMPLES / SAMPLE_RATE
 
     def hearing(self, now_ns: int) -> bool:
         """True when the expected tone was heard in the last 1.5 s."""
@@ -107,15 +106,17 @@ class ToneMeter:
 
 def _reference_power(freq_hz: float) -> float:
     """The detector's power for a full-scale int16 tone at `freq_hz`, whatever its normalisation."""
-    t = np.arange(BLOCK * 4) / SAMPLE_RATE
+    t = np.arange(FRAME_SAMPLES * 4) / SAMPLE_RATE
     tone = np.round(32767 * np.sin(2 * np.pi * freq_hz * t)).astype(np.int16)
-    powers = np.asarray(dsp.GoertzelStream(SAMPLE_RATE, [freq_hz], block=BLOCK).process(tone))
+    powers = np.asarray(
+        dsp.GoertzelStream(SAMPLE_RATE, [freq_hz], block=FRAME_SAMPLES).process(tone)
+    )
     return float(np.median(powers[:, 0]))
 
 
 @dataclass
 class MeterReading:
-    """What a `ToneMeter` in another process said last (the parent's view of a worker's agent)."""
+    """What a `ToneMeter` in another process said last (the parent's view of a worker's speaker)."""
 
     expected_hz: float
     heard_s: float
@@ -143,7 +144,7 @@ _COUNTS = (
 
 @dataclass
 class Counters:
-    """What one agent sent and received so far (PCM bytes: 2 per sample, 960 per 10 ms frame)."""
+    """What one speaker sent and received so far (PCM bytes: 2 per sample, 960 per 10 ms frame)."""
 
     frames_sent: int = 0
     bytes_sent: int = 0
@@ -175,23 +176,23 @@ class Counters:
 
     @property
     def frames_processed(self) -> int:
-        """Frames this agent handled: sent plus received."""
+        """Frames this speaker handled: sent plus received."""
         return self.frames_sent + self.frames_received
 
     @property
     def heard_s(self) -> float:
-        """Seconds in which this agent heard the other's tone."""
+        """Seconds in which this speaker heard the other's tone."""
         return 0.0 if self.meter is None else self.meter.heard_s
 
     @property
     def bursts_heard(self) -> int:
-        """Bursts of the other's tone this agent heard so far."""
+        """Bursts of the other's tone this speaker heard so far."""
         return 0 if self.meter is None else self.meter.bursts_heard
 
 
 @dataclass
 class PairView:
-    """One conversation as the live view sees it: a label and each agent's counters."""
+    """One conversation as the live view sees it: a label and each speaker's counters."""
 
     label: str
     customer: Counters
@@ -425,10 +426,8 @@ class LiveView:
 
 def statistics_table(run_id: str, status: str, customer: Counters, support: Counters) -> str:
     """The final statistics of one run, one direction per row; tests parse it, keep it stable."""
-    rows = [
-        ("customer -> support", customer, support),
-        ("support -> customer", support, customer),
-    ]
+    counters = dict(zip(ROLES, (customer, support), strict=True))
+    rows = [(f"{r} -> {other(r)}", counters[r], counters[other(r)]) for r in ROLES]
     head = (
         f"{'direction':<20}{'frames_sent':>12}{'bytes_sent':>12}{'frames_recv':>12}"
         f"{'bytes_recv':>12}{'bursts_sent':>12}{'tone_heard_s':>13}"
@@ -441,7 +440,7 @@ def statistics_table(run_id: str, status: str, customer: Counters, support: Coun
             f"{sender.bursts_sent:>12}{receiver.heard_s:>13.2f}"
         )
     lines.append(f"{'agent':<20}{'frames_processed':>16}")
-    for name, c in (("customer", customer), ("support", support)):
+    for name, c in counters.items():
         lines.append(f"{name:<20}{c.frames_processed:>16}")
     total = sum(c.bytes_sent + c.bytes_received for c in (customer, support))
     lines.append(f"total PCM bytes: {total} ({_mb(total)})")

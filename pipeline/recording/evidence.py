@@ -216,7 +216,7 @@ class BurstsWriter(_CsvRows):
         self._append((burst, f"{freq_hz:g}", start_sample, samples))
 
     def record(self, b: Any) -> None:
-        """Append one `pipeline.tones.schedule.Burst` (an agent's send loop calls this)."""
+        """Append one `pipeline.tones.schedule.Burst` (a speaker's send loop calls this)."""
         self.write(b.id, b.freq_hz, b.start_sample, b.samples)
 
 
@@ -304,6 +304,13 @@ class Manifest:
         """Record how the run ended: `complete`, `interrupted` or `failed` (one sentence why)."""
         self.data.update(fields, status=status, reason=reason, ended_at=utc_iso())
         write_json_atomic(self.path, self.data)
+
+
+def no_rtc_stats(roles: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`rtc-stats.json` before any statistics were taken: per role, the final ones and samples."""
+    return {
+        r: {"final": {"publisher_stats": [], "subscriber_stats": []}, "samples": []} for r in roles
+    }
 
 
 def versions() -> dict[str, str]:

@@ -5,9 +5,8 @@
 SIGSTOP, AT_S seconds into the talk, and resumes them with SIGCONT DURATION_S later: what a VM
 pause or a burst of CPU steal does to a machine, while packets wait in socket buffers. A process
 cannot resume itself, so a helper process does both (`pipeline.recording._freezer`); it ignores
-SIGINT and
-SIGTERM while the run stands still, so that stopping the run never leaves it stopped.
-The fault is recorded in the manifest's `config.faults`, like any other setting.
+SIGINT and SIGTERM while the run stands still, so that stopping the run never leaves it stopped.
+The fault is read with the config (`pipeline.config.faults`) and recorded in the manifest.
 
     async with Freezer(fault, start_ns):   # around the talk; waits for the helper at the end
         ...
@@ -20,41 +19,10 @@ import contextlib
 import os
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from pipeline.errors import ConfigError
-
-FREEZE_ENV = "ECHOPROOF_FAULT_FREEZE"
-
-
-@dataclass(frozen=True)
-class FreezeFault:
-    """Stop the whole run `at_s` seconds into the talk for `duration_s`."""
-
-    at_s: float
-    duration_s: float
-
-    def public(self) -> dict[str, Any]:
-        """The manifest's form."""
-        return {"at_s": self.at_s, "duration_s": self.duration_s}
-
-    @classmethod
-    def parse(cls, text: str) -> FreezeFault:
-        """`AT_S:DURATION_S`; ConfigError in one sentence otherwise."""
-        at, _, duration = text.partition(":")
-        try:
-            fault = cls(float(at), float(duration))
-        except ValueError:
-            fault = cls(-1.0, -1.0)
-        if not (0 <= fault.at_s < 1e6 and 0 < fault.duration_s <= 60):
-            raise ConfigError(
-                f"{FREEZE_ENV} is {text!r}; expected AT_S:DURATION_S (seconds into the talk, "
-                "then how long, at most 60), e.g. 15:0.5."
-            )
-        return fault
+from pipeline.config.faults import FreezeFault
 
 
 class Freezer:

@@ -2,7 +2,7 @@
 
 A proof tool must not be fooled by its own host: on a shared 2-core VM, CPU steal and busy
 neighbours put the sender behind real time, and the receivers' jitter buffers turn each stall
-into latency that drains over tens of seconds (../shared/docs/host-noise.md). So every capture
+into latency that drains over tens of seconds (`docs/measurements.md`, "The host"). So every capture
 process records, per window of about one second, the figures that say whether the host held the
 audio back; verify reads them to tell a starved host from a broken network (`verify.host`).
 
@@ -11,7 +11,7 @@ Columns (one row per window, `t_ns` = the window's end on the run's monotonic cl
 - `window_ms`: the window's length.
 - `customer_send_late_ms`, `support_send_late_ms`: the largest sender lateness of a frame handed
   to the SDK in the window (frame n's send time minus the first frame's + n x 10 ms).
-- `customer_recv_gap_ms`, `support_recv_gap_ms`: the longest wait between two frames the agent's
+- `customer_recv_gap_ms`, `support_recv_gap_ms`: the longest wait between two frames the speaker's
   `rtc.AudioStream` yielded (10 ms when the host keeps up; the SDK yields frames on time even
   during a network outage, concealment included).
 - `loop_lag_ms`: how late a 20 ms timer of the capture process's event loop fired, at worst.
@@ -22,7 +22,7 @@ Columns (one row per window, `t_ns` = the window's end on the run's monotonic cl
 - `pressure_pct`: CPU pressure, share of the window in which some task waited for a CPU
   (`/proc/pressure/cpu`, "some").
 
-A figure the kernel does not offer, or that does not apply (no embedded server, an agent not
+A figure the kernel does not offer, or that does not apply (no embedded server, a speaker not
 sending yet), is an empty cell. Reading /proc costs a fraction of a millisecond a window; it runs
 in a thread of its own, so the event loop only pays for the 20 ms lag probe.
 """
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from echoproof.aiotasks import cancel_and_wait
+from echoproof.contract import FRAME_NS
 from pipeline.recording.evidence import HOST_COLUMNS, HostWriter
 
 WINDOW_S = 1.0
@@ -47,7 +48,7 @@ _NS_PER_MS = 1e6
 
 @dataclass
 class Stalls:
-    """One agent's real-time figures since the monitor last read them (reset on each read)."""
+    """One speaker's real-time figures since the monitor last read them (reset on each read)."""
 
     send_late_ns: int | None = None
     recv_gap_ns: int | None = None
@@ -57,8 +58,8 @@ class Stalls:
     def sent(self, frame: int, t_ns: int) -> None:
         """Frame `frame` was handed to the SDK at `t_ns`: one subtraction and one compare."""
         if self._first_sent_ns is None:
-            self._first_sent_ns = t_ns - frame * 10_000_000
-        late = t_ns - (self._first_sent_ns + frame * 10_000_000)
+            self._first_sent_ns = t_ns - frame * FRAME_NS
+        late = t_ns - (self._first_sent_ns + frame * FRAME_NS)
         if self.send_late_ns is None or late > self.send_late_ns:
             self.send_late_ns = late
 
@@ -157,17 +158,17 @@ def _grown(now: Mapping[int, int] | None, before: Mapping[int, int] | None) -> f
 class HostMonitor:
     """Fills `host.csv` for one conversation while it talks; an `async with` object.
 
-    `writer` is the run folder's host file (its owner closes it); `agents` maps each role to its
+    `writer` is the run folder's host file (its owner closes it); `speakers` maps each role to its
     `Stalls`; `server_pid` is the embedded server's process when the run started it. The lag
     probe is a task this monitor owns; /proc is read by a thread of its own. `aclose()` is safe
     to call twice and writes the last, partial window.
     """
 
     def __init__(
-        self, writer: HostWriter, agents: Mapping[str, Stalls], *, server_pid: int | None = None
+        self, writer: HostWriter, speakers: Mapping[str, Stalls], *, server_pid: int | None = None
     ) -> None:
         self._writer = writer
-        self._agents = agents
+        self._speakers = speakers
         self._server_pid = server_pid
         self._pid = os.getpid()
         self._loop_tid = threading.get_native_id()
@@ -231,7 +232,7 @@ class HostMonitor:
     def _write(self, t0: int, t1: int, before: _Snapshot, now: _Snapshot) -> None:
         window_ns = max(t1 - t0, 1)
         row: dict[str, float | None] = {"window_ms": window_ns / _NS_PER_MS}
-        for role, stalls in self._agents.items():
+        for role, stalls in self._speakers.items():
             row[f"{role}_send_late_ms"], row[f"{role}_recv_gap_ms"] = stalls.take()
         row["loop_lag_ms"] = self._lag.take()
         row["capture_wait_ms"] = _grown(now.capture, before.capture)

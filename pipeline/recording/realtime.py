@@ -1,37 +1,13 @@
 """Real time for the send loop while a conversation talks: SCHED_FIFO, a watchdog, a frozen heap.
 
-The send loop (`Agent.speak`) sleeps until each frame's deadline on the event loop's thread. On a
-shared two-core machine what makes it late is mostly that thread waiting for a core: processes
-at normal priority (a build, a test run, another engineer's audio) compete with it, and the
-kernel (EEVDF, with one scheduling group per session, "autogroups") lets a waking thread wait
-for the running one. Measured for issue #11 (20 s runs, A/B interleaved; two `while True: pass`
-processes in a session of their own as load; sender lateness p99 customer / support, the median
-over the runs):
-
-- normal scheduling: 6.1 / 5.5 ms (6 runs, one of them 245 ms); the loop's thread waited
-  1.1-1.2 s in all for a core during the 20 s;
-- nice -10 for every thread and for the session's autogroup: 9.9 / 10.8 ms (3 runs; no better:
-  nice weighs CPU shares, it does not shorten a wake-up's wait);
-- SCHED_FIFO at priority 1 for the loop's thread only: 1.6 / 1.5 ms (6 runs; it waited 14-42 ms
-  in all), but the worst frame was still 57 ms late (median; up to 150 ms): `capture_frame`
-  waits for the SDK's native threads, which run its Python callbacks, and they still waited;
-- SCHED_FIFO for every thread of the process: 0.5 / 0.7 ms, worst frame 2.2 / 2.9 ms (3 runs);
-  as shipped, against ECHOPROOF_REALTIME=off: 0.3 / 0.5 ms against 13.6 / 14.2 ms, worst
-  frame 1.3 against 61 ms (3 + 3 runs).
-
-So `enter()` (at the start of a talk; `leave()` at its end) puts every thread of the process,
-the event loop's and the SDK's, under SCHED_FIFO at the lowest real-time priority (threads the
-SDK starts meanwhile inherit it), and `leave()` puts them back to normal scheduling before the
-CPU-heavy verification. Together they use about a quarter of a core and block every few
-milliseconds; a real-time thread that spun would take a core from every other process, so there
-are two guards, as in real-time audio software: RLIMIT_RTTIME's soft limit (a thread that runs
-RTTIME_SOFT_US without blocking sends SIGXCPU, and every thread goes back to normal scheduling)
-and the kernel's throttling, which leaves other processes 5 % of each core.
-
-`enter()` also freezes the garbage collector's heap (`gc.freeze()`): what exists when the talk
-starts (about 140,000 objects: the SDK, numpy, numba) is not scanned again. A full collection
-of it took 55-107 ms here, a stall of both send loops whenever the collector chose one; frozen,
-0.4 ms.
+On a shared machine the send loop (`pipeline.speaker.Speaker.speak`) is late mostly because its
+threads wait for a core; real-time scheduling makes that wait negligible (the measurements are
+in `docs/realtime.md`). `enter()` (at the start of a talk) puts every thread of the process, the
+event loop's and the SDK's, under SCHED_FIFO at the lowest real-time priority, and freezes the
+garbage collector's heap, so that no full collection stalls the send loops; `leave()` (at its
+end) undoes both before the CPU-heavy verification. A thread that runs RTTIME_SOFT_US without
+blocking gets SIGXCPU (RLIMIT_RTTIME), and every thread goes back to normal scheduling: a
+real-time thread that spun would take a core from every other process.
 
 Without privilege (no root, CAP_SYS_NICE or RLIMIT_RTPRIO; a cgroup without a real-time budget)
 nothing fails: `Realtime.reason` says why, the manifest records it and a warning is logged.

@@ -1,1 +1,2 @@
-"""The embedded server a run starts itself: its child process and the impairment it applies."""
+"""The embedded server a run starts itself, in a child process of its own (the impairment it
+applies is configured in `pipeline.config.impairment`)."""

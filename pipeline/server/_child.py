@@ -1,14 +1,13 @@
-"""The child process of `pipeline.server.process.EmbeddedServer`: `echoproof.sfu.serve` until told
-to stop.
+"""The child process of `pipeline.server.process.EmbeddedServer`: `echoproof.sfu.serve` until
+told to stop.
 
 `python -m pipeline.server._child HOST PORT`, with the credentials and the impairment in the
 environment. Prints `ready <url>` once listening (or `error <why>`), stops on SIGTERM, SIGINT or
 when stdin closes.
 
 `python -m echoproof.sfu` serves until a signal too, but it takes the credentials on its command
-line
-(visible to every user of the machine), does not notice its parent dying, and cannot tell the
-directions of a conversation apart; so this stays a small program of its own.
+line (visible to every user of the machine), does not notice its parent dying, and cannot tell
+the directions of a conversation apart; so this stays a small program of its own.
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ import sys
 
 from echoproof import sfu
 from echoproof.aiotasks import cancel_and_wait
+from pipeline.config.impairment import DIRECTIONS, Impairments, direction_of
 from pipeline.errors import PipelineError
 from pipeline.recording import realtime
-from pipeline.server.impairment import DIRECTIONS, Impairments, direction_of
 from pipeline.server.process import IMPAIRMENT_ENV, KEY_ENV, SECRET_ENV
 
 
@@ -77,9 +76,7 @@ async def _serve(host: str, port: int) -> int:
             host=host, port=port, api_key=key, api_secret=secret, impairment=impairment
         ) as server:
             print("ready", server.url, flush=True)
-            # Forwarding is real-time work too: under a CPU hog its threads waited up to 132 ms
-            # a second for a core at normal priority, 8 ms under SCHED_FIFO, and the run's
-            # median latency went from 60-78 ms to 50-53 ms (2 + 2 runs of 30 s, issue #11).
+            # Forwarding is real-time work too (docs/realtime.md).
             realtime.enter()
             await stop.wait()
     finally:

@@ -1,11 +1,9 @@
 """The embedded server in a child process, for runs that start it themselves.
 
-The server forwards every packet in Python (aiortc); sharing one event loop and one GIL with the
-agents, it delayed their audio by hundreds of milliseconds as soon as two conversations ran on a
-busy two-core machine (measured: 60 ms median latency with the server in its own process, 200-700
-ms in the same one). So `EmbeddedServer` runs `echoproof.sfu.serve` in a child
-(`pipeline.server._child`):
-the credentials go through its environment (never its command line, which other users can read),
+The server forwards every packet in Python (aiortc); in the speakers' process, sharing their
+event loop and GIL, it delayed their audio by hundreds of milliseconds (`docs/realtime.md`). So
+`EmbeddedServer` runs `echoproof.sfu.serve` in a child (`pipeline.server._child`): the
+credentials go through its environment (never its command line, which other users can read),
 the impairment (if any) as JSON in `ECHOPROOF_SFU_IMPAIRMENT`; it says `ready <url>` on stdout
 once listening (or `error <why>`), and it stops on SIGTERM or when its stdin closes (the parent
 died).
@@ -26,8 +24,8 @@ from types import TracebackType
 
 from loguru import logger
 
+from pipeline.config.impairment import Impairments
 from pipeline.errors import ConnectError
-from pipeline.server.impairment import Impairments
 
 KEY_ENV = "ECHOPROOF_SFU_API_KEY"
 SECRET_ENV = "ECHOPROOF_SFU_API_SECRET"

@@ -1,26 +1,25 @@
-"""One conversation: two agents in one room, and the run folder that holds what they heard.
+"""One tone conversation: our two speakers in one room, and the run folder of what they heard.
 
 `Conversation(config, run_id, ...).run(stop, view, gate)` opens the run folder and its evidence
-(manifest status `running`), has both agents join and wait for each other, starts talking at the
-instant the `gate` gives, lets the last frames arrive, then closes the evidence. It never raises
-for a run-time fault: it ends with status `complete`, `interrupted` (the `StopSignal` was set) or
-`failed` (lost the server, was removed from the room by it, could not join, ran past its time
-bound), and its `Outcome` and manifest say so.
+(manifest status `running`), has both speakers join and wait for each other, starts talking at
+the instant the `gate` gives, lets the last frames arrive, then closes the evidence. It never
+raises for a run-time fault: it ends with status `complete`, `interrupted` (the `StopSignal` was
+set) or `failed` (lost the server, was removed from the room by it, could not join, ran past its
+time bound), and its `Outcome` and manifest say so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from loguru import logger
 
 import dsp
 from echoproof.aiotasks import cancel_and_wait
-from echoproof.contract import ROLES, SAMPLE_RATE
+from echoproof.contract import CUSTOMER, ROLES, SAMPLE_RATE, SUPPORT, other
 from pipeline.bounded_run import BoundedRun, Outcome
 from pipeline.bounds import TAIL_MIN_S, tail_max_s
 from pipeline.config import Config
@@ -30,10 +29,10 @@ from pipeline.gate import Begins, Gate, StopSignal
 from pipeline.recording import evidence, realtime
 from pipeline.recording.host import HostMonitor
 from pipeline.rooms import room_name, token
-from pipeline.server.impairment import IDENTITY_PREFIXES
+from pipeline.script import FRAMES_PER_S, Int16Array, Script, total_frames
+from pipeline.speaker import NAMES, Speaker, new_identity
 from pipeline.tones import probe
-from pipeline.tones.schedule import Voice, schedule, total_frames
-from pipeline.tones.speaker import Agent
+from pipeline.tones.schedule import Burst, burst_script, schedule
 
 T = TypeVar("T")
 # RTC statistics are sampled this often during a conversation (and once at the end).
@@ -46,7 +45,7 @@ STATS_GRACE_S = 5.0
 
 
 class Conversation(BoundedRun):
-    """Two agents in one room, and the run folder that holds what they heard."""
+    """Our two speakers in one room, and the run folder that holds what they heard."""
 
     def __init__(
         self, config: Config, run_id: str, *, embedded: bool, server_pid: int | None = None
@@ -57,17 +56,14 @@ class Conversation(BoundedRun):
         self.room = room_name(run_id)
         self.run_dir = config.out_dir / run_id
         self.embedded = embedded
-        self.identities = {r: f"{IDENTITY_PREFIXES[r]}{uuid.uuid4()}" for r in ROLES}
-        self.tones = {"customer": config.customer_hz, "support": config.support_hz}
-        self.agents: dict[str, Agent] = {}
+        self.identities = {r: new_identity(r) for r in ROLES}
+        self.tones = {CUSTOMER: config.customer_hz, SUPPORT: config.support_hz}
+        self.speakers: dict[str, Speaker] = {}
         self.view = PairView(run_id, Counters(), Counters())
         self.outcome = Outcome(
             run_id, self.run_dir, "running", None, self.view.customer, self.view.support
         )
-        self._stats: dict[str, dict[str, Any]] = {
-            r: {"final": {"publisher_stats": [], "subscriber_stats": []}, "samples": []}
-            for r in ROLES
-        }
+        self._stats = evidence.no_rtc_stats(ROLES)
         self._closers: list[Any] = []
         self._stats_from_ns = 0  # see STATS_GRACE_S
         self._realtime: realtime.Realtime | None = None  # how the talk was scheduled
@@ -75,9 +71,10 @@ class Conversation(BoundedRun):
     # -- phases --------------------------------------------------------------------------------
 
     def _open(self) -> None:
-        """Create the run folder, every evidence file and the manifest (status running)."""
+        """Create the run folder, every evidence file and the manifest (status running), then
+        what each speaker will say, and the speakers."""
         self.run_dir.mkdir(parents=True, exist_ok=False)
-        d = self.run_dir
+        d, c = self.run_dir, self.config
         self.events = evidence.EventLog(d / evidence.EVENTS)
         self.wavs = {r: evidence.WavWriter(d / evidence.wav_name(r)) for r in ROLES}
         self.arrivals = {r: evidence.TimingWriter(d / evidence.arrivals_name(r)) for r in ROLES}
@@ -92,53 +89,38 @@ class Conversation(BoundedRun):
             *self.sent.values(),
             *self.bursts.values(),
         ]
-        c = self.config
+        participants = {
+            r: {"identity": self.identities[r], "tone_hz": self.tones[r]} for r in ROLES
+        }
         self.manifest = evidence.Manifest(
             d / evidence.MANIFEST,
             {
                 **self._manifest_fields(
-                    c.mode,
-                    participants={
-                        r: {"identity": self.identities[r], "tone_hz": self.tones[r]} for r in ROLES
-                    },
-                    directions=evidence.directions(),
+                    c.mode, participants=participants, directions=evidence.directions()
                 ),
                 "probe": None if c.probe is None else probe.manifest_entry(c.probe),
             },
         )
-        self._probe_signal: probe.Int16Array | None = None
-        if c.probe is not None:  # one probe signal for both senders
-            self._probe_signal = probe.prepare(c.probe, (c.customer_hz, c.support_hz))
-            probe.write_signal(d, self._probe_signal)
-        self._voices = {r: self._voice(r) for r in ROLES}
+        self._scripts = self._write_scripts()
         for role in ROLES:
-            peer = evidence.other(role)
-            agent = Agent(
+            self.speakers[role] = Speaker(
                 role,
                 self.identities[role],
                 tone_hz=self.tones[role],
-                peer_identity=self.identities[peer],
-                peer_hz=self.tones[peer],
+                peer_identity=self.identities[other(role)],
+                peer_hz=self.tones[other(role)],
                 queue_size_ms=c.queue_size_ms,
                 red=c.red,
                 events=self.events,
             )
-            self.agents[role] = agent
-        # The live view and the outcome read the agents' own counters.
-        self.view.customer = self.outcome.customer = self.agents["customer"].counters
-        self.view.support = self.outcome.support = self.agents["support"].counters
+        # The live view and the outcome read the speakers' own counters.
+        self.view.customer = self.outcome.customer = self.speakers[CUSTOMER].counters
+        self.view.support = self.outcome.support = self.speakers[SUPPORT].counters
         logger.info("run {}: room {}, evidence in {}", self.run_id, self.room, self.run_dir)
 
     async def _talk(self, stop: StopSignal, view: Begins, gate: Gate) -> tuple[str, str | None]:
-        c, agents = self.config, self.agents
-        names = {"customer": "Customer", "support": "Customer Support"}
-        tokens = {r: token(c, self.room, self.identities[r], names[r]) for r in ROLES}
-        await _all(agents[r].join(c.ws_url, tokens[r], c.connect_timeout_s) for r in ROLES)
-        await _all(agents[r].wait_for_peer(c.connect_timeout_s) for r in ROLES)
-        for r in ROLES:
-            agents[r].start_recording(self.wavs[r], self.arrivals[r])
-
-        voices = self._voices
+        c = self.config
+        await self._join()
         n_frames = total_frames(c.duration_s)
         self._gated = True
         start_ns = await _unless_stopped(gate.ready(), stop)
@@ -155,29 +137,13 @@ class Conversation(BoundedRun):
         def halted() -> bool:
             return stop.is_set() or self._lost() is not None
 
-        stall = c.send_stall
-        stalls = {r: agents[r].stalls for r in ROLES}
+        stalls = {r: self.speakers[r].stalls for r in ROLES}
         sampler = asyncio.create_task(self._sample_stats(), name=f"stats-{self.run_id}")
         # SCHED_FIFO and a frozen heap: see pipeline.recording.realtime
         self._realtime = realtime.enter()
         try:
             async with HostMonitor(self.host, stalls, server_pid=self.server_pid):
-                async with asyncio.TaskGroup() as tg:
-                    for r in ROLES:
-                        tg.create_task(
-                            agents[r].speak(
-                                voices[r],
-                                start_ns=start_ns,
-                                n_frames=n_frames,
-                                sent=self.sent[r],
-                                bursts=self.bursts[r],
-                                stop=halted,
-                                stall=None
-                                if stall is None or stall.role != r
-                                else (round(stall.at_s * 100), stall.duration_s),
-                            ),
-                            name=f"{r}-speak-{self.run_id}",
-                        )
+                await self._speak(start_ns, n_frames, halted)
                 if not halted():
                     await self._tail(halted)
         finally:
@@ -190,7 +156,46 @@ class Conversation(BoundedRun):
             return "failed", lost
         return "complete", None
 
-    def _voice(self, role: str) -> Voice:
+    async def _join(self) -> None:
+        """Both speakers join, hear each other and record what they hear."""
+        c, speakers = self.config, self.speakers
+        tokens = {r: token(c, self.room, self.identities[r], NAMES[r]) for r in ROLES}
+        await _all(speakers[r].join(c.ws_url, tokens[r], c.connect_timeout_s) for r in ROLES)
+        await _all(speakers[r].wait_for_peer(c.connect_timeout_s) for r in ROLES)
+        for r in ROLES:
+            speakers[r].start_recording(self.wavs[r], self.arrivals[r])
+
+    async def _speak(self, start_ns: int, n_frames: int, halted: Callable[[], bool]) -> None:
+        """Both speakers say their scripts at once, frame 0 at `start_ns`, until `halted()`."""
+        stall = self.config.send_stall
+        async with asyncio.TaskGroup() as tg:
+            for r in ROLES:
+                tg.create_task(
+                    self.speakers[r].speak(
+                        self._scripts[r],
+                        start_ns=start_ns,
+                        n_frames=n_frames,
+                        sent=self.sent[r],
+                        said=self.bursts[r],
+                        stop=halted,
+                        stall=None
+                        if stall is None or stall.role != r
+                        else (round(stall.at_s * FRAMES_PER_S), stall.duration_s),
+                    ),
+                    name=f"{r}-speak-{self.run_id}",
+                )
+
+    def _write_scripts(self) -> dict[str, Script[Burst]]:
+        """Each speaker's script; with a probe, its signal (one for both senders) and each
+        sender's pieces written to the run folder."""
+        c = self.config
+        signal = None
+        if c.probe is not None:
+            signal = probe.prepare(c.probe, (c.customer_hz, c.support_hz))
+            probe.write_signal(self.run_dir, signal)
+        return {r: self._script(r, signal) for r in ROLES}
+
+    def _script(self, role: str, probe_signal: Int16Array | None) -> Script[Burst]:
         c = self.config
         waveform = dsp.burst(
             self.tones[role], c.burst_s, SAMPLE_RATE, amplitude=c.amplitude, ramp_s=c.ramp_s
@@ -203,19 +208,19 @@ class Conversation(BoundedRun):
             burst_samples=len(waveform),
             period_s=c.period_s,
         )
-        if c.probe is None or self._probe_signal is None:
-            return Voice(bursts, waveform)
-        pieces = probe.plan(bursts, c.probe.share, len(self._probe_signal))
+        if c.probe is None or probe_signal is None:
+            return burst_script(bursts, waveform)
+        pieces = probe.plan(bursts, c.probe.share, len(probe_signal))
         probe.write_pieces(self.run_dir, role, pieces)
         fault = c.probe.rate_fault
-        played = probe.ProbeVoice(
-            pieces, self._probe_signal, fault if fault is not None and fault.role == role else None
+        played = probe.probe_script(
+            pieces, probe_signal, fault if fault is not None and fault.role == role else None
         )
-        return Voice(bursts, waveform, played)
+        return burst_script(bursts, waveform, played)
 
-    async def _tail(self, halted: Any) -> None:
+    async def _tail(self, halted: Callable[[], bool]) -> None:
         """Let the last frames arrive: at least TAIL_MIN_S, until both received what was sent."""
-        cu, su = self.agents["customer"].counters, self.agents["support"].counters
+        cu, su = self.speakers[CUSTOMER].counters, self.speakers[SUPPORT].counters
         t0 = time.monotonic()
         while not halted():
             waited = time.monotonic() - t0
@@ -227,8 +232,8 @@ class Conversation(BoundedRun):
             await asyncio.sleep(0.02)
 
     def _lost(self) -> str | None:
-        for agent in self.agents.values():
-            reason = agent.lost(self.config.connect_timeout_s)
+        for speaker in self.speakers.values():
+            reason = speaker.lost(self.config.connect_timeout_s)
             if reason is not None:
                 return reason
         return None
@@ -238,9 +243,9 @@ class Conversation(BoundedRun):
             # the first sample once the grace after a settled start is over (STATS_GRACE_S)
             wait_ns = max(STATS_EVERY_S * 1e9, self._stats_from_ns - time.monotonic_ns())
             await asyncio.sleep(wait_ns / 1e9)
-            for role, agent in self.agents.items():
+            for role, speaker in self.speakers.items():
                 t_ns = time.monotonic_ns()
-                stats = await agent.rtc_stats()
+                stats = await speaker.rtc_stats()
                 if stats is not None:
                     self._stats[role]["samples"].append({"t_ns": t_ns, **stats})
 
@@ -250,19 +255,19 @@ class Conversation(BoundedRun):
         Runs even when the conversation is cancelled; each step is safe if an earlier one failed.
         """
         try:
-            for agent in self.agents.values():
-                await agent.stop_receiving()
-            for role, agent in self.agents.items():
+            for speaker in self.speakers.values():
+                await speaker.stop_receiving()
+            for role, speaker in self.speakers.items():
                 if time.monotonic_ns() < self._stats_from_ns:
                     logger.info("run {}: no final RTC statistics this early", self.run_id)
                     break
-                stats = await agent.rtc_stats()
+                stats = await speaker.rtc_stats()
                 if stats is not None:
                     self._stats[role]["final"] = stats
             if self._closers:
                 evidence.write_json_atomic(self.run_dir / evidence.RTC_STATS, self._stats)
-            for agent in self.agents.values():
-                await agent.aclose()
+            for speaker in self.speakers.values():
+                await speaker.aclose()
         finally:
             self._finish(status, reason)
 

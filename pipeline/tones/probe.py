@@ -1,7 +1,7 @@
-"""The speech-like probe each agent plays between its tone bursts, and where it plays it.
+"""The speech-like probe each speaker plays between its tone bursts, and where it plays it.
 
 Tones prove that audio arrived and when; the probe says how it sounds (verify scores it with
-ViSQOL, `verify.quality`). The config's `probe` block (null: no probe):
+ViSQOL, `verify.quality`). The config's `probe` block (`pipeline.config.probe`; null: no probe):
 
     "probe": {"share": 0.5, "seed": 1, "file": null}
 
@@ -18,10 +18,9 @@ tones exactly as without a probe), each piece the next stretch of the probe sign
 `dsp.speech.TONE_GUARD_HZ` around both tones is removed from the probe for the same reason.
 The signal goes in the run folder (`probe.wav`) and the pieces in `<sender>.probe.csv`.
 
-`ECHOPROOF_FAULT_PROBE_RATE=ROLE:AUDIO_HZ:PLAYED_HZ` (tests only) makes ROLE play its probe
-audio, made at AUDIO_HZ, as if it were PLAYED_HZ (e.g. `support:24000:22050`, the agents' TTS
-bug): each piece comes out pitched and slowed by PLAYED_HZ / AUDIO_HZ, cut to its slot. The
-tones stay exact: they are the instrument. It is recorded in the manifest's `config.faults`.
+`ECHOPROOF_FAULT_PROBE_RATE` (tests only, `pipeline.config.faults`) makes one sender play its
+probe audio at the wrong rate: each piece comes out pitched and slowed, cut to its slot. The
+tones stay exact: they are the instrument.
 """
 
 from __future__ import annotations
@@ -29,19 +28,20 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import soundfile
 from scipy.signal import resample_poly
 
 from dsp import speech
-from echoproof.contract import FRAME_SAMPLES, PROBE, PROBE_HEADER, ROLES, SAMPLE_RATE, probe_name
+from echoproof.contract import PROBE, PROBE_HEADER, ROLES, SAMPLE_RATE, probe_name
+from pipeline.config.faults import RateFault
+from pipeline.config.probe import ProbeConfig
 from pipeline.errors import ConfigError
+from pipeline.script import Int16Array, Script
 from pipeline.tones.schedule import Burst
 
 #: Segment length: the unit verify scores (ViSQOL wants seconds of speech, not one piece).
@@ -54,87 +54,7 @@ MIN_PIECE_S = 0.2
 SYNTHETIC_S = 30.0
 #: The longest user file taken (the rest is ignored): it is copied into every run folder.
 MAX_FILE_S = 120.0
-RATE_FAULT_ENV = "ECHOPROOF_FAULT_PROBE_RATE"
 FILE_SUFFIXES = (".wav", ".flac", ".ogg")
-
-Int16Array = npt.NDArray[np.int16]
-
-
-@dataclass(frozen=True)
-class RateFault:
-    """A fault: `role` plays probe audio made at `audio_hz` as if it were `played_hz`."""
-
-    role: str
-    audio_hz: int
-    played_hz: int
-
-    def public(self) -> dict[str, Any]:
-        """The manifest's form."""
-        return {"role": self.role, "audio_hz": self.audio_hz, "played_hz": self.played_hz}
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    """The config's `probe` block, validated."""
-
-    share: float = 0.5
-    seed: int = 1
-    file: Path | None = None
-    rate_fault: RateFault | None = None
-
-    def public(self) -> dict[str, Any]:
-        """The config-file form (the fault goes under `faults`)."""
-        return {
-            "share": self.share,
-            "seed": self.seed,
-            "file": None if self.file is None else str(self.file),
-        }
-
-
-DEFAULTS: dict[str, Any] = {"share": 0.5, "seed": 1, "file": None}
-
-
-def parse(block: Any, source: str, env: Mapping[str, str]) -> ProbeConfig:
-    """The `probe` block of `source` (an object; null is handled by the caller)."""
-    if not isinstance(block, dict):
-        raise ConfigError(f"{source}: 'probe' is not an object; expected null or an object.")
-    extra = sorted(set(block) - set(DEFAULTS))
-    if extra:
-        raise ConfigError(
-            f"{source} has an unknown field 'probe.{extra[0]}'; expected 'probe.share', "
-            "'probe.seed' or 'probe.file'."
-        )
-    values = {**DEFAULTS, **block}
-    share, seed, file = values["share"], values["seed"], values["file"]
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
-        raise ConfigError(f"{source}: 'probe.share' is {share!r}; expected a number in (0, 1].")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{source}: 'probe.seed' is {seed!r}; expected an integer >= 0.")
-    if file is not None and (not isinstance(file, str) or not file):
-        raise ConfigError(f"{source}: 'probe.file' is {file!r}; expected null or a file path.")
-    fault = env.get(RATE_FAULT_ENV)
-    return ProbeConfig(
-        share=float(share),
-        seed=seed,
-        file=None if file is None else Path(file),
-        rate_fault=_rate_fault(fault) if fault else None,
-    )
-
-
-def _rate_fault(text: str) -> RateFault:
-    parts = text.split(":")
-    try:
-        fault = RateFault(parts[0], int(parts[1]), int(parts[2]))
-        ok = len(parts) == 3 and fault.role in ("customer", "support")
-        ok = ok and 8000 <= fault.audio_hz <= 192_000 and 8000 <= fault.played_hz <= 192_000
-    except (ValueError, IndexError):
-        ok = False
-    if not ok:
-        raise ConfigError(
-            f"{RATE_FAULT_ENV} is {text!r}; expected ROLE:AUDIO_HZ:PLAYED_HZ with ROLE customer "
-            "or support, e.g. support:24000:22050."
-        )
-    return fault
 
 
 def load_file(path: Path, tones_hz: tuple[float, float]) -> Int16Array:
@@ -207,44 +127,21 @@ def plan(bursts: list[Burst], share: float, probe_samples: int) -> list[Piece]:
     return pieces
 
 
-class ProbeVoice:
-    """Renders one sender's probe pieces into its frames; frames are asked for in order."""
+def probe_script(pieces: list[Piece], probe: Int16Array, fault: RateFault | None) -> Script[Piece]:
+    """One sender's probe pieces as a script, mixed into its bursts' (`burst_script`): each piece
+    the next stretch of `probe`, played at the wrong rate under `fault`."""
 
-    def __init__(self, pieces: list[Piece], probe: Int16Array, fault: RateFault | None) -> None:
-        self.pieces = pieces
-        self._probe = probe
-        self._fault = fault
-        self._first = 0  # first piece that may still overlap the next frame
-        self._cached: tuple[int, npt.NDArray[np.float64]] | None = None
-
-    def _audio(self, i: int) -> npt.NDArray[np.float64]:
-        if self._cached is not None and self._cached[0] == i:
-            return self._cached[1]
-        p = self.pieces[i]
-        audio = speech.piece(self._probe, p.probe_sample, p.samples, SAMPLE_RATE)
-        if self._fault is not None:
+    def audio(p: Piece) -> Int16Array:
+        played = speech.piece(probe, p.probe_sample, p.samples, SAMPLE_RATE)
+        if fault is not None:
             # Made at audio_hz, played as played_hz: longer and lower; what fits the slot plays.
-            g = math.gcd(self._fault.audio_hz, self._fault.played_hz)
-            stretched = resample_poly(audio, self._fault.audio_hz // g, self._fault.played_hz // g)
-            audio = np.zeros(p.samples)
-            audio[: min(p.samples, stretched.size)] = stretched[: p.samples]
-        self._cached = (i, audio)
-        return audio
+            g = math.gcd(fault.audio_hz, fault.played_hz)
+            stretched = resample_poly(played, fault.audio_hz // g, fault.played_hz // g)
+            played = np.zeros(p.samples)
+            played[: min(p.samples, stretched.size)] = stretched[: p.samples]
+        return speech.to_int16(played)
 
-    def add(self, n: int, out: Int16Array) -> None:
-        """Add the probe's samples of frame `n` to `out` (silence there: bursts are clear)."""
-        lo, hi = n * FRAME_SAMPLES, (n + 1) * FRAME_SAMPLES
-        pieces = self.pieces
-        while self._first < len(pieces) and pieces[self._first].end_sample <= lo:
-            self._first += 1
-        i = self._first
-        while i < len(pieces) and pieces[i].start_sample < hi:
-            p = pieces[i]
-            a, z = max(lo, p.start_sample), min(hi, p.end_sample)
-            if a < z:
-                chunk = self._audio(i)[a - p.start_sample : z - p.start_sample]
-                out[a - lo : z - lo] += speech.to_int16(chunk)
-            i += 1
+    return Script(pieces, audio)
 
 
 def prepare(config: ProbeConfig, tones_hz: tuple[float, float]) -> Int16Array:

@@ -1,4 +1,4 @@
-"""The agent-under-test side of the capture: config, --say files, turns, the worker process."""
+"""The agent-under-test side of the capture: --say files, turns, the worker process."""
 
 from __future__ import annotations
 
@@ -11,38 +11,13 @@ import pytest
 import soundfile
 
 from pipeline.__main__ import main
-from pipeline.agent.utterances import Speech, load, needed_s, tone, turns
+from pipeline.agent.utterances import load, needed_s, tone, turn_script, turns
 from pipeline.agent.worker import AgentWorker
 from pipeline.config import from_dict
 from pipeline.errors import ConfigError, ConnectError
 from tests.conftest import scaled
 
 LIVEKIT = {"url": "ws://127.0.0.1:7880", "api_key": "devkey", "api_secret": "s3cr3t-value"}
-
-
-def _config(tmp_path: Path, **agent: object):
-    return from_dict({"livekit": LIVEKIT, "out_dir": str(tmp_path), "agent": agent})
-
-
-@pytest.mark.parametrize(
-    ("agent", "message"),
-    [
-        ({"cmd": "x"}, "'agent.name' is None; expected the agent name"),
-        ({"name": "a", "answer_window_s": 0}, "'agent.answer_window_s' is 0.0; expected seconds"),
-        ({"name": "a", "say": "x.wav"}, "'agent.say' is 'x.wav'; expected a list of file paths"),
-        ({"name": "a", "colour": 1}, "unknown field 'agent.colour'"),
-    ],
-)
-def test_agent_block_errors_name_the_field(tmp_path: Path, agent: dict, message: str) -> None:
-    """Each bad field of the agent block is one sentence naming it."""
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
-        _config(tmp_path, **agent)
-
-
-def test_an_agent_run_has_one_pair_in_turns_mode(tmp_path: Path) -> None:
-    """--pairs 2 or duplex with an agent under test is refused."""
-    with pytest.raises(ConfigError, match="'pairs' is 2; expected 1 with an agent under test"):
-        from_dict({"livekit": LIVEKIT, "pairs": 2, "agent": {"name": "a"}})
 
 
 def test_say_without_agent_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -82,10 +57,10 @@ def test_turns_listen_one_window_before_and_after_each_utterance() -> None:
     schedule = turns([u], duration_s=10.0, window_s=2.0)
     assert [t.start_sample for t in schedule] == [96_000, 204_000, 312_000]
     assert needed_s([u], 2.0) == pytest.approx(4.25)
-    speech = Speech([u], schedule)
-    frames = [speech.frame(n) for n in range(1000)]
+    script = turn_script([u], schedule)
+    frames = [script.frame(n) for n in range(1000)]
     assert sum(int(f.sum()) for f in frames) == 3 * 12_000
-    assert [t.id for t in speech.finished(1000)] == [0, 1, 2]
+    assert [t.id for t in script.finished(1000)] == [0, 1, 2]
 
 
 def _worker(tmp_path: Path, code: str) -> AgentWorker:
@@ -133,10 +108,3 @@ async def test_a_worker_that_exits_before_registering_is_an_error(tmp_path: Path
         await worker.wait_registered(scaled(20))
     await worker.stop()
     assert "boom" in (tmp_path / "agent-worker.log").read_text()
-
-
-def test_the_manifest_never_holds_the_secret_even_in_the_command(tmp_path: Path) -> None:
-    """A secret written into agent.cmd is redacted in the config's public form."""
-    config = _config(tmp_path, name="a", cmd="LIVEKIT_API_SECRET=s3cr3t-value python a.py start")
-    shown = config.public()["agent"]["cmd"]
-    assert "s3cr3t-value" not in shown and shown.startswith("LIVEKIT_API_SECRET=<redacted>")

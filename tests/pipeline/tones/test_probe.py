@@ -1,5 +1,5 @@
-"""The speech-like probe on the capture side: where the pieces go, what they sound like, the
-config and `--probe FILE`; then real runs on the embedded server, scored by verify."""
+"""The speech-like probe on the capture side: where the pieces go, what they sound like, `--probe
+FILE`; then real runs on the embedded server, scored by verify."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ import verify
 from benchmarks import _synth as synth
 from benchmarks._opus import opus_round_trip
 from dsp import speech
-from pipeline.config import from_dict
+from echoproof.contract import SAMPLE_RATE
+from pipeline.config.faults import RATE_FAULT_ENV, RateFault
 from pipeline.errors import ConfigError
+from pipeline.script import Script, total_frames
 from pipeline.tones import probe
-from pipeline.tones.schedule import SAMPLE_RATE, Burst, Voice, schedule, total_frames
+from pipeline.tones.schedule import Burst, burst_script, schedule
 from tests.conftest import scaled
 from tests.pipeline.conftest import LiveServer, run_cli, write_config
 from verify import quality
-
-CREDS = {"livekit": {"url": "ws://127.0.0.1:7880", "api_key": "k", "api_secret": "s"}}
 
 
 def _bursts(role: str, duration_s: float) -> list[Burst]:
@@ -41,11 +41,11 @@ def _waveform(tone: float) -> np.ndarray:
     return dsp.burst(tone, 0.3, SAMPLE_RATE, amplitude=0.5, ramp_s=0.005)
 
 
-def _stream(role: str, duration_s: float, played: probe.ProbeVoice | None) -> np.ndarray:
+def _stream(role: str, duration_s: float, played: Script[probe.Piece] | None) -> np.ndarray:
     """What `role` sends in `duration_s`: its bursts, and the probe when `played` is given."""
     bursts = _bursts(role, duration_s)
-    voice = Voice(bursts, _waveform(bursts[0].freq_hz), played)
-    return np.concatenate([voice.frame(n) for n in range(total_frames(duration_s))])
+    script = burst_script(bursts, _waveform(bursts[0].freq_hz), played)
+    return np.concatenate([script.frame(n) for n in range(total_frames(duration_s))])
 
 
 def test_pieces_lie_between_bursts_clear_by_the_guard() -> None:
@@ -69,7 +69,9 @@ def test_probe_leaves_the_burst_figures_unchanged() -> None:
     between the bursts as without it, and nothing else is detected."""
     signal = probe.synthetic(1, (440.0, 550.0))
     pieces = probe.plan(_bursts("customer", 20.0), 1.0, len(signal))
-    with_probe = opus_round_trip(_stream("customer", 20.0, probe.ProbeVoice(pieces, signal, None)))
+    with_probe = opus_round_trip(
+        _stream("customer", 20.0, probe.probe_script(pieces, signal, None))
+    )
     without = opus_round_trip(_stream("customer", 20.0, None))
     assert np.any(with_probe != without)
     found = dsp.detect_bursts(with_probe, SAMPLE_RATE, 440.0, duration_s=0.3)
@@ -85,9 +87,9 @@ def test_rate_fault_plays_the_probe_low_and_slow() -> None:
     """24 kHz audio played as 22.05 kHz: the pieces arrive 8.1 % low, and score lower."""
     signal = probe.synthetic(2, (440.0, 550.0))
     pieces = probe.plan(_bursts("customer", 12.0), 1.0, len(signal))
-    fault = probe.RateFault("customer", 24_000, 22_050)
-    heard = _stream("customer", 12.0, probe.ProbeVoice(pieces, signal, fault))
-    clean = _stream("customer", 12.0, probe.ProbeVoice(pieces, signal, None))
+    fault = RateFault("customer", 24_000, 22_050)
+    heard = _stream("customer", 12.0, probe.probe_script(pieces, signal, fault))
+    clean = _stream("customer", 12.0, probe.probe_script(pieces, signal, None))
     table = quality.Pieces(
         *(np.array([getattr(p, f) for p in pieces]) for f in probe.Piece.__dataclass_fields__)
     )
@@ -97,22 +99,6 @@ def test_rate_fault_plays_the_probe_low_and_slow() -> None:
     assert [s["pitch_ratio"] for s in bad] == [pytest.approx(22_050 / 24_000, abs=0.003)]
     assert [s["pitch_ratio"] for s in good] == [pytest.approx(1.0, abs=0.003)]
     assert bad[0]["mos"] < good[0]["mos"] - 0.5
-
-
-def test_config_block_null_and_faults() -> None:
-    """The default probe is on; null turns it off; a bad share or fault is one sentence."""
-    assert from_dict(CREDS).probe == probe.ProbeConfig()
-    assert from_dict({**CREDS, "probe": None}).probe is None
-    with pytest.raises(ConfigError, match=r"'probe\.share' is 0; expected a number in \(0, 1\]"):
-        from_dict({**CREDS, "probe": {"share": 0}})
-    with pytest.raises(ConfigError, match=r"unknown field 'probe\.level'"):
-        from_dict({**CREDS, "probe": {"level": 1}})
-    config = from_dict(CREDS, env={probe.RATE_FAULT_ENV: "support:24000:22050"})
-    assert config.public()["faults"] == {
-        "probe_rate": {"role": "support", "audio_hz": 24000, "played_hz": 22050}
-    }
-    with pytest.raises(ConfigError, match="expected ROLE:AUDIO_HZ:PLAYED_HZ"):
-        from_dict(CREDS, env={probe.RATE_FAULT_ENV: "nobody:1:2"})
 
 
 def test_probe_file_is_read_with_soundfile_and_resampled(tmp_path: Path) -> None:
@@ -192,7 +178,7 @@ async def test_real_run_with_a_sample_rate_error_fails_naming_it(
     verdict names the pitch shift and the likely rates, consistent over every judged segment (a
     rate mismatch is constant; three segments, so a host stall in one leaves others to judge);
     the tones still time every burst."""
-    env = {probe.RATE_FAULT_ENV: "support:24000:22050"}
+    env = {RATE_FAULT_ENV: "support:24000:22050"}
     share = {"share": 1.0, "seed": 1, "file": None}
     done, _, report = await _run(server, tmp_path, env=env, duration_s=20, probe=share)
     assert done.code == 1, done.stderr[-2000:]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import dsp
-from pipeline.tones.schedule import FRAME_SAMPLES, LEAD_IN_S, SAMPLE_RATE, Voice, schedule
+from echoproof.contract import FRAME_SAMPLES, SAMPLE_RATE
+from pipeline.tones.schedule import LEAD_IN_S, burst_script, schedule
 
 
 def _plan(role: str, mode: str, duration_s: float = 10.0) -> list:
@@ -40,7 +41,7 @@ def test_unknown_role_is_refused() -> None:
         _plan("caller", "turns")
 
 
-def test_voice_renders_each_burst_at_its_sample() -> None:
+def test_script_renders_each_burst_at_its_sample() -> None:
     """Frames concatenated are silence with the dsp waveform exactly at every scheduled burst."""
     wave = dsp.burst(440.0, 0.3, SAMPLE_RATE)
     bursts = schedule(
@@ -51,13 +52,13 @@ def test_voice_renders_each_burst_at_its_sample() -> None:
         burst_samples=len(wave),
         period_s=1.0,
     )
-    voice = Voice(bursts, wave)
+    script = burst_script(bursts, wave)
     n_frames = 4 * SAMPLE_RATE // FRAME_SAMPLES
     reported = []
     stream = []
     for n in range(n_frames):
-        stream.append(voice.frame(n))
-        done = voice.finished(n + 1)
+        stream.append(script.frame(n))
+        done = script.finished(n + 1)
         for b in done:
             assert b.end_sample <= (n + 1) * FRAME_SAMPLES  # only once wholly sent
             assert b.end_sample > n * FRAME_SAMPLES  # and at once
@@ -68,10 +69,10 @@ def test_voice_renders_each_burst_at_its_sample() -> None:
         expected[b.start_sample : b.end_sample] = wave
     np.testing.assert_array_equal(audio, expected)
     assert reported == bursts
-    assert voice.finished(n_frames) == []
+    assert script.finished(n_frames) == []
 
 
-def test_voice_needs_matching_waveform() -> None:
+def test_script_needs_matching_waveform() -> None:
     """A schedule whose bursts do not match the waveform's length is refused."""
     with pytest.raises(ValueError, match="as long as the waveform"):
-        Voice(_plan("customer", "turns"), np.zeros(10, dtype=np.int16))
+        burst_script(_plan("customer", "turns"), np.zeros(10, dtype=np.int16))

@@ -1,4 +1,4 @@
-"""Network impairment from the run's config: what the embedded server does to each direction.
+"""The `impairment` block: what the embedded server does to the audio of each direction.
 
 The optional `impairment` block of config.json sets a delay, jitter, random loss and outages for
 both directions, and `customer_to_support` / `support_to_customer` blocks override any of those
@@ -11,22 +11,22 @@ fields for one direction:
 Each outage is `[start_s, duration_s]`, counted from the stream's first packet. The block is
 evidence: `public()` goes into the manifest's config, so a report judges the run knowing what the
 network was told to do. Only a server the run starts itself can apply it (`pipeline.server._child`
-builds `sfu.Impairment`s from `to_json()`); this module does not import the server.
+builds `sfu.Impairment`s from `to_json()`, choosing a stream's by `direction_of` its speaker).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
+from echoproof.contract import IDENTITY_PREFIXES, ROLES, other
+from pipeline.config.fields import is_number, kind, obj, unknown
 from pipeline.errors import ConfigError
 
-# A direction is named after who speaks and who hears; identities start with these prefixes.
-DIRECTIONS = ("customer_to_support", "support_to_customer")
-IDENTITY_PREFIXES = {"customer": "customer-", "support": "support-agent-"}
-_SPEAKER = {"customer_to_support": "customer", "support_to_customer": "support"}
+# A direction is named after who speaks and who hears.
+_SPEAKER = {f"{role}_to_{other(role)}": role for role in ROLES}
+DIRECTIONS = tuple(_SPEAKER)
 _FIELDS = ("delay_ms", "jitter_ms", "loss_pct", "seed", "outages")
 _MAX_MS = 10_000.0
 _MAX_S = 86_400.0
@@ -95,50 +95,35 @@ def direction_of(speaker: str) -> str | None:
 def parse(value: Any, source: str) -> Impairments:
     """Validate the `impairment` block of a config; ConfigError names the first bad field."""
     where = "impairment"
-    base = _fields(_object(value, where, source), where, source, allow=DIRECTIONS)
+    base = _fields(obj(value, where, source), where, source, allow=DIRECTIONS)
     directions = {}
     for direction in DIRECTIONS:
         override: dict[str, Any] = {}
         if direction in value and value[direction] is not None:
             name = f"{where}.{direction}"
-            override = _fields(_object(value[direction], name, source), name, source, allow=())
+            override = _fields(obj(value[direction], name, source), name, source, allow=())
         directions[direction] = LinkImpairment(**{**base, **override})
     return Impairments(**directions)
 
 
-def _object(value: Any, name: str, source: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected an object.")
-    return value
-
-
 def _fields(block: dict[str, Any], name: str, source: str, *, allow: tuple[str, ...]) -> dict:
     """The impairment fields present in `block`, checked; `allow` names nested blocks."""
-    known = (*_FIELDS, *allow)
-    extra = sorted(set(block) - set(known))
-    if extra:
-        raise ConfigError(
-            f"{source} has an unknown field '{name}.{extra[0]}'; expected one of "
-            + ", ".join(f"'{name}.{k}'" for k in known)
-            + "."
-        )
+    unknown(block, (*_FIELDS, *allow), f"{name}.", source)
     out: dict[str, Any] = {}
     for key, limit in (("delay_ms", _MAX_MS), ("jitter_ms", _MAX_MS), ("loss_pct", 100.0)):
         if key in block:
             value = block[key]
             unit = "percent" if key == "loss_pct" else "milliseconds"
-            if not _is_number(value) or not 0 <= value <= limit:
+            if not is_number(value) or not 0 <= value <= limit:
                 raise ConfigError(
-                    f"{source}: '{name}.{key}' is {_kind(value)}; "
+                    f"{source}: '{name}.{key}' is {kind(value)}; "
                     f"expected {unit} from 0 to {limit:g}."
                 )
             out[key] = float(value)
     if "seed" in block:
         seed = block["seed"]
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(
-                f"{source}: '{name}.seed' is {_kind(seed)}; expected an integer >= 0."
-            )
+            raise ConfigError(f"{source}: '{name}.seed' is {kind(seed)}; expected an integer >= 0.")
         out["seed"] = seed
     if "outages" in block:
         out["outages"] = _outages(block["outages"], f"{name}.outages", source)
@@ -148,14 +133,14 @@ def _fields(block: dict[str, Any], name: str, source: str, *, allow: tuple[str, 
 def _outages(value: Any, name: str, source: str) -> tuple[tuple[float, float], ...]:
     if not isinstance(value, list):
         raise ConfigError(
-            f"{source}: '{name}' is {_kind(value)}; expected a list of [start_s, duration_s]."
+            f"{source}: '{name}' is {kind(value)}; expected a list of [start_s, duration_s]."
         )
     windows = []
     for i, window in enumerate(value):
         ok = (
             isinstance(window, list)
             and len(window) == 2
-            and all(_is_number(x) for x in window)
+            and all(is_number(x) for x in window)
             and 0 <= window[0] <= _MAX_S
             and 0 < window[1] <= _MAX_S
         )
@@ -166,19 +151,3 @@ def _outages(value: Any, name: str, source: str) -> tuple[tuple[float, float], .
             )
         windows.append((float(window[0]), float(window[1])))
     return tuple(windows)
-
-
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if isinstance(value, int | float):
-        return f"{value!r} (a number)"
-    if isinstance(value, str):
-        return f"{value!r} (a string)"
-    return "a list" if isinstance(value, list) else "an object"

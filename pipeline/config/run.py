@@ -3,38 +3,34 @@
 The file keeps the original test's shape, `{"livekit": {"url", "api_key", "api_secret"}}`; every
 other field is optional and defaults to the value in the committed `config.json` (`DEFAULTS`):
 
-- `duration_s` (120): how long the two agents talk, in seconds, once both hear each other.
-- `mode` ("turns"): `turns` (the Customer speaks, the Support agent answers) or `duplex`
+- `duration_s` (120): how long the two speakers talk, in seconds, once both hear each other.
+- `mode` ("turns"): `turns` (the Customer speaks, the Support speaker answers) or `duplex`
   (both at once).
 - `pairs` (1): how many conversations run at once, each in its own room and run folder.
 - `out_dir` ("recordings"): where run folders are written (relative to the current directory).
 - `connect_timeout_s` (10): bound on reaching the server, creating the room and joining it.
-- `tones.customer_hz` (440), `tones.support_hz` (550): each agent's tone.
+- `tones.customer_hz` (440), `tones.support_hz` (550): each speaker's tone.
 - `burst.duration_s` (0.3), `burst.period_s` (1.0), `burst.ramp_s` (0.005), `burst.amplitude` (0.5):
-  one burst per agent per period; in `turns` mode the Support agent answers half a period later.
+  one burst per speaker per period; in `turns` mode the Support speaker answers half a period
+  later.
 - `queue_size_ms` (0): the SDK's `AudioSource` queue; 0 sends each frame at once (the SDK's
   default 1000 ms queue adds 30-50 ms of latency).
-- `red` (true): publish each agent's audio with RED (RFC 2198: every packet also carries the
+- `red` (true): publish each speaker's audio with RED (RFC 2198: every packet also carries the
   previous one), as the LiveKit SDKs do by default; the server decides whether it is used. false
   publishes plain Opus.
 - `thresholds` ({}): passed to verify through the manifest; an empty object means verify's defaults.
 - `signing_key` (null): the Ed25519 private key verify signs with; null means verify's default.
 - `impairment` (null): delay, jitter, loss and outages the embedded server applies to each
-  direction (see `pipeline.server.impairment`); only a server the run starts itself can apply it.
-- `agent` (null): put your own LiveKit agent on the Support side (see `pipeline.agent.spec`):
+  direction (`pipeline.config.impairment`); only a server the run starts itself can apply it.
+- `agent` (null): put your own LiveKit agent on the Support side (`pipeline.config.agent`):
   `{"name": ..., "cmd": ..., "say": [...], "answer_window_s": ...}`.
-- `probe` ({"share": 0.5, "seed": 1, "file": null}): the speech-like probe each agent plays
-  between its bursts for verify's quality score (see `pipeline.tones.probe`); null plays none, and
-  so
-  does a run with an agent under test.
+- `probe` ({"share": 0.5, "seed": 1, "file": null}): the speech-like probe each speaker plays
+  between its bursts for verify's quality score (`pipeline.config.probe`); null plays none, and
+  so does a run with an agent under test.
 
 `LIVEKIT_URL`, `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET` override the file when set and not empty.
-
-`ECHOPROOF_FAULT_SEND_STALL=ROLE:AT_S:DURATION_S` (tests only) holds ROLE's send loop for
-DURATION_S seconds AT_S seconds into the talk: a host stall on purpose. It is recorded in the
-manifest's config (`faults`), like any other setting; so are `ECHOPROOF_FAULT_PROBE_RATE`
-(`pipeline.tones.probe`) and `ECHOPROOF_FAULT_FREEZE` (`pipeline.recording.freeze`: the whole run
-stopped once).
+The fault switches (`ECHOPROOF_FAULT_*`, tests only: `pipeline.config.faults`) are read from the
+same environment and recorded in the manifest's config (`faults`), like any other setting.
 """
 
 from __future__ import annotations
@@ -42,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,15 +45,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from echoproof.contract import SAMPLE_RATE
-from pipeline.agent.spec import AgentSpec
-from pipeline.agent.spec import parse as parse_agent
+from pipeline.config import agent as agent_block
+from pipeline.config import impairment as impairment_block
+from pipeline.config import probe as probe_block
+from pipeline.config.agent import AgentSpec
+from pipeline.config.faults import FREEZE_ENV, SEND_STALL_ENV, FreezeFault, SendStall
+from pipeline.config.fields import boolean, integer, kind, number, obj, string, unknown
+from pipeline.config.impairment import Impairments
+from pipeline.config.probe import ProbeConfig
 from pipeline.errors import ConfigError
-from pipeline.recording.freeze import FREEZE_ENV, FreezeFault
-from pipeline.server.impairment import Impairments
-from pipeline.server.impairment import parse as parse_impairment
-from pipeline.tones.probe import DEFAULTS as PROBE_DEFAULTS
-from pipeline.tones.probe import ProbeConfig
-from pipeline.tones.probe import parse as parse_probe
 
 MODES = ("turns", "duplex")
 
@@ -77,40 +72,11 @@ DEFAULTS: dict[str, Any] = {
     "signing_key": None,
     "impairment": None,
     "agent": None,
-    "probe": PROBE_DEFAULTS,
+    "probe": probe_block.DEFAULTS,
 }
 _LIVEKIT_FIELDS = ("url", "api_key", "api_secret")
 _ENV = {"url": "LIVEKIT_URL", "api_key": "LIVEKIT_API_KEY", "api_secret": "LIVEKIT_API_SECRET"}
 _URL_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
-FAULT_ENV = "ECHOPROOF_FAULT_SEND_STALL"
-
-
-@dataclass(frozen=True)
-class SendStall:
-    """A fault: `role`'s send loop is held `duration_s` at `at_s` seconds into the talk."""
-
-    role: str
-    at_s: float
-    duration_s: float
-
-    def public(self) -> dict[str, Any]:
-        """The manifest's form."""
-        return {"role": self.role, "at_s": self.at_s, "duration_s": self.duration_s}
-
-
-def _send_stall(text: str) -> SendStall:
-    role, _, rest = text.partition(":")
-    at, _, duration = rest.partition(":")
-    try:
-        stall = SendStall(role, float(at), float(duration))
-    except ValueError:
-        stall = SendStall("", -1.0, -1.0)
-    if stall.role not in ("customer", "support") or stall.at_s < 0 or stall.duration_s <= 0:
-        raise ConfigError(
-            f"{FAULT_ENV} is {text!r}; expected ROLE:AT_S:DURATION_S with ROLE customer or "
-            "support, e.g. support:5:0.5."
-        )
-    return stall
 
 
 @dataclass(frozen=True)
@@ -264,19 +230,59 @@ def from_dict(
     """Validate a decoded config object; see the module docstring for every field."""
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{source} holds {_kind(data)}; expected a JSON object with a 'livekit' block."
+            f"{source} holds {kind(data)}; expected a JSON object with a 'livekit' block."
         )
-    _unknown(data, [*DEFAULTS, "livekit"], "", source)
-    livekit = data.get("livekit")
+    unknown(data, [*DEFAULTS, "livekit"], "", source)
+    env = {} if env is None else env
+    creds = _credentials(data.get("livekit"), env, source)
+
+    def get(name: str) -> Any:
+        return data.get(name, DEFAULTS[name])
+
+    tones = _block(data, "tones", source)
+    burst = _block(data, "burst", source)
+    signing_key, agent, probe = get("signing_key"), get("agent"), get("probe")
+    return Config(
+        **creds,
+        duration_s=number(get("duration_s"), "duration_s", source),
+        mode=string(get("mode"), "mode", source),
+        pairs=integer(get("pairs"), "pairs", source),
+        out_dir=Path(string(get("out_dir"), "out_dir", source)),
+        connect_timeout_s=number(get("connect_timeout_s"), "connect_timeout_s", source),
+        customer_hz=number(tones["customer_hz"], "tones.customer_hz", source),
+        support_hz=number(tones["support_hz"], "tones.support_hz", source),
+        burst_s=number(burst["duration_s"], "burst.duration_s", source),
+        period_s=number(burst["period_s"], "burst.period_s", source),
+        ramp_s=number(burst["ramp_s"], "burst.ramp_s", source),
+        amplitude=number(burst["amplitude"], "burst.amplitude", source),
+        queue_size_ms=integer(get("queue_size_ms"), "queue_size_ms", source),
+        red=boolean(get("red"), "red", source),
+        thresholds=dict(obj(get("thresholds"), "thresholds", source)),
+        signing_key=None
+        if signing_key is None
+        else Path(string(signing_key, "signing_key", source)),
+        impairment=None
+        if get("impairment") is None
+        else impairment_block.parse(get("impairment"), source),
+        agent=None if agent is None else agent_block.parse(agent, source),
+        send_stall=SendStall.parse(env[SEND_STALL_ENV]) if env.get(SEND_STALL_ENV) else None,
+        freeze=FreezeFault.parse(env[FREEZE_ENV]) if env.get(FREEZE_ENV) else None,
+        # An agent under test hears the Customer's turns, never our probe.
+        probe=None if probe is None or agent is not None else probe_block.parse(probe, source, env),
+        source=source,
+    )
+
+
+def _credentials(livekit: Any, env: Mapping[str, str], source: str) -> dict[str, str]:
+    """The `livekit` block's url, api_key and api_secret, each overridden by its LIVEKIT_*."""
     if livekit is None:
         raise ConfigError(
             f"{source} has no 'livekit' block; expected "
             '{"livekit": {"url": ..., "api_key": ..., "api_secret": ...}}.'
         )
     if not isinstance(livekit, dict):
-        raise ConfigError(f"{source}: 'livekit' is {_kind(livekit)}; expected an object.")
-    _unknown(livekit, _LIVEKIT_FIELDS, "livekit.", source)
-    env = {} if env is None else env
+        raise ConfigError(f"{source}: 'livekit' is {kind(livekit)}; expected an object.")
+    unknown(livekit, _LIVEKIT_FIELDS, "livekit.", source)
     creds: dict[str, str] = {}
     for name in _LIVEKIT_FIELDS:
         from_env = env.get(_ENV[name], "")
@@ -290,69 +296,18 @@ def from_dict(
         value = livekit[name]
         if not isinstance(value, str) or not value:
             # Never echo a credential, even a malformed one.
-            shown = _kind(value) if name == "url" else _kind(value, hide=True)
+            shown = kind(value) if name == "url" else kind(value, hide=True)
             raise ConfigError(
                 f"{source}: 'livekit.{name}' is {shown}; expected a non-empty string."
             )
         creds[name] = value
-
-    def get(name: str) -> Any:
-        return data.get(name, DEFAULTS[name])
-
-    tones = _block(data, "tones", source)
-    burst = _block(data, "burst", source)
-    signing_key = get("signing_key")
-    impairment = get("impairment")
-    agent = get("agent")
-    probe = get("probe")
-    return _build(
-        source,
-        url=creds["url"],
-        api_key=creds["api_key"],
-        api_secret=creds["api_secret"],
-        duration_s=_number(get("duration_s"), "duration_s", source),
-        mode=_string(get("mode"), "mode", source),
-        pairs=_integer(get("pairs"), "pairs", source),
-        out_dir=Path(_string(get("out_dir"), "out_dir", source)),
-        connect_timeout_s=_number(get("connect_timeout_s"), "connect_timeout_s", source),
-        customer_hz=_number(tones["customer_hz"], "tones.customer_hz", source),
-        support_hz=_number(tones["support_hz"], "tones.support_hz", source),
-        burst_s=_number(burst["duration_s"], "burst.duration_s", source),
-        period_s=_number(burst["period_s"], "burst.period_s", source),
-        ramp_s=_number(burst["ramp_s"], "burst.ramp_s", source),
-        amplitude=_number(burst["amplitude"], "burst.amplitude", source),
-        queue_size_ms=_integer(get("queue_size_ms"), "queue_size_ms", source),
-        red=_boolean(get("red"), "red", source),
-        thresholds=_object(get("thresholds"), "thresholds", source),
-        signing_key=None
-        if signing_key is None
-        else Path(_string(signing_key, "signing_key", source)),
-        impairment=None if impairment is None else parse_impairment(impairment, source),
-        agent=None if agent is None else parse_agent(agent, source),
-        send_stall=_send_stall(env[FAULT_ENV]) if env.get(FAULT_ENV) else None,
-        freeze=FreezeFault.parse(env[FREEZE_ENV]) if env.get(FREEZE_ENV) else None,
-        # An agent under test hears the Customer's turns, never our probe.
-        probe=None if probe is None or agent is not None else parse_probe(probe, source, env),
-    )
-
-
-def _build(source: str, **fields: Any) -> Config:
-    return Config(source=source, **fields)
+    return creds
 
 
 def _check(c: Config) -> None:
     """Raise ConfigError naming the first field whose value cannot make a run."""
     src = c.source
-    parts = urlsplit(c.url)
-    if parts.scheme not in _URL_SCHEMES or not parts.hostname:
-        raise ConfigError(
-            f"{src}: 'livekit.url' is {c.url!r}; expected a ws://, wss://, http:// or https:// URL "
-            "with a host, e.g. ws://127.0.0.1:7880."
-        )
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ConfigError(f"{src}: 'livekit.url' {c.url!r} has an invalid port.") from None
+    _check_url(c.url, src)
 
     def need(ok: bool, name: str, value: object, expected: str) -> None:
         if not ok:
@@ -403,70 +358,20 @@ def _check(c: Config) -> None:
     )
 
 
-def _block(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:
-    value = data.get(name, DEFAULTS[name])
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected an object.")
-    _unknown(value, DEFAULTS[name], f"{name}.", source)
-    return {**DEFAULTS[name], **value}
-
-
-def _unknown(block: dict[str, Any], known: Any, prefix: str, source: str) -> None:
-    extra = sorted(set(block) - set(known))
-    if extra:
+def _check_url(url: str, src: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in _URL_SCHEMES or not parts.hostname:
         raise ConfigError(
-            f"{source} has an unknown field '{prefix}{extra[0]}'; expected one of "
-            + ", ".join(f"'{prefix}{k}'" for k in known)
-            + "."
+            f"{src}: 'livekit.url' is {url!r}; expected a ws://, wss://, http:// or https:// URL "
+            "with a host, e.g. ws://127.0.0.1:7880."
         )
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"{src}: 'livekit.url' {url!r} has an invalid port.") from None
 
 
-def _number(value: Any, name: str, source: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected a number.")
-    return float(value)
-
-
-def _integer(value: Any, name: str, source: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected an integer.")
-    return value
-
-
-def _boolean(value: Any, name: str, source: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected true or false.")
-    return value
-
-
-def _string(value: Any, name: str, source: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected a non-empty string.")
-    return value
-
-
-def _object(value: Any, name: str, source: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source}: '{name}' is {_kind(value)}; expected an object.")
-    return dict(value)
-
-
-def _kind(value: Any, *, hide: bool = False) -> str:
-    """How a JSON value reads in an error message: its type and, unless hidden, the value."""
-    if value is None:
-        return "null"
-    if hide:
-        return {bool: "a boolean", int: "a number", float: "a number", str: "an empty string"}.get(
-            type(value), "a list" if isinstance(value, list) else "an object"
-        )
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if isinstance(value, int | float):
-        return f"{value!r} (a number)"
-    if isinstance(value, str):
-        return f"{value!r} (a string)" if value else "an empty string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+def _block(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+    value = obj(data.get(name, DEFAULTS[name]), name, source)
+    unknown(value, DEFAULTS[name], f"{name}.", source)
+    return {**DEFAULTS[name], **value}

@@ -1,9 +1,9 @@
-"""The agent under test: which agent a run dispatches, how its worker starts, what is said to it.
-
-`config.json`'s optional `agent` block (or `--agent NAME`, `--agent-cmd CMD`, `--say FILE ...`):
+"""The `agent` block: which agent under test a run dispatches, how its worker starts, what is said
+to it (`pipeline.agent` runs it). `config.json`'s optional block, or `--agent NAME`,
+`--agent-cmd CMD`, `--say FILE ...`:
 
 - `name` (required): the agent name its worker registered (`WorkerOptions(agent_name=...)`); the
-  run dispatches it into the room through `AgentDispatchService`; our own Support agent stays out.
+  run dispatches it into the room through `AgentDispatchService`; our own Support speaker stays out.
 - `cmd` (null): a shell command that starts the worker (`python agent.py dev`); the run starts it
   with the run's LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET, waits for it to register,
   stops it at the end (SIGINT, then SIGTERM, then SIGKILL) and keeps its output in the run
@@ -19,10 +19,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.fields import is_number, unknown
 from pipeline.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -83,13 +83,7 @@ def parse(value: Any, source: str) -> AgentSpec:
     """The `agent` block of `source`; ConfigError names the first bad field."""
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: 'agent' is not an object; expected {{\"name\": ...}}.")
-    extra = sorted(set(value) - set(DEFAULTS))
-    if extra:
-        raise ConfigError(
-            f"{source} has an unknown field 'agent.{extra[0]}'; expected one of "
-            + ", ".join(f"'agent.{k}'" for k in DEFAULTS)
-            + "."
-        )
+    unknown(value, DEFAULTS, "agent.", source)
     data = {**DEFAULTS, **value}
     if not _valid_name(data["name"]):
         raise ConfigError(
@@ -105,7 +99,7 @@ def parse(value: Any, source: str) -> AgentSpec:
     numbers = {}
     for name in ("answer_window_s", "dispatch_timeout_s", "worker_start_timeout_s"):
         v = data[name]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        if not is_number(v):
             raise ConfigError(f"{source}: 'agent.{name}' is {v!r}; expected a number of seconds.")
         numbers[name] = float(v)
     try:

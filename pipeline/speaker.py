@@ -1,9 +1,10 @@
-"""One participant of a conversation: joins the room, speaks its bursts, records the other.
+"""One participant of ours in a conversation: joins the room, says its script, records the other.
 
-An `Agent` is an `async with` object. It owns its `rtc.Room`, its `rtc.AudioSource` and the task
-that reads the other agent's track; `aclose()` (safe twice) cancels and awaits that task and leaves
-the room. Sending is paced against absolute deadlines from one monotonic start shared by both
-agents, so frame `n` is due at `start + n x 10 ms` whatever the event loop's jitter.
+A `Speaker` is the Customer or the Support side of a tone conversation, or the Customer facing an
+agent under test. It is an `async with` object. It owns its `rtc.Room`, its `rtc.AudioSource`
+and the task that reads the other side's track; `aclose()` (safe twice) cancels and awaits that
+task and leaves the room. Sending is paced against absolute deadlines from one monotonic start
+shared by both sides, so frame `n` is due at `start + n x 10 ms` whatever the event loop's jitter.
 """
 
 from __future__ import annotations
@@ -11,42 +12,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 from google.protobuf.json_format import MessageToDict
 from livekit import rtc
 from loguru import logger
 
 from echoproof.aiotasks import cancel_and_wait
-from echoproof.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, SAMPLE_WIDTH
+from echoproof.contract import (
+    CHANNELS,
+    CUSTOMER,
+    FRAME_NS,
+    FRAME_SAMPLES,
+    IDENTITY_PREFIXES,
+    SAMPLE_RATE,
+    SAMPLE_WIDTH,
+    SUPPORT,
+)
 from pipeline.console.live import Counters, ToneMeter
 from pipeline.errors import ConnectError
 from pipeline.recording.evidence import EventLog, TimingWriter, WavWriter
 from pipeline.recording.host import Stalls
+from pipeline.script import Script
 
-FRAME_NS = 10_000_000
-
-
-class Speaks(Protocol):
-    """What an agent says, frame by frame: `pipeline.tones.schedule.Voice` or
-    `pipeline.agent.utterances.Speech`."""
-
-    def frame(self, n: int) -> npt.NDArray[np.int16]: ...
-
-    def finished(self, frames_sent: int) -> Sequence[Any]: ...
+# The name each role joins the room with (what an agent under test is told it talks to).
+NAMES = {CUSTOMER: "Customer", SUPPORT: "Customer Support"}
 
 
-class Schedule(Protocol):
-    """Where the utterances (bursts, turns) go once every frame of them was sent."""
+def new_identity(role: str) -> str:
+    """A fresh identity for `role`: its prefix (`echoproof.contract.IDENTITY_PREFIXES`), a UUID."""
+    return f"{IDENTITY_PREFIXES[role]}{uuid.uuid4()}"
 
-    def record(self, item: Any) -> None: ...
+
+class Said(Protocol):
+    """Where each clip (a burst, a turn) goes once every frame of it was sent: its CSV."""
+
+    def record(self, clip: Any) -> None: ...
 
 
-class Agent:
+class Speaker:
     """One participant: `role` is "customer" or "support"; it hears `peer_identity` at `peer_hz`.
 
     A `peer_identity` of None hears whoever publishes audio first (an agent under test, whose
@@ -86,7 +94,7 @@ class Agent:
         self._reconnecting_since: int | None = None
         self.lost_reason: str | None = None
 
-    async def __aenter__(self) -> Agent:
+    async def __aenter__(self) -> Speaker:
         return self
 
     async def __aexit__(
@@ -156,16 +164,17 @@ class Agent:
 
     async def speak(
         self,
-        voice: Speaks,
+        script: Script[Any],
         *,
         start_ns: int,
         n_frames: int,
         sent: TimingWriter,
-        bursts: Schedule,
+        said: Said,
         stop: Callable[[], bool],
         stall: tuple[int, float] | None = None,
     ) -> None:
-        """Send frames 0..n_frames-1 of `voice`, frame n at `start_ns + n x 10 ms`, until stop().
+        """Send frames 0..n_frames-1 of `script`, frame n at `start_ns + n x 10 ms`, until stop();
+        each clip goes to `said` once all of its frames were sent.
 
         `stall` (frame, seconds) holds the send loop that long before that frame: a fault that
         tests inject (`ECHOPROOF_FAULT_SEND_STALL`) to see a host stall named in the verdict.
@@ -181,7 +190,7 @@ class Agent:
             delay_ns = start_ns + n * FRAME_NS - time.monotonic_ns()
             if delay_ns > 0:
                 await asyncio.sleep(delay_ns / 1e9)
-            pcm = voice.frame(n)
+            pcm = script.frame(n)
             frame = rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, CHANNELS, FRAME_SAMPLES)
             t_ns = time.monotonic_ns()
             await self._source.capture_frame(frame)
@@ -192,8 +201,8 @@ class Agent:
             if c.first_sent_ns is None:
                 c.first_sent_ns = t_ns
             c.last_sent_ns = t_ns
-            for b in voice.finished(n + 1):
-                bursts.record(b)
+            for clip in script.finished(n + 1):
+                said.record(clip)
                 c.bursts_sent += 1
 
     async def _receive(
@@ -218,7 +227,7 @@ class Agent:
     # -- state ---------------------------------------------------------------------------------
 
     def lost(self, reconnect_bound_s: float) -> str | None:
-        """Why this agent lost the server (disconnected, or reconnecting too long), else None."""
+        """Why this speaker lost the server (disconnected, or reconnecting too long), else None."""
         if self.lost_reason is not None:
             return self.lost_reason
         since = self._reconnecting_since
@@ -277,6 +286,11 @@ class Agent:
     # -- room events ---------------------------------------------------------------------------
 
     def _watch(self, room: rtc.Room) -> None:
+        """Every room event into the event log; the peer's track, and losing the server, noted."""
+        self._watch_participants(room)
+        self._watch_connection(room)
+
+    def _watch_participants(self, room: rtc.Room) -> None:
         role, log = self.role, self._events
 
         @room.on("participant_connected")
@@ -319,6 +333,9 @@ class Agent:
             track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
         ) -> None:
             log.write(role, "track_unsubscribed", track_sid=pub.sid, identity=p.identity)
+
+    def _watch_connection(self, room: rtc.Room) -> None:
+        role, log = self.role, self._events
 
         @room.on("reconnecting")
         def _reconnecting() -> None:

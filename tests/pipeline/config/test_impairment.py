@@ -1,4 +1,5 @@
-"""The `impairment` block of the config: validation, the recorded form, the server's policy."""
+"""The `impairment` block of the config: validation, the recorded form, and a server the run did
+not start refusing it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from typing import Any
 
 import pytest
 
-from echoproof import sfu
 from pipeline.config import from_dict
+from pipeline.config.impairment import Impairments, LinkImpairment
 from pipeline.errors import ConfigError
-from pipeline.server._child import policy
-from pipeline.server.impairment import Impairments, LinkImpairment, direction_of
 from tests.conftest import scaled
 from tests.pipeline.conftest import LiveServer, run_cli, write_config
 
@@ -94,18 +93,6 @@ def test_bad_block_is_one_sentence(block: Any, expected: str) -> None:
     message = str(info.value)
     assert message.startswith("config.json: ") or message.startswith("config.json has ")
     assert expected in message and message.endswith(".") and "\n" not in message
-
-
-def test_policy_impairs_each_direction_by_its_speaker() -> None:
-    """The child's policy gives a stream the impairment of its speaker's direction, else None."""
-    imp = Impairments(customer_to_support=LinkImpairment(loss_pct=5, outages=((1.0, 2.0),)))
-    choose = policy(imp)
-    to_support = choose("customer-1234", "support-agent-5678")
-    assert to_support == sfu.Impairment(loss_pct=5, outages=((1.0, 2.0),))
-    assert choose("support-agent-5678", "customer-1234") is None
-    assert choose("someone-else", "customer-1234") is None
-    assert direction_of("support-agent-x") == "support_to_customer"
-    assert direction_of("customer-x") == "customer_to_support"
 
 
 async def test_external_server_refuses_impairment(server: LiveServer, tmp_path: Path) -> None:
