@@ -31,11 +31,18 @@ import numpy.typing as npt
 import dsp
 from verify import evidence as ev
 from verify.errors import EvidenceError
-from verify.figures import _fit_time_ns, _r, _stats  # timed and rounded as the bursts are
 from verify.thresholds import AgentThresholds
+from verify.timing import (
+    NS_PER_MS,
+    NS_PER_S,
+    fit_time_ns,
+    latency_stats,
+    rounded,
+    run_seconds,
+    turn_time_ns,
+)
 
 FloatArray = npt.NDArray[np.float64]
-NS_PER_MS = 1e6
 TURN_TIME_TOLERANCE_NS = 1_000  # the turns file's send times against the sent frames'
 
 
@@ -61,13 +68,13 @@ def conversation(
     segments = voice.segments
     onsets = np.array([s.onset for s in segments], dtype=np.float64)
     offsets = np.array([s.offset for s in segments], dtype=np.float64)
-    on_ns = _fit_time_ns(arrivals, onsets) if onsets.size else np.zeros(0)
-    off_ns = _fit_time_ns(arrivals, offsets) if offsets.size else np.zeros(0)
+    on_ns = fit_time_ns(arrivals, onsets) if onsets.size else np.zeros(0)
+    off_ns = fit_time_ns(arrivals, offsets) if offsets.size else np.zeros(0)
     joined_ns = agent.get("joined_ns")
     left_ns = _left_ns(run_dir, missing, agent.get("identity"))
 
     def run_s(t_ns: float) -> float | None:
-        return _r(float(t_ns - origin) / 1e9, 6)
+        return run_seconds(t_ns, origin)
 
     entries, responses = _turns(turns, sent_ns, on_ns, off_ns, window_s, run_s)
     answered = [e for e in entries if e["state"] == "answered"]
@@ -87,12 +94,12 @@ def conversation(
         "worker": None if worker is None else _worker(worker, run_s),
         "frames_received": len(arrivals),
         "samples_received": int(heard.size),
-        "threshold_dbfs": _r(voice.threshold_dbfs, 3),
-        "noise_floor_dbfs": _r(voice.noise_floor_dbfs, 3),
+        "threshold_dbfs": rounded(voice.threshold_dbfs, 3),
+        "noise_floor_dbfs": rounded(voice.noise_floor_dbfs, 3),
         "heard": bool(segments),
         "first_audio_s": run_s(on_ns[0]) if on_ns.size else None,
         "greeting_ms": (
-            _r(float(on_ns[0] - joined_ns) / NS_PER_MS, 4)
+            rounded(float(on_ns[0] - joined_ns) / NS_PER_MS, 4)
             if on_ns.size and joined_ns is not None
             else None
         ),
@@ -100,14 +107,14 @@ def conversation(
         "turns_answered": len(answered),
         "turns_unanswered": len(entries) - len(answered),
         "unanswered": [e["turn"] for e in entries if e["state"] != "answered"],
-        "response_ms": _stats(np.array(responses, dtype=np.float64)),
-        "talk_time_s": _r(float((offsets - onsets).sum()) / ev.SAMPLE_RATE, 6),
+        "response_ms": latency_stats(np.array(responses, dtype=np.float64)),
+        "talk_time_s": rounded(float((offsets - onsets).sum()) / ev.SAMPLE_RATE, 6),
         "segments": [
             {"onset_s": run_s(a), "offset_s": run_s(b), "dips": s.dips}
             for a, b, s in zip(on_ns, off_ns, segments, strict=True)
         ],
         "gaps": len(gaps),
-        "gap_max_ms": _r(max(gaps), 3) if gaps else 0.0,
+        "gap_max_ms": rounded(max(gaps), 3) if gaps else 0.0,
         "glitches": sum(s.dips for s in segments),
         "turns": entries,
     }
@@ -160,8 +167,8 @@ def _turn_times(
             f"{files['utterances']} lists turns that {files['sent']} does not cover, "
             "expected every listed turn to be sent"
         )
-    start = sent_time_ns(sent, turns.start_sample, end=False)
-    end = sent_time_ns(sent, turns.start_sample + turns.samples, end=True)
+    start = turn_time_ns(sent, turns.start_sample, end=False)
+    end = turn_time_ns(sent, turns.start_sample + turns.samples, end=True)
     for name, found, listed in (
         ("sent_start_ns", start, turns.sent_start_ns),
         ("sent_end_ns", end, turns.sent_end_ns),
@@ -176,15 +183,6 @@ def _turn_times(
     return start, end
 
 
-def sent_time_ns(sent: ev.Timing, positions: npt.NDArray[np.int64], *, end: bool) -> FloatArray:
-    """When sample `positions` left: the frame holding it, plus its offset in the frame. With
-    `end`, each position is one past a last sample, timed from the frame holding that sample."""
-    held = positions - 1 if end else positions
-    i = np.clip(np.searchsorted(sent.sample, held, "right") - 1, 0, len(sent) - 1)
-    offset = (positions - sent.sample[i]).astype(np.float64)
-    return np.asarray(sent.t_ns[i] + np.round(offset * 1e9 / ev.SAMPLE_RATE), dtype=np.float64)
-
-
 def _turns(
     turns: ev.Turns | None,
     sent_ns: tuple[FloatArray, FloatArray],
@@ -197,7 +195,7 @@ def _turns(
     if turns is None:
         return [], []
     start_ns, end_ns = sent_ns
-    window_ns = window_s * 1e9
+    window_ns = window_s * NS_PER_S
     entries: list[dict[str, Any]] = []
     responses: list[float] = []
     for k in range(len(turns)):
@@ -224,7 +222,7 @@ def _turns(
             pauses = (on_ns[first + 1 : last + 1] - off_ns[first:last]) / NS_PER_MS
             entry.update(
                 state="answered",
-                response_ms=_r(float(response), 4),
+                response_ms=rounded(float(response), 4),
                 answer_start_s=run_s(on_ns[first]),
                 answer_end_s=run_s(off_ns[last]),
                 _gaps=[float(p) for p in pauses],
