@@ -31,7 +31,6 @@ import numpy.typing as npt
 import dsp
 from verify import evidence as ev
 from verify.errors import EvidenceError
-from verify.thresholds import AgentThresholds
 from verify.timing import (
     NS_PER_MS,
     NS_PER_S,
@@ -246,69 +245,3 @@ def _worker(worker: dict[str, Any], run_s: Any) -> dict[str, Any]:
         "exit_code": worker.get("exit_code"),
         "stopped_by": worker.get("stopped_by"),
     }
-
-
-def failures(conv: dict[str, Any], thresholds: AgentThresholds) -> list[tuple[str, list[float]]]:
-    """Each failed limit of the conversation in one line, with the run-clock times (s) where it
-    happened (empty: nothing a host stall could explain)."""
-    out: list[tuple[str, list[float]]] = []
-    name = conv["agent"]
-    worker = conv["worker"]
-    if worker is not None and worker["exited_s"] is not None:
-        out.append(
-            (
-                f"agent {name}: its worker exited with code {worker['exit_code']} at "
-                f"{worker['exited_s']:g} s, before the run ended (see {worker['log']})",
-                [],
-            )
-        )
-    if conv["left_s"] is not None:
-        out.append(
-            (
-                f"agent {name} left the room at {conv['left_s']:g} s, before the run ended",
-                [],
-            )
-        )
-    if not conv["heard"]:
-        out.append(
-            (
-                f"agent {name} was never heard: {conv['files']['wav']} holds no sound above "
-                f"{conv['threshold_dbfs']:g} dBFS",
-                [],
-            )
-        )
-    if conv["turns_sent"] == 0:
-        out.append((f"agent {name}: turns sent 0, expected at least 1", []))
-    if conv["turns_unanswered"] > thresholds.max_turns_unanswered:
-        missed = [t for t in conv["turns"] if t["state"] != "answered"]
-        shown = ", ".join(str(t["turn"]) for t in missed[:20]) + (
-            " ..." if len(missed) > 20 else ""
-        )
-        out.append(
-            (
-                f"agent {name}: turns unanswered {conv['turns_unanswered']} of "
-                f"{conv['turns_sent']} (turn {shown}: no audio within the "
-                f"{conv['answer_window_s']:g} s answer window) exceed the maximum "
-                f"{thresholds.max_turns_unanswered}",
-                [t["sent_end_s"] for t in missed],
-            )
-        )
-    response = conv["response_ms"]
-    for key, limit in (
-        ("median", thresholds.max_response_median_ms),
-        ("p95", thresholds.max_response_p95_ms),
-    ):
-        if response[key] is not None and response[key] > limit:
-            slow = [
-                t["sent_end_s"]
-                for t in conv["turns"]
-                if t["state"] == "answered" and t["response_ms"] > limit
-            ]
-            out.append(
-                (
-                    f"agent {name}: response {key} {response[key]:g} ms exceeds the maximum "
-                    f"{limit:g} ms",
-                    slow,
-                )
-            )
-    return out
