@@ -15,7 +15,7 @@ from verify.figures import analyse_run
 from verify.host import Disturbance
 from verify.host import disturbances as host_disturbances
 from verify.host import verdict as host_verdict
-from verify.rules import failures_of
+from verify.rules import failures_of, unexpected_file
 from verify.thresholds import Thresholds
 
 SCHEMA = "echoproof.report/1"
@@ -68,16 +68,19 @@ def unexpected_files(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     )
 
 
+def run_verdict(run_dir: Path, manifest: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
+    """The verdict on a run folder's figures: against their own thresholds, with every
+    unexpected file of the folder a failure."""
+    extra = [unexpected_file(name) for name in unexpected_files(run_dir, manifest)]
+    return verdict(figures, Thresholds.from_dict(figures["thresholds"]), extra)
+
+
 def build_report(run_dir: Path, key_id: str) -> tuple[dict[str, Any], Any]:
     """The report of `run_dir` (not yet written) and the analysis it came from."""
     analysis = analyse_run(run_dir)
     figures = analysis.figures
     manifest = ev.read_manifest(run_dir)
-    thresholds = Thresholds.from_dict(figures["thresholds"])
-    extra = [
-        f"unexpected file {name} in the run folder" for name in unexpected_files(run_dir, manifest)
-    ]
-    verdict_ = verdict(figures, thresholds, extra)
+    verdict_ = run_verdict(run_dir, manifest, figures)
     hashes = {
         name: ev.sha256_file(run_dir / name)
         for name in ev.evidence_names(manifest)

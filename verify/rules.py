@@ -29,6 +29,16 @@ def _never_host(line: str) -> Failure:
     return Failure(line, host_may_explain=False)
 
 
+def missing_file(name: str) -> str:
+    """An evidence file is not in the run folder (a verdict line, and a re-check's reason)."""
+    return f"evidence file {name} is missing"
+
+
+def unexpected_file(name: str) -> str:
+    """A file of the run folder is not evidence (a verdict line, and a re-check's reason)."""
+    return f"unexpected file {name} in the run folder"
+
+
 def run_status(figures: Figures) -> list[Failure]:
     """The run did not complete."""
     if figures["status"] != "complete":
@@ -39,7 +49,7 @@ def run_status(figures: Figures) -> list[Failure]:
 
 def missing_files(figures: Figures) -> list[Failure]:
     """An evidence file the manifest names is not in the run folder."""
-    return [_never_host(f"evidence file {name} is missing") for name in figures["missing"]]
+    return [_never_host(missing_file(name)) for name in figures["missing"]]
 
 
 # -- per direction -------------------------------------------------------------------------------
