@@ -21,7 +21,9 @@ manifest's `clock.monotonic_ns` (the run's clock):
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +38,14 @@ from verify.timing import (
     NS_PER_S,
     fit_time_ns,
     latency_stats,
+    no_frames,
     rounded,
     run_seconds,
     turn_time_ns,
 )
 
 FloatArray = npt.NDArray[np.float64]
+RunClock = Callable[[float], float | None]  # a monotonic time (ns) as seconds on the run's clock
 TURN_TIME_TOLERANCE_NS = 1_000  # the turns file's send times against the sent frames'
 
 
@@ -54,15 +58,7 @@ def conversation(
     agent = manifest["agent"]
     window_s = float(agent["answer_window_s"])
     heard, arrivals = _heard(run_dir, files, missing, complete)
-    sent = (
-        ev.read_timing(run_dir / files["sent"], partial_tail=not complete)
-        if files["sent"] not in missing
-        else None
-    )
-    turns = (
-        ev.read_turns(run_dir / files["utterances"]) if files["utterances"] not in missing else None
-    )
-    sent_ns = _turn_times(turns, sent, files)
+    turns, sent_ns = _sent_turns(run_dir, files, missing, complete)
     voice = dsp.find_voice(heard, ev.SAMPLE_RATE)
     segments = voice.segments
     onsets = np.array([s.onset for s in segments], dtype=np.float64)
@@ -71,26 +67,14 @@ def conversation(
     off_ns = fit_time_ns(arrivals, offsets) if offsets.size else np.zeros(0)
     joined_ns = agent.get("joined_ns")
     left_ns = _left_ns(run_dir, missing, agent.get("identity"))
-
-    def run_s(t_ns: float) -> float | None:
-        return run_seconds(t_ns, origin)
-
+    run_s = functools.partial(run_seconds, origin=origin)
     entries, responses = _turns(turns, sent_ns, on_ns, off_ns, window_s, run_s)
     answered = [e for e in entries if e["state"] == "answered"]
     gaps = [g for e in answered for g in e.pop("_gaps")]
     for e in entries:
         e.pop("_gaps", None)
-    worker = agent.get("worker")
     return {
-        "agent": agent["name"],
-        "identity": agent.get("identity"),
-        "kind": agent.get("kind"),
-        "dispatch_id": agent.get("dispatch_id"),
-        "files": files,
-        "answer_window_s": window_s,
-        "joined_s": None if joined_ns is None else run_s(joined_ns),
-        "left_s": None if left_ns is None else run_s(left_ns),
-        "worker": None if worker is None else _worker(worker, run_s),
+        **_agent(agent, files, window_s, left_ns, run_s),
         "frames_received": len(arrivals),
         "samples_received": int(heard.size),
         "threshold_dbfs": rounded(voice.threshold_dbfs, 3),
@@ -119,6 +103,28 @@ def conversation(
     }
 
 
+def _agent(
+    agent: dict[str, Any],
+    files: dict[str, str],
+    window_s: float,
+    left_ns: int | None,
+    run_s: RunClock,
+) -> dict[str, Any]:
+    """Who the agent was, its files, and when it joined, left, and its worker lived."""
+    joined_ns, worker = agent.get("joined_ns"), agent.get("worker")
+    return {
+        "agent": agent["name"],
+        "identity": agent.get("identity"),
+        "kind": agent.get("kind"),
+        "dispatch_id": agent.get("dispatch_id"),
+        "files": files,
+        "answer_window_s": window_s,
+        "joined_s": None if joined_ns is None else run_s(joined_ns),
+        "left_s": None if left_ns is None else run_s(left_ns),
+        "worker": None if worker is None else _worker(worker, run_s),
+    }
+
+
 def _left_ns(run_dir: Path, missing: list[str], identity: Any) -> int | None:
     """When the Customer saw the agent leave before the Customer itself left, else None."""
     if ev.EVENTS in missing or not isinstance(identity, str):
@@ -143,16 +149,31 @@ def _heard(
         if files["wav"] not in missing
         else np.zeros(0, np.int16)
     )
-    z = np.zeros(0, dtype=np.int64)
     arrivals = (
         ev.read_timing(run_dir / files["arrivals"], partial_tail=not complete)
         if files["arrivals"] not in missing
-        else ev.Timing(z, z, z)
+        else no_frames()
     )
     strict = complete and files["wav"] not in missing and files["arrivals"] not in missing
     return ev.common_part(
         samples, arrivals, strict=strict, wav=files["wav"], timing=files["arrivals"]
     )
+
+
+def _sent_turns(
+    run_dir: Path, files: dict[str, str], missing: list[str], complete: bool
+) -> tuple[ev.Turns | None, tuple[FloatArray, FloatArray]]:
+    """The turns the Customer said (None: the file is missing), and when each started and ended
+    as sent."""
+    sent = (
+        ev.read_timing(run_dir / files["sent"], partial_tail=not complete)
+        if files["sent"] not in missing
+        else None
+    )
+    turns = (
+        ev.read_turns(run_dir / files["utterances"]) if files["utterances"] not in missing else None
+    )
+    return turns, _turn_times(turns, sent, files)
 
 
 def _turn_times(
@@ -188,7 +209,7 @@ def _turns(
     on_ns: FloatArray,
     off_ns: FloatArray,
     window_s: float,
-    run_s: Any,
+    run_s: RunClock,
 ) -> tuple[list[dict[str, Any]], list[float]]:
     """One entry per turn: when it was sent, whether and how fast it was answered."""
     if turns is None:
@@ -230,7 +251,7 @@ def _turns(
     return entries, responses
 
 
-def _worker(worker: dict[str, Any], run_s: Any) -> dict[str, Any]:
+def _worker(worker: dict[str, Any], run_s: RunClock) -> dict[str, Any]:
     """The worker's life on the run's clock: registered, exited on its own (a crash), or
     stopped by the run."""
 

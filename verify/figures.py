@@ -51,6 +51,7 @@ from verify.timing import (
     fit_time_ns,
     frame_time_ns,
     latency_stats,
+    no_frames,
     round_stable,
     rounded,
     run_seconds,
@@ -58,8 +59,20 @@ from verify.timing import (
 
 PROCESS_POOL_BYTES = 100 * 1024 * 1024  # received audio above which directions get processes
 HEADLINE_METHOD = "fit"
-GLITCH_BLOCK = 240  # 5 ms blocks when looking for gaps inside a burst
+GLITCH_BLOCK = GAP_BLOCK  # glitches are runs of the gaps' 5 ms blocks
 GLITCH_RATIO = 0.5  # a block below half the burst's median RMS (-6 dB) is a gap
+# the manifest's fields the report repeats, in the report's order
+RUN_FIELDS = (
+    "run_id",
+    "room",
+    "server_url",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "status",
+    "reason",
+    "mode",
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -93,8 +106,12 @@ def analyse(run_dir: str | Path, thresholds: Thresholds | None = None) -> dict[s
 
 def thresholds_of(manifest: dict[str, Any]) -> Thresholds:
     """The thresholds a run declares: `config.thresholds` over the defaults."""
-    config = manifest.get("config") or {}
-    return Thresholds.from_dict(config.get("thresholds"))
+    return Thresholds.from_dict(_declared_thresholds(manifest))
+
+
+def _declared_thresholds(manifest: dict[str, Any]) -> Any:
+    """The manifest's `config.thresholds`, for both kinds of thresholds (None: the defaults)."""
+    return (manifest.get("config") or {}).get("thresholds")
 
 
 def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis:
@@ -104,52 +121,18 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         thresholds = thresholds_of(manifest)
     complete = manifest["status"] == "complete"
     missing = [n for n in ev.evidence_names(manifest) if not (run_dir / n).is_file()]
-    stats: dict[str, Any] = {}
-    if ev.RTC_STATS not in missing:
-        loaded = ev.read_json(run_dir / ev.RTC_STATS)
-        if not isinstance(loaded, dict):
-            raise EvidenceError(f"{ev.RTC_STATS} holds {type(loaded).__name__}, expected an object")
-        stats = loaded
+    stats = _rtc_stats(run_dir, missing)
     events = [] if ev.EVENTS in missing else ev.read_events(run_dir / ev.EVENTS)
-    all_files = ev.direction_files(manifest)
-    # One BLAS thread: the directions already run side by side, the products are small, and a
-    # BLAS thread pool alive at fork time made the forked workers spin (1 h run: 30 s instead
-    # of 3 s, after an earlier long product in the same process had started the pool).
-    with threadpool_limits(limits=1, user_api="blas"):
-        results = _map_directions(
-            [
-                (run_dir, files, manifest, thresholds, stats, missing, complete)
-                for files in all_files
-            ],
-            # scoring the probe is seconds of numba work per direction, holding the GIL
-            long_run=_received_bytes(run_dir, all_files, missing) > PROCESS_POOL_BYTES
-            or manifest.get("probe") is not None,
-        )
+    results = _analyse_directions(run_dir, manifest, thresholds, stats, missing, complete)
     directions = [figures for figures, _ in results]
-    details = [detail for _, detail in results]
-    run = {
-        "run_id": manifest["run_id"],
-        "room": manifest.get("room"),
-        "server_url": manifest.get("server_url"),
-        "started_at": manifest.get("started_at"),
-        "ended_at": manifest.get("ended_at"),
-        "duration_s": manifest.get("duration_s"),
-        "status": manifest["status"],
-        "reason": manifest.get("reason"),
-        "mode": manifest.get("mode"),
-    }
-    host_name = ev.host_file(manifest)
-    host_table = None
-    if host_name is not None and host_name not in missing:
-        host_table = ev.read_host(run_dir / host_name, partial_tail=not complete)
-    host = host_summary(host_table, clock_origin(manifest), _scheduling(manifest))
+    host = _host(run_dir, manifest, missing, complete)
     for d in directions:
         disturbed = disturbances(host, d["bursts"])
         d["disturbed"] = [x.to_dict() for x in disturbed]
         if "quality" in d:
             quality.judge(d["quality"], disturbed)
     figures = {
-        **run,
+        **{field: manifest.get(field) for field in RUN_FIELDS},
         "directions": directions,
         "missing": missing,
         "events": _event_counts(events),
@@ -158,14 +141,58 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         "host": host,
     }
     if ev.agent_files(manifest) is not None:
-        agent_thresholds = AgentThresholds.from_dict(
-            (manifest.get("config") or {}).get("thresholds")
-        )
+        limits = AgentThresholds.from_dict(_declared_thresholds(manifest))
         figures["conversation"] = {
             **conversation(run_dir, manifest, missing, complete, clock_origin(manifest)),
-            "thresholds": agent_thresholds.to_dict(),
+            "thresholds": limits.to_dict(),
         }
-    return Analysis(figures=figures, details=details)
+    return Analysis(figures=figures, details=[detail for _, detail in results])
+
+
+def _rtc_stats(run_dir: Path, missing: list[str]) -> dict[str, Any]:
+    """The SDK's statistics (`rtc-stats.json`); none when the file is missing."""
+    if ev.RTC_STATS in missing:
+        return {}
+    loaded = ev.read_json(run_dir / ev.RTC_STATS)
+    if not isinstance(loaded, dict):
+        raise EvidenceError(f"{ev.RTC_STATS} holds {type(loaded).__name__}, expected an object")
+    return loaded
+
+
+def _analyse_directions(
+    run_dir: Path,
+    manifest: dict[str, Any],
+    thresholds: Thresholds,
+    stats: dict[str, Any],
+    missing: list[str],
+    complete: bool,
+) -> list[tuple[dict[str, Any], DirectionDetail]]:
+    """Every direction's figures and plot details, in the manifest's order."""
+    all_files = ev.direction_files(manifest)
+    # One BLAS thread: the directions already run side by side, the products are small, and a
+    # BLAS thread pool alive at fork time made the forked workers spin (1 h run: 30 s instead
+    # of 3 s, after an earlier long product in the same process had started the pool).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _map_directions(
+            [
+                (run_dir, files, manifest, thresholds, stats, missing, complete)
+                for files in all_files
+            ],
+            # scoring the probe is seconds of numba work per direction, holding the GIL
+            long_run=_received_bytes(run_dir, all_files, missing) > PROCESS_POOL_BYTES
+            or manifest.get("probe") is not None,
+        )
+
+
+def _host(
+    run_dir: Path, manifest: dict[str, Any], missing: list[str], complete: bool
+) -> dict[str, Any]:
+    """The report's `host` block, from `host.csv` when the run has one (`verify.host`)."""
+    name = ev.host_file(manifest)
+    table = None
+    if name is not None and name not in missing:
+        table = ev.read_host(run_dir / name, partial_tail=not complete)
+    return host_summary(table, clock_origin(manifest), _scheduling(manifest))
 
 
 def _received_bytes(run_dir: Path, all_files: list[ev.DirectionFiles], missing: list[str]) -> int:
@@ -204,11 +231,6 @@ def _event_counts(events: list[dict[str, Any]]) -> dict[str, int]:
         name = str(event.get("event"))
         counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items()))
-
-
-def _empty_timing() -> ev.Timing:
-    z = np.zeros(0, dtype=np.int64)
-    return ev.Timing(sample=z, samples=z, t_ns=z)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,8 +319,8 @@ def _read_direction(
 
     samples = get(files.wav, ev.read_wav, np.zeros(0, dtype=np.int16))
     read_timing = functools.partial(ev.read_timing, partial_tail=not complete)
-    arrivals = get(files.arrivals, read_timing, _empty_timing())
-    sent = get(files.sent, read_timing, _empty_timing())
+    arrivals = get(files.arrivals, read_timing, no_frames())
+    sent = get(files.sent, read_timing, no_frames())
     schedule = get(files.bursts, ev.read_schedule, ev.read_schedule_empty())
     strict = complete and files.wav not in missing and files.arrivals not in missing
     samples, arrivals = ev.common_part(
@@ -432,7 +454,6 @@ def _direction_figures(
     heard = [found[int(k)] for k in bursts.first[bursts.heard]]
     gap_ms = [g["duration_ms"] for g in gaps]
     frames_sent = len(sent)
-    interval = np.diff(arrivals.t_ns) / NS_PER_MS if len(arrivals) > 1 else np.zeros(0)
     return {
         "from": files.sender,
         "to": files.receiver,
@@ -445,8 +466,8 @@ def _direction_figures(
         "frames_sent": frames_sent,
         "frames_received": len(arrivals),
         "frames_received_share": rounded(len(arrivals) / frames_sent, 6) if frames_sent else None,
-        "bytes_sent": 2 * sent.total_samples,
-        "bytes_received": 2 * arrivals.total_samples,
+        "bytes_sent": ev.SAMPLE_WIDTH * sent.total_samples,
+        "bytes_received": ev.SAMPLE_WIDTH * arrivals.total_samples,
         "samples_received": int(evidence.samples.size),
         "tone_expected_hz": tone_hz,
         "tone_hz": _median([b.freq_hz for b in heard], 3),
@@ -468,12 +489,18 @@ def _direction_figures(
         "onset_reference_samples": rounded(ref, 4),
         "latency_ms": {**latency_stats(lat_fit[bursts.detected]), "method": "fit"},
         "latency_raw_ms": {**latency_stats(lat_raw[bursts.detected]), "method": "raw"},
-        "arrival_interval_ms": {
-            "median": rounded(float(np.median(interval)), 4) if interval.size else None,
-            "p99": rounded(float(np.percentile(interval, 99)), 4) if interval.size else None,
-            "max": rounded(float(interval.max()), 4) if interval.size else None,
-        },
+        "arrival_interval_ms": _arrival_intervals(arrivals),
         "rtc": _rtc(stats, files.receiver, files.sender),
+    }
+
+
+def _arrival_intervals(arrivals: ev.Timing) -> dict[str, float | None]:
+    """The time between consecutive received frames (ms): median, p99, max."""
+    interval = np.diff(arrivals.t_ns) / NS_PER_MS if len(arrivals) > 1 else np.zeros(0)
+    return {
+        "median": rounded(float(np.median(interval)), 4) if interval.size else None,
+        "p99": rounded(float(np.percentile(interval, 99)), 4) if interval.size else None,
+        "max": rounded(float(interval.max()), 4) if interval.size else None,
     }
 
 

@@ -63,6 +63,12 @@ def latency_stats(latency_ms: FloatArray) -> dict[str, Any]:
     }
 
 
+def no_frames() -> ev.Timing:
+    """The timing of a file that is missing: no frame."""
+    z = np.zeros(0, dtype=np.int64)
+    return ev.Timing(sample=z, samples=z, t_ns=z)
+
+
 def frame_of(timing: ev.Timing, positions: FloatArray) -> npt.NDArray[np.int64]:
     """Index of the frame holding each (fractional) sample position, clipped to the frames."""
     index = np.searchsorted(timing.sample, np.floor(positions), "right") - 1
