@@ -587,7 +587,7 @@ def _glitches(
     begins: the stream fading in after the outage).
     """
     out = truncated.astype(np.int64)
-    ramp = math.ceil(float(burst_params["ramp_s"]) * ev.SAMPLE_RATE) + GLITCH_BLOCK
+    ramp = _ramp_samples(burst_params)
     for k, (onset, length) in enumerate(zip(onsets, lengths, strict=True)):
         start = math.ceil(onset) + ramp
         stop = min(int(onset) + int(length) - ramp, samples.size)
@@ -601,6 +601,12 @@ def _glitches(
         leading = 1 if truncated[k] else int(low[0])
         out[k] = int(np.count_nonzero(low[1:] & ~low[:-1]) + leading)
     return out
+
+
+def _ramp_samples(burst_params: dict[str, Any]) -> int:
+    """Samples from a burst's start (or before its end) to its plateau's first (last) whole
+    block, where glitches and gaps are looked for: the ramp, and one block more."""
+    return math.ceil(float(burst_params["ramp_s"]) * ev.SAMPLE_RATE) + GAP_BLOCK
 
 
 def _gaps(
@@ -631,7 +637,7 @@ def _gaps(
         lengths=schedule.samples.astype(np.int64),
         offsets=offsets,
         heard=bursts.heard,
-        ramp_samples=math.ceil(float(burst_params["ramp_s"]) * ev.SAMPLE_RATE) + GAP_BLOCK,
+        ramp_samples=_ramp_samples(burst_params),
         fallback_amplitude=float(burst_params["amplitude"]) * 32767.0,
     )
     if not found:

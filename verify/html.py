@@ -20,6 +20,7 @@ from verify import evidence as ev
 from verify._gaps import MIN_GAP_MS
 from verify.figures import Analysis, DirectionDetail, clock_origin
 from verify.host import WINDOW_S
+from verify.rules import direction_label
 
 COLUMNS = 2000  # waveform envelope resolution: min/max per column
 STATE_COLOURS = {
@@ -102,7 +103,7 @@ def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
     fig = Figure(figsize=(12, 7.5), layout="constrained")
     ax_lat, ax_stall, ax_cpu = fig.subplots(3, 1, sharex=True, height_ratios=[3, 2, 1.4])
     for d, colour in zip(report["directions"], ("tab:blue", "tab:green"), strict=False):
-        label = f"{d['from']}->{d['to']}"
+        label = direction_label(d)
         timed = [b for b in d["bursts"] if b["state"] == "detected"]
         ax_lat.plot(
             [b["sent_s"] for b in timed],
@@ -175,7 +176,7 @@ def _latency(report: dict[str, Any], path: Path) -> None:
         ids = [b["burst"] for b in d["bursts"] if b["state"] == "detected"]
         fit = [b["latency_ms"] for b in d["bursts"] if b["state"] == "detected"]
         raw = [b["latency_raw_ms"] for b in d["bursts"] if b["state"] == "detected"]
-        label = f"{d['from']}->{d['to']}"
+        label = direction_label(d)
         ax.plot(ids, fit, marker="o", markersize=3, linewidth=0.8, label=f"{label} (fit)")
         ax.plot(
             ids,
@@ -199,7 +200,7 @@ def _quality(report: dict[str, Any], path: Path) -> None:
     fig = Figure(figsize=(12, 5), layout="constrained")
     ax_mos, ax_lat = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
     for k, d in enumerate(report["directions"]):
-        label, colour = f"{d['from']}->{d['to']}", f"C{k}"
+        label, colour = direction_label(d), f"C{k}"
         q = d.get("quality") or {"segments": [], "segment_s": 0}
         for i, s in enumerate(q["segments"]):  # a bar over the segment's stretch of the run
             start, end = s["sent_s"], s["sent_s"] + q["segment_s"]

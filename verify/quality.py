@@ -46,7 +46,7 @@ from scipy.signal import resample_poly, welch
 
 from dsp import speech
 from verify.errors import EvidenceError
-from verify.host import NEAR_S, Disturbance, Failure, Window
+from verify.host import BOUNDS, NEAR_S, Disturbance, Failure, Window
 from verify.thresholds import Thresholds
 from verify.timing import round_stable
 
@@ -71,7 +71,7 @@ MOS_FIELDS = (".mos", ".mos_min")  # report paths ending so are compared with MO
 # A host stall this long may disturb the probe: its drain may explain a segment's low score, and
 # the segment is left out of the pitch (a receive gap's bound; shorter stalls stay inside the
 # jitter buffer's usual depth).
-QUALITY_STALL_MS = 60.0
+QUALITY_STALL_MS = BOUNDS["customer_recv_gap_ms"]
 
 
 @dataclasses.dataclass(frozen=True)

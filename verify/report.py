@@ -15,7 +15,7 @@ from verify.figures import analyse_run
 from verify.host import Disturbance
 from verify.host import disturbances as host_disturbances
 from verify.host import verdict as host_verdict
-from verify.rules import failures_of, unexpected_file
+from verify.rules import direction_label, failures_of, unexpected_file
 from verify.thresholds import Thresholds
 
 SCHEMA = "echoproof.report/1"
@@ -52,7 +52,7 @@ def verdict(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -
     """The report's verdict: `status` passed, failed or inconclusive (every failure explained by
     a host stall, see `verify.host`), the failures as measured, and the stall behind each."""
     disturbed = {
-        f"{d['from']}->{d['to']}": [Disturbance.from_dict(x) for x in d["disturbed"]]
+        direction_label(d): [Disturbance.from_dict(x) for x in d["disturbed"]]
         for d in figures["directions"]
     }
     if not disturbed:  # no tone directions (an agent under test): stalls without their drains

@@ -21,6 +21,11 @@ AgentRule = Callable[[str, Figures, AgentThresholds], list[Failure]]
 MAX_TURNS_NAMED = 20  # unanswered turns named in one failure line
 
 
+def direction_label(d: Figures) -> str:
+    """How failures and disturbances name a direction of the report: `customer->support`."""
+    return f"{d['from']}->{d['to']}"
+
+
 def _fmt(value: float) -> str:
     return f"{value:g}"
 
@@ -272,7 +277,7 @@ def failures_of(figures: Figures, thresholds: Thresholds, extra: list[str]) -> l
     are never the host's doing (unexpected files)."""
     failures = run_status(figures) + missing_files(figures) + [_never_host(x) for x in extra]
     for d in figures["directions"]:
-        label = f"{d['from']}->{d['to']}"
+        label = direction_label(d)
         for rule in DIRECTION_RULES:
             failures += rule(label, d, thresholds)
     conv = figures.get("conversation")
