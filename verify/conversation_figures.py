@@ -1,22 +1,10 @@
 """The figures of a conversation with an agent under test, from its evidence alone.
 
-All times are on the capture process's one monotonic clock, reported in seconds after the
-manifest's `clock.monotonic_ns` (the run's clock):
-
-- a turn is *sent* from the `t_ns` of the sent frame holding its first sample to that of the frame
-  holding its last, plus the sample's offset in its frame (`customer.sent.csv`); the turns file's
-  own `sent_start_ns` / `sent_end_ns` must agree;
-- the agent's audio is found in what the Customer heard by `dsp.find_voice` (onset and offset to a
-  fraction of a sample, against the recording's noise floor), and a heard sample is timed by the
-  same Theil-Sen line through the arrivals as a burst onset (`verify.figures`);
-- **greeting**: from the agent's join (the Customer's `participant_joined`) to the onset of the
-  first audio heard from it;
-- **response** of a turn: from its end as sent to the onset of the first agent audio heard after
-  it; the turn is *answered* when that onset lies within the answer window after its end;
-- **left**: the agent left the room before the Customer did (a crashed job, a worker gone);
-- **talk time**: the agent audio heard, summed; **gaps**: pauses between the segments of one
-  answer (at least `dsp.find_voice`'s 50 ms); **glitches**: dips shorter than that inside a
-  segment (a dropout, or a short stop in speech).
+Definitions: docs/evidence.md (the conversation's figures) and docs/measurements.md. In short,
+on the run's clock: a turn is timed as sent from the Customer's sent frames (the turns file must
+agree); the agent's audio is found by `dsp.find_voice` in what the Customer heard and timed by
+the same fit over the arrivals as a burst onset (`verify.timing`); a turn's response runs from
+its end as sent to the onset of the first agent audio heard after it, within the answer window.
 """
 
 from __future__ import annotations
