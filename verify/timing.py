@@ -3,7 +3,7 @@
 A sample's time is that of the frame holding it plus its offset in the frame (48 kHz). Heard
 samples are timed two ways (docs/measurements.md, mouth-to-ear latency):
 
-- `raw_time_ns`: the arrival `t_ns` of the received frame holding the sample;
+- `raw` (`frame_time_ns`, as for a sent sample): the arrival of the received frame holding it;
 - `fit_time_ns` (the headline): a robust line through `(sample, t_ns)` of the received frames
   within `FIT_HALF_WIDTH` frames (Theil-Sen slope, median intercept). Python sees frames with
   event-loop jitter while the SDK yields them at a steady 48 kHz; the fit follows the SDK.
