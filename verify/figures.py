@@ -60,7 +60,7 @@ from verify.timing import (
 PROCESS_POOL_BYTES = 100 * 1024 * 1024  # received audio above which directions get processes
 HEADLINE_METHOD = "fit"
 GLITCH_BLOCK = GAP_BLOCK  # glitches are runs of the gaps' 5 ms blocks
-GLITCH_RATIO = 0.5  # a block below half the burst's median RMS (-6 dB) is a gap
+GLITCH_RATIO = 0.5  # a block below half the burst's median RMS (-6 dB) is low: a glitch
 # the manifest's fields the report repeats, in the report's order
 RUN_FIELDS = (
     "run_id",
