@@ -4,11 +4,11 @@ A shared machine can starve the capture process or the embedded server, or stop 
 machine for a moment (a VM pause, a burst of CPU steal); the receivers' jitter buffers then turn
 the stall into latency, gaps and time-stretched audio that look like a bad network. The report's
 `host` block gives, per figure of `host.csv` (`pipeline.recording.host` defines each), its worst
-window,
-its p99 over windows and when the worst happened; `stalls` lists every window in which a figure
-went beyond its bound in `BOUNDS`, and `freezes` every window in which the run's processes all
-stood still together (`freezes`): every sender behind real time, the event loop late and every
-receiver without audio, all beyond their bounds in one window, for at least `FREEZE_MIN_MS`.
+window, its p99 over windows and when the worst happened; `stalls` lists every window in which a
+figure went beyond its bound in `BOUNDS`, and `freezes` every window in which the run's processes
+all stood still together (`freezes`): every sender behind real time, the event loop late and
+every receiver without audio, all beyond their bounds in one window, for at least
+`FREEZE_MIN_MS`.
 
 Disturbances (`disturbances`, per direction). A stall's effects outlast it: the receiver's jitter
 buffer grows during the stall, then drains, shortening and stretching what it plays, and
@@ -269,9 +269,8 @@ def summary(
 ) -> dict[str, Any]:
     """The report's `host` block: per figure its worst window, p99 and when; every stall and
     every freeze; and how the capture process was scheduled while it talked (the manifest's
-    `realtime`, written by `pipeline.recording.realtime`: SCHED_FIFO, or normal and why), None when
-    not
-    recorded."""
+    `realtime`, written by `pipeline.recording.realtime`: SCHED_FIFO, or normal and why), None
+    when not recorded."""
     if host is None:
         return {"available": False, "windows": 0, "bounds": BOUNDS, "figures": {}, "stalls": [],
                 "freezes": [], "scheduling": scheduling}  # fmt: skip
