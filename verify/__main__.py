@@ -20,6 +20,7 @@ from xml.etree import ElementTree as ET
 
 from verify.check import CheckResult, check
 from verify.errors import VerifyError
+from verify.evidence import SIGNER_KEY
 from verify.fleet import FleetSummary, group, summarise
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 4
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         "--key",
         type=Path,
         help="the trusted signer's public key (PEM). Without it a run is checked against the "
-        "signer.pub.pem in its own folder, which proves integrity but not who signed.",
+        f"{SIGNER_KEY} in its own folder, which proves integrity but not who signed.",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE")

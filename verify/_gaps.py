@@ -44,8 +44,9 @@ import numpy as np
 import numpy.typing as npt
 
 import dsp
+from verify.evidence import SAMPLE_RATE
 
-GAP_BLOCK = 240  # 5 ms blocks at 48 kHz
+GAP_BLOCK = SAMPLE_RATE // 200  # 5 ms blocks
 HEARD_RATIO = 0.5  # tone amplitude at least -6 dB of the reference: heard
 FADE_RATIO = 0.9  # below this share of the burst's level, a block before a gap is fading out
 MIN_GAP_MS = 20.0  # shorter stretches are not reported as gaps (glitches still count them)

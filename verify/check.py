@@ -18,10 +18,12 @@ from verify import signing
 from verify.errors import VerifyError
 from verify.figures import analyse_run
 from verify.quality import MOS_FIELDS, MOS_TOLERANCE
-from verify.report import canonical_json, report_schema, unexpected_files, verdict
-from verify.thresholds import Thresholds
+from verify.report import canonical_json, report_schema, run_verdict
+from verify.rules import missing_file, unexpected_file
 
 MAX_FIGURE_DIFFERENCES = 3
+# figures are rounded; a re-check on another CPU may differ in the last digit
+FIGURE_TOLERANCE = 2e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,66 +125,96 @@ def _check(
         return
     payload = report_path.read_bytes()
     _check_signature(run_dir, payload, trusted, reasons)
+    report = _parse_report(payload, reasons)
+    if report is None:
+        return
+    fresh = _reanalyse(run_dir, report["evidence"], reasons)
+    if fresh is None:
+        return
+    figures, files_intact = fresh
+    fresh_verdict = run_verdict(run_dir, ev.read_manifest(run_dir), figures)
+    if files_intact:  # else the changed file is the reason; its knock-on differences are noise
+        reasons += _differences(report, figures)[:MAX_FIGURE_DIFFERENCES]
+        reasons += _verdict_differences(report["verdict"], fresh_verdict)
+    reasons += _contradictions(report["verdict"])
+    _judge(fresh_verdict, reasons, inconclusive)
 
+
+def _parse_report(payload: bytes, reasons: list[str]) -> dict[str, Any] | None:
+    """The report, when it is JSON of the published schema (else None, the reason given); a
+    report not in canonical form is a reason too."""
     try:
         report = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         reasons.append(f"{ev.REPORT} is not valid JSON ({exc})")
-        return
+        return None
     shape = shape_errors(report)
     if shape:
         reasons.append(f"{ev.REPORT} does not match its schema: {shape[0]}")
-        return
+        return None
     if canonical_json(report) != payload:
         reasons.append(f"{ev.REPORT} is not canonical JSON (sorted keys, no whitespace)")
+    parsed: dict[str, Any] = report
+    return parsed
 
+
+def _reanalyse(
+    run_dir: Path, listed: dict[str, str], reasons: list[str]
+) -> tuple[dict[str, Any], bool] | None:
+    """The figures recomputed from the evidence, and whether every file is as signed; None when
+    the evidence cannot be analysed (the reason given, after the hash mismatches)."""
     file_reasons: list[str] = []
     # hashing (hashlib releases the GIL) overlaps the analysis
     with ThreadPoolExecutor(max_workers=1) as pool:
-        hashing = pool.submit(_check_files, run_dir, report["evidence"], file_reasons)
+        hashing = pool.submit(_check_files, run_dir, listed, file_reasons)
         try:
-            fresh = analyse_run(run_dir).figures
+            figures = analyse_run(run_dir).figures
             error = None
-        except VerifyError as exc:  # names the bad file; reported after the hash mismatches
+        except VerifyError as exc:  # names the bad file
             error = str(exc)
         hashing.result()
     reasons += file_reasons
     if error is not None:
         reasons.append(error)
-        return
-    files_intact = not file_reasons
-    manifest = ev.read_manifest(run_dir)
-    extra = [
-        f"unexpected file {name} in the run folder" for name in unexpected_files(run_dir, manifest)
-    ]
-    fresh_verdict = verdict(fresh, Thresholds.from_dict(fresh["thresholds"]), extra)
-    stored = report["verdict"]
-    if files_intact:  # else the changed file is the reason; its knock-on differences are noise
-        for difference in _differences(report, fresh)[:MAX_FIGURE_DIFFERENCES]:
-            reasons.append(difference)
-        if fresh_verdict["failures"] != stored["failures"]:
-            reasons.append(
-                f"{ev.REPORT} verdict lists {len(stored['failures'])} failures, "
-                f"the evidence gives {len(fresh_verdict['failures'])}"
-            )
-        elif fresh_verdict != stored:
-            reasons.append(
-                f"{ev.REPORT} verdict is {stored['status']}, the evidence gives "
-                f"{fresh_verdict['status']} ({fresh_verdict['reason'] or 'no host stall'})"
-            )
-    if bool(stored["passed"]) != (stored["status"] == "passed") or (
-        stored["status"] == "passed"
-    ) != (not stored["failures"]):
-        reasons.append(
+        return None
+    return figures, not file_reasons
+
+
+def _verdict_differences(stored: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
+    """How the signed verdict differs from the one the evidence gives."""
+    if fresh["failures"] != stored["failures"]:
+        return [
+            f"{ev.REPORT} verdict lists {len(stored['failures'])} failures, "
+            f"the evidence gives {len(fresh['failures'])}"
+        ]
+    if fresh != stored:
+        return [
+            f"{ev.REPORT} verdict is {stored['status']}, the evidence gives "
+            f"{fresh['status']} ({fresh['reason'] or 'no host stall'})"
+        ]
+    return []
+
+
+def _contradictions(stored: dict[str, Any]) -> list[str]:
+    """A signed verdict whose passed, status and failures disagree."""
+    passed = stored["status"] == "passed"
+    if bool(stored["passed"]) != passed or passed != (not stored["failures"]):
+        return [
             f"{ev.REPORT} verdict passed={stored['passed']} status={stored['status']} "
             "contradicts its list of failures"
-        )
-    failures = fresh_verdict["failures"]
-    if fresh_verdict["status"] == "inconclusive":
-        inconclusive.append(fresh_verdict["reason"])
+        ]
+    return []
+
+
+def _judge(fresh: dict[str, Any], reasons: list[str], inconclusive: list[str]) -> None:
+    """The evidence's own verdict: an inconclusive one fills `inconclusive` (its reason, then
+    each failure with its stall); each failure of a failed one is a reason, once."""
+    failures = fresh["failures"]
+    if fresh["status"] == "inconclusive":
+        inconclusive.append(fresh["reason"])
         inconclusive += [
             f"{line} (host: {stall})"
-            for line, stall in zip(failures, fresh_verdict["host_stalls"], strict=True)
+            for line, stall in zip(failures, fresh["host_stalls"], strict=True)
         ]
         return
     for line in failures:
@@ -235,11 +267,11 @@ def _check_files(run_dir: Path, listed: dict[str, str], reasons: list[str]) -> N
     present = sorted(p.name for p in run_dir.iterdir() if not ev.is_derived(p.name))
     for name in present:
         if name not in listed:
-            reasons.append(f"unexpected file {name} in the run folder")
+            reasons.append(unexpected_file(name))
     for name, digest in sorted(listed.items()):
         path = run_dir / name
         if not path.is_file():
-            reasons.append(f"evidence file {name} is missing")
+            reasons.append(missing_file(name))
             continue
         found = ev.sha256_file(path)
         if found != digest:
@@ -265,7 +297,7 @@ def _diff(stored: Any, fresh: Any, where: str, out: list[str]) -> None:
         for i, (a, b) in enumerate(zip(stored, fresh, strict=True)):
             _diff(a, b, f"{where}[{i}]", out)
         return
-    if _same(stored, fresh, MOS_TOLERANCE if where.endswith(MOS_FIELDS) else 2e-3):
+    if _same(stored, fresh, MOS_TOLERANCE if where.endswith(MOS_FIELDS) else FIGURE_TOLERANCE):
         return
     if isinstance(fresh, list) and isinstance(stored, list):
         shown_stored, shown_fresh = f"{len(stored)} entries", f"{len(fresh)} entries"
@@ -277,7 +309,7 @@ def _diff(stored: Any, fresh: Any, where: str, out: list[str]) -> None:
     )
 
 
-def _same(a: Any, b: Any, abs_tol: float = 2e-3) -> bool:
+def _same(a: Any, b: Any, abs_tol: float) -> bool:
     numbers = (int, float)
     if (
         isinstance(a, bool)
@@ -287,7 +319,6 @@ def _same(a: Any, b: Any, abs_tol: float = 2e-3) -> bool:
         return bool(a == b and type(a) is type(b))
     if isinstance(a, int) and isinstance(b, int):
         return a == b
-    # figures are rounded; allow the last digit to differ across machines
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=abs_tol)
 
 

@@ -1,27 +1,17 @@
 """The figures of a conversation with an agent under test, from its evidence alone.
 
-All times are on the capture process's one monotonic clock, reported in seconds after the
-manifest's `clock.monotonic_ns` (the run's clock):
-
-- a turn is *sent* from the `t_ns` of the sent frame holding its first sample to that of the frame
-  holding its last, plus the sample's offset in its frame (`customer.sent.csv`); the turns file's
-  own `sent_start_ns` / `sent_end_ns` must agree;
-- the agent's audio is found in what the Customer heard by `dsp.find_voice` (onset and offset to a
-  fraction of a sample, against the recording's noise floor), and a heard sample is timed by the
-  same Theil-Sen line through the arrivals as a burst onset (`verify.figures`);
-- **greeting**: from the agent's join (the Customer's `participant_joined`) to the onset of the
-  first audio heard from it;
-- **response** of a turn: from its end as sent to the onset of the first agent audio heard after
-  it; the turn is *answered* when that onset lies within the answer window after its end;
-- **left**: the agent left the room before the Customer did (a crashed job, a worker gone);
-- **talk time**: the agent audio heard, summed; **gaps**: pauses between the segments of one
-  answer (at least `dsp.find_voice`'s 50 ms); **glitches**: dips shorter than that inside a
-  segment (a dropout, or a short stop in speech).
+Definitions: docs/evidence.md (the conversation's figures) and docs/measurements.md. In short,
+on the run's clock: a turn is timed as sent from the Customer's sent frames (the turns file must
+agree); the agent's audio is found by `dsp.find_voice` in what the Customer heard and timed by
+the same fit over the arrivals as a burst onset (`verify.timing`); a turn's response runs from
+its end as sent to the onset of the first agent audio heard after it, within the answer window.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +21,19 @@ import numpy.typing as npt
 import dsp
 from verify import evidence as ev
 from verify.errors import EvidenceError
-from verify.figures import _fit_time_ns, _r, _stats  # timed and rounded as the bursts are
-from verify.thresholds import AgentThresholds
+from verify.timing import (
+    NS_PER_MS,
+    NS_PER_S,
+    fit_time_ns,
+    latency_stats,
+    no_frames,
+    rounded,
+    run_seconds,
+    turn_time_ns,
+)
 
 FloatArray = npt.NDArray[np.float64]
-NS_PER_MS = 1e6
+RunClock = Callable[[float], float | None]  # a monotonic time (ns) as seconds on the run's clock
 TURN_TIME_TOLERANCE_NS = 1_000  # the turns file's send times against the sent frames'
 
 
@@ -48,33 +46,60 @@ def conversation(
     agent = manifest["agent"]
     window_s = float(agent["answer_window_s"])
     heard, arrivals = _heard(run_dir, files, missing, complete)
-    sent = (
-        ev.read_timing(run_dir / files["sent"], partial_tail=not complete)
-        if files["sent"] not in missing
-        else None
-    )
-    turns = (
-        ev.read_turns(run_dir / files["utterances"]) if files["utterances"] not in missing else None
-    )
-    sent_ns = _turn_times(turns, sent, files)
+    turns, sent_ns = _sent_turns(run_dir, files, missing, complete)
     voice = dsp.find_voice(heard, ev.SAMPLE_RATE)
     segments = voice.segments
     onsets = np.array([s.onset for s in segments], dtype=np.float64)
     offsets = np.array([s.offset for s in segments], dtype=np.float64)
-    on_ns = _fit_time_ns(arrivals, onsets) if onsets.size else np.zeros(0)
-    off_ns = _fit_time_ns(arrivals, offsets) if offsets.size else np.zeros(0)
+    on_ns = fit_time_ns(arrivals, onsets) if onsets.size else np.zeros(0)
+    off_ns = fit_time_ns(arrivals, offsets) if offsets.size else np.zeros(0)
     joined_ns = agent.get("joined_ns")
     left_ns = _left_ns(run_dir, missing, agent.get("identity"))
-
-    def run_s(t_ns: float) -> float | None:
-        return _r(float(t_ns - origin) / 1e9, 6)
-
+    run_s = functools.partial(run_seconds, origin=origin)
     entries, responses = _turns(turns, sent_ns, on_ns, off_ns, window_s, run_s)
     answered = [e for e in entries if e["state"] == "answered"]
     gaps = [g for e in answered for g in e.pop("_gaps")]
     for e in entries:
         e.pop("_gaps", None)
-    worker = agent.get("worker")
+    return {
+        **_agent(agent, files, window_s, left_ns, run_s),
+        "frames_received": len(arrivals),
+        "samples_received": int(heard.size),
+        "threshold_dbfs": rounded(voice.threshold_dbfs, 3),
+        "noise_floor_dbfs": rounded(voice.noise_floor_dbfs, 3),
+        "heard": bool(segments),
+        "first_audio_s": run_s(on_ns[0]) if on_ns.size else None,
+        "greeting_ms": (
+            rounded(float(on_ns[0] - joined_ns) / NS_PER_MS, 4)
+            if on_ns.size and joined_ns is not None
+            else None
+        ),
+        "turns_sent": len(entries),
+        "turns_answered": len(answered),
+        "turns_unanswered": len(entries) - len(answered),
+        "unanswered": [e["turn"] for e in entries if e["state"] != "answered"],
+        "response_ms": latency_stats(np.array(responses, dtype=np.float64)),
+        "talk_time_s": rounded(float((offsets - onsets).sum()) / ev.SAMPLE_RATE, 6),
+        "segments": [
+            {"onset_s": run_s(a), "offset_s": run_s(b), "dips": s.dips}
+            for a, b, s in zip(on_ns, off_ns, segments, strict=True)
+        ],
+        "gaps": len(gaps),
+        "gap_max_ms": rounded(max(gaps), 3) if gaps else 0.0,
+        "glitches": sum(s.dips for s in segments),
+        "turns": entries,
+    }
+
+
+def _agent(
+    agent: dict[str, Any],
+    files: dict[str, str],
+    window_s: float,
+    left_ns: int | None,
+    run_s: RunClock,
+) -> dict[str, Any]:
+    """Who the agent was, its files, and when it joined, left, and its worker lived."""
+    joined_ns, worker = agent.get("joined_ns"), agent.get("worker")
     return {
         "agent": agent["name"],
         "identity": agent.get("identity"),
@@ -85,31 +110,6 @@ def conversation(
         "joined_s": None if joined_ns is None else run_s(joined_ns),
         "left_s": None if left_ns is None else run_s(left_ns),
         "worker": None if worker is None else _worker(worker, run_s),
-        "frames_received": len(arrivals),
-        "samples_received": int(heard.size),
-        "threshold_dbfs": _r(voice.threshold_dbfs, 3),
-        "noise_floor_dbfs": _r(voice.noise_floor_dbfs, 3),
-        "heard": bool(segments),
-        "first_audio_s": run_s(on_ns[0]) if on_ns.size else None,
-        "greeting_ms": (
-            _r(float(on_ns[0] - joined_ns) / NS_PER_MS, 4)
-            if on_ns.size and joined_ns is not None
-            else None
-        ),
-        "turns_sent": len(entries),
-        "turns_answered": len(answered),
-        "turns_unanswered": len(entries) - len(answered),
-        "unanswered": [e["turn"] for e in entries if e["state"] != "answered"],
-        "response_ms": _stats(np.array(responses, dtype=np.float64)),
-        "talk_time_s": _r(float((offsets - onsets).sum()) / ev.SAMPLE_RATE, 6),
-        "segments": [
-            {"onset_s": run_s(a), "offset_s": run_s(b), "dips": s.dips}
-            for a, b, s in zip(on_ns, off_ns, segments, strict=True)
-        ],
-        "gaps": len(gaps),
-        "gap_max_ms": _r(max(gaps), 3) if gaps else 0.0,
-        "glitches": sum(s.dips for s in segments),
-        "turns": entries,
     }
 
 
@@ -137,16 +137,31 @@ def _heard(
         if files["wav"] not in missing
         else np.zeros(0, np.int16)
     )
-    z = np.zeros(0, dtype=np.int64)
     arrivals = (
         ev.read_timing(run_dir / files["arrivals"], partial_tail=not complete)
         if files["arrivals"] not in missing
-        else ev.Timing(z, z, z)
+        else no_frames()
     )
     strict = complete and files["wav"] not in missing and files["arrivals"] not in missing
     return ev.common_part(
         samples, arrivals, strict=strict, wav=files["wav"], timing=files["arrivals"]
     )
+
+
+def _sent_turns(
+    run_dir: Path, files: dict[str, str], missing: list[str], complete: bool
+) -> tuple[ev.Turns | None, tuple[FloatArray, FloatArray]]:
+    """The turns the Customer said (None: the file is missing), and when each started and ended
+    as sent."""
+    sent = (
+        ev.read_timing(run_dir / files["sent"], partial_tail=not complete)
+        if files["sent"] not in missing
+        else None
+    )
+    turns = (
+        ev.read_turns(run_dir / files["utterances"]) if files["utterances"] not in missing else None
+    )
+    return turns, _turn_times(turns, sent, files)
 
 
 def _turn_times(
@@ -160,8 +175,8 @@ def _turn_times(
             f"{files['utterances']} lists turns that {files['sent']} does not cover, "
             "expected every listed turn to be sent"
         )
-    start = sent_time_ns(sent, turns.start_sample, end=False)
-    end = sent_time_ns(sent, turns.start_sample + turns.samples, end=True)
+    start = turn_time_ns(sent, turns.start_sample, end=False)
+    end = turn_time_ns(sent, turns.start_sample + turns.samples, end=True)
     for name, found, listed in (
         ("sent_start_ns", start, turns.sent_start_ns),
         ("sent_end_ns", end, turns.sent_end_ns),
@@ -176,28 +191,19 @@ def _turn_times(
     return start, end
 
 
-def sent_time_ns(sent: ev.Timing, positions: npt.NDArray[np.int64], *, end: bool) -> FloatArray:
-    """When sample `positions` left: the frame holding it, plus its offset in the frame. With
-    `end`, each position is one past a last sample, timed from the frame holding that sample."""
-    held = positions - 1 if end else positions
-    i = np.clip(np.searchsorted(sent.sample, held, "right") - 1, 0, len(sent) - 1)
-    offset = (positions - sent.sample[i]).astype(np.float64)
-    return np.asarray(sent.t_ns[i] + np.round(offset * 1e9 / ev.SAMPLE_RATE), dtype=np.float64)
-
-
 def _turns(
     turns: ev.Turns | None,
     sent_ns: tuple[FloatArray, FloatArray],
     on_ns: FloatArray,
     off_ns: FloatArray,
     window_s: float,
-    run_s: Any,
+    run_s: RunClock,
 ) -> tuple[list[dict[str, Any]], list[float]]:
     """One entry per turn: when it was sent, whether and how fast it was answered."""
     if turns is None:
         return [], []
     start_ns, end_ns = sent_ns
-    window_ns = window_s * 1e9
+    window_ns = window_s * NS_PER_S
     entries: list[dict[str, Any]] = []
     responses: list[float] = []
     for k in range(len(turns)):
@@ -224,7 +230,7 @@ def _turns(
             pauses = (on_ns[first + 1 : last + 1] - off_ns[first:last]) / NS_PER_MS
             entry.update(
                 state="answered",
-                response_ms=_r(float(response), 4),
+                response_ms=rounded(float(response), 4),
                 answer_start_s=run_s(on_ns[first]),
                 answer_end_s=run_s(off_ns[last]),
                 _gaps=[float(p) for p in pauses],
@@ -233,7 +239,7 @@ def _turns(
     return entries, responses
 
 
-def _worker(worker: dict[str, Any], run_s: Any) -> dict[str, Any]:
+def _worker(worker: dict[str, Any], run_s: RunClock) -> dict[str, Any]:
     """The worker's life on the run's clock: registered, exited on its own (a crash), or
     stopped by the run."""
 
@@ -248,69 +254,3 @@ def _worker(worker: dict[str, Any], run_s: Any) -> dict[str, Any]:
         "exit_code": worker.get("exit_code"),
         "stopped_by": worker.get("stopped_by"),
     }
-
-
-def failures(conv: dict[str, Any], thresholds: AgentThresholds) -> list[tuple[str, list[float]]]:
-    """Each failed limit of the conversation in one line, with the run-clock times (s) where it
-    happened (empty: nothing a host stall could explain)."""
-    out: list[tuple[str, list[float]]] = []
-    name = conv["agent"]
-    worker = conv["worker"]
-    if worker is not None and worker["exited_s"] is not None:
-        out.append(
-            (
-                f"agent {name}: its worker exited with code {worker['exit_code']} at "
-                f"{worker['exited_s']:g} s, before the run ended (see {worker['log']})",
-                [],
-            )
-        )
-    if conv["left_s"] is not None:
-        out.append(
-            (
-                f"agent {name} left the room at {conv['left_s']:g} s, before the run ended",
-                [],
-            )
-        )
-    if not conv["heard"]:
-        out.append(
-            (
-                f"agent {name} was never heard: {conv['files']['wav']} holds no sound above "
-                f"{conv['threshold_dbfs']:g} dBFS",
-                [],
-            )
-        )
-    if conv["turns_sent"] == 0:
-        out.append((f"agent {name}: turns sent 0, expected at least 1", []))
-    if conv["turns_unanswered"] > thresholds.max_turns_unanswered:
-        missed = [t for t in conv["turns"] if t["state"] != "answered"]
-        shown = ", ".join(str(t["turn"]) for t in missed[:20]) + (
-            " ..." if len(missed) > 20 else ""
-        )
-        out.append(
-            (
-                f"agent {name}: turns unanswered {conv['turns_unanswered']} of "
-                f"{conv['turns_sent']} (turn {shown}: no audio within the "
-                f"{conv['answer_window_s']:g} s answer window) exceed the maximum "
-                f"{thresholds.max_turns_unanswered}",
-                [t["sent_end_s"] for t in missed],
-            )
-        )
-    response = conv["response_ms"]
-    for key, limit in (
-        ("median", thresholds.max_response_median_ms),
-        ("p95", thresholds.max_response_p95_ms),
-    ):
-        if response[key] is not None and response[key] > limit:
-            slow = [
-                t["sent_end_s"]
-                for t in conv["turns"]
-                if t["state"] == "answered" and t["response_ms"] > limit
-            ]
-            out.append(
-                (
-                    f"agent {name}: response {key} {response[key]:g} ms exceeds the maximum "
-                    f"{limit:g} ms",
-                    slow,
-                )
-            )
-    return out

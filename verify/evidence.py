@@ -39,6 +39,7 @@ from echoproof.contract import PROBE_HEADER as PROBE_HEADER
 from echoproof.contract import REPORT as REPORT
 from echoproof.contract import RTC_STATS as RTC_STATS
 from echoproof.contract import SAMPLE_RATE as SAMPLE_RATE
+from echoproof.contract import SAMPLE_WIDTH as SAMPLE_WIDTH
 from echoproof.contract import SIGNER_KEY as SIGNER_KEY
 from echoproof.contract import STATUSES as STATUSES
 from echoproof.contract import TIMING_HEADER as TIMING_HEADER
@@ -221,8 +222,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         for name in [_need(probe, "file", str, f"{where} probe"), *pieces.values()]:
             if not isinstance(name, str) or not _PLAIN_NAME.match(name):
                 raise EvidenceError(f"{where} probe names {name!r}, expected a plain file name")
-    config = manifest.get("config")
-    if config is not None and not isinstance(config, dict):
+    if (config := manifest.get("config")) is not None and not isinstance(config, dict):
         raise EvidenceError(f"{where} field 'config' is {config!r}, expected an object")
     if manifest.get("mode") == AGENT_MODE:
         _check_agent(manifest)

@@ -6,16 +6,10 @@ burst; glitches inside bursts; gaps (audio of heard bursts not heard, see `verif
 and, under their own names, the SDK's RTP statistics (with the receiver's jitter-buffer delay);
 with a probe in the run, how it sounds (`quality`: ViSQOL MOS per segment, pitch; `verify.quality`).
 
-Latency. The send time of a burst's onset is the `t_ns` of the sent frame holding sample
-`start_sample + ref` plus the offset inside that frame, where `ref` is where `dsp.detect_bursts`
-puts the onset of the clean `dsp.burst` waveform (so the detector's own bias cancels). The receive
-time of a detected onset is found two ways:
-
-- `raw`: the arrival `t_ns` of the received frame holding the onset, plus the offset inside it;
-- `fit` (the headline figure): a robust line through `(sample, t_ns)` of the received frames within
-  +-50 frames of the onset (Theil-Sen slope, median intercept), evaluated at the onset. Python
-  sees frames with event-loop jitter while the SDK yields them at a steady 48 kHz; the fit follows
-  the SDK.
+Latency. The send time of a burst's onset is that of sample `start_sample + ref` of the
+sender's stream, where `ref` is where `dsp.detect_bursts` puts the onset of the clean `dsp.burst`
+waveform (so the detector's own bias cancels); the receive time of a detected onset is found by
+both methods of `verify.timing` (`raw`, and `fit`: the headline).
 
 Structure. Per direction (`_direction`): read the evidence (`_read_direction`), detect the
 bursts (`dsp.detect_bursts`), time the onsets (`_times`), match detections to scheduled bursts
@@ -46,18 +40,39 @@ from verify import quality
 from verify._classify import BurstStates, classify, detection_states
 from verify._gaps import GAP_BLOCK, find_gaps
 from verify._matching import Matches, match_detections
+from verify.conversation_figures import conversation
 from verify.errors import EvidenceError
 from verify.host import disturbances
 from verify.host import summary as host_summary
 from verify.thresholds import AgentThresholds, Thresholds
+from verify.timing import (
+    NS_PER_MS,
+    NS_PER_S,
+    fit_time_ns,
+    frame_time_ns,
+    latency_stats,
+    no_frames,
+    round_stable,
+    rounded,
+    run_seconds,
+)
 
-FIT_HALF_WIDTH = 50  # frames either side of the onset in the sample -> time fit
 PROCESS_POOL_BYTES = 100 * 1024 * 1024  # received audio above which directions get processes
-FIT_CHUNK = 256  # onsets fitted together (bounds the pairwise-slope matrix to ~10 MB)
 HEADLINE_METHOD = "fit"
-GLITCH_BLOCK = 240  # 5 ms blocks when looking for gaps inside a burst
-GLITCH_RATIO = 0.5  # a block below half the burst's median RMS (-6 dB) is a gap
-NS_PER_MS = 1e6
+GLITCH_BLOCK = GAP_BLOCK  # glitches are runs of the gaps' 5 ms blocks
+GLITCH_RATIO = 0.5  # a block below half the burst's median RMS (-6 dB) is low: a glitch
+# the manifest's fields the report repeats, in the report's order
+RUN_FIELDS = (
+    "run_id",
+    "room",
+    "server_url",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "status",
+    "reason",
+    "mode",
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -91,8 +106,12 @@ def analyse(run_dir: str | Path, thresholds: Thresholds | None = None) -> dict[s
 
 def thresholds_of(manifest: dict[str, Any]) -> Thresholds:
     """The thresholds a run declares: `config.thresholds` over the defaults."""
-    config = manifest.get("config") or {}
-    return Thresholds.from_dict(config.get("thresholds"))
+    return Thresholds.from_dict(_declared_thresholds(manifest))
+
+
+def _declared_thresholds(manifest: dict[str, Any]) -> Any:
+    """The manifest's `config.thresholds`, for both kinds of thresholds (None: the defaults)."""
+    return (manifest.get("config") or {}).get("thresholds")
 
 
 def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis:
@@ -102,52 +121,18 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         thresholds = thresholds_of(manifest)
     complete = manifest["status"] == "complete"
     missing = [n for n in ev.evidence_names(manifest) if not (run_dir / n).is_file()]
-    stats: dict[str, Any] = {}
-    if ev.RTC_STATS not in missing:
-        loaded = ev.read_json(run_dir / ev.RTC_STATS)
-        if not isinstance(loaded, dict):
-            raise EvidenceError(f"{ev.RTC_STATS} holds {type(loaded).__name__}, expected an object")
-        stats = loaded
+    stats = _rtc_stats(run_dir, missing)
     events = [] if ev.EVENTS in missing else ev.read_events(run_dir / ev.EVENTS)
-    all_files = ev.direction_files(manifest)
-    # One BLAS thread: the directions already run side by side, the products are small, and a
-    # BLAS thread pool alive at fork time made the forked workers spin (1 h run: 30 s instead
-    # of 3 s, after an earlier long product in the same process had started the pool).
-    with threadpool_limits(limits=1, user_api="blas"):
-        results = _map_directions(
-            [
-                (run_dir, files, manifest, thresholds, stats, missing, complete)
-                for files in all_files
-            ],
-            # scoring the probe is seconds of numba work per direction, holding the GIL
-            long_run=_received_bytes(run_dir, all_files, missing) > PROCESS_POOL_BYTES
-            or manifest.get("probe") is not None,
-        )
+    results = _analyse_directions(run_dir, manifest, thresholds, stats, missing, complete)
     directions = [figures for figures, _ in results]
-    details = [detail for _, detail in results]
-    run = {
-        "run_id": manifest["run_id"],
-        "room": manifest.get("room"),
-        "server_url": manifest.get("server_url"),
-        "started_at": manifest.get("started_at"),
-        "ended_at": manifest.get("ended_at"),
-        "duration_s": manifest.get("duration_s"),
-        "status": manifest["status"],
-        "reason": manifest.get("reason"),
-        "mode": manifest.get("mode"),
-    }
-    host_name = ev.host_file(manifest)
-    host_table = None
-    if host_name is not None and host_name not in missing:
-        host_table = ev.read_host(run_dir / host_name, partial_tail=not complete)
-    host = host_summary(host_table, clock_origin(manifest), _scheduling(manifest))
+    host = _host(run_dir, manifest, missing, complete)
     for d in directions:
         disturbed = disturbances(host, d["bursts"])
         d["disturbed"] = [x.to_dict() for x in disturbed]
         if "quality" in d:
             quality.judge(d["quality"], disturbed)
     figures = {
-        **run,
+        **{field: manifest.get(field) for field in RUN_FIELDS},
         "directions": directions,
         "missing": missing,
         "events": _event_counts(events),
@@ -156,17 +141,58 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         "host": host,
     }
     if ev.agent_files(manifest) is not None:
-        # imported here: the conversation's figures time heard audio with this module's fit
-        from verify.conversation_figures import conversation
-
-        agent_thresholds = AgentThresholds.from_dict(
-            (manifest.get("config") or {}).get("thresholds")
-        )
+        limits = AgentThresholds.from_dict(_declared_thresholds(manifest))
         figures["conversation"] = {
             **conversation(run_dir, manifest, missing, complete, clock_origin(manifest)),
-            "thresholds": agent_thresholds.to_dict(),
+            "thresholds": limits.to_dict(),
         }
-    return Analysis(figures=figures, details=details)
+    return Analysis(figures=figures, details=[detail for _, detail in results])
+
+
+def _rtc_stats(run_dir: Path, missing: list[str]) -> dict[str, Any]:
+    """The SDK's statistics (`rtc-stats.json`); none when the file is missing."""
+    if ev.RTC_STATS in missing:
+        return {}
+    loaded = ev.read_json(run_dir / ev.RTC_STATS)
+    if not isinstance(loaded, dict):
+        raise EvidenceError(f"{ev.RTC_STATS} holds {type(loaded).__name__}, expected an object")
+    return loaded
+
+
+def _analyse_directions(
+    run_dir: Path,
+    manifest: dict[str, Any],
+    thresholds: Thresholds,
+    stats: dict[str, Any],
+    missing: list[str],
+    complete: bool,
+) -> list[tuple[dict[str, Any], DirectionDetail]]:
+    """Every direction's figures and plot details, in the manifest's order."""
+    all_files = ev.direction_files(manifest)
+    # One BLAS thread: the directions already run side by side, the products are small, and a
+    # BLAS thread pool alive at fork time made the forked workers spin (1 h run: 30 s instead
+    # of 3 s, after an earlier long product in the same process had started the pool).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _map_directions(
+            [
+                (run_dir, files, manifest, thresholds, stats, missing, complete)
+                for files in all_files
+            ],
+            # scoring the probe is seconds of numba work per direction, holding the GIL
+            long_run=_received_bytes(run_dir, all_files, missing) > PROCESS_POOL_BYTES
+            or manifest.get("probe") is not None,
+        )
+
+
+def _host(
+    run_dir: Path, manifest: dict[str, Any], missing: list[str], complete: bool
+) -> dict[str, Any]:
+    """The report's `host` block, from `host.csv` when the run has one (`verify.host`)."""
+    name = ev.host_file(manifest)
+    table = None
+    if name is not None and name not in missing:
+        table = ev.read_host(run_dir / name, partial_tail=not complete)
+    return host_summary(table, clock_origin(manifest), _scheduling(manifest))
 
 
 def _received_bytes(run_dir: Path, all_files: list[ev.DirectionFiles], missing: list[str]) -> int:
@@ -205,11 +231,6 @@ def _event_counts(events: list[dict[str, Any]]) -> dict[str, int]:
         name = str(event.get("event"))
         counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items()))
-
-
-def _empty_timing() -> ev.Timing:
-    z = np.zeros(0, dtype=np.int64)
-    return ev.Timing(sample=z, samples=z, t_ns=z)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,8 +319,8 @@ def _read_direction(
 
     samples = get(files.wav, ev.read_wav, np.zeros(0, dtype=np.int16))
     read_timing = functools.partial(ev.read_timing, partial_tail=not complete)
-    arrivals = get(files.arrivals, read_timing, _empty_timing())
-    sent = get(files.sent, read_timing, _empty_timing())
+    arrivals = get(files.arrivals, read_timing, no_frames())
+    sent = get(files.sent, read_timing, no_frames())
     schedule = get(files.bursts, ev.read_schedule, ev.read_schedule_empty())
     strict = complete and files.wav not in missing and files.arrivals not in missing
     samples, arrivals = ev.common_part(
@@ -323,9 +344,9 @@ def _times(evidence: _Evidence, ref: float, onsets: FloatArray) -> _Times:
     onset arrived (both methods)."""
     positions = evidence.schedule.start_sample.astype(np.float64) + ref
     return _Times(
-        sent=_sent_time_ns(evidence.sent, positions),
-        raw=_raw_time_ns(evidence.arrivals, onsets),
-        fit=_fit_time_ns(evidence.arrivals, onsets),
+        sent=frame_time_ns(evidence.sent, positions),
+        raw=frame_time_ns(evidence.arrivals, onsets),
+        fit=fit_time_ns(evidence.arrivals, onsets),
     )
 
 
@@ -391,24 +412,25 @@ def _burst_figures(
     glitches_of = dict(zip(np.flatnonzero(bursts.heard).tolist(), glitches.tolist(), strict=True))
     entries = []
     for i in range(len(schedule)):
-        # when its onset left the sender, on the run's clock (the host's stalls are on it too)
+        # when its onset left the sender, on the run's clock (the host's stalls are on it too);
+        # rounded as a float64, unlike `run_seconds`: numpy's rounding, as signed reports have it
         entry: dict[str, Any] = {
             "burst": int(schedule.burst[i]),
-            "sent_s": _r((times.sent[i] - origin) / 1e9, 6),
+            "sent_s": rounded((times.sent[i] - origin) / NS_PER_S, 6),
             "state": bursts.name(i),
         }
         if bursts.heard[i]:
             d = found[int(bursts.first[i])]
-            entry["onset_sample"] = _r(float(d.onset), 3)
+            entry["onset_sample"] = rounded(float(d.onset), 3)
             if bursts.detected[i]:
-                entry["latency_ms"] = _r(float(lat_fit[i]), 4)
-                entry["latency_raw_ms"] = _r(float(lat_raw[i]), 4)
-            entry["level_dbfs"] = _r(float(d.level_dbfs), 3)
-            entry["snr_db"] = _r(float(d.snr_db), 3)
+                entry["latency_ms"] = rounded(float(lat_fit[i]), 4)
+                entry["latency_raw_ms"] = rounded(float(lat_raw[i]), 4)
+            entry["level_dbfs"] = rounded(float(d.level_dbfs), 3)
+            entry["snr_db"] = rounded(float(d.snr_db), 3)
             entry["glitches"] = glitches_of[i]
         elif bursts.late[i]:
             late_ns = times.arrived[matches.late[i]] - times.sent[i]
-            entry["latency_ms"] = _r(float(late_ns / NS_PER_MS), 4)
+            entry["latency_ms"] = rounded(float(late_ns / NS_PER_MS), 4)
         entries.append(entry)
     return entries
 
@@ -432,7 +454,6 @@ def _direction_figures(
     heard = [found[int(k)] for k in bursts.first[bursts.heard]]
     gap_ms = [g["duration_ms"] for g in gaps]
     frames_sent = len(sent)
-    interval = np.diff(arrivals.t_ns) / NS_PER_MS if len(arrivals) > 1 else np.zeros(0)
     return {
         "from": files.sender,
         "to": files.receiver,
@@ -444,9 +465,9 @@ def _direction_figures(
         },
         "frames_sent": frames_sent,
         "frames_received": len(arrivals),
-        "frames_received_share": _r(len(arrivals) / frames_sent, 6) if frames_sent else None,
-        "bytes_sent": 2 * sent.total_samples,
-        "bytes_received": 2 * arrivals.total_samples,
+        "frames_received_share": rounded(len(arrivals) / frames_sent, 6) if frames_sent else None,
+        "bytes_sent": ev.SAMPLE_WIDTH * sent.total_samples,
+        "bytes_received": ev.SAMPLE_WIDTH * arrivals.total_samples,
         "samples_received": int(evidence.samples.size),
         "tone_expected_hz": tone_hz,
         "tone_hz": _median([b.freq_hz for b in heard], 3),
@@ -463,17 +484,23 @@ def _direction_figures(
         "glitches": int(glitches.sum()) + matches.fragments,
         "bursts_with_glitches": int((glitches > 0).sum()),
         "gaps": gaps,
-        "gap_total_ms": _r(sum(gap_ms), 3) if gap_ms else 0.0,
+        "gap_total_ms": rounded(sum(gap_ms), 3) if gap_ms else 0.0,
         "gap_max_ms": max(gap_ms) if gap_ms else 0.0,
-        "onset_reference_samples": _r(ref, 4),
-        "latency_ms": {**_stats(lat_fit[bursts.detected]), "method": "fit"},
-        "latency_raw_ms": {**_stats(lat_raw[bursts.detected]), "method": "raw"},
-        "arrival_interval_ms": {
-            "median": _r(float(np.median(interval)), 4) if interval.size else None,
-            "p99": _r(float(np.percentile(interval, 99)), 4) if interval.size else None,
-            "max": _r(float(interval.max()), 4) if interval.size else None,
-        },
+        "onset_reference_samples": rounded(ref, 4),
+        "latency_ms": {**latency_stats(lat_fit[bursts.detected]), "method": "fit"},
+        "latency_raw_ms": {**latency_stats(lat_raw[bursts.detected]), "method": "raw"},
+        "arrival_interval_ms": _arrival_intervals(arrivals),
         "rtc": _rtc(stats, files.receiver, files.sender),
+    }
+
+
+def _arrival_intervals(arrivals: ev.Timing) -> dict[str, float | None]:
+    """The time between consecutive received frames (ms): median, p99, max."""
+    interval = np.diff(arrivals.t_ns) / NS_PER_MS if len(arrivals) > 1 else np.zeros(0)
+    return {
+        "median": rounded(float(np.median(interval)), 4) if interval.size else None,
+        "p99": rounded(float(np.percentile(interval, 99)), 4) if interval.size else None,
+        "max": rounded(float(interval.max()), 4) if interval.size else None,
     }
 
 
@@ -505,35 +532,13 @@ def _quality(
     segments = quality.score(evidence.samples, signal, pieces, (at, onsets - at), ev.SAMPLE_RATE)
     for entry in segments:
         start = pieces.start_sample[np.argmax(pieces.segment == entry["segment"])]
-        sent_ns = _sent_time_ns(evidence.sent, np.array([float(start)]))[0]
-        entry["sent_s"] = _r(float(sent_ns - origin) / 1e9, 6)
+        sent_ns = frame_time_ns(evidence.sent, np.array([float(start)]))[0]
+        entry["sent_s"] = run_seconds(sent_ns, origin)
     return quality.figures(segments, float(probe["segment_s"]))
 
 
-def _r(value: float, digits: int) -> float | None:
-    """Rounded so that a figure is stable across machines (0.1 us for ms figures); inf/NaN: None."""
-    if not math.isfinite(value):
-        return None
-    return round(value, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
 def _median(values: Sequence[float], digits: int) -> float | None:
-    return _r(float(np.median(values)), digits) if len(values) else None
-
-
-def _stats(latency_ms: FloatArray) -> dict[str, Any]:
-    """min, median, p95, max, jitter (mean |difference| of consecutive bursts), count."""
-    if not latency_ms.size:
-        return {"min": None, "median": None, "p95": None, "max": None, "jitter": None, "count": 0}
-    jitter = float(np.mean(np.abs(np.diff(latency_ms)))) if latency_ms.size > 1 else 0.0
-    return {
-        "min": _r(float(latency_ms.min()), 4),
-        "median": _r(float(np.median(latency_ms)), 4),
-        "p95": _r(float(np.percentile(latency_ms, 95)), 4),
-        "max": _r(float(latency_ms.max()), 4),
-        "jitter": _r(jitter, 4),
-        "count": int(latency_ms.size),
-    }
+    return rounded(float(np.median(values)), digits) if len(values) else None
 
 
 @functools.lru_cache(maxsize=16)
@@ -550,7 +555,7 @@ def _reference_onset(tone_hz: float, duration_s: float, ramp_s: float, amplitude
         )
     # rounded to 1e-4 sample: numerical noise must not move a frame-aligned onset into the
     # previous frame (floor(23999.999999) picks another frame, with its own send time)
-    return round(float(found[0].onset) - pad, 4) + 0.0
+    return round_stable(float(found[0].onset) - pad, 4)
 
 
 def _detect(samples: npt.NDArray[np.int16], tone_hz: float, params: dict[str, Any]) -> list[Any]:
@@ -569,54 +574,6 @@ def _detect(samples: npt.NDArray[np.int16], tone_hz: float, params: dict[str, An
         raise EvidenceError(f"the manifest's burst parameters are unusable: {exc}") from None
 
 
-def _frame_of(timing: ev.Timing, positions: FloatArray) -> npt.NDArray[np.int64]:
-    """Index of the frame holding each (fractional) sample position, clipped to the frames."""
-    index = np.searchsorted(timing.sample, np.floor(positions), "right") - 1
-    return np.clip(index, 0, max(len(timing) - 1, 0)).astype(np.int64)
-
-
-def _sent_time_ns(sent: ev.Timing, positions: FloatArray) -> FloatArray:
-    if not positions.size:
-        return np.zeros(0)
-    i = _frame_of(sent, positions)
-    return sent.t_ns[i] + (positions - sent.sample[i]) * (1e9 / ev.SAMPLE_RATE)
-
-
-def _raw_time_ns(arrivals: ev.Timing, onsets: FloatArray) -> FloatArray:
-    if not onsets.size:
-        return np.zeros(0)
-    i = _frame_of(arrivals, onsets)
-    return arrivals.t_ns[i] + (onsets - arrivals.sample[i]) * (1e9 / ev.SAMPLE_RATE)
-
-
-def _fit_time_ns(arrivals: ev.Timing, onsets: FloatArray) -> FloatArray:
-    """Time of each onset from a Theil-Sen line through the neighbouring frames' arrivals.
-
-    Vectorised over onsets in chunks: each row is one onset's window of frames (centred on the
-    onset's frame, shifted inwards at the recording's edges), the slope is the median of every
-    pairwise slope in the window, the intercept the median residual at the onset.
-    """
-    n = len(arrivals)
-    if not onsets.size or n < 2:
-        return _raw_time_ns(arrivals, onsets)
-    frames = _frame_of(arrivals, onsets)
-    width = min(2 * FIT_HALF_WIDTH + 1, n)
-    a, b = np.triu_indices(width, 1)
-    out = np.zeros(onsets.size)
-    for lo in range(0, onsets.size, FIT_CHUNK):
-        j = frames[lo : lo + FIT_CHUNK]
-        onset = onsets[lo : lo + FIT_CHUNK]
-        first = np.clip(j - FIT_HALF_WIDTH, 0, n - width)
-        index = first[:, None] + np.arange(width)[None, :]
-        # small numbers: samples relative to the onset, ns relative to the onset's frame
-        x = arrivals.sample[index] - onset[:, None]
-        y = (arrivals.t_ns[index] - arrivals.t_ns[j][:, None]).astype(np.float64)
-        slope = np.median((y[:, b] - y[:, a]) / (x[:, b] - x[:, a]), axis=1)
-        intercept = np.median(y - slope[:, None] * x, axis=1)
-        out[lo : lo + FIT_CHUNK] = arrivals.t_ns[j] + intercept
-    return out
-
-
 def _glitches(
     samples: npt.NDArray[np.int16],
     onsets: FloatArray,
@@ -630,7 +587,7 @@ def _glitches(
     begins: the stream fading in after the outage).
     """
     out = truncated.astype(np.int64)
-    ramp = math.ceil(float(burst_params["ramp_s"]) * ev.SAMPLE_RATE) + GLITCH_BLOCK
+    ramp = _ramp_samples(burst_params)
     for k, (onset, length) in enumerate(zip(onsets, lengths, strict=True)):
         start = math.ceil(onset) + ramp
         stop = min(int(onset) + int(length) - ramp, samples.size)
@@ -644,6 +601,12 @@ def _glitches(
         leading = 1 if truncated[k] else int(low[0])
         out[k] = int(np.count_nonzero(low[1:] & ~low[:-1]) + leading)
     return out
+
+
+def _ramp_samples(burst_params: dict[str, Any]) -> int:
+    """Samples from a burst's start (or before its end) to its plateau's first (last) whole
+    block, where glitches and gaps are looked for: the ramp, and one block more."""
+    return math.ceil(float(burst_params["ramp_s"]) * ev.SAMPLE_RATE) + GAP_BLOCK
 
 
 def _gaps(
@@ -674,16 +637,16 @@ def _gaps(
         lengths=schedule.samples.astype(np.int64),
         offsets=offsets,
         heard=bursts.heard,
-        ramp_samples=math.ceil(float(burst_params["ramp_s"]) * ev.SAMPLE_RATE) + GAP_BLOCK,
+        ramp_samples=_ramp_samples(burst_params),
         fallback_amplitude=float(burst_params["amplitude"]) * 32767.0,
     )
     if not found:
         return []
-    t_ns = _sent_time_ns(evidence.sent, np.array([g.start_sample for g in found]))
+    t_ns = frame_time_ns(evidence.sent, np.array([g.start_sample for g in found]))
     return [
         {
-            "start_s": _r((float(t) - origin) / 1e9, 6),
-            "duration_ms": _r((g.end_sample - g.start_sample) * 1000.0 / ev.SAMPLE_RATE, 3),
+            "start_s": run_seconds(t, origin),
+            "duration_ms": rounded((g.end_sample - g.start_sample) * 1000.0 / ev.SAMPLE_RATE, 3),
             "burst": g.burst,
         }
         for g, t in zip(found, t_ns, strict=True)
@@ -736,7 +699,7 @@ def _mean_per_sample_ms(entries: list[dict[str, Any]], field: str) -> float | No
     pairs = [(t, c) for t, c in zip(totals, counts, strict=True) if t is not None and c]
     if not pairs:
         return None
-    return _r(1000.0 * sum(t for t, _ in pairs) / sum(c for _, c in pairs), 4)
+    return rounded(1000.0 * sum(t for t, _ in pairs) / sum(c for _, c in pairs), 4)
 
 
 def _rtc(stats: dict[str, Any], receiver: str, sender: str) -> dict[str, Any]:
@@ -763,13 +726,13 @@ def _rtc(stats: dict[str, Any], receiver: str, sender: str) -> dict[str, Any]:
     jitter = max((j for j in jitters if j is not None), default=None)
     loss = None
     if received is not None and lost is not None and received + lost > 0:
-        loss = _r(100.0 * max(lost, 0) / (received + max(lost, 0)), 4)
+        loss = rounded(100.0 * max(lost, 0) / (received + max(lost, 0)), 4)
     return {
         "available": bool(inbound),
         "packets_received": received,
         "packets_lost": lost,
         "packet_loss_pct": loss,
-        "jitter_ms": None if jitter is None else _r(jitter * 1000.0, 4),
+        "jitter_ms": None if jitter is None else rounded(jitter * 1000.0, 4),
         "jitter_buffer_ms": _mean_per_sample_ms(inbound, "jitter_buffer_delay"),
         "jitter_buffer_target_ms": _mean_per_sample_ms(inbound, "jitter_buffer_target_delay"),
         "concealed_samples": _sum(inbound, "inbound", "concealed_samples"),

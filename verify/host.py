@@ -4,11 +4,11 @@ A shared machine can starve the capture process or the embedded server, or stop 
 machine for a moment (a VM pause, a burst of CPU steal); the receivers' jitter buffers then turn
 the stall into latency, gaps and time-stretched audio that look like a bad network. The report's
 `host` block gives, per figure of `host.csv` (`pipeline.recording.host` defines each), its worst
-window,
-its p99 over windows and when the worst happened; `stalls` lists every window in which a figure
-went beyond its bound in `BOUNDS`, and `freezes` every window in which the run's processes all
-stood still together (`freezes`): every sender behind real time, the event loop late and every
-receiver without audio, all beyond their bounds in one window, for at least `FREEZE_MIN_MS`.
+window, its p99 over windows and when the worst happened; `stalls` lists every window in which a
+figure went beyond its bound in `BOUNDS`, and `freezes` every window in which the run's processes
+all stood still together (`freezes`): every sender behind real time, the event loop late and
+every receiver without audio, all beyond their bounds in one window, for at least
+`FREEZE_MIN_MS`.
 
 Disturbances (`disturbances`, per direction). A stall's effects outlast it: the receiver's jitter
 buffer grows during the stall, then drains, shortening and stretching what it plays, and
@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from verify.evidence import HOST_COLUMNS, HostTable
+from verify.timing import round_stable
 
 # A window in which one of these figures went beyond its bound is a host stall.
 BOUNDS: dict[str, float] = {
@@ -101,9 +102,9 @@ class Stall:
     def to_dict(self) -> dict[str, Any]:
         """The report's form."""
         return {
-            "at_s": _r(self.at_s, 3),
+            "at_s": round_stable(self.at_s, 3),
             "figure": self.figure,
-            "value_ms": _r(self.value, 3),
+            "value_ms": round_stable(self.value, 3),
             "bound_ms": self.bound,
             "line": self.line,
         }
@@ -129,9 +130,9 @@ class Freeze:
     def to_dict(self) -> dict[str, Any]:
         """The report's form."""
         return {
-            "start_s": _r(self.start_s, 3),
-            "at_s": _r(self.at_s, 3),
-            "stood_ms": _r(self.stood_ms, 3),
+            "start_s": round_stable(self.start_s, 3),
+            "at_s": round_stable(self.at_s, 3),
+            "stood_ms": round_stable(self.stood_ms, 3),
             "line": self.line,
         }
 
@@ -156,9 +157,9 @@ class Disturbance:
     def to_dict(self) -> dict[str, Any]:
         """The report's form."""
         return {
-            "start_s": _r(self.start_s, 3),
-            "end_s": None if self.end_s is None else _r(self.end_s, 6),
-            "stall_ms": _r(self.stall_ms, 3),
+            "start_s": round_stable(self.start_s, 3),
+            "end_s": None if self.end_s is None else round_stable(self.end_s, 6),
+            "stall_ms": round_stable(self.stall_ms, 3),
             "freeze": self.freeze,
             "line": self.line,
         }
@@ -191,10 +192,6 @@ class Failure:
     windows: tuple[Window, ...] | None = None
     host_may_explain: bool = True
     direction: str | None = None
-
-
-def _r(value: float, digits: int) -> float:
-    return round(value, digits) + 0.0
 
 
 def stalls(host: HostTable, origin_ns: int) -> list[Stall]:
@@ -272,9 +269,8 @@ def summary(
 ) -> dict[str, Any]:
     """The report's `host` block: per figure its worst window, p99 and when; every stall and
     every freeze; and how the capture process was scheduled while it talked (the manifest's
-    `realtime`, written by `pipeline.recording.realtime`: SCHED_FIFO, or normal and why), None when
-    not
-    recorded."""
+    `realtime`, written by `pipeline.recording.realtime`: SCHED_FIFO, or normal and why), None
+    when not recorded."""
     if host is None:
         return {"available": False, "windows": 0, "bounds": BOUNDS, "figures": {}, "stalls": [],
                 "freezes": [], "scheduling": scheduling}  # fmt: skip
@@ -288,9 +284,9 @@ def summary(
             continue
         worst = int(np.nanargmax(values))
         figures[name] = {
-            "max": _r(float(values[worst]), 3),
-            "p99": _r(float(np.percentile(values[known], 99)), 3),
-            "max_at_s": _r(float(at[worst]), 3),
+            "max": round_stable(float(values[worst]), 3),
+            "p99": round_stable(float(np.percentile(values[known], 99)), 3),
+            "max_at_s": round_stable(float(at[worst]), 3),
         }
     return {
         "available": True,

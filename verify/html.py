@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from verify import conversation_html
 from verify import evidence as ev
-from verify.figures import Analysis, DirectionDetail
+from verify._gaps import MIN_GAP_MS
+from verify.figures import Analysis, DirectionDetail, clock_origin
+from verify.host import WINDOW_S
+from verify.rules import direction_label
 
 COLUMNS = 2000  # waveform envelope resolution: min/max per column
 STATE_COLOURS = {
@@ -99,7 +103,7 @@ def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
     fig = Figure(figsize=(12, 7.5), layout="constrained")
     ax_lat, ax_stall, ax_cpu = fig.subplots(3, 1, sharex=True, height_ratios=[3, 2, 1.4])
     for d, colour in zip(report["directions"], ("tab:blue", "tab:green"), strict=False):
-        label = f"{d['from']}->{d['to']}"
+        label = direction_label(d)
         timed = [b for b in d["bursts"] if b["state"] == "detected"]
         ax_lat.plot(
             [b["sent_s"] for b in timed],
@@ -116,15 +120,34 @@ def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
     ax_lat.set_title("Per-burst latency (shaded: gaps) and host stalls, on one time axis")
     if report["directions"]:
         ax_lat.legend(loc="upper right", fontsize="small")
-    host_name = (
-        ev.host_file(ev.read_manifest(run_dir)) if (run_dir / ev.MANIFEST).is_file() else None
-    )
+    _host_axes(run_dir, report, ax_stall, ax_cpu)
+    for stall in report["host"]["stalls"]:
+        for ax in (ax_lat, ax_stall, ax_cpu):
+            ax.axvspan(stall["at_s"] - WINDOW_S, stall["at_s"], color="tab:red", alpha=0.12)
+    for freeze in report["host"].get("freezes", []):
+        for ax in (ax_lat, ax_stall, ax_cpu):
+            ax.axvspan(freeze["start_s"], freeze["at_s"], color="black", alpha=0.15)
+        ax_lat.annotate(
+            f"host froze {freeze['stood_ms']:.0f} ms", (freeze["at_s"], 1.0),
+            xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points",
+            fontsize="small",
+        )  # fmt: skip
+    ax_stall.set_ylabel("stall (ms per window)")
+    ax_cpu.set_ylabel("CPU (%)")
+    ax_cpu.set_xlabel("run time (s, from the manifest's clock)")
+    _save(fig, path)
+
+
+def _host_axes(run_dir: Path, report: dict[str, Any], ax_stall: Axes, ax_cpu: Axes) -> None:
+    """The capture process's and the server's stalls, and the machine's steal and pressure,
+    from `host.csv` when the run has one."""
+    manifest = ev.read_manifest(run_dir)
+    host_name = ev.host_file(manifest)
     host = None
     if host_name is not None and (run_dir / host_name).is_file():
         host = ev.read_host(run_dir / host_name, partial_tail=report["status"] != "complete")
-    origin = int(ev.read_json(run_dir / ev.MANIFEST)["clock"]["monotonic_ns"])
     if host is not None and len(host):
-        t = (host.t_ns - origin) / 1e9
+        t = (host.t_ns - clock_origin(manifest)) / 1e9
         for name, style in (
             ("customer_send_late_ms", "-"),
             ("support_send_late_ms", "-"),
@@ -144,21 +167,6 @@ def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
     else:
         ax_stall.text(0.5, 0.5, "no host figures in this run", ha="center", va="center",
                       transform=ax_stall.transAxes)  # fmt: skip
-    for stall in report["host"]["stalls"]:
-        for ax in (ax_lat, ax_stall, ax_cpu):
-            ax.axvspan(stall["at_s"] - 1.0, stall["at_s"], color="tab:red", alpha=0.12)
-    for freeze in report["host"].get("freezes", []):
-        for ax in (ax_lat, ax_stall, ax_cpu):
-            ax.axvspan(freeze["start_s"], freeze["at_s"], color="black", alpha=0.15)
-        ax_lat.annotate(
-            f"host froze {freeze['stood_ms']:.0f} ms", (freeze["at_s"], 1.0),
-            xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points",
-            fontsize="small",
-        )  # fmt: skip
-    ax_stall.set_ylabel("stall (ms per window)")
-    ax_cpu.set_ylabel("CPU (%)")
-    ax_cpu.set_xlabel("run time (s, from the manifest's clock)")
-    _save(fig, path)
 
 
 def _latency(report: dict[str, Any], path: Path) -> None:
@@ -168,7 +176,7 @@ def _latency(report: dict[str, Any], path: Path) -> None:
         ids = [b["burst"] for b in d["bursts"] if b["state"] == "detected"]
         fit = [b["latency_ms"] for b in d["bursts"] if b["state"] == "detected"]
         raw = [b["latency_raw_ms"] for b in d["bursts"] if b["state"] == "detected"]
-        label = f"{d['from']}->{d['to']}"
+        label = direction_label(d)
         ax.plot(ids, fit, marker="o", markersize=3, linewidth=0.8, label=f"{label} (fit)")
         ax.plot(
             ids,
@@ -192,7 +200,7 @@ def _quality(report: dict[str, Any], path: Path) -> None:
     fig = Figure(figsize=(12, 5), layout="constrained")
     ax_mos, ax_lat = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
     for k, d in enumerate(report["directions"]):
-        label, colour = f"{d['from']}->{d['to']}", f"C{k}"
+        label, colour = direction_label(d), f"C{k}"
         q = d.get("quality") or {"segments": [], "segment_s": 0}
         for i, s in enumerate(q["segments"]):  # a bar over the segment's stretch of the run
             start, end = s["sent_s"], s["sent_s"] + q["segment_s"]
@@ -236,6 +244,57 @@ def _gap_line(direction: dict[str, Any], gap: dict[str, Any]) -> str:
 def _page(report: dict[str, Any], images: list[tuple[str, str]], extra: str = "") -> str:
     verdict = report["verdict"]
     passed = verdict["status"].upper()
+    rows = _rows(report["directions"])
+    failures = "".join(
+        f"<li>{_html.escape(f)}" + (f" <i>(host: {_html.escape(h)})</i>" if h else "") + "</li>"
+        for f, h in zip(verdict["failures"], verdict["host_stalls"], strict=True)
+    )
+    if verdict["reason"]:
+        failures = f"<li><b>{_html.escape(verdict['reason'])}</b></li>" + failures
+    gaps = "".join(
+        f"<li>{_html.escape(_gap_line(d, g))}</li>"
+        for d in report["directions"]
+        for g in d.get("gaps", [])
+    )
+    gaps = (
+        f"<h3>Gaps (audio of heard bursts not heard, at least {MIN_GAP_MS:g} ms)</h3>"
+        f"<ul>{gaps or '<li>none</li>'}</ul>"
+    )
+    figures = "".join(
+        f'<figure><img src="{_html.escape(src)}" alt="{_html.escape(title)}">'
+        f"<figcaption>{_html.escape(title)}</figcaption></figure>"
+        for title, src in images
+    )
+    esc = _html.escape
+    frozen = " ".join(f"Freeze: {f['line']}." for f in report["host"].get("freezes", []))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>echoproof {esc(report["run_id"])}</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}
+td:first-child{{text-align:left}}img{{max-width:100%}}.pass{{color:green}}.fail{{color:#b00}}</style>
+</head><body>
+<h1>echoproof run {esc(report["run_id"])}</h1>
+<p>Room {esc(str(report["room"]))} on {esc(str(report["server_url"]))},
+{esc(str(report["started_at"]))} to {esc(str(report["ended_at"]))},
+status {esc(report["status"])}.</p>
+<h2 class="{"pass" if verdict["passed"] else "fail"}">Verdict: {passed}</h2><ul>{failures}</ul>
+<p>Host: {len(report["host"]["stalls"])} windows with a stall beyond its bound
+({esc(", ".join(f"{k} > {v:g}" for k, v in report["host"]["bounds"].items()))}).
+{esc(frozen)}</p>
+<p>Latency headline figures use the <b>{esc(report["latency_method"])}</b> method
+(receive time from a robust fit of arrival time over neighbouring frames); the raw per-frame
+figure is shown beside it.
+Signed by key {esc(report["key_id"])};
+re-check with <code>python -m verify &lt;run folder&gt;</code>.</p>
+{extra}
+<table>{"".join(rows)}</table>
+{gaps}
+{figures}
+</body></html>
+"""
+
+
+def _rows(dirs: list[dict[str, Any]]) -> list[str]:
+    """The table of the directions' figures, one row per figure."""
     keys = [
         ("frames sent", "frames_sent"),
         ("frames received", "frames_received"),
@@ -254,7 +313,6 @@ def _page(report: dict[str, Any], images: list[tuple[str, str]], extra: str = ""
         ("gaps: total (ms)", "gap_total_ms"),
         ("gaps: longest (ms)", "gap_max_ms"),
     ]
-    dirs = report["directions"]
     rows = [_row(["figure", *[f"{d['from']} → {d['to']}" for d in dirs]], "th")]
     rows += [_row([label, *[d[key] for d in dirs]]) for label, key in keys]
     for stat in ("min", "median", "p95", "max", "jitter"):
@@ -286,43 +344,4 @@ def _page(report: dict[str, Any], images: list[tuple[str, str]], extra: str = ""
                 ]
             )
         )
-    failures = "".join(
-        f"<li>{_html.escape(f)}" + (f" <i>(host: {_html.escape(h)})</i>" if h else "") + "</li>"
-        for f, h in zip(verdict["failures"], verdict["host_stalls"], strict=True)
-    )
-    if verdict["reason"]:
-        failures = f"<li><b>{_html.escape(verdict['reason'])}</b></li>" + failures
-    gaps = "".join(
-        f"<li>{_html.escape(_gap_line(d, g))}</li>" for d in dirs for g in d.get("gaps", [])
-    )
-    figures = "".join(
-        f'<figure><img src="{_html.escape(src)}" alt="{_html.escape(title)}">'
-        f"<figcaption>{_html.escape(title)}</figcaption></figure>"
-        for title, src in images
-    )
-    esc = _html.escape
-    frozen = " ".join(f"Freeze: {f['line']}." for f in report["host"].get("freezes", []))
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>echoproof {esc(report["run_id"])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}
-td:first-child{{text-align:left}}img{{max-width:100%}}.pass{{color:green}}.fail{{color:#b00}}</style>
-</head><body>
-<h1>echoproof run {esc(report["run_id"])}</h1>
-<p>Room {esc(str(report["room"]))} on {esc(str(report["server_url"]))},
-{esc(str(report["started_at"]))} to {esc(str(report["ended_at"]))},
-status {esc(report["status"])}.</p>
-<h2 class="{"pass" if verdict["passed"] else "fail"}">Verdict: {passed}</h2><ul>{failures}</ul>
-<p>Host: {len(report["host"]["stalls"])} windows with a stall beyond its bound
-({esc(", ".join(f"{k} > {v:g}" for k, v in report["host"]["bounds"].items()))}).
-{esc(frozen)}</p>
-<p>Latency headline figures use the <b>{esc(report["latency_method"])}</b> method
-(receive time from a robust fit of arrival time over neighbouring frames); the raw per-frame
-figure is shown beside it.
-Signed by key {esc(report["key_id"])};
-re-check with <code>python -m verify &lt;run folder&gt;</code>.</p>
-{extra}
-<table>{"".join(rows)}</table>
-<h3>Gaps (audio of heard bursts not heard, at least 20 ms)</h3><ul>{gaps or "<li>none</li>"}</ul>
-{figures}
-</body></html>
-"""
+    return rows

@@ -46,8 +46,9 @@ from scipy.signal import resample_poly, welch
 
 from dsp import speech
 from verify.errors import EvidenceError
-from verify.host import NEAR_S, Disturbance, Failure, Window
+from verify.host import BOUNDS, NEAR_S, Disturbance, Failure, Window
 from verify.thresholds import Thresholds
+from verify.timing import round_stable
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -70,7 +71,7 @@ MOS_FIELDS = (".mos", ".mos_min")  # report paths ending so are compared with MO
 # A host stall this long may disturb the probe: its drain may explain a segment's low score, and
 # the segment is left out of the pitch (a receive gap's bound; shorter stalls stay inside the
 # jitter buffer's usual depth).
-QUALITY_STALL_MS = 60.0
+QUALITY_STALL_MS = BOUNDS["customer_recv_gap_ms"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,16 +216,18 @@ def figures(segments: list[dict[str, Any]], segment_s: float) -> dict[str, Any]:
     return {
         "mapper": MAPPER,
         "segment_s": segment_s,
-        "mos": round(float(np.mean(scores)), 3) if scores else None,
-        "mos_min": round(min(scores), 3) if scores else None,
+        "mos": round_stable(float(np.mean(scores)), 3) if scores else None,
+        "mos_min": round_stable(min(scores), 3) if scores else None,
         "segments_scored": len(segments),
         "pitch_ratio": None,
         "pitch_segments_left_out": [],
         "segments": [
             {
                 **s,
-                "mos": round(s["mos"], 3),
-                "pitch_ratio": None if s["pitch_ratio"] is None else round(s["pitch_ratio"], 4),
+                "mos": round_stable(s["mos"], 3),
+                "pitch_ratio": None
+                if s["pitch_ratio"] is None
+                else round_stable(s["pitch_ratio"], 4),
                 "disturbed": False,
             }
             for s in sorted(segments, key=lambda s: s["segment"])
@@ -243,7 +246,7 @@ def judge(q: dict[str, Any], disturbed: list[Disturbance]) -> None:
         )
     judged = [s["pitch_ratio"] for s in q["segments"] if not s["disturbed"]]
     known = [r for r in judged if r is not None]
-    q["pitch_ratio"] = round(float(np.median(known)), 4) if known else None
+    q["pitch_ratio"] = round_stable(float(np.median(known)), 4) if known else None
     q["pitch_segments_left_out"] = [s["segment"] for s in q["segments"] if s["disturbed"]]
 
 

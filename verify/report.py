@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 from importlib import resources
@@ -12,13 +11,12 @@ from typing import Any
 
 from verify import evidence as ev
 from verify import signing
-from verify.conversation_figures import failures as conversation_failures
 from verify.figures import analyse_run
-from verify.host import Disturbance, Failure, gap_window, latency_window, lost_window
+from verify.host import Disturbance
 from verify.host import disturbances as host_disturbances
 from verify.host import verdict as host_verdict
-from verify.quality import failures as quality_failures
-from verify.thresholds import AgentThresholds, Thresholds
+from verify.rules import direction_label, failures_of, unexpected_file
+from verify.thresholds import Thresholds
 
 SCHEMA = "echoproof.report/1"
 GENERATOR = "echoproof-verify/0.1.0"
@@ -50,113 +48,11 @@ def report_schema() -> dict[str, Any]:
     return schema
 
 
-def _fmt(value: float) -> str:
-    return f"{value:g}"
-
-
-def failures_of(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -> list[Failure]:
-    """Every failed threshold, one line each naming the direction, figure, value and limit, with
-    the time windows in which it happened (see `verify.host` for how they are used)."""
-    failures: list[Failure] = []
-
-    def never_host(line: str) -> None:
-        failures.append(Failure(line, host_may_explain=False))
-
-    if figures["status"] != "complete":
-        reason = figures.get("reason") or "no reason recorded"
-        never_host(f"run status is {figures['status']}, expected complete: {reason}")
-    for name in figures["missing"]:
-        never_host(f"evidence file {name} is missing")
-    for line in extra:
-        never_host(line)
-    for d in figures["directions"]:
-        label = f"{d['from']}->{d['to']}"
-        own = functools.partial(Failure, direction=label)
-        if d["bursts_sent"] == 0:
-            failures.append(own(f"{label}: bursts sent 0, expected at least 1"))
-        share = d["frames_received_share"]
-        if share is None or share < thresholds.min_frames_received_share:
-            failures.append(
-                own(
-                    f"{label}: frames received share {_fmt(share or 0)} "
-                    f"({d['frames_received']} of {d['frames_sent']}) is below the minimum "
-                    f"{_fmt(thresholds.min_frames_received_share)}"
-                )
-            )
-        missed = d["bursts_lost"] + d["bursts_late"]
-        if missed > thresholds.max_bursts_lost:
-            windows = tuple(
-                lost_window(b["sent_s"]) for b in d["bursts"] if b["state"] in ("lost", "late")
-            )
-            failures.append(
-                own(
-                    f"{label}: bursts lost {d['bursts_lost']} and late {d['bursts_late']} "
-                    f"({missed} of {d['bursts_sent']}) exceed the maximum "
-                    f"{thresholds.max_bursts_lost}",
-                    windows,
-                )
-            )
-        loss = d["rtc"]["packet_loss_pct"]
-        if loss is not None and loss > thresholds.max_packet_loss_pct:
-            never_host(
-                f"{label}: packet loss {_fmt(loss)} % exceeds the maximum "
-                f"{_fmt(thresholds.max_packet_loss_pct)} %"
-            )
-        latency = d["latency_ms"]
-        for key, limit in (
-            ("median", thresholds.max_latency_median_ms),
-            ("p95", thresholds.max_latency_p95_ms),
-        ):
-            if latency[key] is not None and latency[key] > limit:
-                over = tuple(
-                    latency_window(b["sent_s"] + b["latency_ms"] / 1000, b["latency_ms"] - limit)
-                    for b in d["bursts"]
-                    if b["state"] == "detected" and b["latency_ms"] > limit
-                )
-                failures.append(
-                    own(
-                        f"{label}: latency {key} {_fmt(latency[key])} ms exceeds the maximum "
-                        f"{_fmt(limit)} ms",
-                        over,
-                    )
-                )
-        if d["gap_max_ms"] > thresholds.max_gap_ms:
-            longest = max(d["gaps"], key=lambda g: g["duration_ms"])
-            windows = tuple(
-                gap_window(g["start_s"], g["duration_ms"])
-                for g in d["gaps"]
-                if g["duration_ms"] > thresholds.max_gap_ms
-            )
-            failures.append(
-                own(
-                    f"{label}: gap max {_fmt(d['gap_max_ms'])} ms (at {_fmt(longest['start_s'])} s)"
-                    f" exceeds the maximum {_fmt(thresholds.max_gap_ms)} ms",
-                    windows,
-                )
-            )
-        failures.extend(quality_failures(label, d.get("quality"), thresholds))
-        if d["bursts_detected"] and (d["snr_db"] is None or d["snr_db"] < thresholds.min_snr_db):
-            failures.append(
-                own(
-                    f"{label}: SNR {_fmt(d['snr_db'] or 0)} dB is below the minimum "
-                    f"{_fmt(thresholds.min_snr_db)} dB"
-                )
-            )
-    conv = figures.get("conversation")
-    if conv is not None:
-        limits = AgentThresholds.from_dict(conv["thresholds"])
-        for line, at_s in conversation_failures(conv, limits):
-            failures.append(
-                Failure(line, tuple(lost_window(t) for t in at_s), host_may_explain=bool(at_s))
-            )
-    return failures
-
-
 def verdict(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -> dict[str, Any]:
     """The report's verdict: `status` passed, failed or inconclusive (every failure explained by
     a host stall, see `verify.host`), the failures as measured, and the stall behind each."""
     disturbed = {
-        f"{d['from']}->{d['to']}": [Disturbance.from_dict(x) for x in d["disturbed"]]
+        direction_label(d): [Disturbance.from_dict(x) for x in d["disturbed"]]
         for d in figures["directions"]
     }
     if not disturbed:  # no tone directions (an agent under test): stalls without their drains
@@ -172,16 +68,19 @@ def unexpected_files(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     )
 
 
+def run_verdict(run_dir: Path, manifest: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
+    """The verdict on a run folder's figures: against their own thresholds, with every
+    unexpected file of the folder a failure."""
+    extra = [unexpected_file(name) for name in unexpected_files(run_dir, manifest)]
+    return verdict(figures, Thresholds.from_dict(figures["thresholds"]), extra)
+
+
 def build_report(run_dir: Path, key_id: str) -> tuple[dict[str, Any], Any]:
     """The report of `run_dir` (not yet written) and the analysis it came from."""
     analysis = analyse_run(run_dir)
     figures = analysis.figures
     manifest = ev.read_manifest(run_dir)
-    thresholds = Thresholds.from_dict(figures["thresholds"])
-    extra = [
-        f"unexpected file {name} in the run folder" for name in unexpected_files(run_dir, manifest)
-    ]
-    verdict_ = verdict(figures, thresholds, extra)
+    verdict_ = run_verdict(run_dir, manifest, figures)
     hashes = {
         name: ev.sha256_file(run_dir / name)
         for name in ev.evidence_names(manifest)

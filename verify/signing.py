@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from verify.errors import SignatureError
+from verify.evidence import ENVELOPE
 
 PAYLOAD_TYPE = "application/vnd.echoproof.report+json"
 KEY_ENV = "ECHOPROOF_SIGNING_KEY"
@@ -120,37 +121,36 @@ def sign_envelope(payload: bytes, key: Ed25519PrivateKey) -> dict[str, Any]:
 
 
 def envelope_bytes(envelope: dict[str, Any]) -> bytes:
-    """The envelope as written to `report.dsse.json`."""
+    """The envelope as written to `report.dsse.json` (`ENVELOPE`)."""
     return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def _b64(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
-        raise SignatureError(f"report.dsse.json {what} is not a base64 string")
+        raise SignatureError(f"{ENVELOPE} {what} is not a base64 string")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise SignatureError(f"report.dsse.json {what} is not valid base64") from None
+        raise SignatureError(f"{ENVELOPE} {what} is not valid base64") from None
 
 
 def open_envelope(envelope: Any, public_key: Ed25519PublicKey) -> bytes:
     """The payload of a DSSE envelope whose signature by `public_key` verifies; else raises."""
     if not isinstance(envelope, dict):
-        raise SignatureError("report.dsse.json is not a JSON object, expected a DSSE envelope")
+        raise SignatureError(f"{ENVELOPE} is not a JSON object, expected a DSSE envelope")
     if envelope.get("payloadType") != PAYLOAD_TYPE:
         raise SignatureError(
-            f"report.dsse.json payloadType is {envelope.get('payloadType')!r}, "
-            f"expected {PAYLOAD_TYPE!r}"
+            f"{ENVELOPE} payloadType is {envelope.get('payloadType')!r}, expected {PAYLOAD_TYPE!r}"
         )
     payload = _b64(envelope.get("payload"), "payload")
     signatures = envelope.get("signatures")
     if not isinstance(signatures, list) or not signatures:
-        raise SignatureError("report.dsse.json has no signature")
+        raise SignatureError(f"{ENVELOPE} has no signature")
     wanted = key_id(public_key)
     keyids = []
     for i, entry in enumerate(signatures):
         if not isinstance(entry, dict):
-            raise SignatureError(f"report.dsse.json signatures[{i}] is not an object")
+            raise SignatureError(f"{ENVELOPE} signatures[{i}] is not an object")
         keyids.append(entry.get("keyid"))
         if entry.get("keyid") != wanted:
             continue
@@ -159,11 +159,9 @@ def open_envelope(envelope: Any, public_key: Ed25519PublicKey) -> bytes:
             public_key.verify(sig, pae(PAYLOAD_TYPE, payload))
         except InvalidSignature:
             raise SignatureError(
-                f"report.dsse.json signature by key {wanted[:16]}... does not verify "
+                f"{ENVELOPE} signature by key {wanted[:16]}... does not verify "
                 "(the report or the signature was changed)"
             ) from None
         return payload
     found = ", ".join(str(k)[:16] + "..." for k in keyids)
-    raise SignatureError(
-        f"report.dsse.json is signed by key {found}, expected key {wanted[:16]}..."
-    )
+    raise SignatureError(f"{ENVELOPE} is signed by key {found}, expected key {wanted[:16]}...")

@@ -30,7 +30,8 @@ _RECORD = textwrap.dedent(
     import asyncio, json, os, secrets, sys
     from pathlib import Path
 
-    import pipeline, sfu
+    import pipeline
+    from echoproof import sfu
 
     async def main(out: Path) -> None:
         key, secret = "verifytests", "s3cret-" + secrets.token_hex(16)

@@ -1,0 +1,288 @@
+"""The verdict's threshold rules, one small function each, checked in the order of the tables.
+
+A rule returns its failures: one line naming the direction (or agent), the figure, its value and
+the limit, with the time windows in which it happened (`verify.host` decides whether a host stall
+explains them). The lines are signed in every report and compared on a re-check, so their wording
+and order are part of the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from verify import quality
+from verify.host import Failure, gap_window, latency_window, lost_window
+from verify.thresholds import AgentThresholds, Thresholds
+
+Figures = dict[str, Any]
+DirectionRule = Callable[[str, Figures, Thresholds], list[Failure]]
+AgentRule = Callable[[str, Figures, AgentThresholds], list[Failure]]
+MAX_TURNS_NAMED = 20  # unanswered turns named in one failure line
+
+
+def direction_label(d: Figures) -> str:
+    """How failures and disturbances name a direction of the report: `customer->support`."""
+    return f"{d['from']}->{d['to']}"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def _never_host(line: str) -> Failure:
+    return Failure(line, host_may_explain=False)
+
+
+def missing_file(name: str) -> str:
+    """An evidence file is not in the run folder (a verdict line, and a re-check's reason)."""
+    return f"evidence file {name} is missing"
+
+
+def unexpected_file(name: str) -> str:
+    """A file of the run folder is not evidence (a verdict line, and a re-check's reason)."""
+    return f"unexpected file {name} in the run folder"
+
+
+def run_status(figures: Figures) -> list[Failure]:
+    """The run did not complete."""
+    if figures["status"] != "complete":
+        reason = figures.get("reason") or "no reason recorded"
+        return [_never_host(f"run status is {figures['status']}, expected complete: {reason}")]
+    return []
+
+
+def missing_files(figures: Figures) -> list[Failure]:
+    """An evidence file the manifest names is not in the run folder."""
+    return [_never_host(missing_file(name)) for name in figures["missing"]]
+
+
+# -- per direction -------------------------------------------------------------------------------
+
+
+def bursts_sent(label: str, d: Figures, thresholds: Thresholds) -> list[Failure]:
+    """The sender sent no burst: nothing was measured."""
+    if d["bursts_sent"] == 0:
+        return [Failure(f"{label}: bursts sent 0, expected at least 1", direction=label)]
+    return []
+
+
+def frames_share(label: str, d: Figures, thresholds: Thresholds) -> list[Failure]:
+    """Too few of the frames sent were received."""
+    share, limit = d["frames_received_share"], thresholds.min_frames_received_share
+    if share is None or share < limit:
+        line = (
+            f"{label}: frames received share {_fmt(share or 0)} ({d['frames_received']} of "
+            f"{d['frames_sent']}) is below the minimum {_fmt(limit)}"
+        )
+        return [Failure(line, direction=label)]
+    return []
+
+
+def bursts_lost(label: str, d: Figures, thresholds: Thresholds) -> list[Failure]:
+    """Bursts never heard or heard too late."""
+    missed = d["bursts_lost"] + d["bursts_late"]
+    if missed > thresholds.max_bursts_lost:
+        windows = tuple(
+            lost_window(b["sent_s"]) for b in d["bursts"] if b["state"] in ("lost", "late")
+        )
+        line = (
+            f"{label}: bursts lost {d['bursts_lost']} and late {d['bursts_late']} ({missed} of "
+            f"{d['bursts_sent']}) exceed the maximum {thresholds.max_bursts_lost}"
+        )
+        return [Failure(line, windows, direction=label)]
+    return []
+
+
+def packet_loss(label: str, d: Figures, thresholds: Thresholds) -> list[Failure]:
+    """RTP packets lost on the wire: never the host's doing."""
+    loss, limit = d["rtc"]["packet_loss_pct"], thresholds.max_packet_loss_pct
+    if loss is not None and loss > limit:
+        return [
+            _never_host(f"{label}: packet loss {_fmt(loss)} % exceeds the maximum {_fmt(limit)} %")
+        ]
+    return []
+
+
+def _latency(key: str, limit: float, label: str, d: Figures) -> list[Failure]:
+    """The latency statistic `key` over `limit`; each burst over it is a window."""
+    value = d["latency_ms"][key]
+    if value is not None and value > limit:
+        over = tuple(
+            latency_window(b["sent_s"] + b["latency_ms"] / 1000, b["latency_ms"] - limit)
+            for b in d["bursts"]
+            if b["state"] == "detected" and b["latency_ms"] > limit
+        )
+        line = f"{label}: latency {key} {_fmt(value)} ms exceeds the maximum {_fmt(limit)} ms"
+        return [Failure(line, over, direction=label)]
+    return []
+
+
+def latency_median(label: str, d: Figures, thresholds: Thresholds) -> list[Failure]:
+    """The median mouth-to-ear latency."""
+    return _latency("median", thresholds.max_latency_median_ms, label, d)
+
+
+def latency_p95(label: str, d: Figures, thresholds: Thresholds) -> list[Failure]:
+    """The 95th percentile of mouth-to-ear latency."""
+    return _latency("p95", thresholds.max_latency_p95_ms, label, d)
+
+
+def gap_max(label: str, d: Figures, thresholds: Thresholds) -> list[Failure]:
+    """The longest gap; each gap over the limit is a window."""
+    limit = thresholds.max_gap_ms
+    if d["gap_max_ms"] > limit:
+        longest = max(d["gaps"], key=lambda g: g["duration_ms"])
+        windows = tuple(
+            gap_window(g["start_s"], g["duration_ms"])
+            for g in d["gaps"]
+            if g["duration_ms"] > limit
+        )
+        line = (
+            f"{label}: gap max {_fmt(d['gap_max_ms'])} ms (at {_fmt(longest['start_s'])} s) "
+            f"exceeds the maximum {_fmt(limit)} ms"
+        )
+        return [Failure(line, windows, direction=label)]
+    return []
+
+
+def speech_quality(label: str, d: Figures, thresholds: Thresholds) -> list[Failure]:
+    """The probe's MOS and pitch (`verify.quality`)."""
+    return quality.failures(label, d.get("quality"), thresholds)
+
+
+def snr(label: str, d: Figures, thresholds: Thresholds) -> list[Failure]:
+    """The detected bursts' median signal-to-noise ratio."""
+    limit = thresholds.min_snr_db
+    if d["bursts_detected"] and (d["snr_db"] is None or d["snr_db"] < limit):
+        line = f"{label}: SNR {_fmt(d['snr_db'] or 0)} dB is below the minimum {_fmt(limit)} dB"
+        return [Failure(line, direction=label)]
+    return []
+
+
+DIRECTION_RULES: tuple[DirectionRule, ...] = (
+    bursts_sent,
+    frames_share,
+    bursts_lost,
+    packet_loss,
+    latency_median,
+    latency_p95,
+    gap_max,
+    speech_quality,
+    snr,
+)
+
+
+# -- the agent under test ------------------------------------------------------------------------
+
+
+def _agent_failure(line: str, at_s: Iterable[float] = ()) -> list[Failure]:
+    """A conversation's failure: a stall near each of the run-clock times `at_s` may explain it;
+    with none, nothing a host stall could explain."""
+    windows = tuple(lost_window(t) for t in at_s)
+    return [Failure(line, windows, host_may_explain=bool(windows))]
+
+
+def worker_exited(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """The agent's worker exited on its own (a crash) before the run ended."""
+    worker = conv["worker"]
+    if worker is not None and worker["exited_s"] is not None:
+        return _agent_failure(
+            f"agent {name}: its worker exited with code {worker['exit_code']} at "
+            f"{worker['exited_s']:g} s, before the run ended (see {worker['log']})"
+        )
+    return []
+
+
+def agent_left(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """The agent left the room before the Customer did."""
+    if conv["left_s"] is not None:
+        return _agent_failure(
+            f"agent {name} left the room at {conv['left_s']:g} s, before the run ended"
+        )
+    return []
+
+
+def never_heard(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """No sound from the agent at all."""
+    if not conv["heard"]:
+        return _agent_failure(
+            f"agent {name} was never heard: {conv['files']['wav']} holds no sound above "
+            f"{conv['threshold_dbfs']:g} dBFS"
+        )
+    return []
+
+
+def turns_sent(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """The Customer said nothing to the agent: nothing was measured."""
+    if conv["turns_sent"] == 0:
+        return _agent_failure(f"agent {name}: turns sent 0, expected at least 1")
+    return []
+
+
+def turns_unanswered(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """Turns with no agent audio within the answer window, named; each turn's end is a time."""
+    limit = thresholds.max_turns_unanswered
+    if conv["turns_unanswered"] > limit:
+        missed = [t for t in conv["turns"] if t["state"] != "answered"]
+        shown = ", ".join(str(t["turn"]) for t in missed[:MAX_TURNS_NAMED])
+        shown += " ..." if len(missed) > MAX_TURNS_NAMED else ""
+        return _agent_failure(
+            f"agent {name}: turns unanswered {conv['turns_unanswered']} of {conv['turns_sent']} "
+            f"(turn {shown}: no audio within the {conv['answer_window_s']:g} s answer window) "
+            f"exceed the maximum {limit}",
+            [t["sent_end_s"] for t in missed],
+        )
+    return []
+
+
+def _response(key: str, limit: float, name: str, conv: Figures) -> list[Failure]:
+    """The response statistic `key` over `limit`; each turn answered slower is a time."""
+    value = conv["response_ms"][key]
+    if value is not None and value > limit:
+        slow = [
+            t["sent_end_s"]
+            for t in conv["turns"]
+            if t["state"] == "answered" and t["response_ms"] > limit
+        ]
+        return _agent_failure(
+            f"agent {name}: response {key} {value:g} ms exceeds the maximum {limit:g} ms", slow
+        )
+    return []
+
+
+def response_median(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """The median response."""
+    return _response("median", thresholds.max_response_median_ms, name, conv)
+
+
+def response_p95(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """The 95th percentile of the response."""
+    return _response("p95", thresholds.max_response_p95_ms, name, conv)
+
+
+AGENT_RULES: tuple[AgentRule, ...] = (
+    worker_exited,
+    agent_left,
+    never_heard,
+    turns_sent,
+    turns_unanswered,
+    response_median,
+    response_p95,
+)
+
+
+def failures_of(figures: Figures, thresholds: Thresholds, extra: list[str]) -> list[Failure]:
+    """Every failed threshold of a run's figures, in the tables' order; `extra`: more lines that
+    are never the host's doing (unexpected files)."""
+    failures = run_status(figures) + missing_files(figures) + [_never_host(x) for x in extra]
+    for d in figures["directions"]:
+        label = direction_label(d)
+        for rule in DIRECTION_RULES:
+            failures += rule(label, d, thresholds)
+    conv = figures.get("conversation")
+    if conv is not None:
+        limits = AgentThresholds.from_dict(conv["thresholds"])
+        for agent_rule in AGENT_RULES:
+            failures += agent_rule(conv["agent"], conv, limits)
+    return failures
