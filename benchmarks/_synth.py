@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 import dsp
+from echoproof import contract as c
 
 RATE = 48_000
 FRAME = 480
@@ -116,7 +117,6 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
     rng = np.random.default_rng(spec.seed)
     n_frames = frames(spec)
     sent_t = T0_NS + np.arange(n_frames, dtype=np.int64) * 10_000_000
-    directions = []
     stats: dict[str, dict] = {}
     signal = None
     if spec.probe_share is not None:
@@ -128,10 +128,10 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
         truth: Direction = getattr(spec, sender)
         tone = TONES[sender]
         bursts = schedule(spec, sender)
-        _write_timing(run / f"{sender}.sent.csv", sent_t)
-        with (run / f"{sender}.bursts.csv").open("w", newline="") as f:
+        _write_timing(run / c.sent_name(sender), sent_t)
+        with (run / c.bursts_name(sender)).open("w", newline="") as f:
             out = csv.writer(f, lineterminator="\n")
-            out.writerow(["burst", "freq_hz", "start_sample", "samples"])
+            out.writerow(c.BURSTS_HEADER)
             for k, start in bursts:
                 out.writerow([k, tone, start, burst_len(spec.burst_s)])
         # receiver sample r is produced at T0 + start_ms + r / RATE; sender sample s left at
@@ -164,24 +164,13 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
             heard += _probe_heard(run, spec, sender, signal, shift, heard.size)
         heard += rng.standard_normal(heard.size, dtype=np.float32) * np.float32(spec.noise)
         pcm = np.clip(np.round(heard), -32768, 32767).astype(np.int16)
-        wav = f"{receiver}-from-{sender}.wav"
-        _write_wav(run / wav, pcm)
+        _write_wav(run / c.wav_name(receiver), pcm)
         arr_t = T0_NS + round(spec.start_ms * 1e6) + np.arange(recv_frames) * 10_000_000
         noise = rng.uniform(-truth.jitter_ms, truth.jitter_ms, recv_frames) * 1e6
         late = (rng.random(recv_frames) < truth.outliers) * 20e6
         arr_t = np.round(arr_t + noise + late).astype(np.int64)
         arr_t = np.maximum.accumulate(arr_t)  # one monotonic clock
-        _write_timing(run / f"{wav.removesuffix('.wav')}.arrivals.csv", arr_t)
-        directions.append(
-            {
-                "from": sender,
-                "to": receiver,
-                "wav": wav,
-                "arrivals": f"{receiver}-from-{sender}.arrivals.csv",
-                "sent": f"{sender}.sent.csv",
-                "bursts": f"{sender}.bursts.csv",
-            }
-        )
+        _write_timing(run / c.arrivals_name(receiver), arr_t)
         stats.setdefault(receiver, {"final": {"publisher_stats": [], "subscriber_stats": []}})
         stats.setdefault(sender, {"final": {"publisher_stats": [], "subscriber_stats": []}})
         packets = recv_frames // 2
@@ -219,51 +208,45 @@ def make_run(root: Path, spec: Spec | None = None, name: str = "20261123T221800Z
             }
         )
         stats[receiver]["samples"] = []
-    (run / "rtc-stats.json").write_text(json.dumps(stats))
+    (run / c.RTC_STATS).write_text(json.dumps(stats))
     events = [
         {"t_ns": T0_NS, "agent": role, "event": "connected"} for role in ("customer", "support")
     ]
-    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (run / c.EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events))
     if spec.host_stalls is not None:
-        write_host(run / "host.csv", spec.duration_s, spec.host_stalls)
+        write_host(run / c.HOST, spec.duration_s, spec.host_stalls)
     config: dict = {"livekit": {"url": "ws://127.0.0.1:7880"}}
     if spec.thresholds is not None:
         config["thresholds"] = spec.thresholds
-    manifest = {
-        "schema": "echoproof.manifest/1",
-        "run_id": name,
-        "room": f"echoproof-{name}",
-        "server_url": "ws://127.0.0.1:7880",
-        "embedded_server": True,
-        "mode": "turns",
-        "sample_rate": RATE,
-        "channels": 1,
-        "frame_samples": FRAME,
-        "participants": {
-            "customer": {"identity": "customer-0001", "tone_hz": TONES["customer"]},
-            "support": {"identity": "support-agent-0001", "tone_hz": TONES["support"]},
+    manifest = c.Manifest(
+        run_id=name,
+        room=f"echoproof-{name}",
+        server_url="ws://127.0.0.1:7880",
+        embedded_server=True,
+        mode="turns",
+        participants={
+            c.CUSTOMER: {"identity": "customer-0001", "tone_hz": TONES[c.CUSTOMER]},
+            c.SUPPORT: {"identity": "support-agent-0001", "tone_hz": TONES[c.SUPPORT]},
         },
-        "directions": directions,
-        "burst": {"duration_s": spec.burst_s, "ramp_s": RAMP_S, "amplitude": AMPLITUDE},
-        "clock": {"monotonic_ns": T0_NS, "wall": "2026-11-23T22:18:00.000000Z"},
-        "started_at": "2026-11-23T22:18:00.000000Z",
-        "ended_at": "2026-11-23T22:18:06.000000Z",
-        "duration_s": spec.duration_s,
-        "status": spec.status,
-        "reason": None if spec.status == "complete" else "interrupted by SIGTERM",
-        "versions": {"echoproof": "0.1.0"},
-        "config": config,
-    }
-    if spec.host_stalls is not None:
-        manifest["host"] = {"file": "host.csv", "server_sampled": True}
-    if spec.fleet is not None:
-        manifest["fleet"] = {"id": spec.fleet}
+        directions=c.directions(),
+        burst={"duration_s": spec.burst_s, "ramp_s": RAMP_S, "amplitude": AMPLITUDE},
+        clock={"monotonic_ns": T0_NS, "wall": "2026-11-23T22:18:00.000000Z"},
+        started_at="2026-11-23T22:18:00.000000Z",
+        ended_at="2026-11-23T22:18:06.000000Z",
+        duration_s=spec.duration_s,
+        status=spec.status,
+        reason=None if spec.status == "complete" else "interrupted by SIGTERM",
+        versions={"echoproof": "0.1.0"},
+        config=config,
+        host=None if spec.host_stalls is None else {"file": c.HOST, "server_sampled": True},
+        fleet=None if spec.fleet is None else {"id": spec.fleet},
+    )
     if spec.probe_share is not None:
         from pipeline.config.probe import ProbeConfig
         from pipeline.tones import probe
 
-        manifest["probe"] = probe.manifest_entry(ProbeConfig(share=spec.probe_share))
-    (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        manifest.probe = probe.manifest_entry(ProbeConfig(share=spec.probe_share))
+    (run / c.MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2))
     return run
 
 
@@ -308,16 +291,16 @@ QUIET_HOST = {
 
 def write_host(path: Path, duration_s: float, stalls: list[tuple[float, str, float]]) -> None:
     """host.csv with a quiet window ending at every whole second, and `stalls` written in."""
-    from verify.evidence import HOST_COLUMNS
-
     rows = []
     for k in range(1, math.ceil(duration_s) + 1):
         row = dict(QUIET_HOST)
         for at_s, column, value in stalls:
             if round(at_s) == k:
                 row[column] = value
-        rows.append([str(T0_NS + k * 1_000_000_000), *(f"{row[c]:.3f}" for c in HOST_COLUMNS[1:])])
-    lines = [",".join(HOST_COLUMNS), *(",".join(r) for r in rows)]
+        rows.append(
+            [str(T0_NS + k * 1_000_000_000), *(f"{row[col]:.3f}" for col in c.HOST_COLUMNS[1:])]
+        )
+    lines = [",".join(c.HOST_COLUMNS), *(",".join(r) for r in rows)]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -11,7 +11,8 @@ has verify but not livekit can import it.
   `arrivals_name`, `sent_name` and `bursts_name` give (`directions()` lists them as the
   manifest does). verify writes the `DERIVED` files (and `*.png` views): not evidence.
 - CSV headers: `TIMING_HEADER` (sent and arrivals), `BURSTS_HEADER`, `HOST_COLUMNS`.
-- The manifest: `MANIFEST_SCHEMA`, one of `STATUSES`, a direction's `DIRECTION_FIELDS` and the
+- The manifest: `Manifest`, its keys as typed fields (`to_json` writes them, `from_json` reads
+  them back), `MANIFEST_SCHEMA`, one of `STATUSES`, a direction's `DIRECTION_FIELDS` and the
   burst's `BURST_FIELDS`.
 - An agent under test (manifest `mode` `AGENT_MODE`): the Customer's turns in `utterances_name`
   (`UTTERANCES_HEADER`), the worker's output in `WORKER_LOG`; `agent_files()` lists the files
@@ -21,6 +22,9 @@ has verify but not livekit can import it.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 SAMPLE_RATE = 48_000
 CHANNELS = 1
@@ -88,7 +92,99 @@ def is_derived(name: str) -> bool:
 
 def other(role: str) -> str:
     """The other role of a conversation."""
-    return "support" if role == "customer" else "customer"
+    return SUPPORT if role == CUSTOMER else CUSTOMER
+
+
+class ContractError(ValueError):
+    """A manifest that does not have the contract's shape; the message says what and where."""
+
+
+@dataclasses.dataclass
+class Manifest:
+    """`manifest.json`: how the run was made and which files its folder holds (docs/evidence.md).
+
+    Written by the capture stage as the run starts (status `running`) and again when it ends;
+    read by verify. Its keys are these fields, in this order (`to_json`); the blocks inside are
+    plain objects, named by the module that writes them (`participants.<role>`: identity,
+    tone_hz; a direction: `DIRECTION_FIELDS`; `burst`: `BURST_FIELDS`; `clock`: monotonic_ns,
+    wall; `host`: file, server_sampled; `agent`, `probe`, `fleet`, `realtime` or null).
+    """
+
+    run_id: str
+    participants: dict[str, dict[str, Any]]
+    directions: list[dict[str, str]]
+    burst: dict[str, float]
+    clock: dict[str, Any]
+    room: str | None = None
+    server_url: str | None = None
+    embedded_server: bool = False
+    mode: str = "turns"
+    agent: dict[str, Any] | None = None
+    host: dict[str, Any] | None = None
+    started_at: str | None = None
+    duration_s: float | None = None
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    probe: dict[str, Any] | None = None
+    fleet: dict[str, Any] | None = None
+    status: str = "running"
+    reason: str | None = None
+    ended_at: str | None = None
+    realtime: dict[str, Any] | None = None
+    schema: str = MANIFEST_SCHEMA
+    sample_rate: int = SAMPLE_RATE
+    channels: int = CHANNELS
+    frame_samples: int = FRAME_SAMPLES
+
+    _ORDER = (
+        "schema", "run_id", "room", "server_url", "embedded_server", "mode", "sample_rate",
+        "channels", "frame_samples", "participants", "directions", "agent", "host", "burst",
+        "clock", "started_at", "duration_s", "versions", "config", "probe", "fleet", "status",
+        "reason", "ended_at", "realtime",
+    )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as `manifest.json` holds it, keys in the contract's order."""
+        return {key: getattr(self, key) for key in self._ORDER}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Manifest:
+        """A manifest read back: the contract's keys (others, from a newer writer, are left
+        out); ContractError when one is missing or of the wrong kind."""
+        if not isinstance(data, dict):
+            raise ContractError(f"{MANIFEST} holds {type(data).__name__}, expected an object")
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise ContractError(f"{MANIFEST} has no field {f.name!r}")
+                continue
+            value = data[f.name]
+            kind = _KINDS[f.name]
+            if not isinstance(value, kind) or (isinstance(value, bool) and bool not in kind):
+                raise ContractError(
+                    f"{MANIFEST} field {f.name!r} is {value!r}, expected {_kind_words(kind)}"
+                )
+            values[f.name] = value
+        return cls(**values)
+
+
+_NONE = type(None)
+_KINDS: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "participants": (dict,), "directions": (list,), "burst": (dict,),
+    "clock": (dict,), "room": (str, _NONE), "server_url": (str, _NONE),
+    "embedded_server": (bool,), "mode": (str,), "agent": (dict, _NONE), "host": (dict, _NONE),
+    "started_at": (str, _NONE), "duration_s": (int, float, _NONE), "versions": (dict,),
+    "config": (dict, _NONE), "probe": (dict, _NONE), "fleet": (dict, _NONE), "status": (str,),
+    "reason": (str, _NONE), "ended_at": (str, _NONE), "realtime": (dict, _NONE),
+    "schema": (str,), "sample_rate": (int,), "channels": (int,), "frame_samples": (int,),
+}  # fmt: skip
+
+
+def _kind_words(kind: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "a number", float: "a number", dict: "an object",
+             list: "a list", bool: "true or false", _NONE: "null"}  # fmt: skip
+    return " or ".join(dict.fromkeys(names[k] for k in kind))
 
 
 def wav_name(receiver: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from loguru import logger
 
-from echoproof.contract import CHANNELS, FRAME_SAMPLES, MANIFEST_SCHEMA, SAMPLE_RATE
+from echoproof.contract import Manifest
 from pipeline.bounds import run_bound_s
 from pipeline.config import Config
 from pipeline.console.live import Counters
@@ -52,7 +52,7 @@ class BoundedRun(abc.ABC):
     embedded: bool
     server_pid: int | None
     outcome: Outcome
-    manifest: evidence.Manifest
+    manifest: evidence.ManifestFile
     _closers: list[Any]
     _realtime: realtime.Realtime | None
     # the reason recorded when the run ends before anyone it talks to has joined
@@ -99,29 +99,25 @@ class BoundedRun(abc.ABC):
     async def _close(self, status: str, reason: str | None) -> None:
         """Close every evidence file and finish the manifest with `status` and `reason`."""
 
-    def _manifest_fields(self, mode: str, **fields: Any) -> dict[str, Any]:
-        """The manifest as a run starts: what every run records, then `fields`."""
+    def _manifest(self, mode: str, **fields: Any) -> Manifest:
+        """The manifest as a run starts: what every run records, and `fields` (its kind's)."""
         c = self.config
         now_ns, now = time.monotonic_ns(), datetime.now(UTC)
-        return {
-            "schema": MANIFEST_SCHEMA,
-            "run_id": self.run_id,
-            "room": self.room,
-            "server_url": c.ws_url,
-            "embedded_server": self.embedded,
-            "mode": mode,
-            "sample_rate": SAMPLE_RATE,
-            "channels": CHANNELS,
-            "frame_samples": FRAME_SAMPLES,
+        return Manifest(
+            run_id=self.run_id,
+            room=self.room,
+            server_url=c.ws_url,
+            embedded_server=self.embedded,
+            mode=mode,
+            host={"file": evidence.HOST, "server_sampled": self.server_pid is not None},
+            burst={"duration_s": c.burst_s, "ramp_s": c.ramp_s, "amplitude": c.amplitude},
+            clock={"monotonic_ns": now_ns, "wall": evidence.utc_iso(now)},
+            started_at=evidence.utc_iso(now),
+            duration_s=c.duration_s,
+            versions=evidence.versions(),
+            config=c.public(),
             **fields,
-            "host": {"file": evidence.HOST, "server_sampled": self.server_pid is not None},
-            "burst": {"duration_s": c.burst_s, "ramp_s": c.ramp_s, "amplitude": c.amplitude},
-            "clock": {"monotonic_ns": now_ns, "wall": evidence.utc_iso(now)},
-            "started_at": evidence.utc_iso(now),
-            "duration_s": c.duration_s,
-            "versions": evidence.versions(),
-            "config": c.public(),
-        }
+        )
 
     def _finish(self, status: str, reason: str | None, **fields: Any) -> None:
         """Close every evidence file, record the outcome, finish the manifest with `fields`."""

@@ -38,12 +38,13 @@ TURN_TIME_TOLERANCE_NS = 1_000  # the turns file's send times against the sent f
 
 
 def conversation(
-    run_dir: Path, manifest: dict[str, Any], missing: list[str], complete: bool, origin: int
+    run_dir: Path, manifest: ev.Manifest, missing: list[str], complete: bool, origin: int
 ) -> dict[str, Any]:
     """The report's `conversation` block of an agent run (see the module docstring)."""
     files = ev.agent_files(manifest)
     assert files is not None, "an agent run"
-    agent = manifest["agent"]
+    agent = manifest.agent
+    assert agent is not None  # checked as the manifest was read
     window_s = float(agent["answer_window_s"])
     heard, arrivals = _heard(run_dir, files, missing, complete)
     turns, sent_ns = _sent_turns(run_dir, files, missing, complete)

@@ -25,7 +25,7 @@ import soundfile
 
 # The contract's one definition (echoproof.contract), re-exported: verify's modules read it here.
 from echoproof.contract import AGENT_MODE as AGENT_MODE
-from echoproof.contract import BURST_FIELDS, DIRECTION_FIELDS
+from echoproof.contract import BURST_FIELDS, DIRECTION_FIELDS, ContractError
 from echoproof.contract import BURSTS_HEADER as BURSTS_HEADER
 from echoproof.contract import DERIVED as DERIVED
 from echoproof.contract import ENVELOPE as ENVELOPE
@@ -44,6 +44,7 @@ from echoproof.contract import SIGNER_KEY as SIGNER_KEY
 from echoproof.contract import STATUSES as STATUSES
 from echoproof.contract import TIMING_HEADER as TIMING_HEADER
 from echoproof.contract import UTTERANCES_HEADER as UTTERANCES_HEADER
+from echoproof.contract import Manifest as Manifest
 from echoproof.contract import is_derived as is_derived
 from verify.errors import EvidenceError
 
@@ -167,7 +168,7 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in _as_tuple(kind)))
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
+def read_manifest(run_dir: Path) -> Manifest:
     """`manifest.json`, checked against the contract's shape."""
     manifest = read_json(run_dir / MANIFEST)
     where = MANIFEST
@@ -226,7 +227,10 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise EvidenceError(f"{where} field 'config' is {config!r}, expected an object")
     if manifest.get("mode") == AGENT_MODE:
         _check_agent(manifest)
-    return manifest
+    try:
+        return Manifest.from_json(manifest)
+    except ContractError as exc:
+        raise EvidenceError(str(exc)) from None
 
 
 def _check_agent(manifest: dict[str, Any]) -> None:
@@ -251,29 +255,28 @@ def _check_agent(manifest: dict[str, Any]) -> None:
         raise EvidenceError(f"{where} field 'worker' is {worker!r}, expected an object or null")
 
 
-def agent_files(manifest: dict[str, Any]) -> dict[str, str] | None:
+def agent_files(manifest: Manifest) -> dict[str, str] | None:
     """The files of an agent under test a (checked) manifest names; None for a tone run."""
-    if manifest.get("mode") != AGENT_MODE:
+    if manifest.mode != AGENT_MODE or manifest.agent is None:
         return None
-    files = manifest["agent"]["files"]
+    files = manifest.agent["files"]
     return {k: v for k, v in files.items() if v is not None}
 
 
-def direction_files(manifest: dict[str, Any]) -> list[DirectionFiles]:
+def direction_files(manifest: Manifest) -> list[DirectionFiles]:
     """The directions a (checked) manifest lists."""
     return [
         DirectionFiles(d["from"], d["to"], d["wav"], d["arrivals"], d["sent"], d["bursts"])
-        for d in manifest["directions"]
+        for d in manifest.directions
     ]
 
 
-def host_file(manifest: dict[str, Any]) -> str | None:
+def host_file(manifest: Manifest) -> str | None:
     """The host figures' file a (checked) manifest names; None for a run made before them."""
-    host = manifest.get("host")
-    return host["file"] if isinstance(host, dict) else None
+    return None if manifest.host is None else str(manifest.host["file"])
 
 
-def evidence_names(manifest: dict[str, Any]) -> list[str]:
+def evidence_names(manifest: Manifest) -> list[str]:
     """Every evidence file a run with this manifest has, sorted."""
     names = {MANIFEST, RTC_STATS, EVENTS}
     if (host := host_file(manifest)) is not None:
@@ -281,7 +284,7 @@ def evidence_names(manifest: dict[str, Any]) -> list[str]:
     for direction in direction_files(manifest):
         names.update(direction.names)
     names.update((agent_files(manifest) or {}).values())
-    if (probe := manifest.get("probe")) is not None:
+    if (probe := manifest.probe) is not None:
         names.update([probe["file"], *probe["pieces"].values()])
     return sorted(names)
 

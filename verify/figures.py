@@ -104,14 +104,14 @@ def analyse(run_dir: str | Path, thresholds: Thresholds | None = None) -> dict[s
     return analyse_run(Path(run_dir), thresholds).figures
 
 
-def thresholds_of(manifest: dict[str, Any]) -> Thresholds:
+def thresholds_of(manifest: ev.Manifest) -> Thresholds:
     """The thresholds a run declares: `config.thresholds` over the defaults."""
     return Thresholds.from_dict(_declared_thresholds(manifest))
 
 
-def _declared_thresholds(manifest: dict[str, Any]) -> Any:
+def _declared_thresholds(manifest: ev.Manifest) -> Any:
     """The manifest's `config.thresholds`, for both kinds of thresholds (None: the defaults)."""
-    return (manifest.get("config") or {}).get("thresholds")
+    return (manifest.config or {}).get("thresholds")
 
 
 def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis:
@@ -119,7 +119,7 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
     manifest = ev.read_manifest(run_dir)
     if thresholds is None:
         thresholds = thresholds_of(manifest)
-    complete = manifest["status"] == "complete"
+    complete = manifest.status == "complete"
     missing = [n for n in ev.evidence_names(manifest) if not (run_dir / n).is_file()]
     stats = _rtc_stats(run_dir, missing)
     events = [] if ev.EVENTS in missing else ev.read_events(run_dir / ev.EVENTS)
@@ -132,7 +132,7 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
         if "quality" in d:
             quality.judge(d["quality"], disturbed)
     figures = {
-        **{field: manifest.get(field) for field in RUN_FIELDS},
+        **{field: getattr(manifest, field) for field in RUN_FIELDS},
         "directions": directions,
         "missing": missing,
         "events": _event_counts(events),
@@ -161,7 +161,7 @@ def _rtc_stats(run_dir: Path, missing: list[str]) -> dict[str, Any]:
 
 def _analyse_directions(
     run_dir: Path,
-    manifest: dict[str, Any],
+    manifest: ev.Manifest,
     thresholds: Thresholds,
     stats: dict[str, Any],
     missing: list[str],
@@ -180,12 +180,12 @@ def _analyse_directions(
             ],
             # scoring the probe is seconds of numba work per direction, holding the GIL
             long_run=_received_bytes(run_dir, all_files, missing) > PROCESS_POOL_BYTES
-            or manifest.get("probe") is not None,
+            or manifest.probe is not None,
         )
 
 
 def _host(
-    run_dir: Path, manifest: dict[str, Any], missing: list[str], complete: bool
+    run_dir: Path, manifest: ev.Manifest, missing: list[str], complete: bool
 ) -> dict[str, Any]:
     """The report's `host` block, from `host.csv` when the run has one (`verify.host`)."""
     name = ev.host_file(manifest)
@@ -260,7 +260,7 @@ class _Times:
 def _direction(
     run_dir: Path,
     files: ev.DirectionFiles,
-    manifest: dict[str, Any],
+    manifest: ev.Manifest,
     thresholds: Thresholds,
     stats: dict[str, Any],
     missing: list[str],
@@ -269,8 +269,8 @@ def _direction(
     """One direction's figures: detect, time, match, classify, then the figures of each burst
     and of the direction."""
     evidence = _read_direction(run_dir, files, missing, complete)
-    tone_hz = float(manifest["participants"][files.sender]["tone_hz"])
-    burst_params = manifest["burst"]
+    tone_hz = float(manifest.participants[files.sender]["tone_hz"])
+    burst_params = manifest.burst
     ref = _reference_onset(
         tone_hz,
         float(burst_params["duration_s"]),
@@ -299,7 +299,7 @@ def _direction(
         files, evidence, tone_hz, ref, found, times, matches, bursts, glitches, gaps, stats
     )
     figures["bursts"] = per_burst
-    if manifest.get("probe") is not None:
+    if manifest.probe is not None:
         figures["quality"] = _quality(
             run_dir, files, manifest, evidence, found, bursts, ref, origin
         )
@@ -507,7 +507,7 @@ def _arrival_intervals(arrivals: ev.Timing) -> dict[str, float | None]:
 def _quality(
     run_dir: Path,
     files: ev.DirectionFiles,
-    manifest: dict[str, Any],
+    manifest: ev.Manifest,
     evidence: _Evidence,
     found: list[dsp.Burst],
     bursts: BurstStates,
@@ -517,7 +517,8 @@ def _quality(
     """The probe's score in this direction: the pieces the sender sent, placed in the recording
     by the detected bursts (see `verify.quality`). A missing probe file scores nothing (the
     verdict says it is missing)."""
-    probe = manifest["probe"]
+    probe = manifest.probe
+    assert probe is not None  # the caller looked
     names = (probe["file"], probe["pieces"].get(files.sender))
     if any(name is None or not (run_dir / name).is_file() for name in names):
         return quality.figures([], float(probe["segment_s"]))
@@ -653,21 +654,15 @@ def _gaps(
     ]
 
 
-def _scheduling(manifest: dict[str, Any]) -> dict[str, Any] | None:
+def _scheduling(manifest: ev.Manifest) -> dict[str, Any] | None:
     """How the capture process was scheduled while it talked (`pipeline.recording.realtime`), if
     known."""
-    value = manifest.get("realtime")
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise EvidenceError(f"{ev.MANIFEST} field 'realtime' is {value!r}, expected an object")
-    return value
+    return manifest.realtime  # its kind is checked as the manifest is read
 
 
-def clock_origin(manifest: dict[str, Any]) -> int:
+def clock_origin(manifest: ev.Manifest) -> int:
     """The run clock's zero: the manifest's `clock.monotonic_ns`."""
-    clock = manifest.get("clock")
-    origin = clock.get("monotonic_ns") if isinstance(clock, dict) else None
+    origin = manifest.clock.get("monotonic_ns")
     if isinstance(origin, bool) or not isinstance(origin, int):
         raise EvidenceError(
             f"{ev.MANIFEST} has clock.monotonic_ns {origin!r}, expected an integer (ns)"

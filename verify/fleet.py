@@ -76,11 +76,10 @@ class FleetSummary:
 def fleet_id_of(run_dir: Path) -> str | None:
     """The run's fleet id from its manifest, None when it has none (or no readable manifest)."""
     try:
-        manifest = ev.read_json(run_dir / ev.MANIFEST)
+        fleet = ev.read_manifest(run_dir).fleet
     except (OSError, VerifyError):
         return None
-    fleet = manifest.get("fleet") if isinstance(manifest, dict) else None
-    value = fleet.get("id") if isinstance(fleet, dict) else None
+    value = None if fleet is None else fleet.get("id")
     return value if isinstance(value, str) and _FLEET_ID.fullmatch(value) else None
 
 
@@ -246,11 +245,10 @@ def _pooled(values: list[float]) -> dict[str, Any]:
 def _thresholds(runs: list[Member]) -> FleetThresholds:
     """The fleet thresholds of the first run's `config.thresholds` (a fleet shares one config)."""
     try:
-        manifest = ev.read_json(runs[0].run_dir / ev.MANIFEST)
+        config = ev.read_manifest(runs[0].run_dir).config or {}
     except (OSError, VerifyError):
-        manifest = None
-    config = manifest.get("config") if isinstance(manifest, dict) else None
-    thresholds = config.get("thresholds") if isinstance(config, dict) else None
+        config = {}
+    thresholds = config.get("thresholds")
     return FleetThresholds.from_dict(thresholds if isinstance(thresholds, dict) else None)
 
 

@@ -60,7 +60,7 @@ def verdict(figures: dict[str, Any], thresholds: Thresholds, extra: list[str]) -
     return host_verdict(failures_of(figures, thresholds, extra), disturbed)
 
 
-def unexpected_files(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
+def unexpected_files(run_dir: Path, manifest: ev.Manifest) -> list[str]:
     """Files of the run folder that are neither evidence nor written by verify."""
     known = set(ev.evidence_names(manifest))
     return sorted(
@@ -68,7 +68,7 @@ def unexpected_files(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     )
 
 
-def run_verdict(run_dir: Path, manifest: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
+def run_verdict(run_dir: Path, manifest: ev.Manifest, figures: dict[str, Any]) -> dict[str, Any]:
     """The verdict on a run folder's figures: against their own thresholds, with every
     unexpected file of the folder a failure."""
     extra = [unexpected_file(name) for name in unexpected_files(run_dir, manifest)]

@@ -108,9 +108,9 @@ class AgentConversation(BoundedRun):
         self.said = evidence.UtterancesWriter(d / str(files["utterances"]), sources, self.sent)
         self.host = evidence.HostWriter(d / evidence.HOST)
         self._closers = [self.events, self.host, self.wav, self.arrivals, self.sent, self.said]
-        self.manifest = evidence.Manifest(
+        self.manifest = evidence.ManifestFile(
             d / evidence.MANIFEST,
-            self._manifest_fields(
+            self._manifest(
                 AGENT_MODE,
                 participants={CUSTOMER: {"identity": self.identity, "tone_hz": c.customer_hz}},
                 directions=[],

@@ -8,6 +8,7 @@ even if the process is killed (missing at most that last 100 ms).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -37,6 +38,7 @@ from echoproof.contract import MANIFEST as MANIFEST
 from echoproof.contract import ROLES as ROLES
 from echoproof.contract import RTC_STATS as RTC_STATS
 from echoproof.contract import SAMPLE_RATE as SAMPLE_RATE
+from echoproof.contract import Manifest as Manifest
 from echoproof.contract import arrivals_name as arrivals_name
 from echoproof.contract import bursts_name as bursts_name
 from echoproof.contract import directions as directions
@@ -292,18 +294,22 @@ class EventLog:
             f.close()
 
 
-class Manifest:
-    """`manifest.json`: written with status "running" at the start, rewritten atomically after."""
+class ManifestFile:
+    """`manifest.json` (the contract's `Manifest`): written with status "running" at the start,
+    rewritten atomically when the run ends."""
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
-        self.data = {**data, "status": "running", "reason": None, "ended_at": None}
-        write_json_atomic(path, self.data)
+        self.manifest = dataclasses.replace(manifest, status="running", reason=None, ended_at=None)
+        write_json_atomic(path, self.manifest.to_json())
 
     def finish(self, status: str, reason: str | None, **fields: Any) -> None:
-        """Record how the run ended: `complete`, `interrupted` or `failed` (one sentence why)."""
-        self.data.update(fields, status=status, reason=reason, ended_at=utc_iso())
-        write_json_atomic(self.path, self.data)
+        """Record how the run ended: `complete`, `interrupted` or `failed` (one sentence why),
+        with the manifest's `fields` known only then (`realtime`, `agent`)."""
+        self.manifest = dataclasses.replace(
+            self.manifest, **fields, status=status, reason=reason, ended_at=utc_iso()
+        )
+        write_json_atomic(self.path, self.manifest.to_json())
 
 
 def no_rtc_stats(roles: tuple[str, ...]) -> dict[str, dict[str, Any]]:

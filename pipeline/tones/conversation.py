@@ -92,14 +92,14 @@ class Conversation(BoundedRun):
         participants = {
             r: {"identity": self.identities[r], "tone_hz": self.tones[r]} for r in ROLES
         }
-        self.manifest = evidence.Manifest(
+        self.manifest = evidence.ManifestFile(
             d / evidence.MANIFEST,
-            {
-                **self._manifest_fields(
-                    c.mode, participants=participants, directions=evidence.directions()
-                ),
-                "probe": None if c.probe is None else probe.manifest_entry(c.probe),
-            },
+            self._manifest(
+                c.mode,
+                participants=participants,
+                directions=evidence.directions(),
+                probe=None if c.probe is None else probe.manifest_entry(c.probe),
+            ),
         )
         self._scripts = self._write_scripts()
         for role in ROLES:

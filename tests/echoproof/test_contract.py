@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +79,49 @@ def test_contract_needs_only_the_standard_library() -> None:
         """
     )
     assert python_output(code) == "[]"
+
+
+def _manifest() -> contract.Manifest:
+    return contract.Manifest(
+        run_id="20261206T120000Z-0a1b2c3d",
+        participants={"customer": {"identity": "customer-1", "tone_hz": 440.0}},
+        directions=contract.directions(),
+        burst={"duration_s": 0.3, "ramp_s": 0.005, "amplitude": 0.5},
+        clock={"monotonic_ns": 1, "wall": "2026-12-06T12:00:00.000000Z"},
+    )
+
+
+def test_the_manifest_writes_every_field_once_and_reads_back_the_same() -> None:
+    """Manifest.to_json lists every field of the typed manifest exactly once; from_json of it
+    gives the same manifest; keys a newer writer added are left out."""
+    manifest = _manifest()
+    data = manifest.to_json()
+    assert sorted(data) == sorted(f.name for f in dataclasses.fields(contract.Manifest))
+    assert next(iter(data)) == "schema" and data["schema"] == contract.MANIFEST_SCHEMA
+    assert contract.Manifest.from_json(data) == manifest
+    assert contract.Manifest.from_json({**data, "from_the_future": 1}) == manifest
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("run_id"), "manifest.json has no field 'run_id'"),
+        (
+            lambda d: d.update(embedded_server="yes"),
+            "field 'embedded_server' is 'yes', expected true",
+        ),
+        (
+            lambda d: d.update(duration_s=True),
+            "field 'duration_s' is True, expected a number or null",
+        ),
+        (lambda d: d.update(directions={}), "field 'directions' is {}, expected a list"),
+    ],
+)
+def test_a_manifest_of_another_shape_is_one_sentence(
+    change: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    """A missing field or one of the wrong kind: ContractError naming it and what was expected."""
+    data = _manifest().to_json()
+    change(data)
+    with pytest.raises(contract.ContractError, match=re.escape(message)):
+        contract.Manifest.from_json(data)

@@ -15,17 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from echoproof.contract import (
-    AGENT_MODE,
-    FRAME_SAMPLES,
-    HOST_COLUMNS,
-    MANIFEST_SCHEMA,
-    TIMING_HEADER,
-    UTTERANCES_HEADER,
-    agent_files,
-)
+from echoproof import contract as c
+from echoproof.contract import FRAME_SAMPLES, TIMING_HEADER, UTTERANCES_HEADER, agent_files
 
-RATE = 48_000
+RATE = c.SAMPLE_RATE
 T0 = 1_000_000_000_000  # the run clock's zero, ns
 
 
@@ -132,9 +125,9 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
             "kind": "AGENT",
         },
     ]
-    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    (run / "rtc-stats.json").write_text(json.dumps({"customer": {"final": {}, "samples": []}}))
-    (run / "host.csv").write_text(",".join(HOST_COLUMNS) + "\n")
+    (run / c.EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events))
+    (run / c.RTC_STATS).write_text(json.dumps({"customer": {"final": {}, "samples": []}}))
+    (run / c.HOST).write_text(",".join(c.HOST_COLUMNS) + "\n")
     worker = None
     if spec.exited_s is not None:
         (run / files["worker_log"]).write_text("registered worker\nTraceback: crash\n")
@@ -146,19 +139,15 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
             "exited_ns": T0 + round(spec.exited_s * 1e9),
             "stopped_by": None,
         }
-    manifest = {
-        "schema": MANIFEST_SCHEMA,
-        "run_id": name,
-        "room": f"echoproof-{name}",
-        "server_url": "ws://127.0.0.1:7880",
-        "embedded_server": True,
-        "mode": AGENT_MODE,
-        "sample_rate": RATE,
-        "channels": 1,
-        "frame_samples": FRAME_SAMPLES,
-        "participants": {"customer": {"identity": "customer-x", "tone_hz": 440.0}},
-        "directions": [],
-        "agent": {
+    manifest = c.Manifest(
+        run_id=name,
+        room=f"echoproof-{name}",
+        server_url="ws://127.0.0.1:7880",
+        embedded_server=True,
+        mode=c.AGENT_MODE,
+        participants={c.CUSTOMER: {"identity": "customer-x", "tone_hz": 440.0}},
+        directions=[],
+        agent={
             "name": "reply-agent",
             "dispatch_id": "AD_synth",
             "identity": "agent-AJ_synth",
@@ -168,17 +157,16 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
             "files": files,
             "worker": worker,
         },
-        "host": {"file": "host.csv", "server_sampled": False},
-        "burst": {"duration_s": 0.3, "ramp_s": 0.005, "amplitude": 0.5},
-        "clock": {"monotonic_ns": T0, "wall": "2026-11-30T12:00:00.000000Z"},
-        "started_at": "2026-11-30T12:00:00.000000Z",
-        "ended_at": "2026-11-30T12:00:12.000000Z",
-        "duration_s": spec.duration_s,
-        "status": "complete",
-        "reason": None,
-        "config": {"thresholds": {}},
-    }
-    (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        host={"file": c.HOST, "server_sampled": False},
+        burst={"duration_s": 0.3, "ramp_s": 0.005, "amplitude": 0.5},
+        clock={"monotonic_ns": T0, "wall": "2026-11-30T12:00:00.000000Z"},
+        started_at="2026-11-30T12:00:00.000000Z",
+        ended_at="2026-11-30T12:00:12.000000Z",
+        duration_s=spec.duration_s,
+        status="complete",
+        config={"thresholds": {}},
+    )
+    (run / c.MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2))
     return run
 
 

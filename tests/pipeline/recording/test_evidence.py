@@ -107,7 +107,8 @@ def test_timing_and_bursts_csv(tmp_path: Path) -> None:
 
 def test_manifest_is_rewritten_atomically(tmp_path: Path) -> None:
     """The manifest starts as running, ends with status and reason, and leaves no temp file."""
-    m = evidence.Manifest(tmp_path / "manifest.json", {"schema": "echoproof.manifest/1"})
+    manifest = evidence.Manifest("r", {}, [], {}, {"monotonic_ns": 0, "wall": "-"})
+    m = evidence.ManifestFile(tmp_path / "manifest.json", manifest)
     assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "running"
     m.finish("interrupted", "interrupted by SIGINT (Ctrl-C).")
     data = json.loads((tmp_path / "manifest.json").read_text())
