@@ -116,6 +116,7 @@ class BoundedRun(abc.ABC):
             duration_s=c.duration_s,
             versions=evidence.versions(),
             config=c.public(),
+            fleet=None if c.fleet_id is None else {"id": c.fleet_id, "size": c.pairs},
             **fields,
         )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, TextIO
 
@@ -46,6 +47,7 @@ async def capture(
     conversation shares this process's event loop (fine for one or two pairs, and for tests).
     """
     stop = stop or StopSignal()
+    config = dataclasses.replace(config, fleet_id=evidence.new_run_id())
     async with embedded_server(config) as server_pid:
         embedded = server_pid is not None
         run_ids = _run_ids(config.pairs)

@@ -107,6 +107,9 @@ class Config:
     freeze: FreezeFault | None = None
     probe: ProbeConfig | None = None
     source: str = "config.json"
+    # Not a setting: the id every conversation of one run shares (the manifest's `fleet`), given
+    # by `pipeline.run.capture`; verify summarises a fleet's run folders together.
+    fleet_id: str | None = None
 
     def __post_init__(self) -> None:
         _check(self)

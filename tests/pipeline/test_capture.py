@@ -170,6 +170,8 @@ async def test_two_pairs_at_once(server: LiveServer, tmp_path: Path) -> None:
         events = [json.loads(x) for x in (o.run_dir / "events.jsonl").read_text().splitlines()]
         starts |= {e["start_ns"] for e in events if e["event"] == "conversation_started"}
     assert len(starts) == 1  # both talk from one instant, once both have joined
+    manifests = [json.loads((o.run_dir / "manifest.json").read_text()) for o in outcomes]
+    assert len({m["fleet"]["id"] for m in manifests}) == 1  # verify summarises them together
     assert sorted(o.run_dir.name for o in outcomes) == sorted(o.run_id for o in outcomes)
     assert all(o.run_dir.parent == tmp_path for o in outcomes)
 
