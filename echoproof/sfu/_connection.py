@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiortc import RTCRtpReceiver
 from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from google.protobuf.message import DecodeError
@@ -87,6 +87,8 @@ class Connection:
         self._leave_reason: int | None = None
         self._media_connected = False
         self._closing = False
+        # The close frame the socket gets once the room has been told (a protocol error: 1008).
+        self._close_code: tuple[int, bytes] = (WSCloseCode.OK, b"")
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Resume: set when a new socket replaces the lost one (or the wait must end); the
@@ -145,13 +147,13 @@ class Connection:
                     return
         except ProtocolError as exc:
             logger.warning("{}: closing the signal connection: {}", self.label, exc)
-            await self.ws.close(code=1008, message=str(exc)[:120].encode())
+            self._close_code = (WSCloseCode.POLICY_VIOLATION, str(exc)[:120].encode())
         except (ConnectionError, RuntimeError) as exc:
             logger.info("{}: the signal connection broke: {}", self.label, exc)
         except Exception as exc:  # a bug here must end only this participant, not the server
             logger.error("{}: unexpected {}: {}; closing it", self.label, type(exc).__name__, exc)
             logger.opt(exception=exc).debug("details")
-            await self.ws.close(code=1011)
+            self._close_code = (WSCloseCode.INTERNAL_ERROR, b"")
         finally:
             await self._teardown()
 
@@ -254,7 +256,7 @@ class Connection:
         await self.send(sig.refresh_token(token))
 
     async def _teardown(self) -> None:
-        """End the owned tasks, then release the socket, the peers and the room's records.
+        """End the owned tasks, then leave the room, close the socket, close the peers.
 
         The release runs even when the handler task is cancelled meanwhile (the cancellation
         propagates after it), so :meth:`disconnect` never waits for ``done`` in vain.
@@ -269,27 +271,43 @@ class Connection:
             await self._release()
 
     async def _release(self) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.close()
         if self._leave_reason is None:
             self._leave_reason = sig.lost_reason(self._media_connected)
         reason = self._leave_reason
         try:
+            await self._leave_room(reason)
+        except Exception as exc:  # finish quietly: the web framework would print a traceback
+            logger.warning("{}: error while leaving: {}: {}", self.label, type(exc).__name__, exc)
+            logger.opt(exception=exc).debug("details")
+        finally:
+            await self._close(reason)
+
+    async def _leave_room(self, reason: int) -> None:
+        """Take this participant's tracks from the others, then leave: the room is told
+        before the client sees its socket close."""
+        for data_track in list(self.participant.data_tracks.values()):
+            await self._drop_data_track(data_track)
+        self.participant.data_tracks.clear()
+        for track in list(self.participant.tracks.values()):
+            await self.unpublish(track)
+        await self._hub.leave(self, reason)
+
+    async def _close(self, reason: int) -> None:
+        """Close the socket, then stop forwarding and close the peers; ``done`` is set
+        however that went."""
+        try:
+            code, message = self._close_code
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.close(code=code, message=message)
             for fanout in self.fanouts.values():
                 fanout.close()
             for fanout, sink in self.subscriptions.values():
                 fanout.unsubscribe(sink)
             self.subscriptions.clear()
-            for data_track in list(self.participant.data_tracks.values()):
-                await self._drop_data_track(data_track)
-            self.participant.data_tracks.clear()
             await self.publisher.close()
             await self.subscriber.close()
-            for track in list(self.participant.tracks.values()):
-                await self.unpublish(track)
-            await self._hub.leave(self, reason)
-        except Exception as exc:  # finish quietly: the web framework would print a traceback
-            logger.warning("{}: error while leaving: {}: {}", self.label, type(exc).__name__, exc)
+        except Exception as exc:  # as in _release
+            logger.warning("{}: error while closing: {}: {}", self.label, type(exc).__name__, exc)
             logger.opt(exception=exc).debug("details")
         finally:
             for released in self._released.values():
