@@ -162,10 +162,8 @@ class Connection:
         try:
             async for message in ws:
                 if message.type in (WSMsgType.BINARY, WSMsgType.TEXT):
-                    actions = self.session.receive(message.data)
-                    for action in actions:
-                        if await self._execute(action):
-                            return True
+                    if await self._handle(message.data):
+                        return True
                 elif message.type == WSMsgType.ERROR:
                     logger.info("{}: signal connection error: {}", self.label, ws.exception())
                     break
@@ -175,6 +173,20 @@ class Connection:
             released = self._released.pop(ws, None)
             if released is not None:
                 released.set()
+        return False
+
+    async def _handle(self, frame: bytes | str) -> bool:
+        """Carry out one request; True when the client is leaving.
+
+        An answer that cannot be sent ends nothing: a client that closes right after a request
+        may have sent its leave too, still unread. Reading on finds it, or the socket's end.
+        """
+        for action in self.session.receive(frame):
+            try:
+                if await self._execute(action):
+                    return True
+            except (ConnectionError, RuntimeError) as exc:
+                logger.info("{}: could not answer: {}", self.label, exc)
         return False
 
     async def _await_resume(self) -> bool:
