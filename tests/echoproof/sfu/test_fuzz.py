@@ -173,8 +173,9 @@ async def steady(server: sfu.Server) -> AsyncIterator[Baseline]:
         Listener(listener, "steady-talker") as hears,
         ToneSender(talker, 440.0),
     ):
+        # A second of audio heard: the room's setup (ICE, DTLS, the first offers) is over and
+        # its tasks with it, so what runs now is what runs for as long as it streams.
         await hears.wait_frames(100, 15)
-        await asyncio.sleep(0.5)  # let the steady room's setup tasks end
         yield Baseline(
             hears, len(asyncio.all_tasks()), open_peer_connections(), len(server.hub.connections())
         )
