@@ -108,8 +108,10 @@ class Connection:
         info = self.participant.info()
         if first:  # livekit-server: a participant has joined once it is active
             self._webhooks.notify(PARTICIPANT_JOINED, self.room, info)
+        # To the others only, as livekit-server does: one about itself reaching an SDK that is
+        # disconnecting has cost its leave (its socket reset with the leave unsent).
         update = sig.participant_update([info])
-        self._spawn(self._hub.broadcast(self.room, update), "announce active")
+        self._spawn(self._hub.broadcast(self.room, update, exclude=self), "announce active")
 
     @property
     def media_connected(self) -> bool:
