@@ -40,6 +40,7 @@ from .errors import AuthError, ProtocolError, TwirpError
 from .hub import Hub
 from .room import check_limits
 
+# The largest WebSocket frame the server reads, signalling or worker (both are small protobufs).
 MAX_FRAME_BYTES = 1 << 20
 
 

@@ -23,7 +23,7 @@ from echoproof.aiotasks import cancel_and_wait
 from . import _signal as sig
 from ._connection import Connection
 from .agents import Agents
-from .agentservice import AgentService
+from .agentservice import MAX_FRAME_BYTES, AgentService
 from .auth import Authenticator, JoinGrant, token_from
 from .errors import AuthError, HostNetworkError, SfuError
 from .hub import Hub
@@ -38,7 +38,6 @@ from .webhook import Webhooks
 QUALITY_INTERVAL_S = 5.0
 # How long the participants have to leave once the server stops; the rest are dropped.
 SHUTDOWN_LEAVE_S = 10.0
-MAX_FRAME_BYTES = 1 << 20  # of a signalling frame
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
