@@ -120,7 +120,7 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _cpu_times() -> tuple[int, int] | None:
+def cpu_times() -> tuple[int, int] | None:
     """(steal, total) jiffies of all cores from /proc/stat's `cpu` line."""
     text = _read("/proc/stat")
     if text is None or not text.startswith("cpu "):
@@ -290,7 +290,7 @@ class HostMonitor:
 
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(
-            cpu=_cpu_times(),
+            cpu=cpu_times(),
             pressure_us=_pressure_us(),
             capture=_waits(self._pid),
             server=None if self._server_pid is None else _waits(self._server_pid),
