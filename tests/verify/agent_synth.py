@@ -49,6 +49,7 @@ class AgentSpec:
     file_columns_only: bool = False  # the turns file as written before the speech's bounds
     dispatched_s: float | None = 0.2  # CreateDispatch; None: a run made before it was timed
     agent_stall_at_s: float | None = None  # host.csv: the agent's worker waited 400 ms here
+    fleet: str | None = None  # the id of the fleet the run belongs to (`--pairs N`)
 
 
 def _write_wav(path: Path, x: np.ndarray) -> None:
@@ -183,6 +184,7 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
         duration_s=spec.duration_s,
         status="complete",
         config={"thresholds": {}},
+        fleet=None if spec.fleet is None else {"id": spec.fleet, "size": 3},
     )
     (run / c.MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2))
     return run
