@@ -25,19 +25,22 @@ AREAS = [
     "pipeline",
     "impairment",
     "capacity",
+    "callers",
     "stability",
 ]
 RESULTS = Path(__file__).with_name("results.json")
 
 
-# `nox -s bench` must finish in 75 minutes on a quiet 2-core machine. Per area: run it in quick mode
-# even in a full run (True where a full run would not fit, or another area measures it better), and
-# the seconds it is budgeted. pipeline's N-scan is superseded by capacity's search; impairment's
-# full mode (3 repeats of 5 cases of 30 s, 6 loss runs of 30 s) alone would take 13 minutes;
-# server_cost's full mode (6 trials of 30 s) takes about 4. capacity searches twice (the pipeline
-# and the bare SDK, interleaved); stability's full mode (25 runs of 60 s, which its goals are stated
-# for) takes about 34 minutes, its quick mode (9 runs of 30 s) about 7. quality's loss ladder is
-# four `python -m pipeline` runs of 60 s (about 70 s each with joining and verifying).
+# `nox -s bench` must finish in 100 minutes on a quiet 2-core machine. Per area: run it in quick
+# mode even in a full run (True where a full run would not fit, or another area measures it
+# better), and the seconds it is budgeted. pipeline's N-scan is superseded by capacity's search;
+# impairment's full mode (3 repeats of 5 cases of 30 s, 6 loss runs of 30 s) alone would take 13
+# minutes; server_cost's full mode (6 trials of 30 s) takes about 4. capacity searches twice (the
+# pipeline and the bare SDK, interleaved); stability's full mode (25 runs of 60 s, which its goals
+# are stated for) takes about 34 minutes, its quick mode (9 runs of 30 s) about 7. quality's loss
+# ladder is four `python -m pipeline` runs of 60 s (about 70 s each with joining and verifying).
+# callers' full mode: its ladder of caller counts (two runs of 40 s per count), three
+# side-by-side runs of 30 s and six runs of 30 s beside two busy loops.
 PLAN: dict[str, tuple[bool, int]] = {
     "dsp": (False, 110),
     "sfu": (False, 80),
@@ -47,9 +50,10 @@ PLAN: dict[str, tuple[bool, int]] = {
     "pipeline": (True, 40),
     "impairment": (True, 170),
     "capacity": (False, 1000),
+    "callers": (False, 1500),
     "stability": (False, 2200),  # the goals are stated for 10 quiet runs of 60 s
 }
-TOTAL_BUDGET_S = 4480  # 75 minutes
+TOTAL_BUDGET_S = 5980  # 100 minutes
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,15 @@ ROWS = [
     Row("bare-SDK pairs clean for 60 s", "capacity.bare_capacity_pairs", "", None),
     Row("capacity / prediction", "capacity.capacity_share", "", None),
     Row("capacity / bare SDK's", "capacity.capacity_vs_bare", ">= 0.90", lambda v: v >= 0.9),
+    Row("callers one agent worker serves", "callers.capacity_callers", "", None),
+    Row("  one caller's response p95", "callers.capacity.reference_p95_ms", "", None, " ms"),
+    Row("our caller's CPU / bare SDK's", "callers.cost.overhead_ratio", "<= 1.2",
+        lambda v: v <= 1.2),
+    Row("  CPU steal meanwhile", "callers.cost.steal_pct", "", None, "%"),
+    Row("agent response p95, capture FIFO", "callers.scheduling.fifo.response_p95_ms", "", None,
+        " ms"),
+    Row("  the same, capture normal", "callers.scheduling.normal.response_p95_ms", "", None,
+        " ms"),
     Row("quiet runs not OK", "stability.quiet.goal_misses", "0", lambda v: v == 0),
     Row("quiet sender lateness p99", "stability.quiet.lateness_p99_ms", "<= 2 ms",
         lambda v: v <= 2, " ms"),

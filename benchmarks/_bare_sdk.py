@@ -1,7 +1,15 @@
 """The physical anchor: N conversations with the bare SDK and no project code.
 
 ``python -m benchmarks._bare_sdk --url WS --api-secret S --pairs N --duration S --marker FILE
-[--summary JSON]``
+[--summary JSON] [--agent NAME --window S]``
+
+With ``--agent NAME`` each of the N is a caller instead (``benchmarks.callers``): one
+``rtc.Room`` in a room of its own, into which it dispatches the agent registered as NAME
+(``AgentDispatchService.CreateDispatch``); once it hears the agent's track it says what the
+pipeline's Customer says without ``--say`` (listen ``--window`` seconds, the 440 Hz burst, listen,
+and so on, each turn from a 10 ms frame) and records the agent's audio as below. Its summary
+counts per caller the turns sent and those answered (an onset heard within the window after the
+burst's end).
 
 Each pair is two ``rtc.Room``s in their own room; each publishes an ``rtc.AudioSource`` fed 10 ms
 frames in real time (the same turn-taking tone bursts as the pipeline's default config: 0.3 s at
@@ -51,18 +59,38 @@ TAIL_S = 1.5  # listening after the last frame is sent: the last burst still in 
 COMPLETE_SHARE = 0.95
 
 
+def _burst(freq: float) -> np.ndarray:
+    """One ramped tone burst (float samples at int16 scale)."""
+    n = int(BURST_S * RATE)
+    ramp = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (RAMP_S * RATE))
+    return AMPLITUDE * 32767 * ramp * np.sin(2 * np.pi * freq * np.arange(n) / RATE)
+
+
 def _signal(freq: float, first_s: float, duration_s: float) -> np.ndarray:
     """int16 samples: a ramped tone burst every PERIOD_S from `first_s`, silence between."""
     total = int(duration_s * RATE) // FRAME * FRAME
     out = np.zeros(total, dtype=np.float64)
-    n = int(BURST_S * RATE)
-    ramp = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (RAMP_S * RATE))
-    burst = AMPLITUDE * 32767 * ramp * np.sin(2 * np.pi * freq * np.arange(n) / RATE)
+    burst = _burst(freq)
     start = int(first_s * RATE)
-    while start + n <= total:
-        out[start : start + n] = burst
+    while start + burst.size <= total:
+        out[start : start + burst.size] = burst
         start += int(PERIOD_S * RATE)
     return out.astype(np.int16)
+
+
+def turn_signal(duration_s: float, window_s: float) -> tuple[np.ndarray, list[int]]:
+    """A caller's int16 samples, and where each turn ends: listen `window_s`, the 440 Hz burst,
+    listen, ... while a turn and its window fit, each turn from a frame boundary."""
+    total = int(duration_s * RATE) // FRAME * FRAME
+    out = np.zeros(total, dtype=np.float64)
+    burst, window = _burst(440.0), round(window_s * RATE)
+    ends: list[int] = []
+    at = -(-window // FRAME) * FRAME
+    while at + burst.size + window <= total:
+        out[at : at + burst.size] = burst
+        ends.append(at + burst.size)
+        at = -(-(at + burst.size + window) // FRAME) * FRAME
+    return out.astype(np.int16), ends
 
 
 def onsets(samples: np.ndarray, threshold: float, quiet: int) -> np.ndarray:
@@ -207,74 +235,132 @@ def _fifo(param: os.sched_param, policy: int = os.SCHED_FIFO) -> None:
             os.sched_setscheduler(int(tid), policy, param)
 
 
+class Session:
+    """`n` participants of ours: each one's room, source, recorder, and whether it hears its
+    peer and is still connected; `leave()` cancels and awaits every listener, then leaves."""
+
+    def __init__(self, args: argparse.Namespace, n: int) -> None:
+        self.args = args
+        self.rooms: list[rtc.Room] = []
+        self.sources: list[rtc.AudioSource] = []
+        self.listeners: list[asyncio.Task[None]] = []
+        self.heard = [asyncio.Event() for _ in range(n)]
+        self.connected = [True] * n
+        self.recorders = [Recorder(args.duration + TAIL_S + 2.0) for _ in range(n)]
+        self.talked_s = float("nan")
+
+    async def join(self, i: int, identity: str, room_name: str) -> None:
+        """Participant `i` joins `room_name`, publishes its microphone and records what it hears."""
+        room = rtc.Room()
+        self.rooms.append(room)
+
+        def on_track(track: rtc.Track, *_: object) -> None:
+            task = asyncio.create_task(_listen(track, self.recorders[i]), name=f"listen {i}")
+            self.listeners.append(task)
+            self.heard[i].set()
+
+        def on_disconnected(*_: object) -> None:
+            self.connected[i] = False
+
+        room.on("track_subscribed", on_track)
+        room.on("disconnected", on_disconnected)
+        args = self.args
+        await room.connect(args.url, _token(args.api_key, args.api_secret, identity, room_name))
+        source = rtc.AudioSource(RATE, 1, queue_size_ms=0)
+        self.sources.append(source)
+        track = rtc.LocalAudioTrack.create_audio_track("mic", source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await room.local_participant.publish_track(track, options)
+
+    async def talk(self, signals: list[np.ndarray], sent_ns: list[np.ndarray]) -> list[bool]:
+        """Once everyone hears its peer: mark the audio's start, say every signal at once in real
+        time, let the last audio arrive; who stayed connected throughout."""
+        async with asyncio.timeout(60):
+            for event in self.heard:
+                await event.wait()
+        await asyncio.to_thread(Path(self.args.marker).touch)
+        if self.args.fifo:
+            _fifo(os.sched_param(1))
+        t0 = time.monotonic()
+        for recorder in self.recorders:
+            recorder.since_ns = time.monotonic_ns()
+        async with asyncio.TaskGroup() as group:
+            for source, samples, sent in zip(self.sources, signals, sent_ns, strict=True):
+                group.create_task(_speak(source, samples, t0, sent))
+        self.talked_s = time.monotonic() - t0
+        await asyncio.sleep(TAIL_S)  # the last audio still in flight
+        return list(self.connected)  # leaving below is not a lost connection
+
+    async def leave(self) -> None:
+        """Normal scheduling again; every listener cancelled and awaited; every room left."""
+        if self.args.fifo:
+            _fifo(os.sched_param(0), os.SCHED_OTHER)
+        for task in self.listeners:
+            task.cancel()
+        for task in self.listeners:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for room in self.rooms:
+            await room.disconnect()
+        for source in self.sources:
+            await source.aclose()
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     """Join every pair, wait until each hears the other, talk for the duration, leave; then
     find the bursts and summarise."""
-    rooms: list[rtc.Room] = []
-    sources: list[rtc.AudioSource] = []
-    listeners: list[asyncio.Task[None]] = []
     agents = 2 * args.pairs
-    heard = [asyncio.Event() for _ in range(agents)]
-    connected = [True] * agents
-    recorders = [Recorder(args.duration + TAIL_S + 2.0) for _ in range(agents)]
+    session = Session(args, agents)
     signals = [
         _signal(*((440.0, 0.5) if i % 2 == 0 else (550.0, 1.0)), args.duration)
         for i in range(agents)
     ]
     sent_ns = [np.zeros(s.size // FRAME, dtype=np.int64) for s in signals]
-    talked = float("nan")
     try:
         for i in range(agents):
-            room = rtc.Room()
-            rooms.append(room)
-
-            def on_track(track: rtc.Track, *_: object, i: int = i) -> None:
-                task = asyncio.create_task(_listen(track, recorders[i]), name=f"listen {i}")
-                listeners.append(task)
-                heard[i].set()
-
-            def on_disconnected(*_: object, i: int = i) -> None:
-                connected[i] = False
-
-            room.on("track_subscribed", on_track)
-            room.on("disconnected", on_disconnected)
-            token = _token(args.api_key, args.api_secret, f"bare-{i}", f"bare-{i // 2}")
-            await room.connect(args.url, token)
-            source = rtc.AudioSource(RATE, 1, queue_size_ms=0)
-            sources.append(source)
-            track = rtc.LocalAudioTrack.create_audio_track("mic", source)
-            options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-            await room.local_participant.publish_track(track, options)
-        async with asyncio.timeout(60):
-            for event in heard:
-                await event.wait()
-        await asyncio.to_thread(Path(args.marker).touch)
-        if args.fifo:
-            _fifo(os.sched_param(1))
-        t0 = time.monotonic()
-        for recorder in recorders:
-            recorder.since_ns = time.monotonic_ns()
-        async with asyncio.TaskGroup() as group:
-            for source, samples, sent in zip(sources, signals, sent_ns, strict=True):
-                group.create_task(_speak(source, samples, t0, sent))
-        talked = time.monotonic() - t0
-        await asyncio.sleep(TAIL_S)  # the last bursts still in flight
-        ended = list(connected)  # leaving below is not a lost connection
+            await session.join(i, f"bare-{i}", f"bare-{i // 2}")
+        ended = await session.talk(signals, sent_ns)
     finally:
-        if args.fifo:
-            _fifo(os.sched_param(0), os.SCHED_OTHER)
-        for task in listeners:
-            task.cancel()
-        for task in listeners:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for room in rooms:
-            await room.disconnect()
-        for source in sources:
-            await source.aclose()
-    summary = summarise(signals, sent_ns, recorders, ended)
-    summary.update(duration_s=args.duration, talked_s=round(talked, 2))
+        await session.leave()
+    summary = summarise(signals, sent_ns, session.recorders, ended)
+    summary.update(duration_s=args.duration, talked_s=round(session.talked_s, 2))
     return summary
+
+
+async def callers(args: argparse.Namespace) -> dict[str, Any]:
+    """Every caller joins its own room and dispatches the agent into it; once each hears the
+    agent, all say their turns; then count the turns the agent answered."""
+    session = Session(args, args.pairs)
+    samples, ends = turn_signal(args.duration, args.window)
+    sent_ns = [np.zeros(samples.size // FRAME, dtype=np.int64) for _ in range(args.pairs)]
+    http = args.url.replace("ws", "http", 1)
+    try:
+        async with api.LiveKitAPI(http, args.api_key, args.api_secret) as lk:
+            for i in range(args.pairs):
+                await session.join(i, f"bare-caller-{i}", f"bare-caller-{i}")
+                request = api.CreateAgentDispatchRequest(
+                    agent_name=args.agent, room=f"bare-caller-{i}"
+                )
+                await lk.agent_dispatch.create_dispatch(request)
+        ended = await session.talk([samples] * args.pairs, sent_ns)
+    finally:
+        await session.leave()
+    frame_start = np.arange(samples.size // FRAME, dtype=np.int64) * FRAME
+    threshold, quiet = ONSET_FRACTION * AMPLITUDE * 32767, int(QUIET_S * RATE)
+    answered = []
+    for i, recorder in enumerate(session.recorders):
+        said = sample_times_ns(np.array(ends), frame_start, sent_ns[i])
+        heard = recorder.onset_times_ns(threshold, quiet)
+        window_ns = int(args.window * 1e9)
+        answered.append(sum(bool(((heard > t) & (heard < t + window_ns)).any()) for t in said))
+    return {
+        "callers": args.pairs,
+        "connected": ended,
+        "turns_sent": len(ends),
+        "turns_answered": answered,
+        "duration_s": args.duration,
+        "talked_s": round(session.talked_s, 2),
+    }
 
 
 if __name__ == "__main__":
@@ -287,9 +373,16 @@ if __name__ == "__main__":
     parser.add_argument("--marker", required=True, help="file created when the audio starts")
     parser.add_argument("--summary", type=Path, help="write the run's summary here (JSON)")
     parser.add_argument("--fifo", action="store_true", help="SCHED_FIFO while the audio runs")
-    result = asyncio.run(main(parser.parse_args()))
-    if (path := parser.parse_args().summary) is not None:
-        path.write_text(json.dumps(result))
+    parser.add_argument("--agent", help="callers of the agent registered under this name")
+    parser.add_argument("--window", type=float, default=5.0, help="a caller's answer window (s)")
+    args = parser.parse_args()
+    result = asyncio.run(callers(args) if args.agent else main(args))
+    if args.summary is not None:
+        args.summary.write_text(json.dumps(result))
+    if args.agent:
+        print(f"callers: {result['turns_answered']} of {result['turns_sent']} turns answered")
+        sys.stdout.flush()
+        os._exit(0)
     heard_ms = [x for d in result["directions"] for x in d["latencies_ms"] if x is not None]
     median = f"{np.median(heard_ms):.1f} ms" if heard_ms else "-"
     print(

@@ -1,5 +1,6 @@
 """One ``python -m pipeline`` run as a new user's ``nox -s run`` makes it, for the benchmarks that
-judge whole runs (stability, quality's loss ladder).
+judge whole runs (stability, quality's loss ladder, callers); and busy-looping neighbours
+(``hogs``) to run them beside.
 
 The config's ``livekit.url`` is a free loopback port, so the run starts the embedded server
 itself (and so can apply an ``impairment`` block), then verifies and signs its report with a
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,22 @@ def pipeline_run(
     if exit_status(returncode) == "ERROR":  # keep what it said
         done.stderr_tail = stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
     return done
+
+
+@contextlib.contextmanager
+def hogs(count: int) -> Iterator[None]:
+    """`count` busy-looping Python processes (normal priority) for the block; killed after it."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
 
 
 def remove(out: Path) -> None:

@@ -1,5 +1,6 @@
-"""What several benchmarks share: the embedded server in a child process, CPU time from /proc,
-the project's logs silenced while a benchmark prints its own table."""
+"""What several benchmarks share: the embedded server in a child process (for asyncio code or
+plain), CPU time from /proc, the project's logs silenced while a benchmark prints its own
+table."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import contextlib
 import math
 import os
 import re
+import selectors
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -50,6 +53,34 @@ async def sfu_process(*args: str, root: Path = ROOT) -> AsyncIterator[tuple[str,
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+@contextlib.contextmanager
+def sfu_server(api_key: str, api_secret: str) -> Iterator[tuple[str, int]]:
+    """A fresh embedded server process for code without an event loop: (its URL, its pid)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "echoproof.sfu", "--port", "0", "--api-key", api_key,
+         "--api-secret", api_secret, "--log-level", "WARNING"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            line = proc.stdout.readline() if sel.select(timeout=30) else ""
+        match = re.search(r"ws://\S+", line)
+        if not match:
+            raise RuntimeError(f"the embedded server printed no URL within 30 s (got {line!r})")
+        yield match.group(0), proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def cpu_seconds(pid: int) -> float:

@@ -290,7 +290,8 @@ QUIET_HOST = {
 
 
 def write_host(path: Path, duration_s: float, stalls: list[tuple[float, str, float]]) -> None:
-    """host.csv with a quiet window ending at every whole second, and `stalls` written in."""
+    """host.csv with a quiet window ending at every whole second, and `stalls` written in; the
+    agent worker's columns empty, as in a run of our own two speakers."""
     rows = []
     for k in range(1, math.ceil(duration_s) + 1):
         row = dict(QUIET_HOST)
@@ -298,7 +299,10 @@ def write_host(path: Path, duration_s: float, stalls: list[tuple[float, str, flo
             if round(at_s) == k:
                 row[column] = value
         rows.append(
-            [str(T0_NS + k * 1_000_000_000), *(f"{row[col]:.3f}" for col in c.HOST_COLUMNS[1:])]
+            [
+                str(T0_NS + k * 1_000_000_000),
+                *(f"{row[col]:.3f}" if col in row else "" for col in c.HOST_COLUMNS[1:]),
+            ]
         )
     lines = [",".join(c.HOST_COLUMNS), *(",".join(r) for r in rows)]
     path.write_text("\n".join(lines) + "\n")

@@ -47,24 +47,21 @@ import functools
 import json
 import math
 import os
-import re
 import resource
-import selectors
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks._server import cpu_seconds
+from benchmarks._server import cpu_seconds, sfu_server
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "devkey"
@@ -76,34 +73,6 @@ SAMPLE_S = 0.2
 # Screening runs are short, so their p95 leaves out each direction's first bursts: latency is
 # higher while the receivers' jitter buffers settle after joining (about 3 s, more under load).
 SETTLE_BURSTS = 5
-
-
-@contextmanager
-def _server() -> Iterator[tuple[str, int]]:
-    """A fresh embedded server process: (its URL, its pid)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "echoproof.sfu", "--port", "0", "--api-key", API_KEY,
-         "--api-secret", API_SECRET, "--log-level", "WARNING"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            line = proc.stdout.readline() if sel.select(timeout=30) else ""
-        match = re.search(r"ws://\S+", line)
-        if not match:
-            raise RuntimeError(f"the embedded server printed no URL within 30 s (got {line!r})")
-        yield match.group(0), proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def _children_cpu_s() -> float:
@@ -186,7 +155,7 @@ def _pipeline(pairs: int, duration_s: float, work: Path) -> tuple[Usage, list[Pa
     """`python -m pipeline --pairs N` against a fresh server; its usage and its run folders."""
     out = work / f"pipeline-{pairs}-{time.monotonic_ns()}"
     out.mkdir(parents=True)
-    with _server() as (url, pid):
+    with sfu_server(API_KEY, API_SECRET) as (url, pid):
         config = work / "config.json"
         livekit = {"url": url, "api_key": API_KEY, "api_secret": API_SECRET}
         config.write_text(json.dumps({"livekit": livekit, "connect_timeout_s": 60.0}))
@@ -208,7 +177,7 @@ def _bare(pairs: int, duration_s: float, work: Path) -> tuple[Usage, dict[str, A
     handicapped."""
     stem = work / f"bare-{time.monotonic_ns()}"
     marker, summary = stem.with_suffix(".started"), stem.with_suffix(".json")
-    with _server() as (url, pid):
+    with sfu_server(API_KEY, API_SECRET) as (url, pid):
         command = [sys.executable, "-m", "benchmarks._bare_sdk", "--url", url,
                    "--api-key", API_KEY, "--api-secret", API_SECRET, "--pairs", str(pairs),
                    "--duration", str(duration_s), "--marker", str(marker),

@@ -32,20 +32,16 @@ failures or reason, the spread of the run medians and the share of runs within 2
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks._runs import exit_status, pipeline_run, remove
+from benchmarks._runs import exit_status, hogs, pipeline_run, remove
 from pipeline.config.faults import FREEZE_ENV
 
 FRAME_NS = 10_000_000  # one 10 ms frame
@@ -190,22 +186,6 @@ def freeze_named(r: dict[str, Any]) -> bool:
     return bool(r["status"] == "OK")
 
 
-@contextlib.contextmanager
-def _hogs(count: int) -> Iterator[None]:
-    """`count` busy-looping Python processes for the block; killed after it."""
-    procs = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
-        for _ in range(count)
-    ]
-    try:
-        yield
-    finally:
-        for proc in procs:
-            proc.kill()
-        for proc in procs:
-            proc.wait()
-
-
 def _one_run(condition: Condition, duration_s: float, work: Path, index: int) -> dict[str, Any]:
     """One `python -m pipeline` run under `condition`; its figures (its folder is removed)."""
     out = work / f"{condition.name}-{index}"
@@ -256,7 +236,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         for condition in CONDITIONS:
             runs = condition.runs[1] if quick else condition.runs[0]
             done: list[dict[str, Any]] = []
-            with _hogs(HOGS if condition.hog else 0):
+            with hogs(HOGS if condition.hog else 0):
                 for i in range(runs):
                     done.append(_one_run(condition, duration_s, work, i))
                     print(_progress(condition.name, i, runs, done[-1]), flush=True)

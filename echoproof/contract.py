@@ -10,12 +10,14 @@ has verify but not livekit can import it.
 - Files: `MANIFEST`, `RTC_STATS`, `EVENTS`, `HOST`, and per direction the names `wav_name`,
   `arrivals_name`, `sent_name` and `bursts_name` give (`directions()` lists them as the
   manifest does). verify writes the `DERIVED` files (and `*.png` views): not evidence.
-- CSV headers: `TIMING_HEADER` (sent and arrivals), `BURSTS_HEADER`, `HOST_COLUMNS`.
+- CSV headers: `TIMING_HEADER` (sent and arrivals), `BURSTS_HEADER`, `HOST_COLUMNS` (older
+  files have its first `HOST_COLUMNS_BEFORE_AGENT`).
 - The manifest: `Manifest`, its keys as typed fields (`to_json` writes them, `from_json` reads
   them back), `MANIFEST_SCHEMA`, one of `STATUSES`, a direction's `DIRECTION_FIELDS` and the
   burst's `BURST_FIELDS`.
 - An agent under test (manifest `mode` `AGENT_MODE`): the Customer's turns in `utterances_name`
-  (`UTTERANCES_HEADER`), the worker's output in `WORKER_LOG`; `agent_files()` lists the files
+  (`UTTERANCES_HEADER`; older files have its first `UTTERANCES_FILE_COLUMNS`), the worker's
+  output in `WORKER_LOG`; `agent_files()` lists the files
   as the manifest's `agent` block names them.
 - The speech-like probe (when the manifest's `probe` is not null): `PROBE`, and per sender
   `probe_name` with `PROBE_HEADER`.
@@ -63,7 +65,11 @@ HOST_COLUMNS = (
     "server_wait_ms",
     "steal_pct",
     "pressure_pct",
+    "agent_cpu_ms",
+    "agent_wait_ms",
 )
+# A host.csv written before the agent worker's columns has the first 12.
+HOST_COLUMNS_BEFORE_AGENT = 12
 
 AGENT_MODE = "agent"
 WORKER_LOG = "agent-worker.log"
@@ -75,7 +81,13 @@ UTTERANCES_HEADER = (
     "samples",
     "sent_start_ns",
     "sent_end_ns",
+    "speech_start_sample",
+    "speech_samples",
+    "speech_start_ns",
+    "speech_end_ns",
 )
+# A turns file written before the speech's bounds were recorded has the file's columns only.
+UTTERANCES_FILE_COLUMNS = 7
 
 REPORT = "report.json"
 ENVELOPE = "report.dsse.json"

@@ -50,7 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=Path("config.json"), help="config file (JSON)")
     p.add_argument("--duration", type=float, help="seconds of conversation (default: config, 120)")
     p.add_argument("--out", type=Path, help="folder for run folders (default: config, recordings)")
-    p.add_argument("--pairs", type=int, help="conversations at once, each in its own room")
+    p.add_argument(
+        "--pairs", type=int, help="conversations at once (callers of --agent), each in its own room"
+    )
+    p.add_argument(
+        "--ramp",
+        type=float,
+        metavar="S",
+        help="spread the joins evenly over S seconds, each talking once ready (default 0: all "
+        "join, then all start at once)",
+    )
     p.add_argument("--duplex", action="store_true", help="both agents talk at the same time")
     p.add_argument("--no-verify", action="store_true", help="capture only; skip the report")
     p.add_argument(
@@ -91,6 +100,10 @@ def _configure(args: argparse.Namespace) -> Config:
         if not 1 <= args.pairs <= 256:
             raise ConfigError(f"--pairs is {args.pairs}; expected an integer from 1 to 256.")
         changes["pairs"] = args.pairs
+    if args.ramp is not None:
+        if not 0 <= args.ramp <= 3600:
+            raise ConfigError(f"--ramp is {args.ramp:g}; expected seconds in [0, 3600].")
+        changes["join_ramp_s"] = args.ramp
     if args.out is not None:
         changes["out_dir"] = args.out
     if args.duplex:

@@ -4,6 +4,8 @@
 conversation of a run one start instant, once each has joined or given up; a conversation sees it
 through the `Gate` protocol (a worker process through its parent, see `pipeline.worker`), and
 tells whoever follows it (`Begins`: the live view, or a worker's report) when it starts talking.
+With a join ramp (`join_ramp_s`) the conversations join one after another instead, and each
+starts talking as soon as it is ready (`start_gates`, `join_delay_s`).
 """
 
 from __future__ import annotations
@@ -96,3 +98,18 @@ class StartGate:
         if self._waiting <= 0 and not self._open.is_set():
             self.start_ns = time.monotonic_ns() + int(self._delay_s * 1e9)
             self._open.set()
+
+
+def start_gates(conversations: int, ramp_s: float) -> list[StartGate]:
+    """Each conversation's gate: without a ramp one `StartGate` shared by all, one start instant
+    once all have joined; with a ramp one each, as for a lone conversation, since the joins are
+    spread out anyway and a caller does not wait for the next one to call."""
+    if ramp_s <= 0:
+        return [StartGate(conversations)] * conversations
+    return [StartGate(1) for _ in range(conversations)]
+
+
+def join_delay_s(i: int, conversations: int, ramp_s: float) -> float:
+    """When the `i`-th of `conversations` joins, in seconds after the first: evenly over the
+    ramp."""
+    return i * ramp_s / conversations

@@ -1,12 +1,14 @@
 """A capture run: the server, the rooms, one or more conversations, their evidence.
 
 `capture(config)` starts the embedded server when the URL is a loopback address nobody listens
-on, creates one room per conversation through the server API (`pipeline.rooms`), runs every
-conversation at once (`pipeline.tones.conversation`, here or each in a worker process of its own,
-`pipeline.worker`; with an agent under test, `pipeline.agent.conversation`) from one start
-instant (`pipeline.gate`), and returns one `Outcome` per run folder. Only faults before any run
-folder exists (server unreachable, credentials refused) raise `ConnectError`; impairment asked of
-a server the run did not start raises `ConfigError`.
+on, creates one room per conversation through the server API (`pipeline.rooms`), starts the
+agent's worker when the run has one to start (`pipeline.agent.worker`: one for every
+conversation), runs every conversation (`pipeline.tones.conversation`, or with an agent under
+test `pipeline.agent.conversation`; here or each in a worker process of its own,
+`pipeline.worker`) from one start instant, or joining along a ramp (`pipeline.gate`), and returns
+one `Outcome` per run folder. Only faults before any run folder exists (server unreachable,
+credentials refused, an agent worker that does not register) raise `ConnectError`; impairment
+asked of a server the run did not start raises `ConfigError`.
 """
 
 from __future__ import annotations
@@ -20,17 +22,17 @@ from typing import Protocol, TextIO
 from loguru import logger
 
 from echoproof.aiotasks import cancel_and_wait
+from pipeline.agent.worker import AgentWorker, WorkerRef
 from pipeline.bounded_run import Outcome
 from pipeline.config import Config
 from pipeline.config.faults import FreezeFault
 from pipeline.console.live import LiveView, PairView
 from pipeline.errors import ConfigError
-from pipeline.gate import Begins, Gate, StartGate, StopSignal
+from pipeline.gate import Begins, Gate, StartGate, StopSignal, join_delay_s, start_gates
 from pipeline.recording import evidence
 from pipeline.recording.freeze import Freezer
 from pipeline.rooms import create_rooms, delete_rooms, room_name
 from pipeline.server.process import EmbeddedServer
-from pipeline.tones.conversation import Conversation
 
 
 async def capture(
@@ -48,35 +50,35 @@ async def capture(
     """
     stop = stop or StopSignal()
     config = dataclasses.replace(config, fleet_id=evidence.new_run_id())
+    # Imported here: `python -m pipeline.worker` imports the package, and so this module, before
+    # it runs the worker module as __main__; had that imported pipeline.worker already, runpy
+    # would warn on every worker's stderr.
+    from pipeline.worker import Job, WorkerProcess
+
     async with embedded_server(config) as server_pid:
-        embedded = server_pid is not None
         run_ids = _run_ids(config.pairs)
         await create_rooms(config, [room_name(r) for r in run_ids])
-        units: list[Unit]
-        if config.agent is not None:
-            from pipeline.agent.conversation import AgentConversation, utterances_of
-
-            units = [
-                AgentConversation(
-                    config, run_id, utterances_of(config), embedded=embedded, server_pid=server_pid
-                )
-                for run_id in run_ids
-            ]
-        elif processes:
-            # Imported here: `python -m pipeline.worker` imports the package, and so this module,
-            # before it runs the worker module as __main__; had that imported pipeline.worker
-            # already, runpy would warn on every worker's stderr.
-            from pipeline.worker import Job, WorkerProcess
-
-            units = [WorkerProcess(Job(config, run_id, server_pid)) for run_id in run_ids]
-        else:
-            units = [
-                Conversation(config, run_id, embedded=embedded, server_pid=server_pid)
-                for run_id in run_ids
-            ]
-        await run_all(units, stop, live_stream, freeze=config.freeze)
-        await delete_rooms(config, [room_name(r) for r in run_ids])
+        async with agent_worker(config, run_ids) as worker:
+            jobs = [Job(config, run_id, server_pid, worker) for run_id in run_ids]
+            units: list[Unit] = [WorkerProcess(j) if processes else j.conversation() for j in jobs]
+            await run_all(units, stop, live_stream, freeze=config.freeze, ramp_s=config.join_ramp_s)
+            await delete_rooms(config, [room_name(r) for r in run_ids])
     return [u.outcome for u in units]
+
+
+@contextlib.asynccontextmanager
+async def agent_worker(config: Config, run_ids: list[str]) -> AsyncIterator[WorkerRef | None]:
+    """The agent's worker when the run starts it (`agent.cmd`), registered: one for every
+    conversation. Its log is kept beside the run folders while it runs, then copied into each
+    (`AgentWorker`); None when the run starts no worker."""
+    agent = config.agent
+    if agent is None or agent.cmd is None:
+        yield None
+        return
+    log = config.out_dir / f"agent-worker-{config.fleet_id}.log"
+    run_dirs = [config.out_dir / run_id for run_id in run_ids]
+    async with AgentWorker(agent.cmd, config, log, run_dirs) as worker:
+        yield worker.ref()
 
 
 class Unit(Protocol):
@@ -96,25 +98,38 @@ async def run_all(
     live_stream: TextIO | None,
     *,
     freeze: FreezeFault | None = None,
+    ramp_s: float = 0.0,
 ) -> None:
-    """Run every unit to its end from one start instant, all in one live view, finished after;
-    with `freeze`, this process and every one under it stand still once
-    (`pipeline.recording.freeze`)."""
-    gate = StartGate(len(units))
+    """Run every unit to its end from one start instant (or along a join ramp of `ramp_s`, see
+    `pipeline.gate`), all in one live view, finished after; with `freeze`, this process and
+    every one under it stand still once (`pipeline.recording.freeze`)."""
+    gates = start_gates(len(units), ramp_s)
     view = LiveView([u.view for u in units], stream=live_stream)
     view_task = asyncio.create_task(view.run(), name="live-view")
     fault = None
     if freeze is not None:
-        fault = asyncio.create_task(_freeze_once_open(gate, freeze), name="fault-freeze")
+        fault = asyncio.create_task(_freeze_once_open(gates[0], freeze), name="fault-freeze")
     try:
         async with asyncio.TaskGroup() as tg:
-            for u in units:
-                tg.create_task(u.run(stop, view, gate), name=f"conversation-{u.run_id}")
+            for i, (u, gate) in enumerate(zip(units, gates, strict=True)):
+                delay_s = join_delay_s(i, len(units), ramp_s)
+                tg.create_task(
+                    _run_at(delay_s, u, stop, view, gate), name=f"conversation-{u.run_id}"
+                )
     finally:
         if fault is not None:
             await cancel_and_wait(fault)
         await cancel_and_wait(view_task)
         view.finish()
+
+
+async def _run_at(delay_s: float, unit: Unit, stop: StopSignal, view: Begins, gate: Gate) -> None:
+    """Run `unit` `delay_s` from now (its place on the join ramp); at once when stopping is
+    asked meanwhile, so that its run folder records the interruption."""
+    if delay_s > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay_s)
+    await unit.run(stop, view, gate)
 
 
 async def _freeze_once_open(gate: StartGate, fault: FreezeFault) -> None:

@@ -1,16 +1,18 @@
-"""One conversation per worker process, so that many pairs keep real time.
+"""One conversation per worker process, so that many pairs, or many callers of an agent under
+test, keep real time.
 
 All conversations in one process share one event loop and one GIL: with four pairs the send loops
 starve and frames go out late. Here the parent (`pipeline.run.capture`, through one
 `WorkerProcess` per conversation) starts one worker process per conversation,
-`python -m pipeline.worker`, which runs both speakers of it in its own event loop (mouth-to-ear
+`python -m pipeline.worker`, which runs it in its own event loop: both speakers of a tone
+conversation, or the Customer of one with the agent under test (`Job.conversation`; mouth-to-ear
 latency still uses one clock; `time.monotonic_ns()` is system-wide anyway).
 
 The protocol is lines on the worker's pipes:
 
 - parent -> worker stdin: first the job (the config, the run id, the embedded server's pid when
-  the run started it, for the host figures), base64 of a pickle, since both ends run this same
-  code; then JSON objects:
+  the run started it, for the host figures, and the agent's worker when the run started one),
+  base64 of a pickle, since both ends run this same code; then JSON objects:
   `{"kind": "start", "start_ns"}` once every worker is ready (see `pipeline.gate.StartGate`), and
   `{"kind": "stop", "reason"}` to stop early (Ctrl-C, SIGTERM). End of input also stops the worker:
   its parent is gone.
@@ -41,6 +43,8 @@ from typing import Any
 from loguru import logger
 
 from echoproof.aiotasks import cancel_and_wait
+from pipeline.agent.conversation import AgentConversation
+from pipeline.agent.worker import WorkerRef
 from pipeline.bounded_run import Outcome
 from pipeline.bounds import run_bound_s
 from pipeline.config import Config
@@ -65,6 +69,23 @@ class Job:
     config: Config
     run_id: str
     server_pid: int | None  # the embedded server's, when the run started it
+    agent_worker: WorkerRef | None = None  # the agent's, when the run started it
+
+    def conversation(self) -> Conversation | AgentConversation:
+        """The conversation itself, to run here or in a worker process: a tone conversation, or
+        one with the agent under test."""
+        embedded = self.server_pid is not None
+        if self.config.agent is None:
+            return Conversation(
+                self.config, self.run_id, embedded=embedded, server_pid=self.server_pid
+            )
+        return AgentConversation(
+            self.config,
+            self.run_id,
+            embedded=embedded,
+            server_pid=self.server_pid,
+            worker=self.agent_worker,
+        )
 
 
 # -- the parent ------------------------------------------------------------------------------------
@@ -77,7 +98,7 @@ class WorkerProcess:
         self.job = job
         self.run_id = job.run_id
         self.pid: int | None = None
-        self.view = PairView(job.run_id, Counters(), Counters())
+        self.view = PairView(job.run_id, Counters(), Counters(), agent=job.config.agent is not None)
         self.outcome = Outcome(
             job.run_id,
             job.config.out_dir / job.run_id,
@@ -235,9 +256,10 @@ class _Report:
 class _ParentGate:
     """The worker's side of the run's `StartGate`: it says "ready", the parent when to start."""
 
-    settles = True  # workers run only when there are several conversations
-
-    def __init__(self) -> None:
+    def __init__(self, ramp_s: float) -> None:
+        # Workers run only when there are several conversations: they settle before talking,
+        # unless each starts on its own along a join ramp (see `pipeline.gate.start_gates`).
+        self.settles = ramp_s <= 0
         self.start: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def ready(self) -> Awaitable[int]:
@@ -276,10 +298,8 @@ async def _work() -> None:
         for sig, name in names.items():
             # A terminal's Ctrl-C reaches every process of the group: stop like the parent does.
             loop.add_signal_handler(sig, stop.set, f"interrupted by {name}.")
-        conversation = Conversation(
-            job.config, job.run_id, embedded=job.server_pid is not None, server_pid=job.server_pid
-        )
-        gate = _ParentGate()
+        conversation = job.conversation()
+        gate = _ParentGate(job.config.join_ramp_s)
         tasks = [
             asyncio.create_task(_read_parent(reader, stop, gate), name="read-parent"),
             asyncio.create_task(_progress(conversation), name="progress"),
@@ -303,7 +323,7 @@ async def _work() -> None:
         transport.close()
 
 
-async def _progress(conversation: Conversation) -> None:
+async def _progress(conversation: Conversation | AgentConversation) -> None:
     while True:
         await asyncio.sleep(PROGRESS_EVERY_S)
         o = conversation.outcome

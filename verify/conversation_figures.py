@@ -4,11 +4,13 @@ Definitions: docs/evidence.md (the conversation's figures) and docs/measurements
 on the run's clock: a turn is timed as sent from the Customer's sent frames (the turns file must
 agree); the agent's audio is found by `dsp.find_voice` in what the Customer heard and timed by
 the same fit over the arrivals as a burst onset (`verify.timing`); a turn's response runs from
-its end as sent to the onset of the first agent audio heard after it, within the answer window.
+the end of its speech as sent (the end of its file in a run made before the speech's bounds were
+recorded) to the onset of the first agent audio heard after it, within the answer window.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -47,17 +49,16 @@ def conversation(
     assert agent is not None  # checked as the manifest was read
     window_s = float(agent["answer_window_s"])
     heard, arrivals = _heard(run_dir, files, missing, complete)
-    turns, sent_ns = _sent_turns(run_dir, files, missing, complete)
+    turns, times = _sent_turns(run_dir, files, missing, complete)
     voice = dsp.find_voice(heard, ev.SAMPLE_RATE)
     segments = voice.segments
     onsets = np.array([s.onset for s in segments], dtype=np.float64)
     offsets = np.array([s.offset for s in segments], dtype=np.float64)
     on_ns = fit_time_ns(arrivals, onsets) if onsets.size else np.zeros(0)
     off_ns = fit_time_ns(arrivals, offsets) if offsets.size else np.zeros(0)
-    joined_ns = agent.get("joined_ns")
     left_ns = _left_ns(run_dir, missing, agent.get("identity"))
     run_s = functools.partial(run_seconds, origin=origin)
-    entries, responses = _turns(turns, sent_ns, on_ns, off_ns, window_s, run_s)
+    entries, responses = _turns(turns, times, on_ns, off_ns, window_s, run_s)
     answered = [e for e in entries if e["state"] == "answered"]
     gaps = [g for e in answered for g in e.pop("_gaps")]
     for e in entries:
@@ -69,12 +70,7 @@ def conversation(
         "threshold_dbfs": rounded(voice.threshold_dbfs, 3),
         "noise_floor_dbfs": rounded(voice.noise_floor_dbfs, 3),
         "heard": bool(segments),
-        "first_audio_s": run_s(on_ns[0]) if on_ns.size else None,
-        "greeting_ms": (
-            rounded(float(on_ns[0] - joined_ns) / NS_PER_MS, 4)
-            if on_ns.size and joined_ns is not None
-            else None
-        ),
+        **_arrival(agent, on_ns, run_s),
         "turns_sent": len(entries),
         "turns_answered": len(answered),
         "turns_unanswered": len(entries) - len(answered),
@@ -90,6 +86,30 @@ def conversation(
         "glitches": sum(s.dips for s in segments),
         "turns": entries,
     }
+
+
+def _arrival(agent: dict[str, Any], on_ns: FloatArray, run_s: RunClock) -> dict[str, Any]:
+    """How soon the agent came: from the dispatch (CreateDispatch) to its join (`dispatch_ms`),
+    from its join to its first audio heard (`greeting_ms`), from the dispatch to that audio
+    (`first_audio_ms`), and when that audio came (`first_audio_s`). None where a time is not
+    known (a run made before dispatches were timed, an agent never heard)."""
+    first = float(on_ns[0]) if on_ns.size else None
+    dispatched, joined = _ns(agent.get("dispatched_ns")), _ns(agent.get("joined_ns"))
+
+    def ms(since: float | None, until: float | None) -> float | None:
+        return None if since is None or until is None else rounded((until - since) / NS_PER_MS, 4)
+
+    return {
+        "first_audio_s": None if first is None else run_s(first),
+        "greeting_ms": ms(joined, first),
+        "dispatch_ms": ms(dispatched, joined),
+        "first_audio_ms": ms(dispatched, first),
+    }
+
+
+def _ns(value: Any) -> int | None:
+    """A monotonic time of the manifest, None when absent (or not an integer)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _agent(
@@ -149,9 +169,26 @@ def _heard(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class TurnTimes:
+    """When each turn's file, and its speech, started and ended as sent (ns; the speech's None in
+    a turns file written before it was recorded)."""
+
+    start: FloatArray
+    end: FloatArray
+    speech_start: FloatArray | None = None
+    speech_end: FloatArray | None = None
+
+    @property
+    def heard_from(self) -> FloatArray:
+        """Where each turn's response is measured from: the end of its speech (of its file in
+        an older run)."""
+        return self.end if self.speech_end is None else self.speech_end
+
+
 def _sent_turns(
     run_dir: Path, files: dict[str, str], missing: list[str], complete: bool
-) -> tuple[ev.Turns | None, tuple[FloatArray, FloatArray]]:
+) -> tuple[ev.Turns | None, TurnTimes]:
     """The turns the Customer said (None: the file is missing), and when each started and ended
     as sent."""
     sent = (
@@ -165,56 +202,69 @@ def _sent_turns(
     return turns, _turn_times(turns, sent, files)
 
 
-def _turn_times(
-    turns: ev.Turns | None, sent: ev.Timing | None, files: dict[str, str]
-) -> tuple[FloatArray, FloatArray]:
-    """Each turn's start and end as sent, from the sent frames; the turns file must agree."""
+def _turn_times(turns: ev.Turns | None, sent: ev.Timing | None, files: dict[str, str]) -> TurnTimes:
+    """Each turn's start and end (its file's, its speech's) as sent, from the sent frames; the
+    turns file must agree."""
     if turns is None or not len(turns):
-        return np.zeros(0), np.zeros(0)
+        return TurnTimes(np.zeros(0), np.zeros(0))
     if sent is None or turns.start_sample[-1] + turns.samples[-1] > sent.total_samples:
         raise EvidenceError(
             f"{files['utterances']} lists turns that {files['sent']} does not cover, "
             "expected every listed turn to be sent"
         )
-    start = turn_time_ns(sent, turns.start_sample, end=False)
-    end = turn_time_ns(sent, turns.start_sample + turns.samples, end=True)
-    for name, found, listed in (
-        ("sent_start_ns", start, turns.sent_start_ns),
-        ("sent_end_ns", end, turns.sent_end_ns),
-    ):
-        bad = np.abs(found - listed) > TURN_TIME_TOLERANCE_NS
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise EvidenceError(
-                f"{files['utterances']} turn {i} has {name} {int(listed[i])}, but "
-                f"{files['sent']} gives {found[i]:.0f}, expected the same time"
-            )
-    return start, end
+    spans = [("sent_start_ns", "sent_end_ns", turns.start_sample, turns.samples)]
+    if turns.speech_start_sample is not None and turns.speech_samples is not None:
+        spans.append(
+            ("speech_start_ns", "speech_end_ns", turns.speech_start_sample, turns.speech_samples)
+        )
+    times = []
+    for start_name, end_name, first, length in spans:
+        start = turn_time_ns(sent, first, end=False)
+        end = turn_time_ns(sent, first + length, end=True)
+        for name, found in ((start_name, start), (end_name, end)):
+            _agree(files, name, found, getattr(turns, name))
+        times += [start, end]
+    return TurnTimes(*times)
+
+
+def _agree(files: dict[str, str], name: str, found: FloatArray, listed: ev.IntArray) -> None:
+    """The turns file's `name` column is what the sent frames give, to TURN_TIME_TOLERANCE_NS."""
+    bad = np.abs(found - listed) > TURN_TIME_TOLERANCE_NS
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise EvidenceError(
+            f"{files['utterances']} turn {i} has {name} {int(listed[i])}, but "
+            f"{files['sent']} gives {found[i]:.0f}, expected the same time"
+        )
 
 
 def _turns(
     turns: ev.Turns | None,
-    sent_ns: tuple[FloatArray, FloatArray],
+    times: TurnTimes,
     on_ns: FloatArray,
     off_ns: FloatArray,
     window_s: float,
     run_s: RunClock,
 ) -> tuple[list[dict[str, Any]], list[float]]:
-    """One entry per turn: when it was sent, whether and how fast it was answered."""
+    """One entry per turn: when it was sent, whether and how fast it was answered: by the first
+    agent audio heard after the end of its speech, within the answer window (an answer may
+    start while the file's trailing silence still plays)."""
     if turns is None:
         return [], []
-    start_ns, end_ns = sent_ns
     window_ns = window_s * NS_PER_S
+    speech = times.speech_start if times.speech_start is not None else times.start
     entries: list[dict[str, Any]] = []
     responses: list[float] = []
     for k in range(len(turns)):
-        end = end_ns[k]
+        end = times.heard_from[k]
         entry: dict[str, Any] = {
             "turn": int(turns.turn[k]),
             "source": turns.source[k],
             "sha256": turns.sha256[k],
-            "sent_start_s": run_s(start_ns[k]),
-            "sent_end_s": run_s(end),
+            "sent_start_s": run_s(times.start[k]),
+            "sent_end_s": run_s(times.end[k]),
+            "speech_start_s": None if times.speech_start is None else run_s(speech[k]),
+            "speech_end_s": None if times.speech_end is None else run_s(end),
             "state": "unanswered",
             "_gaps": [],
         }
@@ -223,8 +273,8 @@ def _turns(
             first = int(after[0])
             response = (on_ns[first] - end) / NS_PER_MS
             responses.append(float(response))
-            # the answer: its segments until the next turn starts
-            stop = start_ns[k + 1] if k + 1 < len(turns) else math.inf
+            # the answer: its segments until the next turn's speech starts
+            stop = speech[k + 1] if k + 1 < len(turns) else math.inf
             last = first
             while last + 1 < on_ns.size and on_ns[last + 1] < stop:
                 last += 1
@@ -245,8 +295,8 @@ def _worker(worker: dict[str, Any], run_s: RunClock) -> dict[str, Any]:
     stopped by the run."""
 
     def at(key: str) -> float | None:
-        value = worker.get(key)
-        return None if not isinstance(value, int) or isinstance(value, bool) else run_s(value)
+        value = _ns(worker.get(key))
+        return None if value is None else run_s(value)
 
     return {
         "log": worker.get("log"),
@@ -254,4 +304,18 @@ def _worker(worker: dict[str, Any], run_s: RunClock) -> dict[str, Any]:
         "exited_s": at("exited_ns"),
         "exit_code": worker.get("exit_code"),
         "stopped_by": worker.get("stopped_by"),
+        "scheduling": _scheduling(worker.get("scheduling")),
     }
+
+
+def _scheduling(value: Any) -> dict[str, Any] | None:
+    """How the worker's processes were scheduled while the Customer talked (`policies` seen,
+    most `processes` at once), as `pipeline.recording.host` noted it; None when not noted."""
+    if not isinstance(value, dict):
+        return None
+    policies, processes = value.get("policies"), value.get("processes")
+    if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+        return None
+    if not isinstance(processes, int) or isinstance(processes, bool):
+        return None
+    return {"policies": policies, "processes": processes}

@@ -1,8 +1,9 @@
 """The conversation with an agent under test in `report.html`: a timeline plot and a table.
 
-The timeline puts, on the run's clock, each turn as the Customer sent it, the agent's audio as the
-Customer heard it, the agent's join, and each turn's response (end of the turn to the onset of the
-answer); unanswered turns are marked. Derived from the report, not evidence.
+The timeline puts, on the run's clock, each turn as the Customer sent it (its speech dark, the
+file's silence around it light), the agent's audio as the Customer heard it, the agent's join,
+and each turn's response (end of its speech to the onset of the answer); unanswered turns are
+marked. Derived from the report, not evidence.
 """
 
 from __future__ import annotations
@@ -23,18 +24,21 @@ def draw(report: dict[str, Any], path: Path) -> None:
     fig = Figure(figsize=(12, 3.6), layout="constrained")
     ax = fig.add_subplot()
     for t in conv["turns"]:
+        color = "tab:blue" if t["state"] == "answered" else "tab:red"
         ax.broken_barh(
-            [(t["sent_start_s"], t["sent_end_s"] - t["sent_start_s"])], (1.6, 0.6),
-            color="tab:blue" if t["state"] == "answered" else "tab:red",
+            [(t["sent_start_s"], t["sent_end_s"] - t["sent_start_s"])], (1.6, 0.6), color=color,
+            alpha=0.35,
         )  # fmt: skip
+        start, end = _speech(t)
+        ax.broken_barh([(start, end - start)], (1.6, 0.6), color=color)
         if t["state"] == "answered":
             ax.annotate(
                 f"{t['response_ms']:.0f} ms", xy=(t["answer_start_s"], 1.05),
-                xytext=(t["sent_end_s"], 1.3), fontsize="x-small",
+                xytext=(end, 1.3), fontsize="x-small",
                 arrowprops={"arrowstyle": "->", "linewidth": 0.6},
             )  # fmt: skip
         else:
-            ax.text(t["sent_end_s"], 1.3, "unanswered", color="tab:red", fontsize="x-small")
+            ax.text(end, 1.3, "unanswered", color="tab:red", fontsize="x-small")
     ax.broken_barh(
         [(s["onset_s"], s["offset_s"] - s["onset_s"]) for s in conv["segments"]], (0.4, 0.6),
         color="tab:green",
@@ -50,13 +54,22 @@ def draw(report: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def _speech(turn: dict[str, Any]) -> tuple[float, float]:
+    """A turn's speech as sent (its file, in a run made before the speech was recorded)."""
+    if turn.get("speech_end_s") is None:
+        return turn["sent_start_s"], turn["sent_end_s"]
+    return turn["speech_start_s"], turn["speech_end_s"]
+
+
 def table(report: dict[str, Any]) -> str:
     """The conversation's figures as an HTML section."""
     conv = report["conversation"]
     r = conv["response_ms"]
     rows = [
         ("agent", f"{conv['agent']} ({conv['identity']}, {conv['kind']})"),
+        ("dispatch: CreateDispatch to the agent's join (ms)", conv.get("dispatch_ms")),
         ("greeting: join to first audio heard (ms)", conv["greeting_ms"]),
+        ("first audio: CreateDispatch to first audio heard (ms)", conv.get("first_audio_ms")),
         ("turns sent / answered / unanswered",
          f"{conv['turns_sent']} / {conv['turns_answered']} / {conv['turns_unanswered']}"),
         ("unanswered turns", ", ".join(map(str, conv["unanswered"])) or "none"),
@@ -77,6 +90,9 @@ def table(report: dict[str, Any]) -> str:
             else f"stopped by the run ({worker['stopped_by']}), exit code {worker['exit_code']}"
         )
         rows.append(("worker", f"registered at {worker['registered_s']} s; {ended}"))
+        if (sched := worker.get("scheduling")) is not None:
+            policies = ", ".join(sched["policies"])
+            rows.append(("worker scheduling", f"{policies} ({sched['processes']} processes)"))
     body = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows
     )

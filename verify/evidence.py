@@ -25,7 +25,13 @@ import soundfile
 
 # The contract's one definition (echoproof.contract), re-exported: verify's modules read it here.
 from echoproof.contract import AGENT_MODE as AGENT_MODE
-from echoproof.contract import BURST_FIELDS, DIRECTION_FIELDS, ContractError
+from echoproof.contract import (
+    BURST_FIELDS,
+    DIRECTION_FIELDS,
+    HOST_COLUMNS_BEFORE_AGENT,
+    UTTERANCES_FILE_COLUMNS,
+    ContractError,
+)
 from echoproof.contract import BURSTS_HEADER as BURSTS_HEADER
 from echoproof.contract import DERIVED as DERIVED
 from echoproof.contract import ENVELOPE as ENVELOPE
@@ -239,9 +245,10 @@ def _check_agent(manifest: dict[str, Any]) -> None:
     agent = _need(manifest, "agent", dict, MANIFEST)
     _need(agent, "name", str, where)
     _need(agent, "answer_window_s", (int, float), where)
-    joined = agent.get("joined_ns")
-    if joined is not None and (isinstance(joined, bool) or not isinstance(joined, int)):
-        raise EvidenceError(f"{where} field 'joined_ns' is {joined!r}, expected an integer or null")
+    for key in ("dispatched_ns", "joined_ns"):
+        value = agent.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise EvidenceError(f"{where} field {key!r} is {value!r}, expected an integer or null")
     files = _need(agent, "files", dict, where)
     for key in ("wav", "arrivals", "sent", "utterances"):
         value = _need(files, key, str, f"{where} files")
@@ -332,7 +339,9 @@ def read_wav(path: Path) -> npt.NDArray[np.int16]:
 _SHORT_DATA = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
 
 
-def _csv_text(path: Path, header: tuple[str, ...]) -> tuple[str, str]:
+def _csv_text(path: Path, header: tuple[str, ...], oldest: int | None = None) -> tuple[int, str]:
+    """The file's column count and its body after the header. The header must be `header`, or,
+    from an older writer, its first `oldest` or more columns."""
     try:
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:
@@ -343,11 +352,11 @@ def _csv_text(path: Path, header: tuple[str, ...]) -> tuple[str, str]:
         raise EvidenceError(f"{path.name} cannot be read: {exc.strerror}") from None
     first, _, body = text.partition("\n")
     found = tuple(c.strip() for c in first.strip().split(","))
-    if found != header:
+    if found != header[: len(found)] or len(found) < (oldest or len(header)):
         raise EvidenceError(
             f"{path.name} header is {first.strip()!r}, expected {','.join(header)!r}"
         )
-    return first, body
+    return len(found), body
 
 
 def _bad_row(path: Path, body: str, columns: int, kinds: tuple[type, ...]) -> EvidenceError:
@@ -422,10 +431,9 @@ def read_host(path: Path, *, partial_tail: bool = False) -> HostTable:
 
     `partial_tail`: a run that did not complete may end mid-line; that line is dropped.
     """
-    _, body = _csv_text(path, HOST_COLUMNS)
+    columns, body = _csv_text(path, HOST_COLUMNS, HOST_COLUMNS_BEFORE_AGENT)
     if partial_tail and body and not body.endswith("\n"):
         body = body[: body.rfind("\n") + 1]
-    columns = len(HOST_COLUMNS)
     t_ns: list[int] = []
     values: list[list[float]] = []
     for n, row in enumerate(csv.reader(io.StringIO(body)), start=2):
@@ -450,7 +458,8 @@ def read_host(path: Path, *, partial_tail: bool = False) -> HostTable:
                 f"{path.name} line {n}: t_ns {t_ns[-1]} is not after the previous window's "
                 f"{t_ns[-2]}, expected a rising monotonic clock"
             )
-    table = np.array(values, dtype=np.float64).reshape(len(values), columns - 1)
+    table = np.full((len(values), len(HOST_COLUMNS) - 1), np.nan)  # older files: not measured
+    table[:, : columns - 1] = np.array(values, dtype=np.float64).reshape(len(values), columns - 1)
     return HostTable(
         t_ns=np.array(t_ns, dtype=np.int64),
         columns={name: table[:, i] for i, name in enumerate(HOST_COLUMNS[1:])},
@@ -526,7 +535,8 @@ def read_schedule_empty() -> Schedule:
 
 @dataclasses.dataclass(frozen=True)
 class Turns:
-    """`<sender>.utterances.csv`: the turns said to an agent under test, in order."""
+    """`<sender>.utterances.csv`: the turns said to an agent under test, in order. The speech's
+    bounds are None in a file written before they were recorded."""
 
     turn: IntArray
     source: list[str]
@@ -535,52 +545,64 @@ class Turns:
     samples: IntArray
     sent_start_ns: IntArray
     sent_end_ns: IntArray
+    speech_start_sample: IntArray | None = None
+    speech_samples: IntArray | None = None
+    speech_start_ns: IntArray | None = None
+    speech_end_ns: IntArray | None = None
 
     def __len__(self) -> int:
         return len(self.turn)
 
 
 def read_turns(path: Path) -> Turns:
-    """A `<sender>.utterances.csv`: turns numbered 0.., each after the one before."""
-    _, body = _csv_text(path, UTTERANCES_HEADER)
-    rows: list[tuple[int, str, str, int, int, int, int]] = []
+    """A `<sender>.utterances.csv`: turns numbered 0.., each after the one before, each one's
+    speech inside its file."""
+    columns, body = _csv_text(path, UTTERANCES_HEADER, UTTERANCES_FILE_COLUMNS)
+    numbers = [i for i in range(columns) if i not in (1, 2)]  # all but source and sha256
+    rows: list[list[Any]] = []
     for n, row in enumerate(csv.reader(io.StringIO(body)), start=2):
         if not row:
             continue
-        if len(row) != len(UTTERANCES_HEADER):
-            raise EvidenceError(
-                f"{path.name} line {n} has {len(row)} fields, expected {len(UTTERANCES_HEADER)}"
-            )
+        if len(row) != columns:
+            raise EvidenceError(f"{path.name} line {n} has {len(row)} fields, expected {columns}")
         try:
-            turn, start, samples, t0, t1 = (int(row[i]) for i in (0, 3, 4, 5, 6))
+            values = [row[i] if i in (1, 2) else int(row[i]) for i in range(columns)]
         except ValueError:
             raise EvidenceError(
                 f"{path.name} line {n} holds {row!r}, expected integers but for source and sha256"
             ) from None
-        if turn != len(rows) or samples <= 0 or t1 < t0:
-            raise EvidenceError(
-                f"{path.name} line {n}: turn {turn}, samples {samples}, sent {t0}..{t1} ns; "
-                f"expected turn {len(rows)}, a positive length and an end after the start"
-            )
-        if rows and start < rows[-1][3] + rows[-1][4]:
-            raise EvidenceError(
-                f"{path.name} line {n}: turn {turn} starts at sample {start}, expected after "
-                f"the previous turn's end {rows[-1][3] + rows[-1][4]}"
-            )
-        rows.append((turn, row[1], row[2], start, samples, t0, t1))
+        _check_turn(path.name, n, values, rows[-1] if rows else None)
+        rows.append(values)
 
     def column(i: int) -> IntArray:
         return np.array([r[i] for r in rows], dtype=np.int64)
 
-    return Turns(
-        turn=column(0),
-        source=[r[1] for r in rows],
-        sha256=[r[2] for r in rows],
-        start_sample=column(3),
-        samples=column(4),
-        sent_start_ns=column(5),
-        sent_end_ns=column(6),
-    )
+    ints = {UTTERANCES_HEADER[i]: column(i) for i in numbers}
+    return Turns(source=[r[1] for r in rows], sha256=[r[2] for r in rows], **ints)
+
+
+def _check_turn(name: str, n: int, row: list[Any], before: list[Any] | None) -> None:
+    """One row of a turns file: numbered in order, after the one before, its speech inside it."""
+    turn, _, _, start, samples, t0, t1, *speech = row
+    expected = 0 if before is None else before[0] + 1
+    if turn != expected or samples <= 0 or t1 < t0:
+        raise EvidenceError(
+            f"{name} line {n}: turn {turn}, samples {samples}, sent {t0}..{t1} ns; "
+            f"expected turn {expected}, a positive length and an end after the start"
+        )
+    if before is not None and start < before[3] + before[4]:
+        raise EvidenceError(
+            f"{name} line {n}: turn {turn} starts at sample {start}, expected after "
+            f"the previous turn's end {before[3] + before[4]}"
+        )
+    if speech:
+        s_start, s_samples, s0, s1 = speech
+        if s_samples <= 0 or s_start < start or s_start + s_samples > start + samples or s1 < s0:
+            raise EvidenceError(
+                f"{name} line {n}: turn {turn}'s speech is samples {s_start}.."
+                f"{s_start + s_samples}, sent {s0}..{s1} ns; expected a positive length inside "
+                f"the turn's samples {start}..{start + samples} and an end after the start"
+            )
 
 
 def read_pieces(path: Path) -> tuple[IntArray, ...]:

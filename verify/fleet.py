@@ -9,8 +9,8 @@ recomputed from the run folders alone (each run's re-checked report):
 - how many conversations were OK, FAILed or INCONCLUSIVE;
 - per headline figure, its spread across conversations (`p50`, `p95`, `max` or `min`): a
   conversation's worse direction for mouth-to-ear latency (median and p95), packet loss, the
-  longest gap and the lowest MOS; the greeting, the dispatch time and the first audio heard of an
-  agent under test;
+  longest gap and the lowest MOS; the greeting, the dispatch time, the time from the dispatch to
+  the first audio heard and when that was, of an agent under test;
 - the response of an agent under test over every answered turn of every caller (`p50`, `p95`,
   `p99`, `max`);
 - the conversations worst first, each with a link to its own report;
@@ -167,6 +167,7 @@ _HEADLINES = (
     ("mos_min", "low"),
     ("greeting_ms", "high"),
     ("dispatch_ms", "high"),
+    ("first_audio_ms", "high"),
     ("first_audio_s", "high"),
     ("response_p95_ms", "high"),
 )
@@ -194,6 +195,7 @@ def _row(m: Member) -> dict[str, Any]:
         "mos_min": worst(lambda d: (d.get("quality") or {}).get("mos_min"), min),
         "greeting_ms": _number(conv.get("greeting_ms")),
         "dispatch_ms": _number(conv.get("dispatch_ms")),
+        "first_audio_ms": _number(conv.get("first_audio_ms")),
         "first_audio_s": _number(conv.get("first_audio_s")),
         "response_p95_ms": _number((conv.get("response_ms") or {}).get("p95")),
     }

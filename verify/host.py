@@ -27,7 +27,12 @@ after the manifest's `clock.monotonic_ns`), each with the shortest stall that co
   least `LOST_STALL_MS`;
 - gaps: the gap, `NEAR_S` either side, and a stall of at least `GAP_SHARE` of its length;
 - MOS: each low segment, `NEAR_S` either side (`verify.quality`);
-- frames received share, SNR: the whole run, any stall.
+- frames received share, SNR: the whole run, any stall;
+- an agent under test's turn unanswered, or answered slower than the limit: from `NEAR_S`
+  before the end of its speech until the answer was heard (or the answer window closed), a
+  stall of `LOST_STALL_MS` (unanswered) or of the response's excess over the limit. A stall of
+  the agent's own worker (`agent_wait_ms`: one of its threads waiting for a CPU, when the run
+  started the worker) explains these as our own stalls do.
 
 A window is explained by a disturbance of its direction that overlaps it and whose stall is long
 enough; in a freeze's disturbance the length is not asked: while the whole run stood still and
@@ -58,6 +63,7 @@ BOUNDS: dict[str, float] = {
     "support_recv_gap_ms": 60.0,
     "loop_lag_ms": 20.0,
     "server_wait_ms": 150.0,
+    "agent_wait_ms": 150.0,
 }
 # A window in which every measured one of these went beyond its bound is a freeze.
 _FREEZE_GROUPS = (
@@ -97,6 +103,8 @@ class Stall:
             return f"{role}'s receiving side got no audio frame for {v} at {t}"
         if self.figure == "loop_lag_ms":
             return f"the capture process's event loop ran {v} late at {t}"
+        if self.figure == "agent_wait_ms":
+            return f"a thread of the agent's worker waited {v} for a CPU in one second, at {t}"
         return f"the embedded server's threads waited {v} for a CPU in one second, at {t}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -403,3 +411,10 @@ def gap_window(start_s: float, duration_ms: float) -> Window:
 def latency_window(arrival_s: float, excess_ms: float) -> Window:
     """An over-limit burst's window: from the run's start to its arrival."""
     return Window(-math.inf, arrival_s, excess_ms)
+
+
+def turn_window(spoken_end_s: float, until_s: float, excess_ms: float = LOST_STALL_MS) -> Window:
+    """A turn of an agent under test answered late or not at all: from `NEAR_S` before the end
+    of its speech until its answer was heard (or its answer window closed); a stall at least as
+    long as the response's excess over its limit (an unanswered turn: `LOST_STALL_MS`)."""
+    return Window(spoken_end_s - NEAR_S, until_s, excess_ms)

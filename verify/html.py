@@ -139,8 +139,8 @@ def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
 
 
 def _host_axes(run_dir: Path, report: dict[str, Any], ax_stall: Axes, ax_cpu: Axes) -> None:
-    """The capture process's and the server's stalls, and the machine's steal and pressure,
-    from `host.csv` when the run has one."""
+    """The capture process's, the server's and the agent worker's stalls, and the machine's
+    steal and pressure, from `host.csv` when the run has one."""
     manifest = ev.read_manifest(run_dir)
     host_name = ev.host_file(manifest)
     host = None
@@ -155,8 +155,10 @@ def _host_axes(run_dir: Path, report: dict[str, Any], ax_stall: Axes, ax_cpu: Ax
             ("customer_recv_gap_ms", ":"),
             ("support_recv_gap_ms", ":"),
             ("server_wait_ms", "-."),
+            ("agent_wait_ms", "-."),
         ):
-            ax_stall.plot(t, host.columns[name], style, linewidth=0.9, label=name)
+            if np.isfinite(host.columns[name]).any():  # the agent's: when the run started it
+                ax_stall.plot(t, host.columns[name], style, linewidth=0.9, label=name)
         ax_stall.axhline(20, color="tab:red", linewidth=0.6, linestyle="--")
         ax_stall.set_yscale("symlog", linthresh=20)
         ax_stall.set_ylim(bottom=0)

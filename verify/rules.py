@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from verify import quality
-from verify.host import Failure, gap_window, latency_window, lost_window
+from verify.host import Failure, Window, gap_window, latency_window, lost_window, turn_window
 from verify.thresholds import AgentThresholds, Thresholds
 
 Figures = dict[str, Any]
@@ -176,11 +176,18 @@ DIRECTION_RULES: tuple[DirectionRule, ...] = (
 # -- the agent under test ------------------------------------------------------------------------
 
 
-def _agent_failure(line: str, at_s: Iterable[float] = ()) -> list[Failure]:
-    """A conversation's failure: a stall near each of the run-clock times `at_s` may explain it;
-    with none, nothing a host stall could explain."""
-    windows = tuple(lost_window(t) for t in at_s)
-    return [Failure(line, windows, host_may_explain=bool(windows))]
+def _agent_failure(line: str, windows: Iterable[Window] = ()) -> list[Failure]:
+    """A conversation's failure: a stall in one of `windows` may explain it (a stall of the
+    agent's own worker too); with none, nothing a host stall could explain."""
+    spans = tuple(windows)
+    return [Failure(line, spans, host_may_explain=bool(spans))]
+
+
+def _spoken_end_s(turn: Figures) -> float:
+    """When the turn's speech ended as sent (its file's end in a run made before the speech's
+    bounds were recorded): what its response is measured from."""
+    end = turn.get("speech_end_s")
+    return float(turn["sent_end_s"] if end is None else end)
 
 
 def worker_exited(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
@@ -227,11 +234,12 @@ def turns_unanswered(name: str, conv: Figures, thresholds: AgentThresholds) -> l
         missed = [t for t in conv["turns"] if t["state"] != "answered"]
         shown = ", ".join(str(t["turn"]) for t in missed[:MAX_TURNS_NAMED])
         shown += " ..." if len(missed) > MAX_TURNS_NAMED else ""
+        window_s = conv["answer_window_s"]
         return _agent_failure(
             f"agent {name}: turns unanswered {conv['turns_unanswered']} of {conv['turns_sent']} "
-            f"(turn {shown}: no audio within the {conv['answer_window_s']:g} s answer window) "
+            f"(turn {shown}: no audio within the {window_s:g} s answer window) "
             f"exceed the maximum {limit}",
-            [t["sent_end_s"] for t in missed],
+            (turn_window(_spoken_end_s(t), _spoken_end_s(t) + window_s) for t in missed),
         )
     return []
 
@@ -240,11 +248,11 @@ def _response(key: str, limit: float, name: str, conv: Figures) -> list[Failure]
     """The response statistic `key` over `limit`; each turn answered slower is a time."""
     value = conv["response_ms"][key]
     if value is not None and value > limit:
-        slow = [
-            t["sent_end_s"]
+        slow = (
+            turn_window(_spoken_end_s(t), t["answer_start_s"], t["response_ms"] - limit)
             for t in conv["turns"]
             if t["state"] == "answered" and t["response_ms"] > limit
-        ]
+        )
         return _agent_failure(
             f"agent {name}: response {key} {value:g} ms exceeds the maximum {limit:g} ms", slow
         )

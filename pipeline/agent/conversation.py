@@ -1,14 +1,18 @@
 """A conversation with an agent under test: the Customer talks to a dispatched LiveKit agent.
 
 `AgentConversation(config, run_id, ...)` is a `pipeline.run.Unit` like the tone conversation, for
-a run with `config.agent`. It opens the run folder (manifest `mode: "agent"`), starts the agent's
-worker when `agent.cmd` is set (`pipeline.agent.worker`) and waits for it to register, has the
-Customer (a `pipeline.speaker.Speaker`) join, dispatches the agent by name
-(`pipeline.agent.dispatch`) and waits, bounded, for it to join and publish audio. From the start
-instant the Customer says its turns (`pipeline.agent.utterances`), listening one answer window
-after each, and records everything it hears, as in a tone run. At the end it
-leaves, deletes the dispatch, stops the worker and writes the manifest's `agent` block: name,
-identity, kind, dispatch id, join time, and the worker's start, registration and exit.
+a run with `config.agent`. It opens the run folder (manifest `mode: "agent"`), has the Customer
+(a `pipeline.speaker.Speaker`) join, dispatches the agent by name (`pipeline.agent.dispatch`)
+and waits, bounded, for it to join and publish audio. From the start instant the Customer says
+its turns (`pipeline.agent.utterances`), listening one answer window after each, and records
+everything it hears, as in a tone run. At the end it leaves, deletes the dispatch and its room
+(which ends the agent's job there) and writes the manifest's `agent` block: name, identity,
+kind, dispatch id, when it dispatched and when the agent joined, and the worker's record.
+
+The agent's worker, when the run starts it (`agent.cmd`), is the run's, one for every
+conversation (`pipeline.agent.worker`): a conversation knows it by its `WorkerRef`, samples its
+processes in `host.csv` while it talks, and notes their scheduling in `agent.worker`; the run
+completes that record and adds the worker's log once it has stopped the worker.
 
 A worker that dies mid-run does not stop the run: the turns it leaves unanswered are what the
 report shows. A dispatch no worker takes ends the run as failed within `dispatch_timeout_s`.
@@ -24,10 +28,10 @@ from loguru import logger
 
 import dsp
 from echoproof.aiotasks import cancel_and_wait
-from echoproof.contract import AGENT_MODE, CUSTOMER, SAMPLE_RATE, WORKER_LOG, agent_files
+from echoproof.contract import AGENT_MODE, CUSTOMER, SAMPLE_RATE, agent_files
 from pipeline.agent import utterances as say
 from pipeline.agent.dispatch import create_dispatch, delete_dispatch
-from pipeline.agent.worker import AgentWorker
+from pipeline.agent.worker import WorkerRef
 from pipeline.bounded_run import BoundedRun, Outcome
 from pipeline.bounds import TAIL_MIN_S, run_bound_s, tail_max_s
 from pipeline.config import Config
@@ -65,10 +69,10 @@ class AgentConversation(BoundedRun):
         self,
         config: Config,
         run_id: str,
-        utterances: list[say.Utterance],
         *,
         embedded: bool,
         server_pid: int | None = None,
+        worker: WorkerRef | None = None,
     ) -> None:
         assert config.agent is not None, "an agent under test is configured"
         self.config = config
@@ -79,17 +83,19 @@ class AgentConversation(BoundedRun):
         self.embedded = embedded
         self.server_pid = server_pid
         self.identity = new_identity(CUSTOMER)
-        self.utterances = utterances
+        self.utterances = utterances_of(config)
         self.turns = say.turns(
-            utterances, duration_s=config.duration_s, window_s=self.spec.answer_window_s
+            self.utterances, duration_s=config.duration_s, window_s=self.spec.answer_window_s
         )
         self.view = PairView(run_id, Counters(), Counters(), agent=True)
         self.outcome = Outcome(
             run_id, self.run_dir, "running", None, self.view.customer, self.view.support
         )
         self.customer: Speaker | None = None
-        self.worker: AgentWorker | None = None
+        self.worker = worker
         self.dispatch_id: str | None = None
+        self.dispatched_ns: int | None = None
+        self._agent_scheduling: dict[str, Any] | None = None
         self._recorder: asyncio.Task[None] | None = None
         self._closers: list[Any] = []
         self._stats = evidence.no_rtc_stats((CUSTOMER,))
@@ -104,7 +110,7 @@ class AgentConversation(BoundedRun):
         self.arrivals = evidence.TimingWriter(d / evidence.arrivals_name(CUSTOMER))
         self.sent = evidence.ClockedTimingWriter(d / evidence.sent_name(CUSTOMER))
         sources = [(u.source, u.sha256) for u in self.utterances]
-        files = agent_files(worker_log=self.spec.cmd is not None)
+        files = agent_files(worker_log=self.worker is not None)
         self.said = evidence.UtterancesWriter(d / str(files["utterances"]), sources, self.sent)
         self.host = evidence.HostWriter(d / evidence.HOST)
         self._closers = [self.events, self.host, self.wav, self.arrivals, self.sent, self.said]
@@ -133,15 +139,19 @@ class AgentConversation(BoundedRun):
     def _agent_block(self) -> dict[str, Any]:
         """The manifest's `agent`: who was dispatched, when it joined, what its worker did."""
         joined = self._agent_joined()
+        worker = None
+        if self.worker is not None:
+            worker = {**self.worker.record, "scheduling": self._agent_scheduling}
         return {
             "name": self.spec.name,
             "dispatch_id": self.dispatch_id,
+            "dispatched_ns": self.dispatched_ns,
             "identity": None if joined is None else joined["identity"],
             "kind": None if joined is None else joined.get("kind"),
             "joined_ns": None if joined is None else joined["t_ns"],
             "answer_window_s": self.spec.answer_window_s,
-            "files": agent_files(worker_log=self.spec.cmd is not None),
-            "worker": None if self.worker is None else self.worker.record(),
+            "files": agent_files(worker_log=self.worker is not None),
+            "worker": worker,
         }
 
     def _agent_joined(self) -> dict[str, Any] | None:
@@ -162,13 +172,10 @@ class AgentConversation(BoundedRun):
     async def _talk(self, stop: StopSignal, view: Begins, gate: Gate) -> tuple[str, str | None]:
         c, spec, customer = self.config, self.spec, self.customer
         assert customer is not None
-        if spec.cmd is not None:
-            self.worker = AgentWorker(spec.cmd, c, self.run_dir / WORKER_LOG)
-            await self.worker.start()
-            await self.worker.wait_registered(spec.worker_start_timeout_s)
         await customer.join(
             c.ws_url, token(c, self.room, self.identity, NAMES[CUSTOMER]), c.connect_timeout_s
         )
+        self.dispatched_ns = time.monotonic_ns()
         self.dispatch_id = await create_dispatch(c, self.room, spec.name)
         await self._wait_for_agent(customer)
 
@@ -189,10 +196,12 @@ class AgentConversation(BoundedRun):
             return stop.is_set() or customer.lost(c.connect_timeout_s) is not None
 
         self._realtime = realtime.enter()
+        agent_pid = None if self.worker is None else self.worker.pid
+        monitor = HostMonitor(
+            self.host, {CUSTOMER: customer.stalls}, server_pid=self.server_pid, agent_pid=agent_pid
+        )
         try:
-            async with HostMonitor(
-                self.host, {CUSTOMER: customer.stalls}, server_pid=self.server_pid
-            ):
+            async with monitor:
                 await customer.speak(
                     say.turn_script(self.utterances, self.turns),
                     start_ns=start_ns,
@@ -205,6 +214,7 @@ class AgentConversation(BoundedRun):
                     await asyncio.sleep(TAIL_MIN_S)  # the last frames on their way
         finally:
             realtime.leave()
+            self._agent_scheduling = monitor.agent_scheduling()
         if stop.is_set():
             return "interrupted", stop.reason
         lost = customer.lost(c.connect_timeout_s)
@@ -218,10 +228,10 @@ class AgentConversation(BoundedRun):
         spec = self.spec
         deadline = time.monotonic() + spec.dispatch_timeout_s
         while self._agent_joined() is None:
-            if self.worker is not None and self.worker.returncode is not None:
+            if self.worker is not None and not self.worker.running():
                 raise ConnectError(
-                    f"the agent worker exited with code {self.worker.returncode} before agent "
-                    f"{spec.name!r} joined; see {WORKER_LOG} in the run folder."
+                    f"the agent worker exited before agent {spec.name!r} joined; see "
+                    f"{self.worker.record['log']} in the run folder."
                 )
             if time.monotonic() > deadline:
                 where = "its worker (--agent-cmd)" if spec.cmd else "a worker registered"
@@ -251,7 +261,8 @@ class AgentConversation(BoundedRun):
         customer.start_recording(self.wav, self.arrivals)
 
     async def _close(self, status: str, reason: str | None) -> None:
-        """Leave, stop the worker, close the files, finish the manifest; safe after any fault."""
+        """Leave, end the agent's job, close the files, finish the manifest; safe after any
+        fault."""
         try:
             if self._recorder is not None:
                 await cancel_and_wait(self._recorder)
@@ -269,9 +280,7 @@ class AgentConversation(BoundedRun):
                 await customer.aclose()
             if self.dispatch_id is not None:
                 await delete_dispatch(self.config, self.room, self.dispatch_id)
-            if self.worker is not None:
-                # the room's end ends the agent's job, so its worker can stop without draining
+                # the room's end ends the agent's job, so its worker need not drain it
                 await delete_rooms(self.config, [self.room])
-                await self.worker.stop()
         finally:
             self._finish(status, reason, agent=self._agent_block())

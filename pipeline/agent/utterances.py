@@ -5,6 +5,10 @@ mixed to mono, resampled to 48 kHz with `scipy.signal.resample_poly`) or, withou
 Customer's tone burst. A turn is one utterance said at a known sample of the Customer's stream;
 the Customer first listens one answer window (a greeting may come), then says each utterance in
 turn, listening one answer window after each, for as long as the conversation lasts.
+
+Recorded prompts and TTS output start and end in silence (a few hundred ms), and a caller waits
+from the end of its speech, not of its file: so each utterance also knows where its speech is,
+found by `dsp.find_voice`, the detector verify times the agent's audio with (`speech_bounds`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+import dsp
 from echoproof.contract import FRAME_SAMPLES, SAMPLE_RATE
 from pipeline.errors import ConfigError
 from pipeline.script import Int16Array, Script
@@ -33,6 +38,7 @@ class Utterance:
     source: str  # the file's name, or "tone <hz> Hz"
     sha256: str  # of the file as read (a tone: of its int16 samples)
     pcm: Int16Array  # 48 kHz mono
+    speech: tuple[int, int]  # the speech's first sample in `pcm`, and one past its last
 
     @property
     def samples(self) -> int:
@@ -42,17 +48,25 @@ class Utterance:
 
 @dataclasses.dataclass(frozen=True)
 class Turn:
-    """Utterance `utterance` said from sample `start_sample` of the Customer's stream."""
+    """Utterance `utterance` said from sample `start_sample` of the Customer's stream; its
+    speech from `speech_start_sample`, `speech_samples` long."""
 
     id: int
     utterance: int
     start_sample: int
     samples: int
+    speech_start_sample: int
+    speech_samples: int
 
     @property
     def end_sample(self) -> int:
         """One past its last sample."""
         return self.start_sample + self.samples
+
+    @property
+    def speech_end_sample(self) -> int:
+        """One past its speech's last sample."""
+        return self.speech_start_sample + self.speech_samples
 
 
 def load(path: Path) -> Utterance:
@@ -76,7 +90,25 @@ def load(path: Path) -> Utterance:
             f"--say file {path} lasts {audio.shape[0] / rate:g} s; expected at most "
             f"{MAX_UTTERANCE_S:g} s per utterance."
         )
-    return Utterance(path.name, hashlib.sha256(data).hexdigest(), to_48k(audio.mean(axis=1), rate))
+    pcm = to_48k(audio.mean(axis=1), rate)
+    speech = speech_bounds(pcm, f"--say file {path}")
+    return Utterance(path.name, hashlib.sha256(data).hexdigest(), pcm, speech)
+
+
+def speech_bounds(pcm: Int16Array, what: str) -> tuple[int, int]:
+    """Where the speech in `pcm` starts and ends (one past its last sample), found as verify finds
+    the agent's audio (`dsp.find_voice`) in the utterance between silences, as the Customer says
+    it: so a file that is sound throughout (a tone) is speech throughout. Whole samples, widened
+    by less than one. ConfigError when `what` holds no sound."""
+    pad = np.zeros(max(pcm.size, SAMPLE_RATE // 10), dtype=np.int16)
+    voice = dsp.find_voice(np.concatenate([pad, pcm, pad]), SAMPLE_RATE)
+    if not voice.segments:
+        raise ConfigError(
+            f"{what} holds no sound above {voice.threshold_dbfs:.0f} dBFS; expected speech."
+        )
+    onset = math.floor(voice.segments[0].onset) - pad.size
+    offset = math.ceil(voice.segments[-1].offset) - pad.size
+    return max(onset, 0), min(offset, pcm.size)
 
 
 def to_48k(mono: npt.NDArray[np.float64], rate: int) -> Int16Array:
@@ -91,7 +123,10 @@ def to_48k(mono: npt.NDArray[np.float64], rate: int) -> Int16Array:
 
 def tone(waveform: Int16Array, hz: float) -> Utterance:
     """The tone burst as an utterance."""
-    return Utterance(f"tone {hz:g} Hz", hashlib.sha256(waveform.tobytes()).hexdigest(), waveform)
+    speech = speech_bounds(waveform, f"the {hz:g} Hz tone burst")
+    return Utterance(
+        f"tone {hz:g} Hz", hashlib.sha256(waveform.tobytes()).hexdigest(), waveform, speech
+    )
 
 
 def turns(utterances: list[Utterance], *, duration_s: float, window_s: float) -> list[Turn]:
@@ -105,7 +140,8 @@ def turns(utterances: list[Utterance], *, duration_s: float, window_s: float) ->
         n = utterances[u].samples
         if at + n + round(window_s * SAMPLE_RATE) > end:
             return out
-        out.append(Turn(len(out), u, at, n))
+        onset, offset = utterances[u].speech
+        out.append(Turn(len(out), u, at, n, at + onset, offset - onset))
         at = _frames_up((at + n) / SAMPLE_RATE + window_s)
 
 

@@ -1,30 +1,43 @@
-"""The agent's worker process, when the run starts it (`--agent-cmd`).
+"""The agent's worker process, when the run starts it (`--agent-cmd`): one per run, serving every
+conversation's room.
 
-`AgentWorker(cmd, config, log_path)` runs the shell command in a process group of its own with the
-run's LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET in its environment. Its stdout and
-stderr go, line by line, through this process into the log file in the run folder, with the API
-key and secret replaced by `<redacted>` should the worker print them. `wait_registered` returns
-once the worker says it registered (livekit-agents logs `registered worker`), and raises when it
-exits first or takes too long; `stop` ends it: SIGINT (the framework's own graceful shutdown),
-then SIGTERM, then SIGKILL, each after a bounded wait.
+`AgentWorker(cmd, config, log_path, run_dirs)` runs the shell command in a process group of its
+own with the run's LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET in its environment. Its
+stdout and stderr go, line by line, through this process into `log_path` (beside the run
+folders), with the API key and secret replaced by `<redacted>` should the worker print them.
+`wait_registered` returns once the worker says it registered (livekit-agents logs `registered
+worker`), and raises when it exits first or takes too long; `stop` ends it: SIGINT (the
+framework's own graceful shutdown), then SIGTERM, then SIGKILL, each after a bounded wait.
+
+As an `async with` object it starts and waits for registration on entry; on exit it stops the
+worker and hands its evidence to every run folder it served (`hand_over`): its log as
+`agent-worker.log`, and its record, complete now, as the manifest's `agent.worker`. Its
+conversations, here or in worker processes, know it by a `WorkerRef`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import re
+import shutil
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from loguru import logger
 
 from echoproof.aiotasks import cancel_and_wait
+from echoproof.contract import MANIFEST, WORKER_LOG
 from pipeline.config import Config
 from pipeline.errors import ConnectError
+from pipeline.recording.evidence import write_json_atomic
 
 # livekit-agents logs this once the server accepted its registration (any version since 0.x).
 REGISTERED = re.compile(r"registered worker", re.IGNORECASE)
@@ -33,12 +46,33 @@ STOP_WAITS_S = {signal.SIGINT: 10.0, signal.SIGTERM: 5.0, signal.SIGKILL: 5.0}
 _LINE_LIMIT = 1 << 20
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkerRef:
+    """The run's agent worker as its conversations see it (picklable, for worker processes): its
+    process, and its record (`AgentWorker.record`) as it was when they started."""
+
+    pid: int
+    record: dict[str, Any]
+
+    def running(self) -> bool:
+        """Whether its process is still there (neither gone nor a zombie)."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 class AgentWorker:
     """The worker process of the agent under test; see the module docstring."""
 
-    def __init__(self, cmd: str, config: Config, log_path: Path) -> None:
+    def __init__(
+        self, cmd: str, config: Config, log_path: Path, run_dirs: Sequence[Path] = ()
+    ) -> None:
         self.cmd = cmd
         self.log_path = log_path
+        self.run_dirs = list(run_dirs)
+        self._start_timeout_s = 0.0 if config.agent is None else config.agent.worker_start_timeout_s
         self._secrets = [s for s in (config.api_secret, config.api_key) if s]
         self._env = {
             **os.environ,
@@ -53,6 +87,51 @@ class AgentWorker:
         self.registered_ns: int | None = None
         self.exited_ns: int | None = None  # when it exited on its own (not stopped by us)
         self.stopped_by: str | None = None  # the signal that ended it, when we stopped it
+
+    async def __aenter__(self) -> AgentWorker:
+        try:
+            await self.start()
+            await self.wait_registered(self._start_timeout_s)
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the worker and hand its evidence to every run folder; safe to call twice."""
+        await self.stop()
+        served = [d for d in self.run_dirs if (d / MANIFEST).is_file()]
+        for run_dir in served:
+            self.hand_over(run_dir)
+        if served:
+            self.log_path.unlink(missing_ok=True)  # each run folder holds a copy now
+
+    def ref(self) -> WorkerRef:
+        """What its conversations know of it."""
+        assert self._proc is not None, "start() first"
+        return WorkerRef(self._proc.pid, self.record())
+
+    def hand_over(self, run_dir: Path) -> None:
+        """Copy the log into `run_dir` and complete its manifest's `agent.worker` with the
+        record as it is now (what its conversation wrote there, its scheduling, is kept)."""
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copyfile(self.log_path, run_dir / WORKER_LOG)
+        path = run_dir / MANIFEST
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            agent = manifest["agent"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # not a manifest of an agent run: nothing of ours to complete
+        agent["worker"] = {**(agent.get("worker") or {}), **self.record()}
+        write_json_atomic(path, manifest)
 
     async def start(self) -> None:
         """Start the command; its output goes to the log file from now on."""
@@ -124,15 +203,14 @@ class AgentWorker:
         if self._registered.is_set():
             logger.info("the agent worker registered")
             return
-        name = self.log_path.name
         if self._reader.done():
             raise ConnectError(
                 f"the agent worker exited with code {self.returncode} before it registered; "
-                f"see {name} in the run folder."
+                f"see {self.log_path}."
             )
         raise ConnectError(
             f"the agent worker did not register within {timeout_s:g} s (no 'registered worker' "
-            f"in its output); see {name} in the run folder."
+            f"in its output); see {self.log_path}."
         )
 
     async def stop(self) -> None:
@@ -161,7 +239,7 @@ class AgentWorker:
     def record(self) -> dict[str, Any]:
         """The manifest's `agent.worker`: when it started, registered, exited; how it ended."""
         return {
-            "log": self.log_path.name,
+            "log": WORKER_LOG,
             "started_ns": self.started_ns,
             "registered_ns": self.registered_ns,
             "exit_code": self.returncode,

@@ -6,7 +6,11 @@ other field is optional and defaults to the value in the committed `config.json`
 - `duration_s` (120): how long the two speakers talk, in seconds, once both hear each other.
 - `mode` ("turns"): `turns` (the Customer speaks, the Support speaker answers) or `duplex`
   (both at once).
-- `pairs` (1): how many conversations run at once, each in its own room and run folder.
+- `pairs` (1): how many conversations run at once, each in its own room and run folder; with an
+  agent under test, as many callers, each with its own dispatch of the agent.
+- `join_ramp_s` (0): spread the conversations' joins evenly over this many seconds (the i-th of
+  N joins at i x join_ramp_s / N and starts talking as soon as it is ready); 0 joins them all at
+  once and starts them at one instant once all have joined (`pipeline.gate.StartGate`).
 - `out_dir` ("recordings"): where run folders are written (relative to the current directory).
 - `connect_timeout_s` (10): bound on reaching the server, creating the room and joining it.
 - `tones.customer_hz` (440), `tones.support_hz` (550): each speaker's tone.
@@ -62,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "duration_s": 120.0,
     "mode": "turns",
     "pairs": 1,
+    "join_ramp_s": 0.0,
     "out_dir": "recordings",
     "connect_timeout_s": 10.0,
     "tones": {"customer_hz": 440.0, "support_hz": 550.0},
@@ -89,6 +94,7 @@ class Config:
     duration_s: float = DEFAULTS["duration_s"]
     mode: str = DEFAULTS["mode"]
     pairs: int = DEFAULTS["pairs"]
+    join_ramp_s: float = DEFAULTS["join_ramp_s"]
     out_dir: Path = Path(DEFAULTS["out_dir"])
     connect_timeout_s: float = DEFAULTS["connect_timeout_s"]
     customer_hz: float = DEFAULTS["tones"]["customer_hz"]
@@ -158,6 +164,7 @@ class Config:
             "duration_s": self.duration_s,
             "mode": self.mode,
             "pairs": self.pairs,
+            "join_ramp_s": self.join_ramp_s,
             "out_dir": str(self.out_dir),
             "connect_timeout_s": self.connect_timeout_s,
             "tones": {"customer_hz": self.customer_hz, "support_hz": self.support_hz},
@@ -250,6 +257,7 @@ def from_dict(
         duration_s=number(get("duration_s"), "duration_s", source),
         mode=string(get("mode"), "mode", source),
         pairs=integer(get("pairs"), "pairs", source),
+        join_ramp_s=number(get("join_ramp_s"), "join_ramp_s", source),
         out_dir=Path(string(get("out_dir"), "out_dir", source)),
         connect_timeout_s=number(get("connect_timeout_s"), "connect_timeout_s", source),
         customer_hz=number(tones["customer_hz"], "tones.customer_hz", source),
@@ -319,6 +327,7 @@ def _check(c: Config) -> None:
     need(0 < c.duration_s <= 86_400, "duration_s", c.duration_s, "seconds in (0, 86400]")
     need(c.mode in MODES, "mode", c.mode, "'turns' or 'duplex'")
     need(1 <= c.pairs <= 256, "pairs", c.pairs, "an integer from 1 to 256")
+    need(0 <= c.join_ramp_s <= 3600, "join_ramp_s", c.join_ramp_s, "seconds in [0, 3600]")
     need(str(c.out_dir) != "", "out_dir", str(c.out_dir), "a folder path")
     need(
         0 < c.connect_timeout_s <= 600,
@@ -349,9 +358,7 @@ def _check(c: Config) -> None:
     )
     need(c.period_s < c.duration_s, "burst.period_s", c.period_s, "less than duration_s")
     need(0 < c.amplitude <= 1, "burst.amplitude", c.amplitude, "a value in (0, 1]")
-    if c.agent is not None:
-        # One dispatched agent per room, and it answers turns: the tone pairs' options do not apply.
-        need(c.pairs == 1, "pairs", c.pairs, "1 with an agent under test")
+    if c.agent is not None:  # the agent answers turns: both talking at once does not apply
         need(c.mode == "turns", "mode", c.mode, "'turns' with an agent under test")
     need(
         0 <= c.queue_size_ms <= 10_000,

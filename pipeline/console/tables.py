@@ -33,7 +33,8 @@ def proof_table(report: dict[str, Any]) -> str:
 
 
 def conversation_table(report: dict[str, Any]) -> str:
-    """What the signed report found of the conversation: turns, responses, the greeting."""
+    """What the signed report found of the conversation: turns, responses, the greeting, how long
+    the agent took to join after its dispatch and to be heard."""
     conv = report["conversation"]
     r = conv["response_ms"]
 
@@ -42,11 +43,13 @@ def conversation_table(report: dict[str, Any]) -> str:
 
     head = (
         f"{'agent':<20}{'turns':>7}{'answered':>10}{'resp_median_ms':>16}{'resp_p95_ms':>13}"
-        f"{'resp_max_ms':>13}{'greeting_ms':>13}{'talk_s':>8}"
+        f"{'resp_max_ms':>13}{'greeting_ms':>13}{'talk_s':>8}{'dispatch_ms':>13}"
+        f"{'first_audio_ms':>16}"
     )
     row = (
         f"{conv['agent'][:19]:<20}{conv['turns_sent']:>7}{conv['turns_answered']:>10}"
         f"{num(r['median']):>16}{num(r['p95']):>13}{num(r['max']):>13}"
         f"{num(conv['greeting_ms']):>13}{num(conv['talk_time_s']):>8}"
+        f"{num(conv.get('dispatch_ms')):>13}{num(conv.get('first_audio_ms')):>16}"
     )
     return f"{head}\n{row}"

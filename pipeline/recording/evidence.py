@@ -251,11 +251,18 @@ class UtterancesWriter(_CsvRows):
         self._clock = clock
 
     def record(self, turn: Any) -> None:
-        """Append one `pipeline.agent.utterances.Turn` with its send times."""
+        """Append one `pipeline.agent.utterances.Turn` with the send times of its file and of
+        its speech."""
         source, sha256 = self._sources[turn.utterance]
-        start = self._clock.time_at(turn.start_sample)
-        end = self._clock.time_at(turn.end_sample, end=True)
-        self._append((turn.id, source, sha256, turn.start_sample, turn.samples, start, end))
+        time_at = self._clock.time_at
+        self._append(
+            (
+                turn.id, source, sha256, turn.start_sample, turn.samples,
+                time_at(turn.start_sample), time_at(turn.end_sample, end=True),
+                turn.speech_start_sample, turn.speech_samples,
+                time_at(turn.speech_start_sample), time_at(turn.speech_end_sample, end=True),
+            )
+        )  # fmt: skip
 
 
 class HostWriter(_CsvRows):

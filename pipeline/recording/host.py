@@ -21,10 +21,20 @@ Columns (one row per window, `t_ns` = the window's end on the run's monotonic cl
 - `steal_pct`: CPU steal, share of all cores' time (`/proc/stat`).
 - `pressure_pct`: CPU pressure, share of the window in which some task waited for a CPU
   (`/proc/pressure/cpu`, "some").
+- `agent_cpu_ms`, `agent_wait_ms`: the CPU time of every thread of the agent's worker and the
+  processes under it (its jobs) together, and the longest time one of those threads was
+  runnable but not running, when the run started the worker (`schedstat`'s first two fields).
+  The longest, not the sum: the agent's dozens of threads each wait a little whenever a core is
+  busy (about 150 ms a second together on a quiet 2-core machine, for one conversation), while
+  what holds an answer back is one thread (its event loop) kept from running. The monitor also
+  notes each of those processes' scheduling policy (`agent_scheduling`): a local agent at
+  normal priority competes with every other process, while our capture runs under SCHED_FIFO
+  (`pipeline.recording.realtime`).
 
-A figure the kernel does not offer, or that does not apply (no embedded server, a speaker not
-sending yet), is an empty cell. Reading /proc costs a fraction of a millisecond a window; it runs
-in a thread of its own, so the event loop only pays for the 20 ms lag probe.
+A figure the kernel does not offer, or that does not apply (no embedded server, no agent worker
+of the run's own, a speaker not sending yet), is an empty cell. Reading /proc costs a fraction of
+a millisecond a window; it runs in a thread of its own, so the event loop only pays for the 20 ms
+lag probe.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from echoproof.aiotasks import cancel_and_wait
 from echoproof.contract import FRAME_NS
@@ -109,7 +120,7 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _cpu_times() -> tuple[int, int] | None:
+def cpu_times() -> tuple[int, int] | None:
     """(steal, total) jiffies of all cores from /proc/stat's `cpu` line."""
     text = _read("/proc/stat")
     if text is None or not text.startswith("cpu "):
@@ -131,45 +142,93 @@ def _pressure_us() -> int | None:
     return None
 
 
-def _waits(pid: int) -> dict[int, int] | None:
-    """Runnable-but-waiting ns of every thread of `pid` (schedstat's second field)."""
+def _schedstats(pid: int) -> dict[int, tuple[int, int]] | None:
+    """(ns on a CPU, ns runnable but waiting) of every thread of `pid`: schedstat's first two
+    fields."""
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return None
-    out: dict[int, int] = {}
+    out: dict[int, tuple[int, int]] = {}
     for tid in tids:
         text = _read(f"/proc/{pid}/task/{tid}/schedstat")
         if text:
             parts = text.split()
             if len(parts) >= 2:
-                out[int(tid)] = int(parts[1])
+                out[int(tid)] = (int(parts[0]), int(parts[1]))
     return out
 
 
-def _grown(now: Mapping[int, int] | None, before: Mapping[int, int] | None) -> float | None:
-    """Wait added since `before`, in ms; a thread born in the window counts from 0."""
+def _waits(pid: int) -> dict[int, int] | None:
+    """Runnable-but-waiting ns of every thread of `pid`."""
+    stats = _schedstats(pid)
+    return None if stats is None else {tid: wait for tid, (_, wait) in stats.items()}
+
+
+# /proc/<pid>/stat's policy field, as `os.sched_getscheduler` numbers it.
+POLICIES = {0: "normal", 1: "fifo", 2: "rr", 3: "batch", 5: "idle", 6: "deadline"}
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every process under it (`/proc/<pid>/task/*/children`); none once it is gone."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        found.append(p)
+        for tid in tasks:
+            todo += [int(c) for c in (_read(f"/proc/{p}/task/{tid}/children") or "").split()]
+    return found
+
+
+def policy(pid: int) -> str | None:
+    """The scheduling policy of process `pid` (its main thread), from /proc; None once gone."""
+    text = _read(f"/proc/{pid}/stat")
+    if text is None:
+        return None
+    number = int(text.rsplit(")", 1)[1].split()[38])  # the stat file's 41st field
+    return POLICIES.get(number, str(number))
+
+
+def _grown(
+    now: Mapping[int, int] | None, before: Mapping[int, int] | None, *, longest: bool = False
+) -> float | None:
+    """What the threads' ns counters added since `before`, in ms, summed (`longest`: the most
+    one thread added); a thread born in the window counts from 0."""
     if now is None or before is None:
         return None
-    added = sum(max(v - before.get(tid, 0), 0) for tid, v in now.items())
-    return added / _NS_PER_MS
+    added = [max(v - before.get(tid, 0), 0) for tid, v in now.items()]
+    return (max(added, default=0) if longest else sum(added)) / _NS_PER_MS
 
 
 class HostMonitor:
     """Fills `host.csv` for one conversation while it talks; an `async with` object.
 
     `writer` is the run folder's host file (its owner closes it); `speakers` maps each role to its
-    `Stalls`; `server_pid` is the embedded server's process when the run started it. The lag
-    probe is a task this monitor owns; /proc is read by a thread of its own. `aclose()` is safe
-    to call twice and writes the last, partial window.
+    `Stalls`; `server_pid` is the embedded server's process when the run started it, `agent_pid`
+    the agent's worker when the run started it. The lag probe is a task this monitor owns; /proc
+    is read by a thread of its own. `aclose()` is safe to call twice and writes the last, partial
+    window; `agent_scheduling()` then says how the agent's processes were scheduled.
     """
 
     def __init__(
-        self, writer: HostWriter, speakers: Mapping[str, Stalls], *, server_pid: int | None = None
+        self,
+        writer: HostWriter,
+        speakers: Mapping[str, Stalls],
+        *,
+        server_pid: int | None = None,
+        agent_pid: int | None = None,
     ) -> None:
         self._writer = writer
         self._speakers = speakers
         self._server_pid = server_pid
+        self._agent_pid = agent_pid
+        self._agent_policies: set[str] = set()
+        self._agent_processes = 0
         self._pid = os.getpid()
         self._loop_tid = threading.get_native_id()
         self._lag = _LoopLag()
@@ -221,13 +280,33 @@ class HostMonitor:
             if stopping:
                 return
 
+    def agent_scheduling(self) -> dict[str, Any] | None:
+        """How the agent's worker and its jobs were scheduled while sampled: `policies` (every
+        policy seen: "normal", "fifo", ...) and `processes` (the most at once); None when there
+        is no worker of the run's own, or it was never seen."""
+        if not self._agent_processes:
+            return None
+        return {"policies": sorted(self._agent_policies), "processes": self._agent_processes}
+
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(
-            cpu=_cpu_times(),
+            cpu=cpu_times(),
             pressure_us=_pressure_us(),
             capture=_waits(self._pid),
             server=None if self._server_pid is None else _waits(self._server_pid),
+            agent=None if self._agent_pid is None else self._agent_snapshot(self._agent_pid),
         )
+
+    def _agent_snapshot(self, pid: int) -> dict[int, tuple[int, int]] | None:
+        """Every thread's (CPU, wait) ns of the agent's processes; their policies noted."""
+        pids = tree(pid)
+        found: dict[int, tuple[int, int]] = {}
+        for p in pids:
+            found.update(_schedstats(p) or {})
+            if (name := policy(p)) is not None:
+                self._agent_policies.add(name)
+        self._agent_processes = max(self._agent_processes, len(pids))
+        return found if pids else None
 
     def _write(self, t0: int, t1: int, before: _Snapshot, now: _Snapshot) -> None:
         window_ns = max(t1 - t0, 1)
@@ -239,6 +318,8 @@ class HostMonitor:
         tid = self._loop_tid
         row["loop_thread_wait_ms"] = _grown(now.thread(tid), before.thread(tid))
         row["server_wait_ms"] = _grown(now.server, before.server)
+        row["agent_cpu_ms"] = _grown(now.agent_field(0), before.agent_field(0))
+        row["agent_wait_ms"] = _grown(now.agent_field(1), before.agent_field(1), longest=True)
         row["steal_pct"] = None
         if now.cpu is not None and before.cpu is not None:
             total = now.cpu[1] - before.cpu[1]
@@ -258,7 +339,12 @@ class _Snapshot:
     pressure_us: int | None
     capture: dict[int, int] | None
     server: dict[int, int] | None
+    agent: dict[int, tuple[int, int]] | None
 
     def thread(self, tid: int) -> dict[int, int] | None:
         """The capture process's counters of one thread."""
         return None if self.capture is None else {tid: self.capture.get(tid, 0)}
+
+    def agent_field(self, i: int) -> dict[int, int] | None:
+        """The agent's threads' CPU (`i` 0) or wait (1) counters."""
+        return None if self.agent is None else {tid: v[i] for tid, v in self.agent.items()}

@@ -1,8 +1,9 @@
 """Synthetic run folders of a conversation with an agent under test, as the pipeline writes them.
 
-The Customer says `turns` tone utterances; the agent answers each (unless listed in `silent`)
-with a tone after `reply_ms`, heard `transport_ms` later; the Customer's frames leave every 10 ms
-on a clock starting at `T0`, the heard frames arrive on the same clock.
+The Customer says `turns` tone utterances (each file ending in `trail_s` of silence); the agent
+answers each (unless listed in `silent`) with a tone `reply_ms` after the end of its speech,
+heard `transport_ms` later; the Customer's frames leave every 10 ms on a clock starting at `T0`,
+the heard frames arrive on the same clock.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from echoproof import contract as c
-from echoproof.contract import FRAME_SAMPLES, TIMING_HEADER, UTTERANCES_HEADER, agent_files
+from echoproof.contract import (
+    FRAME_SAMPLES,
+    TIMING_HEADER,
+    UTTERANCES_FILE_COLUMNS,
+    UTTERANCES_HEADER,
+    agent_files,
+)
 
 RATE = c.SAMPLE_RATE
 T0 = 1_000_000_000_000  # the run clock's zero, ns
@@ -38,6 +45,11 @@ class AgentSpec:
     dropout_in_answer: int | None = None  # a 10 ms hole in this turn's answer (a glitch)
     exited_s: float | None = None  # the worker exited on its own here
     noise: float = 3.0
+    trail_s: float = 0.0  # silence at the end of each utterance's file
+    file_columns_only: bool = False  # the turns file as written before the speech's bounds
+    dispatched_s: float | None = 0.2  # CreateDispatch; None: a run made before it was timed
+    agent_stall_at_s: float | None = None  # host.csv: the agent's worker waited 400 ms here
+    fleet: str | None = None  # the id of the fleet the run belongs to (`--pairs N`)
 
 
 def _write_wav(path: Path, x: np.ndarray) -> None:
@@ -62,9 +74,10 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
     n_frames = round(spec.duration_s * 100)
     total = n_frames * FRAME_SAMPLES
     # the Customer's turns, as pipeline.agent.utterances schedules them
-    utt = round(spec.utterance_s * RATE)
+    voiced = round(spec.utterance_s * RATE)
+    utt = voiced + round(spec.trail_s * RATE)
     window = round(spec.window_s * RATE)
-    wave = np.round(_tone(utt, 440.0)).astype(np.int16)
+    wave = np.round(_tone(voiced, 440.0)).astype(np.int16)
     sha = hashlib.sha256(wave.tobytes()).hexdigest()
     starts, at = [], window
     while at + utt + window <= total:
@@ -81,11 +94,14 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
         w.writerow(TIMING_HEADER)
         for i in range(n_frames):
             w.writerow((i, i * FRAME_SAMPLES, FRAME_SAMPLES, int(sent_t[i])))
+    columns = UTTERANCES_FILE_COLUMNS if spec.file_columns_only else len(UTTERANCES_HEADER)
     with (run / files["utterances"]).open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(UTTERANCES_HEADER)
+        w.writerow(UTTERANCES_HEADER[:columns])
         for k, s in enumerate(starts):
-            w.writerow((k, "tone 440 Hz", sha, s, utt, sent_at(s, False), sent_at(s + utt, True)))
+            row = (k, "tone 440 Hz", sha, s, utt, sent_at(s, False), sent_at(s + utt, True))
+            speech = (s, voiced, sent_at(s, False), sent_at(s + voiced, True))
+            w.writerow((*row, *speech)[:columns])
     # what the Customer heard: its recording starts at the run clock's T0 + 0.3 s
     rec0 = T0 + 300_000_000
     heard = rng.standard_normal(total) * spec.noise
@@ -103,7 +119,7 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
     if spec.greeting_s is not None:
         put(T0 + (spec.joined_s + spec.greeting_s) * 1e9, ans)
     for k, s in enumerate(starts):
-        end_ns = sent_at(s + utt, True)
+        end_ns = sent_at(s + voiced, True)
         if k in spec.silent or (spec.exited_s is not None and end_ns > T0 + spec.exited_s * 1e9):
             continue
         put(end_ns + (spec.reply_ms + spec.transport_ms) * 1e6, ans, k == spec.dropout_in_answer)
@@ -127,7 +143,7 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
     ]
     (run / c.EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events))
     (run / c.RTC_STATS).write_text(json.dumps({"customer": {"final": {}, "samples": []}}))
-    (run / c.HOST).write_text(",".join(c.HOST_COLUMNS) + "\n")
+    (run / c.HOST).write_text(_host_rows(spec))
     worker = None
     if spec.exited_s is not None:
         (run / files["worker_log"]).write_text("registered worker\nTraceback: crash\n")
@@ -150,6 +166,9 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
         agent={
             "name": "reply-agent",
             "dispatch_id": "AD_synth",
+            "dispatched_ns": None
+            if spec.dispatched_s is None
+            else T0 + round(spec.dispatched_s * 1e9),
             "identity": "agent-AJ_synth",
             "kind": "AGENT",
             "joined_ns": joined_ns,
@@ -165,9 +184,23 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
         duration_s=spec.duration_s,
         status="complete",
         config={"thresholds": {}},
+        fleet=None if spec.fleet is None else {"id": spec.fleet, "size": 3},
     )
     (run / c.MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2))
     return run
+
+
+def _host_rows(spec: AgentSpec) -> str:
+    """host.csv: the header, and with `agent_stall_at_s` a window a second over the whole run,
+    the agent's worker waiting 400 ms for a CPU in the one ending then (5 ms in the others)."""
+    lines = [",".join(c.HOST_COLUMNS)]
+    if spec.agent_stall_at_s is not None:
+        for second in range(1, int(spec.duration_s) + 1):
+            wait = 400.0 if second == round(spec.agent_stall_at_s) else 5.0
+            figures = {"window_ms": 1000.0, "agent_cpu_ms": 20.0, "agent_wait_ms": wait}
+            cells = [str(figures.get(name, "")) for name in c.HOST_COLUMNS[1:]]
+            lines.append(",".join([str(T0 + second * 1_000_000_000), *cells]))
+    return "\n".join(lines) + "\n"
 
 
 def turn_ends_s(run: Path) -> list[float]:

@@ -106,3 +106,49 @@ def test_turn_ends_are_on_the_run_clock(tmp_path: Path) -> None:
     report = verify.write_report(run, key_path=tmp_path / "key.pem").report
     ends = [t["sent_end_s"] for t in report["conversation"]["turns"]]
     assert ends == pytest.approx(turn_ends_s(run), abs=1e-6)
+
+
+def test_the_response_runs_from_the_end_of_speech_not_of_the_file(tmp_path: Path) -> None:
+    """Files ending in 0.6 s of silence, answered 340 ms after the speech: answered, 340 ms."""
+    result = _report(tmp_path, AgentSpec(trail_s=0.6, reply_ms=300, transport_ms=40))
+    conv = result.report["conversation"]
+    assert result.status == "passed", result.failures
+    assert conv["turns_answered"] == conv["turns_sent"] >= 3
+    assert conv["response_ms"]["median"] == pytest.approx(340, abs=1.0)
+    for t in conv["turns"]:
+        assert t["sent_end_s"] - t["speech_end_s"] == pytest.approx(0.6, abs=1e-4)
+        assert t["speech_start_s"] == t["sent_start_s"]
+        assert t["answer_start_s"] < t["sent_end_s"]  # while the file's silence still played
+
+
+def test_a_turns_file_without_the_speech_columns_still_verifies(tmp_path: Path) -> None:
+    """A run folder written before the speech's bounds: responses from the file's end, OK."""
+    result = _report(tmp_path, AgentSpec(file_columns_only=True, reply_ms=300, transport_ms=40))
+    conv = result.report["conversation"]
+    assert result.status == "passed", result.failures
+    assert conv["response_ms"]["median"] == pytest.approx(340, abs=1.0)
+    assert all(t["speech_end_s"] is None and t["speech_start_s"] is None for t in conv["turns"])
+    assert verify_main([str(tmp_path)]) == 0
+
+
+def test_dispatch_and_first_audio_are_timed_from_the_dispatch(tmp_path: Path) -> None:
+    """Dispatched at 0.2 s, joined at 0.5 s, greeting 0.25 s later: 300 ms and 550 ms."""
+    conv = _report(tmp_path, AgentSpec(greeting_s=0.25)).report["conversation"]
+    assert conv["dispatch_ms"] == pytest.approx(300, abs=1e-3)
+    assert conv["first_audio_ms"] == pytest.approx(550, abs=1.0)
+    assert conv["first_audio_s"] == pytest.approx(0.75, abs=1e-3)
+    older = _report(tmp_path / "older", AgentSpec(dispatched_s=None)).report["conversation"]
+    assert older["dispatch_ms"] is None and older["first_audio_ms"] is None
+
+
+def test_a_stall_of_the_agents_own_worker_makes_an_unanswered_turn_inconclusive(
+    tmp_path: Path,
+) -> None:
+    """Turn 1 unanswered while the agent's worker waited 400 ms for a CPU: INCONCLUSIVE, named;
+    the same turn unanswered with the stall 5 s later FAILs."""
+    stalled = _report(tmp_path / "near", AgentSpec(silent=(1,), agent_stall_at_s=6.0))
+    assert stalled.status == "inconclusive", stalled.failures
+    assert stalled.reason is not None
+    assert stalled.reason.startswith("a thread of the agent's worker waited 400 ms for a CPU")
+    far = _report(tmp_path / "far", AgentSpec(silent=(1,), agent_stall_at_s=11.0))
+    assert far.status == "failed"

@@ -13,6 +13,7 @@ import pytest
 
 import verify
 from benchmarks import _synth as synth
+from tests.verify.agent_synth import AgentSpec, make_agent_run
 from verify.__main__ import main
 from verify.fleet import FLEET_HTML, FLEET_JSON, fleet_dir_name
 
@@ -102,3 +103,19 @@ def test_runs_of_no_fleet_or_a_fleet_of_one_are_not_summarised(
     assert main([str(root)]) == 0
     assert "FLEET" not in capsys.readouterr().out
     assert not list(root.glob("fleet-*"))
+
+
+def test_a_fleet_of_callers_pools_every_turn(tmp_path: Path, session_key: Path) -> None:
+    """Three callers of one agent (replies 300, 400, 500 ms): the response percentiles run over
+    every turn of every caller, and dispatch and first audio spread across the callers."""
+    root = tmp_path / "runs"
+    for name, reply_ms in zip(NAMES, (300, 400, 500), strict=False):
+        spec = AgentSpec(reply_ms=reply_ms, greeting_s=0.25, fleet=FLEET)
+        verify.write_report(make_agent_run(root, spec, name), key_path=session_key, html=False)
+    assert main([str(root)]) == 0
+    summary = json.loads((root / fleet_dir_name(FLEET) / FLEET_JSON).read_text())
+    responses = [r + 40.0 for r in (300, 400, 500) for _ in range(4)]
+    assert summary["response_ms"]["count"] == 12
+    assert summary["response_ms"]["p95"] == pytest.approx(np.percentile(responses, 95), abs=1.0)
+    assert summary["figures"]["dispatch_ms"]["max"] == pytest.approx(300, abs=1e-3)
+    assert summary["figures"]["first_audio_ms"]["count"] == 3

@@ -47,6 +47,18 @@ def test_a_quiet_run_passes_with_a_host_block(make_run: MakeRun) -> None:
     assert verify.check(run)[0].status == "ok"
 
 
+def test_a_host_file_without_the_agent_worker_columns_still_verifies(make_run: MakeRun) -> None:
+    """A host.csv written before the agent worker's columns (12 of them): read, not measured."""
+    run = make_run(synth.Spec())
+    path = run / ev.HOST
+    lines = [",".join(line.split(",")[:12]) for line in path.read_text().splitlines()]
+    path.write_text("\n".join(lines) + "\n")
+    assert np.isnan(ev.read_host(path).columns["agent_wait_ms"]).all()
+    result = verify.write_report(run)
+    assert result.status == "passed" and result.report["host"]["figures"]["agent_wait_ms"] is None
+    assert verify.check(run)[0].ok
+
+
 def test_a_run_without_host_file_still_verifies(make_run: MakeRun) -> None:
     """A run made before host figures (no host.csv, no manifest entry): host unavailable."""
     run = make_run(synth.Spec(host_stalls=None))
@@ -161,7 +173,7 @@ def test_every_stall_figure_has_a_line() -> None:
         (lambda t: t.replace("\n1002", "\n999", 1), "is not after the previous window"),
         (lambda t: t.replace(",1.500,", ",-1.500,", 1), "negative or infinite figure"),
         (lambda t: t.replace(",1.500,", ",abc,", 1), "expected an integer t_ns and numbers"),
-        (lambda t: t.replace(",1.500,", ",1.5,7,", 1), "fields, expected 12"),
+        (lambda t: t.replace(",1.500,", ",1.5,7,", 1), "fields, expected 14"),
     ],
 )
 def test_bad_host_files_are_named(
@@ -237,7 +249,8 @@ def _host_table(rows: list[dict[str, float]]) -> ev.HostTable:
     quiet = {"window_ms": 1000.0, "customer_send_late_ms": 0.5, "support_send_late_ms": 0.5,
              "customer_recv_gap_ms": 11.0, "support_recv_gap_ms": 11.0, "loop_lag_ms": 1.5,
              "capture_wait_ms": 50.0, "loop_thread_wait_ms": 10.0, "server_wait_ms": 5.0,
-             "steal_pct": 0.0, "pressure_pct": 3.0}  # fmt: skip
+             "steal_pct": 0.0, "pressure_pct": 3.0,
+             "agent_cpu_ms": np.nan, "agent_wait_ms": np.nan}  # fmt: skip
     full = [{**quiet, **row} for row in rows]
     columns = {name: np.array([row[name] for row in full]) for name in quiet}
     return ev.HostTable(t_ns=np.arange(1, len(rows) + 1, dtype=np.int64) * 10**9, columns=columns)

@@ -28,6 +28,18 @@ async def _agent_run(
     **agent: Any,
 ) -> tuple[Finished, Path | None]:
     """One `python -m pipeline --agent` run on an embedded server it starts; its run folder."""
+    finished, runs = await _agent_runs(tmp_path, duration_s, agent_env, *args, **agent)
+    return finished, (runs[0] if runs else None)
+
+
+async def _agent_runs(
+    tmp_path: Path,
+    duration_s: float,
+    agent_env: dict[str, str],
+    *args: str,
+    **agent: Any,
+) -> tuple[Finished, list[Path]]:
+    """`python -m pipeline --agent` on an embedded server it starts; its run folders."""
     port = free_port()
     config = write_config(
         tmp_path / "config.json",
@@ -44,8 +56,8 @@ async def _agent_run(
         limit_s=scaled(duration_s + 150),
         env={"LIVEKIT_AGENT_NAME": AGENT, **agent_env},
     )  # fmt: skip
-    runs = sorted(out.iterdir()) if out.is_dir() else []
-    return finished, (runs[0] if runs else None)
+    runs = sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
+    return finished, runs
 
 
 def _report(run: Path) -> dict[str, Any]:
@@ -145,3 +157,87 @@ async def test_a_dispatch_no_worker_takes_fails_within_its_bound(tmp_path: Path)
     assert finished.code == 3, finished.stdout + finished.stderr
     assert "no worker took the dispatch of agent 'nobody-here' within 3 s" in finished.stderr
     assert time.monotonic() - t0 < scaled(60)
+
+
+def _say_with_silence(tmp_path: Path, silence_s: float) -> Path:
+    """A --say file: 0.4 s of a 300 Hz tone, then `silence_s` of silence, as TTS output ends."""
+    import numpy as np
+    import soundfile
+
+    rate = 16_000
+    t = np.arange(round(0.4 * rate)) / rate
+    audio = np.concatenate([0.3 * np.sin(2 * np.pi * 300 * t), np.zeros(round(silence_s * rate))])
+    path = tmp_path / "tts.wav"
+    soundfile.write(path, audio, rate)
+    return path
+
+
+def _host_column(run: Path, name: str) -> list[str]:
+    import csv
+
+    with (run / "host.csv").open() as f:
+        return [row[name] for row in csv.DictReader(f)]
+
+
+async def test_three_callers_share_one_worker_and_make_one_fleet(tmp_path: Path) -> None:
+    """--pairs 3: one worker serves three rooms; each run folder verifies with the worker's log
+    and record; the responses run from the end of speech, answers during the file's trailing
+    silence count; its worker's columns fill host.csv; python -m verify sums up the fleet."""
+    say = _say_with_silence(tmp_path, 0.9)
+    finished, runs = await _agent_runs(
+        tmp_path, 16.0, {}, "--pairs", "3", "--say", str(say), answer_window_s=1.5
+    )
+    assert finished.code == 0, finished.stdout + finished.stderr
+    assert len(runs) == 3 and finished.stdout.count("OK: ") == 3
+    secret = json.loads((tmp_path / "config.json").read_text())["livekit"]["api_secret"]
+    workers = []
+    for run in runs:
+        log = (run / "agent-worker.log").read_text()
+        assert "registered worker" in log and secret not in log
+        manifest = json.loads((run / "manifest.json").read_text())
+        workers.append(manifest["agent"]["worker"]["started_ns"])
+        assert manifest["agent"]["worker"]["scheduling"]["policies"] == ["normal"]
+        assert manifest["agent"]["worker"]["stopped_by"] == "SIGINT"
+        assert all(_host_column(run, "agent_cpu_ms")) and all(_host_column(run, "agent_wait_ms"))
+        conv = _report(run)["conversation"]
+        assert conv["dispatch_ms"] > 0 and conv["first_audio_ms"] > conv["dispatch_ms"]
+        assert conv["turns_unanswered"] == 0 and conv["turns_answered"] >= 3
+        for t in conv["turns"]:
+            assert t["sent_end_s"] - t["speech_end_s"] == pytest.approx(0.9, abs=0.01)
+            assert t["answer_start_s"] < t["sent_end_s"]  # during the file's silence
+            assert t["response_ms"] == pytest.approx(
+                1000 * (t["answer_start_s"] - t["speech_end_s"]), abs=0.01
+            )
+            assert 300 < t["response_ms"] < 900, t  # the silence window, delay and transport
+    assert len(set(workers)) == 1  # one worker for the three
+    assert not list((tmp_path / "recordings").glob("agent-worker-*.log"))
+    from verify.__main__ import main as verify_main
+
+    assert verify_main([str(tmp_path / "recordings")]) == 0
+    [fleet] = (tmp_path / "recordings").glob("fleet-*/fleet.json")
+    summary = json.loads(fleet.read_text())
+    turns = sum(_report(run)["conversation"]["turns_answered"] for run in runs)
+    assert summary["conversations"] == 3 and summary["response_ms"]["count"] == turns
+    assert summary["response_ms"]["p95"] is not None
+    assert summary["figures"]["dispatch_ms"]["count"] == 3
+
+
+def _event(run: Path, name: str, agent: str) -> int:
+    for line in (run / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == name and event["agent"] == agent:
+            return int(event["t_ns"])
+    raise AssertionError(f"{run} has no {agent} {name} event")
+
+
+async def test_a_ramp_spreads_the_callers_joins(tmp_path: Path) -> None:
+    """--pairs 2 --ramp 4: the second caller joins about 2 s after the first, and each starts
+    talking once it is ready rather than at one shared instant."""
+    finished, runs = await _agent_runs(tmp_path, 8.0, {}, "--pairs", "2", "--ramp", "4")
+    assert finished.code == 0, finished.stdout + finished.stderr
+    first, second = sorted(runs, key=lambda run: _event(run, "connected", "customer"))
+    apart_s = _event(second, "connected", "customer") - _event(first, "connected", "customer")
+    assert 1.0 < apart_s / 1e9 < scaled(6.0)
+    starts = [_event(run, "conversation_started", "run") for run in (first, second)]
+    assert starts[1] - starts[0] > 1e9
+    assert json.loads((first / "manifest.json").read_text())["config"]["join_ramp_s"] == 4

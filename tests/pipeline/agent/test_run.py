@@ -43,6 +43,28 @@ def test_say_files_are_read_and_resampled(tmp_path: Path, fmt: str, rate: int) -
     assert np.argmax(spectrum) * 48_000 / u.samples == pytest.approx(440, abs=3)
 
 
+def test_the_speech_is_found_inside_its_file(tmp_path: Path) -> None:
+    """0.2 s of silence, 0.5 s of a tone, 0.3 s of silence: the speech's bounds to 0.2 ms."""
+    rate = 16_000
+    t = np.arange(rate // 2) / rate
+    audio = np.concatenate([np.zeros(rate // 5), 0.3 * np.sin(2 * np.pi * 300 * t), np.zeros(4800)])
+    soundfile.write(tmp_path / "hello.wav", audio, rate)
+    u = load(tmp_path / "hello.wav")
+    assert u.speech[0] == pytest.approx(9_600, abs=10) and u.speech[1] == pytest.approx(
+        33_600, abs=10
+    )
+    [turn] = turns([u], duration_s=6.0, window_s=2.0)
+    assert turn.speech_start_sample == turn.start_sample + u.speech[0]
+    assert turn.speech_end_sample == turn.start_sample + u.speech[1] < turn.end_sample
+
+
+def test_a_file_of_silence_is_named(tmp_path: Path) -> None:
+    """A --say file with no sound is a ConfigError naming it."""
+    soundfile.write(tmp_path / "quiet.wav", np.zeros(8_000), 16_000)
+    with pytest.raises(ConfigError, match=r"quiet\.wav holds no sound above -55 dBFS"):
+        load(tmp_path / "quiet.wav")
+
+
 def test_a_file_that_is_not_audio_is_named(tmp_path: Path) -> None:
     """A text file given to --say is a ConfigError naming it."""
     path = tmp_path / "notes.wav"
@@ -53,13 +75,13 @@ def test_a_file_that_is_not_audio_is_named(tmp_path: Path) -> None:
 
 def test_turns_listen_one_window_before_and_after_each_utterance() -> None:
     """Turns start on frames, one answer window apart, and all fit the conversation."""
-    u = tone(np.ones(12_000, np.int16), 440.0)  # 0.25 s
+    u = tone(np.full(12_000, 1000, np.int16), 440.0)  # 0.25 s
     schedule = turns([u], duration_s=10.0, window_s=2.0)
     assert [t.start_sample for t in schedule] == [96_000, 204_000, 312_000]
     assert needed_s([u], 2.0) == pytest.approx(4.25)
     script = turn_script([u], schedule)
     frames = [script.frame(n) for n in range(1000)]
-    assert sum(int(f.sum()) for f in frames) == 3 * 12_000
+    assert sum(int(f.sum()) for f in frames) == 3 * 12_000 * 1000
     assert [t.id for t in script.finished(1000)] == [0, 1, 2]
 
 

@@ -32,10 +32,12 @@ def test_agent_block_errors_name_the_field(tmp_path: Path, agent: dict, message:
         _config(tmp_path, **agent)
 
 
-def test_an_agent_run_has_one_pair_in_turns_mode(tmp_path: Path) -> None:
-    """--pairs 2 or duplex with an agent under test is refused."""
-    with pytest.raises(ConfigError, match="'pairs' is 2; expected 1 with an agent under test"):
-        from_dict({"livekit": LIVEKIT, "pairs": 2, "agent": {"name": "a"}})
+def test_an_agent_run_takes_many_callers_in_turns_mode(tmp_path: Path) -> None:
+    """--pairs 3 with an agent under test is three callers; duplex is refused."""
+    config = from_dict({"livekit": LIVEKIT, "pairs": 3, "join_ramp_s": 6, "agent": {"name": "a"}})
+    assert config.pairs == 3 and config.public()["join_ramp_s"] == 6
+    with pytest.raises(ConfigError, match="'mode' is 'duplex'; expected 'turns' with an agent"):
+        from_dict({"livekit": LIVEKIT, "mode": "duplex", "agent": {"name": "a"}})
 
 
 def test_the_manifest_never_holds_the_secret_even_in_the_command(tmp_path: Path) -> None:

@@ -132,6 +132,11 @@ def test_optional_fields_are_read() -> None:
             "'duration_s' is -1.0; expected seconds in (0, 86400]",
         ),
         (
+            '{"livekit": {"url": "ws://h:1", "api_key": "k", "api_secret": "s"},'
+            ' "join_ramp_s": -1}',
+            "'join_ramp_s' is -1.0; expected seconds in [0, 3600]",
+        ),
+        (
             '{"livekit": {"url": "ws://h:1", "api_key": "k", "api_secret": "s"}, "mode": "talk"}',
             "'mode' is 'talk'; expected 'turns' or 'duplex'",
         ),
