@@ -26,18 +26,21 @@ AREAS = [
     "impairment",
     "capacity",
     "stability",
+    "ray_cost",
 ]
 RESULTS = Path(__file__).with_name("results.json")
 
 
-# `nox -s bench` must finish in 75 minutes on a quiet 2-core machine. Per area: run it in quick mode
+# `nox -s bench` must finish in 82 minutes on a quiet 2-core machine. Per area: run it in quick mode
 # even in a full run (True where a full run would not fit, or another area measures it better), and
 # the seconds it is budgeted. pipeline's N-scan is superseded by capacity's search; impairment's
 # full mode (3 repeats of 5 cases of 30 s, 6 loss runs of 30 s) alone would take 13 minutes;
 # server_cost's full mode (6 trials of 30 s) takes about 4. capacity searches twice (the pipeline
 # and the bare SDK, interleaved); stability's full mode (25 runs of 60 s, which its goals are stated
 # for) takes about 34 minutes, its quick mode (9 runs of 30 s) about 7. quality's loss ladder is
-# four `python -m pipeline` runs of 60 s (about 70 s each with joining and verifying).
+# four `python -m pipeline` runs of 60 s (about 70 s each with joining and verifying). ray_cost runs
+# the same four conversations of 20 s six times (three locally, three on a Ray cluster it starts
+# for each), about 50 s each with joining, Ray's start and verifying.
 PLAN: dict[str, tuple[bool, int]] = {
     "dsp": (False, 110),
     "sfu": (False, 80),
@@ -48,8 +51,9 @@ PLAN: dict[str, tuple[bool, int]] = {
     "impairment": (True, 170),
     "capacity": (False, 1000),
     "stability": (False, 2200),  # the goals are stated for 10 quiet runs of 60 s
+    "ray_cost": (False, 420),
 }
-TOTAL_BUDGET_S = 4480  # 75 minutes
+TOTAL_BUDGET_S = 4900  # 82 minutes
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,15 @@ ROWS = [
     Row("bare-SDK pairs clean for 60 s", "capacity.bare_capacity_pairs", "", None),
     Row("capacity / prediction", "capacity.capacity_share", "", None),
     Row("capacity / bare SDK's", "capacity.capacity_vs_bare", ">= 0.90", lambda v: v >= 0.9),
+    Row("Ray / local CPU, 4 conversations", "ray_cost.cpu_ratio", "<= 1.10",
+        lambda v: v <= 1.10),
+    Row("Ray latency added (median)", "ray_cost.latency_added_ms", "<= 2 ms",
+        lambda v: v <= 2, " ms"),
+    Row("  local: CPU s, 4 x conversation", "ray_cost.local.cpu_s", "", None, " s"),
+    Row("  local: steal", "ray_cost.local.steal_pct", "", None, "%"),
+    Row("  Ray: CPU s, 4 x conversation", "ray_cost.ray.cpu_s", "", None, " s"),
+    Row("  Ray: steal", "ray_cost.ray.steal_pct", "", None, "%"),
+    Row("Ray: cores per conversation", "ray_cost.cores_per_conversation", "", None),
     Row("quiet runs not OK", "stability.quiet.goal_misses", "0", lambda v: v == 0),
     Row("quiet sender lateness p99", "stability.quiet.lateness_p99_ms", "<= 2 ms",
         lambda v: v <= 2, " ms"),
