@@ -1,12 +1,12 @@
-"""CPU of every process a benchmark started, however deep and however short-lived: the benchmark
-becomes a child subreaper (a process whose parent dies is handed to it, not to init), so a daemon
-that `ray start` leaves behind, or a worker whose parent was killed, stays in its tree.
+"""CPU of every process a benchmark started, however deep and however short-lived.
 
-`tree_cpu_s()` is the CPU time of that whole tree so far: each live descendant's own time plus
-what it reaped (its children's time), and what the benchmark itself reaped. A process that ends
-moves its time into its reaper's, so the sum only grows; the difference between two readings is
-what the tree used in between. `Roles` samples the live processes twice a second and adds up
-each kind's own time (the last reading of a process that ended is kept).
+`CpuAccount` is a cgroup of the cpuacct controller: a command started through `wrap()` and all
+it ever starts are in it, and the kernel counts their CPU exactly, ended processes included
+(a process's parent's `cutime` would miss the children Ray's raylet reaps with SIGCHLD ignored).
+The benchmark becomes a child subreaper (a process whose parent dies is handed to it, not to
+init), so the daemons `ray start` leaves behind are its descendants, and it can end exactly
+those. `Roles` samples the live descendants twice a second and adds up each kind's own time (the
+last reading of a process that ended is kept: its last half second is missed), for the split.
 """
 
 from __future__ import annotations
@@ -67,12 +67,48 @@ def descendants(stats: dict[int, tuple[int, float, float]], root: int) -> set[in
     return found
 
 
-def tree_cpu_s() -> float:
-    """CPU s of every process under this one so far, ended ones included (not this one's own)."""
-    mine = os.times()
-    stats = processes()
-    under = sum(stats[p][1] + stats[p][2] for p in descendants(stats, os.getpid()))
-    return under + mine.children_user + mine.children_system
+class CpuAccount:
+    """A cpuacct cgroup of its own (root, cgroup v1 or the v2 `cpu.stat`); `usage_s()` its CPU
+    seconds so far. `remove()` is safe twice."""
+
+    def __init__(self, name: str) -> None:
+        self.path: Path | None = None
+        for root, usage in (("/sys/fs/cgroup/cpuacct", "cpuacct.usage"),
+                            ("/sys/fs/cgroup/unified", "cpu.stat"),
+                            ("/sys/fs/cgroup", "cpu.stat")):  # fmt: skip
+            path = Path(root) / name
+            try:
+                path.mkdir(exist_ok=True)
+            except OSError:
+                continue
+            if (path / usage).exists():
+                self.path, self._usage = path, usage
+                return
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise OSError("no writable cgroup with CPU accounting (needs root)")
+
+    def wrap(self, cmd: list[str]) -> list[str]:
+        """`cmd`, run inside the cgroup from its first instruction on."""
+        assert self.path is not None
+        script = 'echo $$ > "$0/cgroup.procs" && exec "$@"'
+        return ["sh", "-c", script, str(self.path), *cmd]
+
+    def usage_s(self) -> float:
+        """CPU seconds of every process that was in the cgroup."""
+        assert self.path is not None
+        text = (self.path / self._usage).read_text()
+        if self._usage == "cpuacct.usage":
+            return int(text) / 1e9
+        fields = dict(line.split() for line in text.splitlines())
+        return int(fields["usage_usec"]) / 1e6
+
+    def remove(self) -> None:
+        """Remove the (empty) cgroup; safe to call twice."""
+        path, self.path = self.path, None
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def _cmdline(pid: int) -> str:
@@ -115,5 +151,6 @@ class Roles:
     def _sample(self) -> None:
         stats = processes()
         for pid in descendants(stats, os.getpid()):
-            kind = self._last[pid][0] if pid in self._last else self._classify(pid, _cmdline(pid))
+            cmdline = _cmdline(pid)
+            kind = self._classify(pid, cmdline) if cmdline else self._last.get(pid, ("", 0))[0]
             self._last[pid] = (kind, stats[pid][1])

@@ -9,7 +9,7 @@ both alike), ``repeats`` of each. Per trial:
 
 - ``cpu_s``: CPU seconds of every process the trial ran, from the start of ``python -m
   pipeline`` to its end: the driver, the server, the worker processes and, on Ray, Ray's own
-  (GCS, raylet, its worker processes, whatever they reap: ``benchmarks._proctree``);
+  (GCS, raylet, its worker processes; all in one cpuacct cgroup: ``benchmarks._proctree``);
 - ``roles``: the same split by kind of process (sampled twice a second: the last half second of
   a process that ended is missed);
 - ``latency_median_ms``: the median over the conversations' and directions' mouth-to-ear
@@ -21,7 +21,8 @@ both alike), ``repeats`` of each. Per trial:
 Figures: each arm's medians (``local``, ``ray``), ``cpu_ratio`` = ray / local (goal <= 1.10),
 ``latency_added_ms`` = ray - local (goal: none added, within 2 ms), and
 ``cores_per_conversation``: a Ray conversation's CPU (its worker process and the Ray worker
-around it) per second of the trial, the figure behind ``ray.cpus_per_conversation``.
+around it, joining and sending its folder included) per second of talk, the figure behind
+``ray.cpus_per_conversation``.
 """
 
 from __future__ import annotations
@@ -57,15 +58,18 @@ def _steal() -> tuple[int, int]:
 
 
 def _kind(pid: int, cmdline: str) -> str:
-    """Which part of a trial a process is."""
+    """Which part of a trial a process is (a Ray worker is named for its task while it runs
+    one: its last name counts)."""
     if "pipeline.worker" in cmdline:
         return "conversation"
     if "pipeline.server._child" in cmdline:
         return "server"
     if "-m pipeline " in cmdline:
         return "driver"
-    if cmdline.startswith("ray::"):
+    if cmdline.startswith("ray::converse"):
         return "ray_task_worker"
+    if cmdline.startswith("ray::IDLE") or "default_worker.py" in cmdline:
+        return "ray_idle_worker"
     return "ray_own" if "ray" in cmdline else "other"
 
 
@@ -85,21 +89,22 @@ def _config(work: Path) -> Path:
     return path
 
 
-def _ray(*args: str) -> str:
-    """`ray ARGS` from this interpreter's environment; its output."""
+def _ray(account: _proctree.CpuAccount, *args: str) -> str:
+    """`ray ARGS` from this interpreter's environment, in `account`; its output."""
     ray = Path(sys.executable).with_name("ray")
     done = subprocess.run(
-        [str(ray), *args], capture_output=True, text=True, timeout=180, check=False
+        account.wrap([str(ray), *args]), capture_output=True, text=True, timeout=180, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(f"ray {' '.join(args)} failed: {(done.stderr or done.stdout)[-500:]}")
     return done.stdout + done.stderr
 
 
-def _start_ray() -> str:
-    """A one-node Ray cluster (every core); its address. Left idle a few seconds, as a
-    cluster that was already there would be."""
+def _start_ray(account: _proctree.CpuAccount) -> str:
+    """A one-node Ray cluster (every core), in `account`; its address. Left idle a few seconds,
+    as a cluster that was already there would be."""
     out = _ray(
+        account,
         "start", "--head", f"--port={_free_port()}", "--include-dashboard=false",
         "--disable-usage-stats", f"--system-config={json.dumps(HEALTH_CHECKS)}",
     )  # fmt: skip
@@ -127,7 +132,9 @@ def _stop_ray() -> None:
             time.sleep(0.2)
 
 
-def _trial(arm: str, duration_s: float, work: Path) -> dict[str, Any]:
+def _trial(
+    arm: str, duration_s: float, work: Path, account: _proctree.CpuAccount
+) -> dict[str, Any]:
     """One run of the four conversations on `arm`; its figures (see the module docstring)."""
     out = work / f"{arm}-{time.monotonic_ns()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
@@ -137,18 +144,18 @@ def _trial(arm: str, duration_s: float, work: Path) -> dict[str, Any]:
         "--duration", f"{duration_s:g}", "--out", str(out), "--no-verify",
     ]  # fmt: skip
     if arm == "ray":
-        env["RAY_ADDRESS"] = _start_ray()
+        env["RAY_ADDRESS"] = _start_ray(account)
         cmd += ["--ray", "auto"]
     try:
         roles = _proctree.Roles(_kind)
         steal0, total0 = _steal()
-        cpu0, wall0 = _proctree.tree_cpu_s(), time.monotonic()
+        cpu0, wall0 = account.usage_s(), time.monotonic()
         roles.start()
         done = subprocess.run(
-            cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=duration_s + 300,
-            check=False,
+            account.wrap(cmd), cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=duration_s + 300, check=False,
         )  # fmt: skip
-        cpu, wall = _proctree.tree_cpu_s() - cpu0, time.monotonic() - wall0
+        cpu, wall = account.usage_s() - cpu0, time.monotonic() - wall0
         by_kind = roles.stop()
         steal1, total1 = _steal()
     finally:
@@ -164,7 +171,7 @@ def _trial(arm: str, duration_s: float, work: Path) -> dict[str, Any]:
         "wall_s": round(wall, 1),
         "steal_pct": round(100 * (steal1 - steal0) / max(1, total1 - total0), 2),
         "roles": by_kind,
-        "cores_per_conversation": round(conversation_s / wall / PAIRS, 3),
+        "cores_per_conversation": round(conversation_s / duration_s / PAIRS, 3),
         **figures,
     }
 
@@ -218,13 +225,17 @@ def run(quick: bool = False) -> dict[str, Any]:
         raise RuntimeError("Ray is not installed here; install the extra echoproof[ray]")
     duration_s, repeats = (10.0, 3) if quick else (20.0, 3)
     _proctree.become_subreaper()
+    account = _proctree.CpuAccount(f"echoproof-bench-{os.getpid()}")
     trials: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="echoproof-bench-ray-") as tmp:
-        for i in range(repeats):
-            for arm in ARMS if i % 2 == 0 else ARMS[::-1]:
-                trial = _trial(arm, duration_s, Path(tmp))
-                trials.append(trial)
-                _print_trial(trial)
+    try:
+        with tempfile.TemporaryDirectory(prefix="echoproof-bench-ray-") as tmp:
+            for i in range(repeats):
+                for arm in ARMS if i % 2 == 0 else ARMS[::-1]:
+                    trial = _trial(arm, duration_s, Path(tmp), account)
+                    trials.append(trial)
+                    _print_trial(trial)
+    finally:
+        account.remove()
     arms = {arm: _arm_summary([t for t in trials if t["arm"] == arm]) for arm in ARMS}
     local, ray = arms["local"], arms["ray"]
     results: dict[str, Any] = {

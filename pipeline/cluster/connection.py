@@ -35,7 +35,12 @@ HEALTH_CHECKS = {
 
 
 def require_ray() -> None:
-    """ConfigError, in one sentence, when Ray cannot be imported."""
+    """ConfigError, in one sentence, when Ray cannot be imported. Call it before anything
+    imports ray: it first sets what Ray reads as it is imported."""
+    # A lost node's task fails with an error the driver reports itself (a failed run naming the
+    # node); Ray would print it again, unformatted, when its reference is dropped.
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+    _token_mode()
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -55,7 +60,8 @@ def check_address(address: str) -> None:
 
 
 class RayConnection:
-    """This process joined to a Ray cluster; an `async with` object whose close is safe twice."""
+    """This process joined to a Ray cluster (after `require_ray`); an `async with` object whose
+    close is safe twice."""
 
     def __init__(self, address: str) -> None:
         self.address = address
@@ -77,11 +83,6 @@ class RayConnection:
 
     def _join(self) -> None:
         import ray
-
-        # A lost node's task fails with an error the driver reports itself (a failed run naming
-        # the node); Ray would print it again, unformatted, when its reference is dropped.
-        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-        _token_mode()
 
         options: dict[str, Any] = {
             # The tasks send their log lines with their messages; Ray's own copy of each

@@ -100,7 +100,8 @@ async def _run_all(
     finally:
         await cancel_and_wait(*helpers)
         view.finish()
-        ray.kill(gate)
+        with contextlib.suppress(RayError):
+            ray.kill(gate)
 
 
 def _driver_node() -> str | None:

@@ -1,9 +1,12 @@
 """`--pairs 4 --ray auto` on Ray's two-node test cluster: every run folder gathered and verified,
-both nodes used, the fleet summary recomputable from the runs; a server the nodes cannot reach."""
+both nodes used, the fleet summary recomputable from the runs; a server the nodes cannot reach;
+Ctrl-C."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +16,7 @@ from ray.cluster_utils import Cluster
 
 import verify
 from tests.conftest import scaled
-from tests.pipeline.cluster.conftest import manifest, node_ids, ray_config, run_on
+from tests.pipeline.cluster.conftest import manifest, node_ids, ray_config, run_on, start_on
 from tests.pipeline.conftest import REPO, cli_env, free_port, write_config
 
 
@@ -88,3 +91,35 @@ async def test_unreachable_server_is_one_sentence_exit_3(
     assert errors[0].count(". ") == 0 and errors[0].endswith(".")
     assert "Traceback" not in done.stderr
     assert not [p for p in out.iterdir() if p.is_dir()]
+
+
+async def test_sigint_interrupts_every_conversation_and_keeps_them(
+    tmp_path: Path, ray_cluster: Cluster
+) -> None:
+    """SIGINT to the driver alone: every conversation on the nodes closes its evidence as
+    interrupted, its run folder arrives, exit 130."""
+    config = ray_config(tmp_path, 0.5)
+    out = tmp_path / "recordings"
+    proc = await start_on(
+        ray_cluster, "--config", str(config), "--pairs", "2", "--duration", "60",
+        "--out", str(out),
+    )  # fmt: skip
+    assert proc.stderr is not None
+    stderr = b""
+    async with asyncio.timeout(scaled(180)):
+        while stderr.count(b" talking ") < 2:  # both rows of the progress view say talking
+            line = await proc.stderr.readline()
+            assert line, stderr.decode()[-4000:]
+            stderr += line
+    proc.send_signal(signal.SIGINT)
+    stdout, rest = await asyncio.wait_for(proc.communicate(), scaled(120))
+    text = (stderr + rest).decode()
+    assert proc.returncode == 130, text[-4000:]
+    assert "Traceback" not in text
+    runs = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(runs) == 2
+    for run in runs:
+        m = manifest(run)
+        assert m["status"] == "interrupted" and m["reason"] == "interrupted by SIGINT (Ctrl-C)."
+        assert m["node"] is not None
+        assert f"run {run.name}: interrupted" in stdout.decode()
