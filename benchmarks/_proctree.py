@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,6 +128,7 @@ class Roles:
         self._classify = classify
         self._base: dict[int, float] = {}
         self._last: dict[int, tuple[str, float]] = {}
+        self.timeline: list[tuple[int, dict[str, float]]] = []  # (monotonic ns, totals)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="roles", daemon=True)
 
@@ -139,10 +142,25 @@ class Roles:
         self._done.set()
         self._thread.join()
         self._sample()
+        return {k: round(v, 2) for k, v in sorted(self._totals().items())}
+
+    def between(self, kinds: tuple[str, ...], t0_ns: int, t1_ns: int) -> float:
+        """CPU s the `kinds` used from monotonic `t0_ns` to `t1_ns` (samples interpolated)."""
+
+        def at(t_ns: int) -> float:
+            points = [(t, sum(totals.get(k, 0.0) for k in kinds)) for t, totals in self.timeline]
+            for (ta, a), (tb, b) in itertools.pairwise(points):
+                if ta <= t_ns <= tb:
+                    return a + (b - a) * (t_ns - ta) / max(1, tb - ta)
+            raise ValueError("that instant is outside the sampled time")
+
+        return at(t1_ns) - at(t0_ns)
+
+    def _totals(self) -> dict[str, float]:
         totals: dict[str, float] = {}
         for pid, (kind, own) in self._last.items():
             totals[kind] = totals.get(kind, 0.0) + own - self._base.get(pid, 0.0)
-        return {k: round(v, 2) for k, v in sorted(totals.items())}
+        return totals
 
     def _loop(self) -> None:
         while not self._done.wait(0.5):
@@ -154,3 +172,4 @@ class Roles:
             cmdline = _cmdline(pid)
             kind = self._classify(pid, cmdline) if cmdline else self._last.get(pid, ("", 0))[0]
             self._last[pid] = (kind, stats[pid][1])
+        self.timeline.append((time.monotonic_ns(), self._totals()))

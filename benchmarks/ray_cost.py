@@ -20,9 +20,9 @@ both alike), ``repeats`` of each. Per trial:
 
 Figures: each arm's medians (``local``, ``ray``), ``cpu_ratio`` = ray / local (goal <= 1.10),
 ``latency_added_ms`` = ray - local (goal: none added, within 2 ms), and
-``cores_per_conversation``: a Ray conversation's CPU (its worker process and the Ray worker
-around it, joining and sending its folder included) per second of talk, the figure behind
-``ray.cpus_per_conversation``.
+``cores_per_conversation``: a conversation's cores while it talks (its worker process, and on
+Ray the Ray worker around it; joining, before the start instant, costs more, but happens before
+anyone talks), the figure behind ``ray.cpus_per_conversation``.
 """
 
 from __future__ import annotations
@@ -164,16 +164,34 @@ def _trial(
     figures = _latency(out, work)
     if done.returncode != 0:
         figures["failures"].insert(0, f"exit {done.returncode}: {done.stderr[-300:]}")
-    conversation_s = by_kind.get("conversation", 0.0) + by_kind.get("ray_task_worker", 0.0)
     return {
         "arm": arm,
         "cpu_s": round(cpu, 2),
         "wall_s": round(wall, 1),
         "steal_pct": round(100 * (steal1 - steal0) / max(1, total1 - total0), 2),
         "roles": by_kind,
-        "cores_per_conversation": round(conversation_s / duration_s / PAIRS, 3),
+        "cores_per_conversation": _talk_cores(roles, out, duration_s),
         **figures,
     }
+
+
+def _talk_cores(roles: _proctree.Roles, out: Path, duration_s: float) -> float | None:
+    """A conversation's cores while talking (its worker process, and on Ray the Ray worker
+    running it): from 1 s after the start instant to 1 s before the talk's end."""
+    starts = []
+    for events in out.glob("*/events.jsonl"):
+        for line in events.read_text().splitlines():
+            event = json.loads(line)
+            if event["event"] == "conversation_started":
+                starts.append(int(event["start_ns"]))
+    if not starts:
+        return None
+    t0, t1 = min(starts) + 1_000_000_000, min(starts) + int((duration_s - 1) * 1e9)
+    try:
+        used = roles.between(("conversation", "ray_task_worker"), t0, t1)
+    except ValueError:
+        return None
+    return round(used / ((t1 - t0) / 1e9) / PAIRS, 3)
 
 
 def _latency(out: Path, work: Path) -> dict[str, Any]:

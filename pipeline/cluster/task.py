@@ -47,10 +47,11 @@ from pipeline.worker import Job, WorkerProcess
 HEARTBEAT_S = 1.0
 # Messages a task may have sent ahead of the driver's reading: at most this many chunks in memory.
 BACKPRESSURE_OBJECTS = 16
-# Never retried (a conversation cannot be replayed), and a fresh Ray worker for each one.
+# Never retried: a conversation cannot be replayed. (A Ray worker runs one after another: each
+# leaves nothing behind, its thread joined and its log sink removed, and a warm worker saves
+# starting Python and importing Ray again.)
 _OPTIONS: dict[str, Any] = {
     "max_retries": 0,
-    "max_calls": 1,
     "_generator_backpressure_num_objects": BACKPRESSURE_OBJECTS,
 }
 
