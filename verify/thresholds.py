@@ -5,13 +5,38 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 from verify.errors import VerifyError
 
 
+class _Limits:
+    """What every set of limits does: read from `config.thresholds` over its defaults, and
+    written back as a JSON-ready dict. `_SHARES` name the fields that are shares (at most 1)."""
+
+    _SHARES: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Self:
+        """The defaults with `data`'s fields of this class merged over them; an unknown field
+        or a bad value raises."""
+        values = _values(cls, data)
+        if values is None:
+            return cls()
+        for name in cls._SHARES:
+            if values.get(name, 0.0) > 1.0:
+                raise VerifyError(
+                    f"threshold {name!r} is {values[name]!r}, expected a share between 0 and 1"
+                )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The thresholds as a JSON-ready dict."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
 @dataclasses.dataclass(frozen=True)
-class Thresholds:
+class Thresholds(_Limits):
     """Limits a run must meet; every field may be overridden by `config.thresholds` in the manifest.
 
     Attributes:
@@ -22,8 +47,8 @@ class Thresholds:
         max_latency_median_ms: the median mouth-to-ear latency of detected bursts.
         max_latency_p95_ms: the 95th percentile of mouth-to-ear latency.
         min_snr_db: the median signal-to-noise ratio of detected bursts.
-        max_gap_ms: the longest gap (a stretch of sent burst audio the receiver did not hear,
-            merged across the pauses between bursts; see `verify._gaps`), per direction.
+        max_gap_ms: the longest gap (audio of a heard burst that the receiver did not hear; see
+            `verify._gaps`), per direction.
         match_window_ms: a detection arriving more than this after its burst was sent is "late",
             not "detected"; it is also the matching window of the burst schedule.
         min_mos: the probe's mean ViSQOL MOS-LQO per direction (`verify.quality`; a run without a
@@ -44,27 +69,11 @@ class Thresholds:
     match_window_ms: float = 1000.0
     min_mos: float = 4.5
     max_pitch_shift_pct: float = 2.0
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> Thresholds:
-        """The defaults with `data` merged over them; an unknown field or a bad value raises."""
-        values = _values(cls, data)
-        if values is None:
-            return cls()
-        if values.get("min_frames_received_share", 0.0) > 1.0:
-            raise VerifyError(
-                "threshold 'min_frames_received_share' is "
-                f"{values['min_frames_received_share']!r}, expected a share between 0 and 1"
-            )
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The thresholds as a JSON-ready dict."""
-        return dataclasses.asdict(self)
+    _SHARES = ("min_frames_received_share",)
 
 
 @dataclasses.dataclass(frozen=True)
-class AgentThresholds:
+class AgentThresholds(_Limits):
     """Limits on a conversation with an agent under test (`verify.conversation_figures`); set in
     the same `config.thresholds` as :class:`Thresholds`.
 
@@ -79,19 +88,9 @@ class AgentThresholds:
     max_response_median_ms: float = 3000.0
     max_response_p95_ms: float = 5000.0
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> AgentThresholds:
-        """The defaults with `data`'s agent thresholds merged over them."""
-        values = _values(cls, data)
-        return cls() if values is None else cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The thresholds as a JSON-ready dict."""
-        return dataclasses.asdict(self)
-
 
 @dataclasses.dataclass(frozen=True)
-class FleetThresholds:
+class FleetThresholds(_Limits):
     """Limits on a fleet, the conversations of one `--pairs N` run taken together
     (`verify.fleet`); set in the same `config.thresholds`.
 
@@ -103,16 +102,7 @@ class FleetThresholds:
 
     fleet_min_ok_share: float = 1.0
     fleet_max_response_p95_ms: float = 5000.0
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> FleetThresholds:
-        """The defaults with `data`'s fleet thresholds merged over them."""
-        values = _values(cls, data)
-        return cls() if values is None else cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The thresholds as a JSON-ready dict."""
-        return dataclasses.asdict(self)
+    _SHARES = ("fleet_min_ok_share",)
 
 
 _CLASSES = (Thresholds, AgentThresholds, FleetThresholds)

@@ -10,6 +10,7 @@ from .errors import AuthError, HostNetworkError, ProtocolError, SfuError, TwirpE
 from .impairment import Impairment, ImpairmentError, ImpairmentPolicy
 from .media import check_host_network, host_addresses
 from .server import Server, log_loop_errors, serve
+from .settings import Settings
 
 __all__ = [
     "AuthError",
@@ -19,6 +20,7 @@ __all__ = [
     "ImpairmentPolicy",
     "ProtocolError",
     "Server",
+    "Settings",
     "SfuError",
     "TwirpError",
     "check_host_network",

@@ -13,6 +13,7 @@ from loguru import logger
 from .errors import SfuError
 from .impairment import Impairment, ImpairmentError, ImpairmentPolicy
 from .server import log_loop_errors, serve
+from .settings import Settings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,18 +21,20 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m echoproof.sfu",
         description="An embedded LiveKit-compatible server (defaults match livekit-server --dev).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7880, help="port; 0 picks a free one")
+    parser.add_argument(
+        "--host", default=Settings.host, help="address to bind (default %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=Settings.port, help="port; 0 picks a free one")
     # From the environment first, so that a real secret need not show in `ps`.
     parser.add_argument(
         "--api-key",
-        default=os.environ.get("LIVEKIT_API_KEY", "devkey"),
-        help="API key (default $LIVEKIT_API_KEY, else devkey)",
+        default=os.environ.get("LIVEKIT_API_KEY", Settings.api_key),
+        help=f"API key (default $LIVEKIT_API_KEY, else {Settings.api_key})",
     )
     parser.add_argument(
         "--api-secret",
-        default=os.environ.get("LIVEKIT_API_SECRET", "secret"),
-        help="API secret (default $LIVEKIT_API_SECRET, else secret)",
+        default=os.environ.get("LIVEKIT_API_SECRET", Settings.api_secret),
+        help=f"API secret (default $LIVEKIT_API_SECRET, else {Settings.api_secret})",
     )
     parser.add_argument(
         "--log-level",

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiortc import RTCRtpReceiver
 from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from google.protobuf.message import DecodeError
@@ -25,7 +25,9 @@ from echoproof.aiotasks import cancel_and_wait
 
 from . import _signal as sig
 from . import datatrack
+from .auth import Authenticator
 from .errors import ProtocolError
+from .hub import Hub
 from .media import (
     DATA_TRACK,
     LOSSY,
@@ -37,10 +39,8 @@ from .media import (
     TrackFanout,
 )
 from .room import DataTrack, Participant, Room, Track
-from .webhook import PARTICIPANT_JOINED, TRACK_PUBLISHED, TRACK_UNPUBLISHED
-
-if TYPE_CHECKING:
-    from .server import Server
+from .settings import Settings
+from .webhook import PARTICIPANT_JOINED, TRACK_PUBLISHED, TRACK_UNPUBLISHED, Webhooks
 
 _REASON_NAMES = {v: k for k, v in models.DisconnectReason.items()}
 
@@ -50,22 +50,28 @@ class Connection:
 
     def __init__(
         self,
-        server: Server,
         ws: web.WebSocketResponse,
         room: Room,
         participant: Participant,
         *,
+        hub: Hub[Connection],
+        auth: Authenticator,
+        webhooks: Webhooks,
+        settings: Settings,
         auto_subscribe: bool = True,
     ) -> None:
-        self.server = server
         self.ws = ws
         self.room = room
         self.participant = participant
+        self._hub = hub
+        self._auth = auth  # mints the refreshed join tokens
+        self._webhooks = webhooks
+        self._settings = settings
         self.session = sig.Session(
             room,
             participant,
-            ping_interval=server.ping_interval,
-            ping_timeout=server.ping_timeout,
+            ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout,
             auto_subscribe=auto_subscribe,
         )
         self.label = f"{participant.identity}@{room.name}"
@@ -81,6 +87,8 @@ class Connection:
         self._leave_reason: int | None = None
         self._media_connected = False
         self._closing = False
+        # The close frame the socket gets once the room has been told (a protocol error: 1008).
+        self._close_code: tuple[int, bytes] = (WSCloseCode.OK, b"")
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Resume: set when a new socket replaces the lost one (or the wait must end); the
@@ -89,23 +97,30 @@ class Connection:
         self._swapped = asyncio.Event()
         self._released: dict[web.WebSocketResponse, asyncio.Event] = {}
         self._undelivered_offer: rtc.SignalResponse | None = None
+        self.subscriber.pc.on("connectionstatechange", self._on_subscriber_state)
 
-        @self.subscriber.pc.on("connectionstatechange")
-        def on_subscriber_state() -> None:
-            if self.subscriber.pc.connectionState == "connected" and not self._closing:
-                first = not self._media_connected
-                self._media_connected = True
-                self.participant.state = models.ParticipantInfo.State.ACTIVE
-                info = participant.info()
-                if first:  # livekit-server: a participant has joined once it is active
-                    self.server.webhooks.notify(PARTICIPANT_JOINED, self.room, info)
-                update = sig.participant_update([info])
-                self._spawn(self.server.broadcast(self.room, update), "announce active")
+    def _on_subscriber_state(self) -> None:
+        if self.subscriber.pc.connectionState != "connected" or self._closing:
+            return
+        first = not self._media_connected
+        self._media_connected = True
+        self.participant.state = models.ParticipantInfo.State.ACTIVE
+        info = self.participant.info()
+        if first:  # livekit-server: a participant has joined once it is active
+            self._webhooks.notify(PARTICIPANT_JOINED, self.room, info)
+        # To the others only, as livekit-server does: one about itself reaching an SDK that is
+        # disconnecting has cost its leave (its socket reset with the leave unsent).
+        update = sig.participant_update([info])
+        self._spawn(self._hub.broadcast(self.room, update, exclude=self), "announce active")
 
     @property
     def media_connected(self) -> bool:
         """Whether the subscriber connection has connected (the participant became active)."""
         return self._media_connected
+
+    def publishes(self, track_sid: str) -> bool:
+        """Whether this participant publishes the media track ``track_sid``."""
+        return track_sid in self.fanouts
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``coro`` as a task this connection owns (cancelled and awaited at teardown)."""
@@ -134,13 +149,13 @@ class Connection:
                     return
         except ProtocolError as exc:
             logger.warning("{}: closing the signal connection: {}", self.label, exc)
-            await self.ws.close(code=1008, message=str(exc)[:120].encode())
+            self._close_code = (WSCloseCode.POLICY_VIOLATION, str(exc)[:120].encode())
         except (ConnectionError, RuntimeError) as exc:
             logger.info("{}: the signal connection broke: {}", self.label, exc)
         except Exception as exc:  # a bug here must end only this participant, not the server
             logger.error("{}: unexpected {}: {}; closing it", self.label, type(exc).__name__, exc)
             logger.opt(exception=exc).debug("details")
-            await self.ws.close(code=1011)
+            self._close_code = (WSCloseCode.INTERNAL_ERROR, b"")
         finally:
             await self._teardown()
 
@@ -149,10 +164,8 @@ class Connection:
         try:
             async for message in ws:
                 if message.type in (WSMsgType.BINARY, WSMsgType.TEXT):
-                    actions = self.session.receive(message.data)
-                    for action in actions:
-                        if await self._execute(action):
-                            return True
+                    if await self._handle(message.data):
+                        return True
                 elif message.type == WSMsgType.ERROR:
                     logger.info("{}: signal connection error: {}", self.label, ws.exception())
                     break
@@ -162,6 +175,20 @@ class Connection:
             released = self._released.pop(ws, None)
             if released is not None:
                 released.set()
+        return False
+
+    async def _handle(self, frame: bytes | str) -> bool:
+        """Carry out one request; True when the client is leaving.
+
+        An answer that cannot be sent ends nothing: a client that closes right after a request
+        may have sent its leave too, still unread. Reading on finds it, or the socket's end.
+        """
+        for action in self.session.receive(frame):
+            try:
+                if await self._execute(action):
+                    return True
+            except (ConnectionError, RuntimeError) as exc:
+                logger.info("{}: could not answer: {}", self.label, exc)
         return False
 
     async def _await_resume(self) -> bool:
@@ -233,17 +260,17 @@ class Connection:
         """Send a fresh join token every ``token_refresh_interval``, as livekit-server does,
         so that a client still in the room after its first token expired can reconnect."""
         while True:
-            await asyncio.sleep(self.server.token_refresh_interval)
+            await asyncio.sleep(self._settings.token_refresh_interval)
             await self.refresh_token()
 
     async def refresh_token(self) -> None:
         """Send the client a join token for its participant as it is now: after its name,
         metadata, attributes or grants changed, and periodically."""
-        token = self.server.auth.refreshed(self.room.name, self.participant)
+        token = self._auth.refreshed(self.room.name, self.participant)
         await self.send(sig.refresh_token(token))
 
     async def _teardown(self) -> None:
-        """End the owned tasks, then release the socket, the peers and the room's records.
+        """End the owned tasks, then leave the room, close the socket, close the peers.
 
         The release runs even when the handler task is cancelled meanwhile (the cancellation
         propagates after it), so :meth:`disconnect` never waits for ``done`` in vain.
@@ -258,34 +285,49 @@ class Connection:
             await self._release()
 
     async def _release(self) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.close()
         if self._leave_reason is None:
             self._leave_reason = sig.lost_reason(self._media_connected)
+        reason = self._leave_reason
         try:
+            await self._leave_room(reason)
+        except Exception as exc:  # finish quietly: the web framework would print a traceback
+            logger.warning("{}: error while leaving: {}: {}", self.label, type(exc).__name__, exc)
+            logger.opt(exception=exc).debug("details")
+        finally:
+            await self._close(reason)
+
+    async def _leave_room(self, reason: int) -> None:
+        """Take this participant's tracks from the others, then leave: the room is told
+        before the client sees its socket close."""
+        for data_track in list(self.participant.data_tracks.values()):
+            await self._drop_data_track(data_track)
+        self.participant.data_tracks.clear()
+        for track in list(self.participant.tracks.values()):
+            await self.unpublish(track)
+        await self._hub.leave(self, reason)
+
+    async def _close(self, reason: int) -> None:
+        """Close the socket, then stop forwarding and close the peers; ``done`` is set
+        however that went."""
+        try:
+            code, message = self._close_code
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.close(code=code, message=message)
             for fanout in self.fanouts.values():
                 fanout.close()
             for fanout, sink in self.subscriptions.values():
                 fanout.unsubscribe(sink)
             self.subscriptions.clear()
-            for track in list(self.participant.data_tracks.values()):
-                await self._drop_data_track(track)
-            self.participant.data_tracks.clear()
             await self.publisher.close()
             await self.subscriber.close()
-            await self.server.leave(self, self._leave_reason)
-        except Exception as exc:  # finish quietly: the web framework would print a traceback
-            logger.warning("{}: error while leaving: {}: {}", self.label, type(exc).__name__, exc)
+        except Exception as exc:  # as in _release
+            logger.warning("{}: error while closing: {}: {}", self.label, type(exc).__name__, exc)
             logger.opt(exception=exc).debug("details")
         finally:
             for released in self._released.values():
                 released.set()
             self.done.set()
-            logger.info(
-                "{} left ({})",
-                self.label,
-                _REASON_NAMES.get(self._leave_reason, str(self._leave_reason)),
-            )
+            logger.info("{} left ({})", self.label, _REASON_NAMES.get(reason, str(reason)))
 
     # -- signalling -------------------------------------------------------------------------
 
@@ -298,7 +340,7 @@ class Connection:
 
     async def _join(self) -> None:
         await self.send(self.session.join_response())
-        await self.server.broadcast(
+        await self._hub.broadcast(
             self.room, sig.participant_update([self.participant.info()]), exclude=self
         )
         # Tracks already published reach the late joiner in its first offer, before the
@@ -334,7 +376,7 @@ class Connection:
             case sig.AcceptAnswer(sdp):
                 again, sent = await self.subscriber.accept_answer(sdp)
                 for track_sid in sent:
-                    publisher = self.server.publisher_of(self.room, track_sid)
+                    publisher = self._hub.publisher_of(self.room, track_sid)
                     if publisher is not None:
                         await publisher.send(sig.track_subscribed(track_sid))
                 if again:
@@ -343,7 +385,7 @@ class Connection:
                 peer = self.publisher if target == sig.PUBLISHER else self.subscriber
                 await peer.add_candidate(candidate, mid, index)
             case sig.TrackMuted(track):
-                await self.server.broadcast(
+                await self._hub.broadcast(
                     self.room, sig.participant_update([self.participant.info()])
                 )
                 logger.info("{}: track {} muted={}", self.label, track.sid, track.muted)
@@ -351,7 +393,7 @@ class Connection:
                 if await self.resubscribe():
                     await self.negotiate()
             case sig.Resubscribe(room=True):
-                for other in self.server.connections_in(self.room, exclude=self):
+                for other in self._hub.connections_in(self.room, exclude=self):
                     if await other.resubscribe():
                         await other.negotiate()
             case sig.SubscribeData(track_sid, subscribe):
@@ -359,7 +401,7 @@ class Connection:
             case sig.DataUnpublished(track):
                 await self._drop_data_track(track)
             case sig.Announce():
-                await self.server.broadcast(
+                await self._hub.broadcast(
                     self.room, sig.participant_update([self.participant.info()])
                 )
                 await self.refresh_token()  # its claims changed
@@ -385,12 +427,12 @@ class Connection:
             return
         for track in published:
             self._fanout_of(track)
-            self.server.webhooks.track_event(TRACK_PUBLISHED, self.room, self.participant, track)
+            self._webhooks.track_event(TRACK_PUBLISHED, self.room, self.participant, track)
             logger.info(
                 "{}: published {} ({}, {})", self.label, track.sid, track.name, track.mime_type
             )
-        await self.server.broadcast(self.room, sig.participant_update([self.participant.info()]))
-        for other in self.server.connections_in(self.room, exclude=self):
+        await self._hub.broadcast(self.room, sig.participant_update([self.participant.info()]))
+        for other in self._hub.connections_in(self.room, exclude=self):
             if await other.resubscribe():
                 await other.negotiate()
 
@@ -429,14 +471,14 @@ class Connection:
     async def unpublish(self, track: Track) -> None:
         """Remove ``track`` from everyone who receives it and tell the room."""
         if self.participant.tracks.pop(track.sid, None) is not None:
-            self.server.webhooks.track_event(TRACK_UNPUBLISHED, self.room, self.participant, track)
+            self._webhooks.track_event(TRACK_UNPUBLISHED, self.room, self.participant, track)
         fanout = self.fanouts.pop(track.sid, None)
         if fanout is not None:
             fanout.close()
-        for other in self.server.connections_in(self.room, exclude=self):
+        for other in self._hub.connections_in(self.room, exclude=self):
             if await other.drop_subscription(track.sid):
                 await other.negotiate()
-        await self.server.broadcast(self.room, sig.participant_update([self.participant.info()]))
+        await self._hub.broadcast(self.room, sig.participant_update([self.participant.info()]))
 
     # -- subscribing ------------------------------------------------------------------------
 
@@ -444,7 +486,7 @@ class Connection:
         """Receive the tracks this participant wants and may receive, and only those;
         returns whether a subscriber offer is due."""
         due = False
-        for publisher in self.server.connections_in(self.room, exclude=self):
+        for publisher in self._hub.connections_in(self.room, exclude=self):
             for track_sid in list(publisher.fanouts):
                 wanted = self.session.wants(track_sid) and self.participant.can_subscribe
                 allowed = publisher.participant.allows(self.participant, track_sid)
@@ -477,7 +519,7 @@ class Connection:
         fanout = publisher.fanouts.get(track_sid)
         if fanout is None or track_sid in self.subscriptions or self._closing:
             return
-        impairment = self.server.impairment_for(
+        impairment = self._settings.impairment_for(
             publisher.participant.identity, self.participant.identity
         )
         sink = fanout.subscribe(impairment)
@@ -518,7 +560,7 @@ class Connection:
             packet.user.participant_sid = self.participant.sid
             destinations.update(packet.user.destination_identities)
         payload = packet.SerializeToString()
-        for other in self.server.connections_in(self.room, exclude=self):
+        for other in self._hub.connections_in(self.room, exclude=self):
             if destinations and other.participant.identity not in destinations:
                 continue
             other.subscriber.send_data(label, payload)
@@ -540,14 +582,14 @@ class Connection:
         if track is None:
             logger.debug("{}: packet for unpublished data track {}", self.label, header.handle)
             return
-        for other in self.server.connections_in(self.room, exclude=self):
+        for other in self._hub.connections_in(self.room, exclude=self):
             handle = other.data_subscriptions.by_sid.get(track.sid)
             if handle is not None:
                 other.subscriber.send_data(DATA_TRACK, datatrack.with_handle(packet, handle))
 
     def _data_publisher(self, track_sid: str) -> tuple[Connection, DataTrack] | None:
         """Who publishes the data track ``track_sid`` in this room, and the track."""
-        for other in self.server.connections_in(self.room, exclude=self):
+        for other in self._hub.connections_in(self.room, exclude=self):
             for track in other.participant.data_tracks.values():
                 if track.sid == track_sid:
                     return other, track
@@ -578,7 +620,7 @@ class Connection:
 
     async def _drop_data_track(self, track: DataTrack) -> None:
         """``track`` is gone: whoever received it stops, and is told its remaining handles."""
-        for other in self.server.connections_in(self.room, exclude=self):
+        for other in self._hub.connections_in(self.room, exclude=self):
             if other.data_subscriptions.remove(track.sid):
                 with contextlib.suppress(ConnectionError, RuntimeError):  # it may be leaving too
                     await other.send(other.data_subscriptions.handles())

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 from google.protobuf.message import DecodeError, Message
-from livekit.protocol import agent, models
+from livekit.protocol import agent
 from livekit.protocol import agent_dispatch as dispatch_pb
 from loguru import logger
 
-from . import roomservice
+from . import _twirp
 from .agents import (
     REGISTER_TIMEOUT_S,
     Agents,
@@ -35,13 +35,12 @@ from .agents import (
     pong,
     registration,
 )
-from .auth import token_from
+from .auth import Authenticator, token_from
 from .errors import AuthError, ProtocolError, TwirpError
+from .hub import Hub
 from .room import check_limits
 
-if TYPE_CHECKING:
-    from .server import Server
-
+# The largest WebSocket frame the server reads, signalling or worker (both are small protobufs).
 MAX_FRAME_BYTES = 1 << 20
 
 
@@ -60,11 +59,16 @@ def _parse(frame: WSMsgType, data: object) -> agent.WorkerMessage:
 
 
 class AgentService:
-    """The worker sockets of one server and its :class:`Agents`."""
+    """The worker sockets and the dispatch API of one server's :class:`Agents`; no worker is
+    let in once ``closing()``."""
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.agents = Agents(server.auth, evict=self._evict)
+    def __init__(
+        self, agents: Agents, auth: Authenticator, hub: Hub[Any], closing: Callable[[], bool]
+    ) -> None:
+        self.agents = agents
+        self._auth = auth
+        self._hub = hub
+        self._closing = closing
         self._sockets: set[web.WebSocketResponse] = set()
 
     async def close(self) -> None:
@@ -73,11 +77,6 @@ class AgentService:
         for ws in list(self._sockets):
             await ws.close(message=b"the server is shutting down")
 
-    async def _evict(self, room: str, identity: str) -> None:
-        conn = self.server.connection(room, identity)
-        if conn is not None:
-            await conn.disconnect(models.DisconnectReason.PARTICIPANT_REMOVED)
-
     # -- the worker socket -----------------------------------------------------------------
 
     async def socket(self, request: web.Request) -> web.StreamResponse:
@@ -85,11 +84,11 @@ class AgentService:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return web.Response(status=404, text="expected a WebSocket upgrade on /agent")
         try:
-            self.server.auth.worker(token_from(request.headers, request.query))
+            self._auth.worker(token_from(request.headers, request.query))
         except AuthError as exc:
             logger.info("refused an agent worker from {}: {}", request.remote, exc)
             return web.Response(status=401, text=str(exc))
-        if self.server.closing:
+        if self._closing():
             return web.Response(status=503, text="the server is shutting down")
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
@@ -148,19 +147,17 @@ class AgentService:
 
     # -- AgentDispatchService --------------------------------------------------------------
 
-    def twirp(self) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def twirp(self) -> _twirp.Handler:
         """The aiohttp handler for ``POST /twirp/livekit.AgentDispatchService/{method}``."""
-        methods: roomservice.Methods = {
+        methods: _twirp.Methods = {
             "CreateDispatch": (dispatch_pb.CreateAgentDispatchRequest, self._create),
             "ListDispatch": (dispatch_pb.ListAgentDispatchRequest, self._list),
             "DeleteDispatch": (dispatch_pb.DeleteAgentDispatchRequest, self._delete),
         }
-        return roomservice.handler(self.server, methods, "AgentDispatchService")
+        return _twirp.handler("AgentDispatchService", methods)
 
-    async def _create(
-        self, server: Server, req: dispatch_pb.CreateAgentDispatchRequest, token: str
-    ) -> Message:
-        server.auth.api_grant(token, admin_room=req.room)
+    async def _create(self, req: dispatch_pb.CreateAgentDispatchRequest, token: str) -> Message:
+        self._auth.api_grant(token, admin_room=req.room)
         problem = deployment_problem(req.deployment) or check_limits(
             metadata=req.metadata, attributes=dict(req.attributes)
         )
@@ -168,25 +165,21 @@ class AgentService:
             raise TwirpError("invalid_argument", problem, 400)
         if not req.room:
             raise TwirpError("invalid_argument", "CreateDispatch needs a room name", 400)
-        room = server.create_room(req.room, empty_timeout=roomservice.DEFAULT_EMPTY_TIMEOUT)
+        room = self._hub.create_room(req.room)
         return self.agents.create_dispatch(room.info(), req)
 
-    async def _list(
-        self, server: Server, req: dispatch_pb.ListAgentDispatchRequest, token: str
-    ) -> Message:
-        server.auth.api_grant(token, admin_room=req.room)
-        if req.room not in server.rooms:
-            raise TwirpError("not_found", f"room {req.room!r} does not exist", 404)
+    async def _list(self, req: dispatch_pb.ListAgentDispatchRequest, token: str) -> Message:
+        self._auth.api_grant(token, admin_room=req.room)
+        if req.room not in self._hub.rooms:
+            raise _twirp.not_found(f"room {req.room!r}")
         found = self.agents.list_dispatch(req.room, req.dispatch_id)
         return dispatch_pb.ListAgentDispatchResponse(agent_dispatches=found)
 
-    async def _delete(
-        self, server: Server, req: dispatch_pb.DeleteAgentDispatchRequest, token: str
-    ) -> Message:
-        server.auth.api_grant(token, admin_room=req.room)
-        if req.room not in server.rooms:
-            raise TwirpError("not_found", f"room {req.room!r} does not exist", 404)
+    async def _delete(self, req: dispatch_pb.DeleteAgentDispatchRequest, token: str) -> Message:
+        self._auth.api_grant(token, admin_room=req.room)
+        if req.room not in self._hub.rooms:
+            raise _twirp.not_found(f"room {req.room!r}")
         deleted = self.agents.delete_dispatch(req.room, req.dispatch_id)
         if deleted is None:
-            raise TwirpError("not_found", f"dispatch {req.dispatch_id!r} does not exist", 404)
+            raise _twirp.not_found(f"dispatch {req.dispatch_id!r}")
         return deleted

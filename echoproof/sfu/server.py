@@ -1,22 +1,21 @@
-"""The front end: one aiohttp application serving signalling, validation and the RoomService.
+"""The front end: one aiohttp application serving signalling, validation and the API services.
 
 ``/rtc`` upgrades to the signalling WebSocket; ``/rtc/v1`` and ``/rtc/v1/validate`` answer 404 so
 that the SDKs fall back to ``/rtc``; ``/rtc/validate`` says why a token is refused; Twirp calls go
-to :mod:`sfu.roomservice`; agent workers connect to ``/agent`` and dispatches are made through
-``livekit.AgentDispatchService`` (:mod:`sfu.agentservice`). Every answer carries CORS headers for
-browser clients.
+to :mod:`echoproof.sfu.roomservice`; agent workers connect to ``/agent`` and dispatches are made
+through ``livekit.AgentDispatchService`` (:mod:`echoproof.sfu.agentservice`). Every answer carries
+CORS headers for browser clients. Who is in which room is the :class:`~echoproof.sfu.hub.Hub`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from aiohttp import web
-from livekit.protocol import agent_dispatch, models, rtc
+from livekit.protocol import models, rtc
 from loguru import logger
 
 from echoproof.aiotasks import cancel_and_wait
@@ -24,25 +23,21 @@ from echoproof.aiotasks import cancel_and_wait
 from . import _signal as sig
 from ._connection import Connection
 from .agents import Agents
-from .agentservice import AgentService
-from .auth import TOKEN_LEEWAY_S, Authenticator, JoinGrant, token_from
+from .agentservice import MAX_FRAME_BYTES, AgentService
+from .auth import Authenticator, JoinGrant, token_from
 from .errors import AuthError, HostNetworkError, SfuError
-from .impairment import Impairment, ImpairmentPolicy
+from .hub import Hub
 from .media import check_host_network
 from .room import DEPENDENT_KINDS, Participant, Room
+from .roomservice import RoomService
+from .settings import Settings, taking_fields_of
 from .speakers import UPDATE_INTERVAL_S, Speakers, speakers_changed
-from .webhook import (
-    PARTICIPANT_CONNECTION_ABORTED,
-    PARTICIPANT_LEFT,
-    ROOM_FINISHED,
-    ROOM_STARTED,
-    Webhooks,
-)
+from .webhook import Webhooks
 
 # How often livekit-server looks at connection quality (connectionquality.UpdateInterval).
 QUALITY_INTERVAL_S = 5.0
-# livekit-server's tokenRefreshInterval: how often a participant is sent a fresh join token.
-TOKEN_REFRESH_INTERVAL_S = 300.0
+# How long the participants have to leave once the server stops; the rest are dropped.
+SHUTDOWN_LEAVE_S = 10.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -69,49 +64,40 @@ async def _cors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 class Server:
-    """The embedded LiveKit-compatible server; use as ``async with`` (see :func:`serve`)."""
+    """The embedded LiveKit-compatible server; use as ``async with``. Its arguments are the
+    :class:`~echoproof.sfu.settings.Settings` fields."""
 
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 7880,
-        api_key: str = "devkey",
-        api_secret: str = "secret",
-        *,
-        ping_interval: int = 5,
-        ping_timeout: int = 15,
-        impairment: Impairment | ImpairmentPolicy | None = None,
-        webhook_urls: Sequence[str] = (),
-        token_refresh_interval: float = TOKEN_REFRESH_INTERVAL_S,
-        token_leeway_s: float = TOKEN_LEEWAY_S,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.auth = Authenticator(api_key, api_secret, leeway_s=token_leeway_s)
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.token_refresh_interval = token_refresh_interval
-        self._impairment = impairment
-        self.rooms: dict[str, Room] = {}
-        self._connections: dict[tuple[str, str], Connection] = {}
+    @taking_fields_of(Settings)
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.host = settings.host
+        self.port = settings.port  # the bound port once started (port 0 picks one)
+        self.auth = Authenticator(
+            settings.api_key, settings.api_secret, leeway_s=settings.token_leeway_s
+        )
+        self.webhooks = Webhooks(settings.webhook_urls, settings.api_key, settings.api_secret)
+        self.agents = Agents(self.auth, evict=self._evict)
+        self.hub: Hub[Connection] = Hub(self.webhooks, self.agents)
+        self._agent_service = AgentService(self.agents, self.auth, self.hub, lambda: self.closing)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._quality: asyncio.Task[None] | None = None
         self._speakers: asyncio.Task[None] | None = None
-        self.webhooks = Webhooks(webhook_urls, api_key, api_secret)
-        self._agent_service = AgentService(self)
-        self._closed = False  # no new participant is let in once true
         self._closing: asyncio.Future[None] | None = None  # done once the shutdown has ended
 
     @property
-    def agents(self) -> Agents:
-        """The registered agent workers and every room's dispatches."""
-        return self._agent_service.agents
+    def rooms(self) -> dict[str, Room]:
+        """The open rooms, by name."""
+        return self.hub.rooms
+
+    def connection(self, room_name: str, identity: str) -> Connection | None:
+        """The live connection of ``identity`` in ``room_name``, if any."""
+        return self.hub.connection(room_name, identity)
 
     @property
     def closing(self) -> bool:
         """Whether the server has begun to shut down (it lets nobody new in)."""
-        return self._closed
+        return self._closing is not None
 
     @property
     def url(self) -> str:
@@ -139,21 +125,7 @@ class Server:
             check_host_network()
         except HostNetworkError as exc:
             logger.warning("{}", exc)
-        from . import roomservice
-
-        app = web.Application(middlewares=[_cors])
-        app.router.add_get("/", self._health)
-        app.router.add_get("/rtc", self._rtc)
-        app.router.add_get("/rtc/validate", self._validate)
-        app.router.add_get("/rtc/v1", self._not_found)
-        app.router.add_get("/rtc/v1/validate", self._not_found)
-        app.router.add_post("/twirp/livekit.RoomService/{method}", roomservice.handler(self))
-        app.router.add_get("/agent", self._agent_service.socket)
-        app.router.add_post(
-            "/twirp/livekit.AgentDispatchService/{method}", self._agent_service.twirp()
-        )
-        app.router.add_route("OPTIONS", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         try:
@@ -171,6 +143,22 @@ class Server:
         self.webhooks.start()
         logger.info("listening on {}", self.url)
 
+    def _app(self) -> web.Application:
+        app = web.Application(middlewares=[_cors])
+        app.router.add_get("/", self._health)
+        app.router.add_get("/rtc", self._rtc)
+        app.router.add_get("/rtc/validate", self._validate)
+        app.router.add_get("/rtc/v1", self._not_found)
+        app.router.add_get("/rtc/v1/validate", self._not_found)
+        rooms = RoomService(self.hub, self.auth)
+        app.router.add_post("/twirp/livekit.RoomService/{method}", rooms.handler())
+        app.router.add_get("/agent", self._agent_service.socket)
+        app.router.add_post(
+            "/twirp/livekit.AgentDispatchService/{method}", self._agent_service.twirp()
+        )
+        app.router.add_route("OPTIONS", "/{tail:.*}", self._not_found)
+        return app
+
     async def close(self) -> None:
         """Disconnect everyone (leave SERVER_SHUTDOWN) and stop serving.
 
@@ -180,7 +168,6 @@ class Server:
         if self._closing is not None:
             await asyncio.shield(self._closing)
             return
-        self._closed = True
         self._closing = asyncio.get_running_loop().create_future()
         try:
             await self._shut_down()
@@ -190,21 +177,13 @@ class Server:
     async def _shut_down(self) -> None:
         await cancel_and_wait(self._sweeper, self._quality, self._speakers)
         await self._agent_service.close()
-        leaving = [
-            c.disconnect(models.DisconnectReason.SERVER_SHUTDOWN)
-            for c in list(self._connections.values())
-        ]
-        try:
-            async with asyncio.timeout(10):
-                await asyncio.gather(*leaving)
-        except TimeoutError:
-            logger.warning("some participants did not leave within 10 s; dropping them")
+        await self.hub.disconnect_everyone(
+            models.DisconnectReason.SERVER_SHUTDOWN, SHUTDOWN_LEAVE_S
+        )
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        for room in self.rooms.values():
-            self.webhooks.notify(ROOM_FINISHED, room)
-        self.rooms.clear()
+        self.hub.finish_rooms()
         await self.webhooks.close()
         logger.info("server on {} stopped", self.url)
 
@@ -212,11 +191,7 @@ class Server:
         """Close empty rooms whose empty timeout has passed."""
         while True:
             await asyncio.sleep(1.0)
-            now = time.monotonic()
-            for name, room in list(self.rooms.items()):
-                if room.expired(now):
-                    logger.info("room {} closed: empty for {} s", name, room.empty_timeout)
-                    await self._close_room(room, models.DisconnectReason.ROOM_CLOSED)
+            await self.hub.close_expired()
 
     async def _rate_quality(self) -> None:
         """Rate every active participant's connection EXCELLENT, to each active participant,
@@ -224,11 +199,11 @@ class Server:
         rated: dict[Connection, set[str]] = {}  # whose quality each connection has been told
         while True:
             await asyncio.sleep(QUALITY_INTERVAL_S)
-            live = set(self._connections.values())
+            live = set(self.hub.connections())
             rated = {c: sids for c, sids in rated.items() if c in live}
             for room in list(self.rooms.values()):
                 active = sig.active(room.participants.values())
-                for conn in self.connections_in(room):
+                for conn in self.hub.connections_in(room):
                     told = rated.setdefault(conn, set())
                     new = active - told
                     if conn.participant.sid not in active or not new:
@@ -246,7 +221,7 @@ class Server:
             rooms = {n: v for n, v in rooms.items() if self.rooms.get(n) is v[0]}
             for room in list(self.rooms.values()):
                 levels: dict[str, float] = {}
-                for conn in self.connections_in(room):
+                for conn in self.hub.connections_in(room):
                     for sid, fanout in list(conn.fanouts.items()):
                         if fanout.kind != "audio":
                             continue
@@ -259,105 +234,13 @@ class Server:
                 _, speakers = rooms.setdefault(room.name, (room, Speakers()))
                 changed = speakers.changes(levels)
                 if changed is not None:
-                    await self.broadcast(room, speakers_changed(changed))
+                    await self.hub.broadcast(room, speakers_changed(changed))
 
-    # -- registry ---------------------------------------------------------------------------
-
-    def impairment_for(self, publisher: str, subscriber: str) -> Impairment | None:
-        """The impairment of the stream from ``publisher`` to ``subscriber`` (identities)."""
-        if self._impairment is None or isinstance(self._impairment, Impairment):
-            return self._impairment
-        return self._impairment(publisher, subscriber)
-
-    def connections_in(self, room: Room, exclude: Connection | None = None) -> list[Connection]:
-        """The live connections of ``room``, except ``exclude``."""
-        return [
-            c
-            for (name, _), c in self._connections.items()
-            if name == room.name and c is not exclude
-        ]
-
-    def connection(self, room_name: str, identity: str) -> Connection | None:
-        """The live connection of ``identity`` in ``room_name``, if any."""
-        return self._connections.get((room_name, identity))
-
-    def publisher_of(self, room: Room, track_sid: str) -> Connection | None:
-        """The connection publishing ``track_sid`` in ``room``."""
-        for c in self.connections_in(room):
-            if track_sid in c.fanouts:
-                return c
-        return None
-
-    async def broadcast(
-        self, room: Room, response: rtc.SignalResponse, exclude: Connection | None = None
-    ) -> None:
-        """Send ``response`` to everyone in ``room`` but ``exclude``."""
-        for c in self.connections_in(room, exclude):
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await c.send(response)
-
-    async def leave(self, conn: Connection, reason: int) -> None:
-        """Forget ``conn`` (its teardown calls this): unpublish, tell the rest, close rooms."""
-        key = (conn.room.name, conn.participant.identity)
-        if self._connections.get(key) is conn:
-            del self._connections[key]
-        for track in list(conn.participant.tracks.values()):
-            await conn.unpublish(track)
-        seated = conn.room.remove(conn.participant)
-        conn.participant.state = models.ParticipantInfo.State.DISCONNECTED
-        info = conn.participant.info()
-        info.disconnect_reason = reason  # type: ignore[assignment]
-        # As livekit-server: "aborted" when the participant never became active.
-        left = PARTICIPANT_LEFT if conn.media_connected else PARTICIPANT_CONNECTION_ABORTED
-        self.webhooks.notify(left, conn.room, info)
-        if not seated:
-            return  # replaced by a newer participant with the same identity
-        self.agents.participant_left(conn.room.name, conn.participant.identity)
-        await self.broadcast(conn.room, sig.participant_update([info]))
-        if conn.room.expired(time.monotonic()) and self.rooms.get(conn.room.name) is conn.room:
-            # Agents do not keep a room open (livekit-server's "dependent" participants).
-            logger.info("room {} closed: the last participant left", conn.room.name)
-            await self._close_room(conn.room, models.DisconnectReason.ROOM_CLOSED)
-
-    async def _close_room(self, room: Room, reason: int) -> None:
-        """Close ``room``: whoever is still in it (agents) is disconnected with ``reason``."""
-        if self.rooms.get(room.name) is room:
-            del self.rooms[room.name]
-        await asyncio.gather(*(c.disconnect(reason) for c in self.connections_in(room)))
-        self.agents.room_finished(room.name, room.sid)  # after its agents left: jobs ended
-        self.webhooks.notify(ROOM_FINISHED, room)
-
-    def _open_room(
-        self,
-        name: str,
-        agents: Iterable[agent_dispatch.RoomAgentDispatch] = (),
-        **options: int | str | bool,
-    ) -> Room:
-        """Create the room ``name``; the agents of its creator's configuration are dispatched
-        (none named: the default dispatch)."""
-        room = self.rooms[name] = Room(name=name, **options)  # type: ignore[arg-type]
-        self.webhooks.notify(ROOM_STARTED, room)
-        logger.info("room {} created", name)
-        self.agents.room_started(room.info(), agents)
-        return room
-
-    def create_room(
-        self,
-        name: str,
-        agents: Iterable[agent_dispatch.RoomAgentDispatch] = (),
-        **options: int | str,
-    ) -> Room:
-        """The room called ``name``, created (through the API) if it does not exist."""
-        return self.rooms.get(name) or self._open_room(name, agents, created_by_api=True, **options)
-
-    async def delete_room(self, name: str) -> bool:
-        """Disconnect everyone in ``name`` (ROOM_DELETED) and close it."""
-        room = self.rooms.get(name)
-        if room is None:
-            return False
-        await self._close_room(room, models.DisconnectReason.ROOM_DELETED)
-        logger.info("room {} deleted", name)
-        return True
+    async def _evict(self, room: str, identity: str) -> None:
+        """Remove the agent of a deleted dispatch that did not leave by itself."""
+        conn = self.hub.connection(room, identity)
+        if conn is not None:
+            await conn.disconnect(models.DisconnectReason.PARTICIPANT_REMOVED)
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -392,54 +275,72 @@ class Server:
         except AuthError as exc:
             logger.info("refused a join from {}: {}", request.remote, exc)
             return web.Response(status=401, text=str(exc))
-        if self._closed:
+        if self.closing:
             return web.Response(status=503, text="the server is shutting down")
         if request.query.get("reconnect") == "1":
-            ws = web.WebSocketResponse(timeout=2.0, max_msg_size=1 << 20)
-            await ws.prepare(request)
-            conn = self.connection(grant.room, grant.identity)
-            if conn and conn.resumable and conn.participant.sid == request.query.get("sid"):
-                await conn.resume(ws)
-                return ws
-            # Nobody to resume (gone, or another session): the client must rejoin in full.
-            await ws.send_bytes(
-                sig.leave(
-                    models.DisconnectReason.STATE_MISMATCH,
-                    action=rtc.LeaveRequest.Action.RECONNECT,
-                ).SerializeToString()
-            )
-            await ws.close()
-            return ws
+            return await self._resume(request, grant)
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return web.Response(status=400, text="expected a WebSocket upgrade on /rtc")
+        return await self._join(request, grant)
 
-        previous = self.connection(grant.room, grant.identity)
+    async def _resume(self, request: web.Request, grant: JoinGrant) -> web.StreamResponse:
+        """Hand the socket of a resuming client (``reconnect=1``) to its connection."""
+        ws = web.WebSocketResponse(timeout=2.0, max_msg_size=MAX_FRAME_BYTES)
+        await ws.prepare(request)
+        conn = self.hub.connection(grant.room, grant.identity)
+        if conn and conn.resumable and conn.participant.sid == request.query.get("sid"):
+            await conn.resume(ws)
+            return ws
+        # Nobody to resume (gone, or another session): the client must rejoin in full.
+        await ws.send_bytes(
+            sig.leave(
+                models.DisconnectReason.STATE_MISMATCH,
+                action=rtc.LeaveRequest.Action.RECONNECT,
+            ).SerializeToString()
+        )
+        await ws.close()
+        return ws
+
+    async def _join(self, request: web.Request, grant: JoinGrant) -> web.StreamResponse:
+        """Seat the joining participant and serve its connection until it ends."""
+        previous = self.hub.connection(grant.room, grant.identity)
         if previous is not None:
             logger.info("{}@{} joined again: replacing the first", grant.identity, grant.room)
             await previous.disconnect(models.DisconnectReason.DUPLICATE_IDENTITY)
-        ws = web.WebSocketResponse(timeout=2.0, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(timeout=2.0, max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
-        # Looked up again after the await: the sweeper may have closed an empty room meanwhile.
-        room = self.rooms.get(grant.room) or self._open_room(grant.room, grant.agents)
-        participant = Participant(
-            identity=grant.identity,
-            name=grant.name,
-            metadata=grant.metadata,
-            can_publish=grant.can_publish,
-            can_subscribe=grant.can_subscribe,
-            can_publish_data=grant.can_publish_data,
-            can_update_metadata=grant.can_update_metadata,
-            kind=grant.kind,
-            attributes=dict(grant.attributes),
+        # Looked up after the awaits: the sweeper may have closed an empty room meanwhile.
+        room = self.hub.room(grant.room, grant.agents)
+        conn = Connection(
+            ws,
+            room,
+            _participant(grant),
+            hub=self.hub,
+            auth=self.auth,
+            webhooks=self.webhooks,
+            settings=self.settings,
+            # "auto_subscribe=0" (the SDK's RoomOptions): nothing is sent until the client asks.
+            auto_subscribe=request.query.get("auto_subscribe", "1") not in ("0", "false"),
         )
-        room.add(participant)
-        # "auto_subscribe=0" (the SDK's RoomOptions): nothing is sent until the client asks.
-        auto_subscribe = request.query.get("auto_subscribe", "1") not in ("0", "false")
-        conn = Connection(self, ws, room, participant, auto_subscribe=auto_subscribe)
-        self._connections[(room.name, participant.identity)] = conn
-        logger.info("{} joined room {} as {}", grant.identity, room.name, participant.sid)
+        self.hub.join(conn)
+        logger.info("{} joined room {} as {}", grant.identity, room.name, conn.participant.sid)
         await conn.run()
         return ws
+
+
+def _participant(grant: JoinGrant) -> Participant:
+    """The participant a join grant lets in."""
+    return Participant(
+        identity=grant.identity,
+        name=grant.name,
+        metadata=grant.metadata,
+        can_publish=grant.can_publish,
+        can_subscribe=grant.can_subscribe,
+        can_publish_data=grant.can_publish_data,
+        can_update_metadata=grant.can_update_metadata,
+        kind=grant.kind,
+        attributes=dict(grant.attributes),
+    )
 
 
 def log_loop_errors(loop: asyncio.AbstractEventLoop) -> None:
@@ -458,37 +359,5 @@ def log_loop_errors(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_exception_handler(handler)
 
 
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 7880,
-    api_key: str = "devkey",
-    api_secret: str = "secret",
-    *,
-    ping_interval: int = 5,
-    ping_timeout: int = 15,
-    impairment: Impairment | ImpairmentPolicy | None = None,
-    webhook_urls: Sequence[str] = (),
-    token_refresh_interval: float = TOKEN_REFRESH_INTERVAL_S,
-    token_leeway_s: float = TOKEN_LEEWAY_S,
-) -> Server:
-    """The embedded server, to be used as ``async with serve(...) as server``.
-
-    ``impairment`` applies to every forwarded stream, or, as a function of (publisher identity,
-    subscriber identity), to each stream it returns one for. livekit-server's webhook events
-    (room, participant and track) are POSTed to each of ``webhook_urls``, signed with the API
-    key and secret (see :mod:`sfu.webhook`). Each participant gets a fresh join token every
-    ``token_refresh_interval`` seconds and whenever its claims change; a token is accepted
-    up to ``token_leeway_s`` past its expiry.
-    """
-    return Server(
-        host,
-        port,
-        api_key,
-        api_secret,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        impairment=impairment,
-        webhook_urls=webhook_urls,
-        token_refresh_interval=token_refresh_interval,
-        token_leeway_s=token_leeway_s,
-    )
+# ``async with serve(...) as server``: what the callers say to start one.
+serve = Server

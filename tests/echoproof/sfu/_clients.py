@@ -161,6 +161,11 @@ class Listener(Subscriber):
         """Wait until ``count`` frames have been heard."""
         await until(lambda: len(self.frames) >= count, within_s)
 
+    def heard_after_tone(self, freq_hz: float, frames: int) -> bool:
+        """Whether ``frames`` frames have been heard since the first one carrying ``freq_hz``."""
+        first = self.first_tone_frame(freq_hz)
+        return first is not None and len(self.frames) >= first + frames
+
     def first_tone_frame(self, freq_hz: float) -> int | None:
         """Index of the first frame that carries ``freq_hz``."""
         for i, frame in enumerate(self.frames):

@@ -33,11 +33,14 @@ async def test_two_participants_hear_each_others_tone(server: sfu.Server) -> Non
         ToneSender(customer, 440.0),
         ToneSender(support, 550.0),
     ):
-        needed = SETTLE + STRETCH + 60
-        await asyncio.gather(
-            customer_hears.wait_frames(needed, 20), support_hears.wait_frames(needed, 20)
+        # However late each first tone frame came, the stretch after it is complete.
+        await until(
+            lambda: (
+                support_hears.heard_after_tone(440.0, SETTLE + STRETCH)
+                and customer_hears.heard_after_tone(550.0, SETTLE + STRETCH)
+            ),
+            20,
         )
-        await asyncio.sleep(0.6)  # room for the first tone frame to come late
 
     for listener, freq in ((support_hears, 440.0), (customer_hears, 550.0)):
         first = listener.first_tone_frame(freq)
@@ -55,7 +58,7 @@ async def test_late_joiner_hears_the_first_and_departure_is_announced(server: sf
         ToneSender(first, 440.0),
         joined(server.url, "second", "late") as second,
     ):
-        await asyncio.sleep(0.3)
+        await until(lambda: bool(server.rooms["late"].participants["first"].tracks), 10)
         async with (
             joined(server.url, "third", "late") as third,
             Listener(third, "first") as third_hears,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiortc.sdp import MediaDescription, SessionDescription
 from livekit import rtc
 
@@ -70,8 +68,7 @@ async def test_tone_is_heard_through_red(server: sfu.Server) -> None:
             Listener(listener, "talker") as hears,
             ToneSender(talker, 440.0, options=options),
         ):
-            await hears.wait_frames(300, 20)
-            await asyncio.sleep(0.3)
+            await until(lambda: hears.heard_after_tone(440.0, 250), 20)
             connection = server.connection(room, "listener")
             assert connection is not None
             ((fanout, sink),) = connection.subscriptions.values()

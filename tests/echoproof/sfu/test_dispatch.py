@@ -193,7 +193,8 @@ async def test_wait_for_worker() -> None:
     """wait_for_worker returns once a worker of that name registers, and times out otherwise."""
     agents = Agents(Authenticator(API_KEY, API_SECRET))
     waiting = asyncio.create_task(agents.wait_for_worker("echoproof-reply", within_s=5))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # one turn of the loop: the task looks, finds none, and waits
+    assert not waiting.done()
     worker = register(agents, FakeSocket())
     assert await waiting is worker
     with pytest.raises(TimeoutError):

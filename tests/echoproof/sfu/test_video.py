@@ -50,6 +50,13 @@ class VideoSender:
             await asyncio.sleep(1 / 30)
 
 
+def video_packets(server: sfu.Server, room: str, identity: str, track_sid: str) -> int:
+    """How many packets of ``identity``'s video track the server has taken in."""
+    connection = server.connection(room, identity)
+    fanout = connection.fanouts.get(track_sid) if connection else None
+    return fanout.packets if fanout else 0
+
+
 @dataclass
 class VideoWatcher(Subscriber):
     """Records the size and mean colour of every video frame received from ``sender``."""
@@ -115,7 +122,8 @@ async def test_late_joiner_gets_video_as_video_and_a_keyframe(server: sfu.Server
         VideoSender(camera) as video,
         ToneSender(camera, 440.0),
     ):
-        await asyncio.sleep(1.0)  # the publisher's first keyframe is long gone
+        # A second of video past the publisher's first keyframe: a late joiner must ask.
+        await until(lambda: video_packets(server, "late-video", "camera", video.sid) >= 30, 10)
         async with (
             joined(server.url, "late", "late-video") as late,
             VideoWatcher(late, "camera") as watches,
