@@ -145,6 +145,7 @@ def _trial(
     ]  # fmt: skip
     if arm == "ray":
         env["RAY_ADDRESS"] = _start_ray(account)
+        env["RAY_AUTH_MODE"] = "token"  # `ray start` turns on token authentication
         cmd += ["--ray", "auto"]
     try:
         roles = _proctree.Roles(_kind)

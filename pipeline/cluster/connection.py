@@ -14,14 +14,12 @@ import asyncio
 import logging
 import os
 import re
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from pipeline.cluster import RAY_EXTRA
 from pipeline.errors import ConfigError, ConnectError
 
-_AUTH_MODE = "RAY_AUTH_MODE"
 LOCAL = "local"
 AUTO = "auto"
 _CLIENT = re.compile(r"ray://[A-Za-z0-9.\-\[\]:]+:\d+")
@@ -40,7 +38,6 @@ def require_ray() -> None:
     # A lost node's task fails with an error the driver reports itself (a failed run naming the
     # node); Ray would print it again, unformatted, when its reference is dropped.
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-    _token_mode()
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -113,27 +110,14 @@ class RayConnection:
         await asyncio.to_thread(ray.shutdown)
 
 
-def _token_mode() -> None:
-    """Ray (2.52 on) starts its clusters with token authentication and keeps the token in
-    ~/.ray/auth_token, but a driver joining an existing cluster sends it only in token mode:
-    choose that mode when a token is at hand and nobody chose a mode."""
-    if os.environ.get(_AUTH_MODE):
-        return
-    if (
-        os.environ.get("RAY_AUTH_TOKEN")
-        or os.environ.get("RAY_AUTH_TOKEN_PATH")
-        or (Path.home() / ".ray" / "auth_token").is_file()
-    ):
-        os.environ[_AUTH_MODE] = "token"
-
-
 def _why(exc: BaseException) -> str:
     """Why joining failed, in a few words: a refused token, or the error's first line."""
     cause = exc.__cause__ or exc.__context__
     if cause is not None and "InvalidAuthToken" in str(cause):
+        # Ray reads the mode once, as it is imported: the user sets it, as for any Ray driver.
         return (
-            "it refused this machine's Ray token: set RAY_AUTH_TOKEN or ~/.ray/auth_token to the "
-            "cluster's"
+            "it wants Ray's token authentication: set RAY_AUTH_MODE=token, and RAY_AUTH_TOKEN "
+            "or ~/.ray/auth_token to the cluster's token"
         )
     text = str(exc).strip()
     return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
