@@ -56,7 +56,8 @@ def agent_env(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, with real servers, real SDK clients and real agent workers."""
-    session.install("-e", ".[test]")
+    # The Ray extra too: the tests of --ray run on Ray's own multi-node test cluster, not skip.
+    session.install("-e", ".[test,ray]")
     # The agent tests must run here, not skip: they fail if the agents' venv does not work.
     env = {"ECHOPROOF_AGENT_PYTHON": _agent_python(session), "ECHOPROOF_AGENT_REQUIRED": "1"}
     session.run("pytest", *session.posargs, env=env)
@@ -65,7 +66,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff, mypy and the import contracts (import-linter)."""
-    session.install("-e", ".[lint]")
+    session.install("-e", ".[lint,ray]")  # mypy reads Ray's types
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -75,7 +76,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark; writes benchmarks/results.json and prints a table."""
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench,ray]")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 

@@ -27,11 +27,12 @@ AREAS = [
     "capacity",
     "callers",
     "stability",
+    "ray_cost",
 ]
 RESULTS = Path(__file__).with_name("results.json")
 
 
-# `nox -s bench` must finish in 100 minutes on a quiet 2-core machine. Per area: run it in quick
+# `nox -s bench` must finish in 107 minutes on a quiet 2-core machine. Per area: run it in quick
 # mode even in a full run (True where a full run would not fit, or another area measures it
 # better), and the seconds it is budgeted. pipeline's N-scan is superseded by capacity's search;
 # impairment's full mode (3 repeats of 5 cases of 30 s, 6 loss runs of 30 s) alone would take 13
@@ -41,6 +42,8 @@ RESULTS = Path(__file__).with_name("results.json")
 # ladder is four `python -m pipeline` runs of 60 s (about 70 s each with joining and verifying).
 # callers' full mode: its ladder of caller counts (two runs of 40 s per count), three
 # side-by-side runs of 30 s and six runs of 30 s beside two busy loops.
+# ray_cost runs the same four conversations of 20 s six times (three locally, three on a Ray
+# cluster it starts for each), about 50 s each with joining, Ray's start and verifying.
 PLAN: dict[str, tuple[bool, int]] = {
     "dsp": (False, 110),
     "sfu": (False, 80),
@@ -52,8 +55,9 @@ PLAN: dict[str, tuple[bool, int]] = {
     "capacity": (False, 1000),
     "callers": (False, 1500),
     "stability": (False, 2200),  # the goals are stated for 10 quiet runs of 60 s
+    "ray_cost": (False, 420),
 }
-TOTAL_BUDGET_S = 5980  # 100 minutes
+TOTAL_BUDGET_S = 6400  # 107 minutes
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,15 @@ ROWS = [
         " ms"),
     Row("  the same, capture normal", "callers.scheduling.normal.response_p95_ms", "", None,
         " ms"),
+    Row("Ray / local CPU, 4 conversations", "ray_cost.cpu_ratio", "<= 1.10",
+        lambda v: v <= 1.10),
+    Row("Ray latency added (median)", "ray_cost.latency_added_ms", "<= 2 ms",
+        lambda v: v <= 2, " ms"),
+    Row("  local: CPU s, 4 x conversation", "ray_cost.local.cpu_s", "", None, " s"),
+    Row("  local: steal", "ray_cost.local.steal_pct", "", None, "%"),
+    Row("  Ray: CPU s, 4 x conversation", "ray_cost.ray.cpu_s", "", None, " s"),
+    Row("  Ray: steal", "ray_cost.ray.steal_pct", "", None, "%"),
+    Row("Ray: cores per conversation", "ray_cost.cores_per_conversation", "", None),
     Row("quiet runs not OK", "stability.quiet.goal_misses", "0", lambda v: v == 0),
     Row("quiet sender lateness p99", "stability.quiet.lateness_p99_ms", "<= 2 ms",
         lambda v: v <= 2, " ms"),

@@ -119,7 +119,8 @@ class Manifest:
     read by verify. Its keys are these fields, in this order (`to_json`); the blocks inside are
     plain objects, named by the module that writes them (`participants.<role>`: identity,
     tone_hz; a direction: `DIRECTION_FIELDS`; `burst`: `BURST_FIELDS`; `clock`: monotonic_ns,
-    wall; `host`: file, server_sampled; `agent`, `probe`, `fleet`, `realtime` or null).
+    wall; `host`: file, server_sampled; `agent`, `probe`, `fleet`, `realtime` or null; `node`:
+    host, ray_node_id of the Ray node that ran it, null for a run on this machine).
     """
 
     run_id: str
@@ -139,6 +140,7 @@ class Manifest:
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     probe: dict[str, Any] | None = None
     fleet: dict[str, Any] | None = None
+    node: dict[str, Any] | None = None
     status: str = "running"
     reason: str | None = None
     ended_at: str | None = None
@@ -151,8 +153,8 @@ class Manifest:
     _ORDER = (
         "schema", "run_id", "room", "server_url", "embedded_server", "mode", "sample_rate",
         "channels", "frame_samples", "participants", "directions", "agent", "host", "burst",
-        "clock", "started_at", "duration_s", "versions", "config", "probe", "fleet", "status",
-        "reason", "ended_at", "realtime",
+        "clock", "started_at", "duration_s", "versions", "config", "probe", "fleet", "node",
+        "status", "reason", "ended_at", "realtime",
     )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -187,7 +189,8 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "clock": (dict,), "room": (str, _NONE), "server_url": (str, _NONE),
     "embedded_server": (bool,), "mode": (str,), "agent": (dict, _NONE), "host": (dict, _NONE),
     "started_at": (str, _NONE), "duration_s": (int, float, _NONE), "versions": (dict,),
-    "config": (dict, _NONE), "probe": (dict, _NONE), "fleet": (dict, _NONE), "status": (str,),
+    "config": (dict, _NONE), "probe": (dict, _NONE), "fleet": (dict, _NONE),
+    "node": (dict, _NONE), "status": (str,),
     "reason": (str, _NONE), "ended_at": (str, _NONE), "realtime": (dict, _NONE),
     "schema": (str,), "sample_rate": (int,), "channels": (int,), "frame_samples": (int,),
 }  # fmt: skip

@@ -10,14 +10,50 @@ time. With `config.agent`, the Support side is the user's LiveKit agent, dispatc
 when `--pairs` > 1) and verifies each run folder.
 """
 
-from pipeline.bounded_run import Outcome
-from pipeline.config import Config, load_config, parse_config
-from pipeline.config.impairment import Impairments, LinkImpairment
-from pipeline.errors import ConfigError, ConnectError, PipelineError
-from pipeline.gate import StopSignal
-from pipeline.run import capture
-from pipeline.script import Script
-from pipeline.tones.schedule import Burst, burst_script, schedule
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.bounded_run import Outcome
+    from pipeline.config import Config, load_config, parse_config
+    from pipeline.config.impairment import Impairments, LinkImpairment
+    from pipeline.errors import ConfigError, ConnectError, PipelineError
+    from pipeline.gate import StopSignal
+    from pipeline.run import capture
+    from pipeline.script import Script
+    from pipeline.tones.schedule import Burst, burst_script, schedule
+
+# Each name is imported when first used: a process that needs one module of the package (a Ray
+# worker running `pipeline.cluster.task`, say) does not pay for the conversation's imports
+# (scipy.signal alone takes over a second of CPU).
+_WHERE = {
+    "Outcome": "pipeline.bounded_run",
+    "Config": "pipeline.config",
+    "load_config": "pipeline.config",
+    "parse_config": "pipeline.config",
+    "Impairments": "pipeline.config.impairment",
+    "LinkImpairment": "pipeline.config.impairment",
+    "ConfigError": "pipeline.errors",
+    "ConnectError": "pipeline.errors",
+    "PipelineError": "pipeline.errors",
+    "StopSignal": "pipeline.gate",
+    "capture": "pipeline.run",
+    "Script": "pipeline.script",
+    "Burst": "pipeline.tones.schedule",
+    "burst_script": "pipeline.tones.schedule",
+    "schedule": "pipeline.tones.schedule",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Burst",

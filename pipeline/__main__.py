@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         "--probe", type=Path, metavar="FILE", help="your own speech as the probe (WAV, FLAC, OGG)"
     )
     p.add_argument("--no-probe", action="store_true", help="no speech-like probe between bursts")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run each conversation as a task on a Ray cluster: auto, ray://host:10001, or local",
+    )
     agent = p.add_argument_group("an agent under test (the Support side is your LiveKit agent)")
     agent.add_argument("--agent", metavar="NAME", help="dispatch the agent registered as NAME")
     agent.add_argument(
@@ -184,7 +189,19 @@ def _check_turns(config: Config) -> None:
         )
 
 
-async def _capture(config: Config) -> list[Outcome]:
+def _check_ray(args: argparse.Namespace, config: Config) -> None:
+    """With --ray: a valid address, Ray installed (the extra), a kind of run it can place."""
+    if args.ray is None:
+        return
+    from pipeline.cluster.connection import check_address, require_ray
+
+    check_address(args.ray)
+    if config.agent is not None:
+        raise ConfigError("--ray runs our own tone conversations; --agent runs on one machine.")
+    require_ray()
+
+
+async def _capture(config: Config, ray_address: str | None = None) -> list[Outcome]:
     stop = StopSignal()
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -200,6 +217,10 @@ async def _capture(config: Config) -> list[Outcome]:
     for sig in names:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
+        if ray_address is not None:  # each conversation a Ray task (see pipeline.cluster)
+            from pipeline.cluster.driver import capture as capture_on_ray
+
+            return await capture_on_ray(config, ray_address, stop=stop)
         # More than one pair: one worker process per conversation (see pipeline.worker).
         return await capture(config, stop=stop, processes=config.pairs > 1)
     finally:
@@ -255,11 +276,12 @@ def _main(argv: list[str] | None) -> int:
     _setup_logging()
     try:
         config = _configure(args)
+        _check_ray(args, config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        outcomes = asyncio.run(_capture(config))
+        outcomes = asyncio.run(_capture(config, args.ray))
     except ConnectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONNECT

@@ -161,11 +161,12 @@ async def _listening(host: str, port: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def embedded_server(config: Config) -> AsyncIterator[int | None]:
+async def embedded_server(config: Config, bind: str | None = None) -> AsyncIterator[int | None]:
     """Start the embedded server on the URL's port when it is a loopback address nobody listens on.
 
     Yields the server's process id when this run started (and will stop) the server itself, else
-    None. The server runs in a child process (see pipeline.server.process for why).
+    None. The server runs in a child process (see pipeline.server.process for why). `bind`: the
+    address it listens on instead of the URL's (a run on a Ray cluster: one its nodes reach).
     """
     host = "127.0.0.1" if config.host == "localhost" else config.host
     if not config.is_loopback or await _listening(host, config.port):
@@ -180,7 +181,7 @@ async def embedded_server(config: Config) -> AsyncIterator[int | None]:
         return
     logger.info("nothing listens on {}:{}; starting the embedded server there", host, config.port)
     async with EmbeddedServer(
-        host,
+        bind or host,
         config.port,
         config.api_key,
         config.api_secret,

@@ -38,7 +38,7 @@ import signal
 import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -52,7 +52,9 @@ from pipeline.console.live import Counters, PairView
 from pipeline.console.logs import setup_logging
 from pipeline.gate import Begins, Gate, StopSignal
 from pipeline.recording import evidence
-from pipeline.tones.conversation import Conversation
+
+if TYPE_CHECKING:
+    from pipeline.tones.conversation import Conversation
 
 # Time a worker may take to start (imports, numba cache) on top of its conversation's bound.
 START_BOUND_S = 60.0
@@ -291,6 +293,9 @@ async def _work() -> None:
     transport, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader, loop=loop), sys.stdin
     )
+    # Imported here: the parent's side (WorkerProcess, which a Ray task runs) needs none of it.
+    from pipeline.tones.conversation import Conversation
+
     try:
         job: Job = pickle.loads(base64.b64decode(await reader.readline()))
         stop = StopSignal()

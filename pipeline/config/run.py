@@ -31,6 +31,9 @@ other field is optional and defaults to the value in the committed `config.json`
 - `probe` ({"share": 0.5, "seed": 1, "file": null}): the speech-like probe each speaker plays
   between its bursts for verify's quality score (`pipeline.config.probe`); null plays none, and
   so does a run with an agent under test.
+- `ray` ({"cpus_per_conversation": 0.25, "lost_after_s": 20}): what a run on a Ray cluster
+  (`--ray`) reserves per conversation and when it gives up on a silent node
+  (`pipeline.config.cluster`).
 
 `LIVEKIT_URL`, `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET` override the file when set and not empty.
 The fault switches (`ECHOPROOF_FAULT_*`, tests only: `pipeline.config.faults`) are read from the
@@ -50,9 +53,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from echoproof.contract import SAMPLE_RATE
 from pipeline.config import agent as agent_block
+from pipeline.config import cluster as cluster_block
 from pipeline.config import impairment as impairment_block
 from pipeline.config import probe as probe_block
 from pipeline.config.agent import AgentSpec
+from pipeline.config.cluster import ClusterConfig
 from pipeline.config.faults import FREEZE_ENV, SEND_STALL_ENV, FreezeFault, SendStall
 from pipeline.config.fields import boolean, integer, kind, number, obj, string, unknown
 from pipeline.config.impairment import Impairments
@@ -78,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "impairment": None,
     "agent": None,
     "probe": probe_block.DEFAULTS,
+    "ray": cluster_block.DEFAULTS,
 }
 _LIVEKIT_FIELDS = ("url", "api_key", "api_secret")
 _ENV = {"url": "LIVEKIT_URL", "api_key": "LIVEKIT_API_KEY", "api_secret": "LIVEKIT_API_SECRET"}
@@ -112,6 +118,7 @@ class Config:
     send_stall: SendStall | None = None
     freeze: FreezeFault | None = None
     probe: ProbeConfig | None = None
+    ray: ClusterConfig = field(default_factory=ClusterConfig)
     source: str = "config.json"
     # Not a setting: the id every conversation of one run shares (the manifest's `fleet`), given
     # by `pipeline.run.capture`; verify summarises a fleet's run folders together.
@@ -181,6 +188,7 @@ class Config:
             "impairment": None if self.impairment is None else self.impairment.public(),
             "agent": None if self.agent is None else self._agent_public(),
             "probe": None if self.probe is None else self.probe.public(),
+            "ray": self.ray.public(),
             **self._faults(),
         }
 
@@ -280,6 +288,7 @@ def from_dict(
         freeze=FreezeFault.parse(env[FREEZE_ENV]) if env.get(FREEZE_ENV) else None,
         # An agent under test hears the Customer's turns, never our probe.
         probe=None if probe is None or agent is not None else probe_block.parse(probe, source, env),
+        ray=cluster_block.parse(get("ray"), source),
         source=source,
     )
 
