@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from echoproof.aiotasks import cancel_and_wait
-from pipeline.agent.conversation import AgentConversation
 from pipeline.agent.worker import WorkerRef
 from pipeline.bounded_run import Outcome
 from pipeline.bounds import run_bound_s
@@ -54,6 +53,7 @@ from pipeline.gate import Begins, Gate, StopSignal
 from pipeline.recording import evidence
 
 if TYPE_CHECKING:
+    from pipeline.agent.conversation import AgentConversation
     from pipeline.tones.conversation import Conversation
 
 # Time a worker may take to start (imports, numba cache) on top of its conversation's bound.
@@ -76,6 +76,10 @@ class Job:
     def conversation(self) -> Conversation | AgentConversation:
         """The conversation itself, to run here or in a worker process: a tone conversation, or
         one with the agent under test."""
+        # Imported here: the parent's side (WorkerProcess, which a Ray task runs) needs neither.
+        from pipeline.agent.conversation import AgentConversation
+        from pipeline.tones.conversation import Conversation
+
         embedded = self.server_pid is not None
         if self.config.agent is None:
             return Conversation(
@@ -293,9 +297,6 @@ async def _work() -> None:
     transport, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader, loop=loop), sys.stdin
     )
-    # Imported here: the parent's side (WorkerProcess, which a Ray task runs) needs none of it.
-    from pipeline.tones.conversation import Conversation
-
     try:
         job: Job = pickle.loads(base64.b64decode(await reader.readline()))
         stop = StopSignal()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +87,23 @@ def test_turns_listen_one_window_before_and_after_each_utterance() -> None:
     assert [t.id for t in script.finished(1000)] == [0, 1, 2]
 
 
+@pytest.fixture
+def sigint_handled() -> Iterator[None]:
+    """SIGINT handled in this process while a worker starts, as the CLI has it (it handles SIGINT
+    before it starts one): a test process started in the background by a shell has SIGINT
+    ignored, and an ignored signal stays ignored in every child, across exec."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _worker(tmp_path: Path, code: str) -> AgentWorker:
     config = from_dict({"livekit": LIVEKIT})
     cmd = f"{sys.executable} -u -c '{code}'"
     return AgentWorker(cmd, config, tmp_path / "agent-worker.log")
 
 
+@pytest.mark.usefixtures("sigint_handled")
 async def test_the_worker_registers_is_stopped_and_its_log_is_redacted(tmp_path: Path) -> None:
     """A worker printing its secret: redacted in the log; SIGINT ends it; registration seen."""
     worker = _worker(

@@ -90,8 +90,9 @@ async def test_a_stalled_sender_makes_the_run_inconclusive(tmp_path: Path) -> No
 
 
 async def test_a_network_outage_stays_a_fail(tmp_path: Path) -> None:
-    """The same kind of hole made by the network (a server-side outage) is a FAIL naming the gap:
-    nothing on the host explains a 2 s hole."""
+    """The same kind of hole made by the network (a server-side outage) is a FAIL naming what it
+    cut: nothing on the host explains 2 s of missing audio, though a short stall nearby may
+    explain one small hole inside a burst."""
     config = write_config(
         tmp_path / "c.json",
         f"ws://127.0.0.1:{free_port()}",
@@ -107,11 +108,17 @@ async def test_a_network_outage_stays_a_fail(tmp_path: Path) -> None:
     (run,) = out.iterdir()
     report = json.loads((run / "report.json").read_bytes())
     verdict = report["verdict"]
-    gap = [i for i, f in enumerate(verdict["failures"]) if "support->customer: gap max" in f]
-    assert gap, verdict["failures"]
-    if verdict["host_stalls"][gap[0]] is not None:  # only a stall of 500 ms or more can
+    # The outage cuts holes into the bursts around it (gaps) and may swallow whole bursts (lost).
+    outage = [
+        i
+        for i, f in enumerate(verdict["failures"])
+        if f.startswith("support->customer: gap max")
+        or f.startswith("support->customer: bursts lost")
+    ]
+    assert outage, verdict["failures"]
+    if all(verdict["host_stalls"][i] is not None for i in outage):  # only a long stall can
         assert max(s["value_ms"] for s in report["host"]["stalls"]) >= 450
-        pytest.skip(f"the host really stalled at the outage: {verdict['host_stalls'][gap[0]]}")
+        pytest.skip(f"the host really stalled at the outage: {verdict['host_stalls']}")
     assert verdict["status"] == "failed"
     assert done.code == 1, done.stderr[-2000:]
-    assert f"FAIL: {run}: " in done.stdout and "gap max" in done.stdout
+    assert f"FAIL: {run}: " in done.stdout
