@@ -16,7 +16,8 @@ has verify but not livekit can import it.
   them back), `MANIFEST_SCHEMA`, one of `STATUSES`, a direction's `DIRECTION_FIELDS` and the
   burst's `BURST_FIELDS`.
 - An agent under test (manifest `mode` `AGENT_MODE`): the Customer's turns in `utterances_name`
-  (`UTTERANCES_HEADER`; older files have its first `UTTERANCES_FILE_COLUMNS`), the worker's
+  (`UTTERANCES_HEADER`, UTF-8 for its `text`; older files have its first
+  `UTTERANCES_FILE_COLUMNS` or `UTTERANCES_SPEECH_COLUMNS`), the worker's
   output in `WORKER_LOG`; `agent_files()` lists the files
   as the manifest's `agent` block names them.
 - The speech-like probe (when the manifest's `probe` is not null): `PROBE`, and per sender
@@ -85,9 +86,18 @@ UTTERANCES_HEADER = (
     "speech_samples",
     "speech_start_ns",
     "speech_end_ns",
+    # how the turn was said (a caller's script; empty cells: not asked for)
+    "barge_in_after_ms",
+    "barge_in_heard_ns",
+    "noise",
+    "snr_db",
+    "phone",
+    "text",
 )
-# A turns file written before the speech's bounds were recorded has the file's columns only.
+# A turns file written before the speech's bounds were recorded has the file's columns only;
+# one written before a caller's script existed, those and the speech's.
 UTTERANCES_FILE_COLUMNS = 7
+UTTERANCES_SPEECH_COLUMNS = 11
 
 REPORT = "report.json"
 ENVELOPE = "report.dsse.json"

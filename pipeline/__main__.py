@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="audio files (WAV, FLAC, OGG) the Customer says in turn (default: its tone burst)",
     )
+    agent.add_argument(
+        "--script",
+        metavar="FILE",
+        type=Path,
+        help="a caller's script (JSON): each turn's words, and barge-in, noise, phone line",
+    )
     return p
 
 
@@ -153,11 +159,20 @@ def _configure(args: argparse.Namespace) -> Config:
 
 def _agent(args: argparse.Namespace, config: Config) -> AgentSpec | None:
     """The agent under test as the options change the config's; None: unchanged."""
-    if args.agent is None and args.agent_cmd is None and args.say is None:
+    if args.agent is None and args.agent_cmd is None and args.say is None and args.script is None:
         return None
+    if args.say is not None and args.script is not None:
+        raise ConfigError(
+            "--say and --script are both given; expected one of them: a script's turns name "
+            "their own files ('say')."
+        )
     base = config.agent
     if args.agent is None and base is None:
-        given = "--agent-cmd" if args.agent_cmd is not None else "--say"
+        given = (
+            "--agent-cmd"
+            if args.agent_cmd is not None
+            else ("--say" if args.say is not None else "--script")
+        )
         raise ConfigError(f"{given} needs --agent NAME (or 'agent.name' in {config.source}).")
     spec = base or AgentSpec(args.agent)
     changes: dict[str, Any] = {}
@@ -165,8 +180,10 @@ def _agent(args: argparse.Namespace, config: Config) -> AgentSpec | None:
         changes["name"] = args.agent
     if args.agent_cmd is not None:
         changes["cmd"] = args.agent_cmd
-    if args.say is not None:
-        changes["say"] = tuple(args.say)
+    if args.say is not None:  # the option wins over the file's say or script
+        changes.update(say=tuple(args.say), script=None)
+    if args.script is not None:
+        changes.update(say=(), script=args.script)
     try:
         return dataclasses.replace(spec, **changes)
     except ConfigError as exc:
@@ -174,7 +191,8 @@ def _agent(args: argparse.Namespace, config: Config) -> AgentSpec | None:
 
 
 def _check_turns(config: Config) -> None:
-    """Every --say file is audio, and the conversation holds at least one turn."""
+    """Every --say file (or the script and its every turn) is audio, and the conversation holds
+    at least one turn."""
     from pipeline.agent.conversation import utterances_of
     from pipeline.agent.utterances import needed_s
 

@@ -32,6 +32,15 @@ class Clip(Protocol):
 C = TypeVar("C", bound=Clip)
 
 
+class Frames(Protocol):
+    """What a speaker sends: frame `n`'s samples, asked for in order, and the clips finished
+    once `n` frames were sent (`Script`, or turns placed as a conversation goes)."""
+
+    def frame(self, n: int) -> Int16Array: ...
+
+    def finished(self, frames_sent: int) -> Sequence[Any]: ...
+
+
 def total_frames(duration_s: float) -> int:
     """How many 10 ms frames a speaker sends in a conversation of `duration_s` seconds."""
     return round(duration_s * SAMPLE_RATE) // FRAME_SAMPLES

@@ -37,7 +37,7 @@ from pipeline.console.live import Counters, ToneMeter
 from pipeline.errors import ConnectError
 from pipeline.recording.evidence import EventLog, TimingWriter, WavWriter
 from pipeline.recording.host import Stalls
-from pipeline.script import Script
+from pipeline.script import Frames, Int16Array
 
 # The name each role joins the room with (what an agent under test is told it talks to).
 NAMES = {CUSTOMER: "Customer", SUPPORT: "Customer Support"}
@@ -93,6 +93,8 @@ class Speaker:
         self._joined = False
         self._reconnecting_since: int | None = None
         self.lost_reason: str | None = None
+        # told every received frame and its arrival (the Customer's live barge-in detector)
+        self.on_heard: Callable[[Int16Array, int], None] | None = None
 
     async def __aenter__(self) -> Speaker:
         return self
@@ -164,7 +166,7 @@ class Speaker:
 
     async def speak(
         self,
-        script: Script[Any],
+        script: Frames,
         *,
         start_ns: int,
         n_frames: int,
@@ -223,6 +225,8 @@ class Speaker:
             c.bytes_received += len(pcm) * SAMPLE_WIDTH
             c.last_received_ns = t_ns
             self._meter.feed(pcm, t_ns)
+            if self.on_heard is not None:
+                self.on_heard(pcm, t_ns)
 
     # -- state ---------------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
+from dsp.noise import KINDS as NOISE_KINDS
+
 # The contract's one definition (echoproof.contract), re-exported: verify's modules read it here.
 from echoproof.contract import AGENT_MODE as AGENT_MODE
 from echoproof.contract import (
@@ -30,6 +32,7 @@ from echoproof.contract import (
     DIRECTION_FIELDS,
     HOST_COLUMNS_BEFORE_AGENT,
     UTTERANCES_FILE_COLUMNS,
+    UTTERANCES_SPEECH_COLUMNS,
     ContractError,
 )
 from echoproof.contract import BURSTS_HEADER as BURSTS_HEADER
@@ -339,15 +342,20 @@ def read_wav(path: Path) -> npt.NDArray[np.int16]:
 _SHORT_DATA = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
 
 
-def _csv_text(path: Path, header: tuple[str, ...], oldest: int | None = None) -> tuple[int, str]:
+def _csv_text(
+    path: Path, header: tuple[str, ...], oldest: int | None = None, encoding: str = "ascii"
+) -> tuple[int, str]:
     """The file's column count and its body after the header. The header must be `header`, or,
     from an older writer, its first `oldest` or more columns."""
     try:
-        text = path.read_text(encoding="ascii")
+        text = path.read_text(encoding=encoding)
     except FileNotFoundError:
         raise EvidenceError(f"{path.name} is missing") from None
     except UnicodeDecodeError:
-        raise EvidenceError(f"{path.name} holds non-ASCII bytes, expected CSV numbers") from None
+        expected = "CSV numbers" if encoding == "ascii" else f"{encoding} text"
+        raise EvidenceError(
+            f"{path.name} holds bytes that are not {encoding}, expected {expected}"
+        ) from None
     except OSError as exc:
         raise EvidenceError(f"{path.name} cannot be read: {exc.strerror}") from None
     first, _, body = text.partition("\n")
@@ -534,9 +542,24 @@ def read_schedule_empty() -> Schedule:
 
 
 @dataclasses.dataclass(frozen=True)
+class HowSaid:
+    """How a turn was said (a caller's script): a barge-in's planned delay and when the Customer
+    heard the answer it barged into (None: it heard none, and said the turn after the answer
+    window), the background noise and its SNR, the phone line, the words (None: not given)."""
+
+    barge_in_after_ms: float | None = None
+    barge_in_heard_ns: int | None = None
+    noise: str | None = None
+    snr_db: float | None = None
+    phone: bool = False
+    text: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Turns:
     """`<sender>.utterances.csv`: the turns said to an agent under test, in order. The speech's
-    bounds are None in a file written before they were recorded."""
+    bounds are None in a file written before they were recorded; `how` holds each turn's
+    `HowSaid` (plain, in a file written before a caller's script existed)."""
 
     turn: IntArray
     source: list[str]
@@ -549,36 +572,79 @@ class Turns:
     speech_samples: IntArray | None = None
     speech_start_ns: IntArray | None = None
     speech_end_ns: IntArray | None = None
+    how: list[HowSaid] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.turn)
 
 
+_TURN_NUMBERS = UTTERANCES_SPEECH_COLUMNS  # the columns up to the speech's: integers but 1 and 2
+
+
 def read_turns(path: Path) -> Turns:
     """A `<sender>.utterances.csv`: turns numbered 0.., each after the one before, each one's
-    speech inside its file."""
-    columns, body = _csv_text(path, UTTERANCES_HEADER, UTTERANCES_FILE_COLUMNS)
-    numbers = [i for i in range(columns) if i not in (1, 2)]  # all but source and sha256
+    speech inside its file. UTF-8: the last column holds a script's words."""
+    columns, body = _csv_text(path, UTTERANCES_HEADER, UTTERANCES_FILE_COLUMNS, encoding="utf-8")
+    if columns not in (UTTERANCES_FILE_COLUMNS, UTTERANCES_SPEECH_COLUMNS, len(UTTERANCES_HEADER)):
+        raise EvidenceError(
+            f"{path.name} has {columns} columns, expected {len(UTTERANCES_HEADER)} (or "
+            f"{UTTERANCES_SPEECH_COLUMNS} or {UTTERANCES_FILE_COLUMNS} from an older writer)"
+        )
+    numbers = [i for i in range(min(columns, _TURN_NUMBERS)) if i not in (1, 2)]
     rows: list[list[Any]] = []
+    how: list[HowSaid] = []
     for n, row in enumerate(csv.reader(io.StringIO(body)), start=2):
         if not row:
             continue
         if len(row) != columns:
             raise EvidenceError(f"{path.name} line {n} has {len(row)} fields, expected {columns}")
         try:
-            values = [row[i] if i in (1, 2) else int(row[i]) for i in range(columns)]
+            values = [row[i] if i in (1, 2) else int(row[i]) for i in range(len(numbers) + 2)]
         except ValueError:
             raise EvidenceError(
                 f"{path.name} line {n} holds {row!r}, expected integers but for source and sha256"
             ) from None
         _check_turn(path.name, n, values, rows[-1] if rows else None)
         rows.append(values)
+        how.append(_how_said(path.name, n, row[_TURN_NUMBERS:]))
 
     def column(i: int) -> IntArray:
         return np.array([r[i] for r in rows], dtype=np.int64)
 
     ints = {UTTERANCES_HEADER[i]: column(i) for i in numbers}
-    return Turns(source=[r[1] for r in rows], sha256=[r[2] for r in rows], **ints)
+    return Turns(source=[r[1] for r in rows], sha256=[r[2] for r in rows], how=how, **ints)
+
+
+def _how_said(name: str, n: int, cells: list[str]) -> HowSaid:
+    """The cells after the speech's (none in an older file): how the turn was said."""
+    if not cells:
+        return HowSaid()
+    after, heard, noise, snr, phone, text = cells
+    said: HowSaid | None
+    try:
+        said = HowSaid(
+            barge_in_after_ms=float(after) if after else None,
+            barge_in_heard_ns=int(heard) if heard else None,
+            noise=noise or None,
+            snr_db=float(snr) if snr else None,
+            phone={"0": False, "1": True}[phone],
+            text=text or None,
+        )
+    except (ValueError, KeyError):
+        said = None
+    if (
+        said is None
+        or (said.noise is None) != (said.snr_db is None)
+        or (said.noise is not None and said.noise not in NOISE_KINDS)
+        or (said.barge_in_heard_ns is not None and said.barge_in_after_ms is None)
+        or not math.isfinite((said.barge_in_after_ms or 0.0) + (said.snr_db or 0.0))
+    ):
+        raise EvidenceError(
+            f"{name} line {n} says the turn was said as {cells[:5]!r}, expected a barge-in "
+            f"delay in ms and when its answer was heard (ns; both may be empty), a noise of "
+            f"{' or '.join(NOISE_KINDS)} with its SNR in dB (or neither), and phone 0 or 1"
+        )
+    return said
 
 
 def _check_turn(name: str, n: int, row: list[Any], before: list[Any] | None) -> None:

@@ -4,10 +4,11 @@
 a run with `config.agent`. It opens the run folder (manifest `mode: "agent"`), has the Customer
 (a `pipeline.speaker.Speaker`) join, dispatches the agent by name (`pipeline.agent.dispatch`)
 and waits, bounded, for it to join and publish audio. From the start instant the Customer says
-its turns (`pipeline.agent.utterances`), listening one answer window after each, and records
-everything it hears, as in a tone run. At the end it leaves, deletes the dispatch and its room
-(which ends the agent's job there) and writes the manifest's `agent` block: name, identity,
-kind, dispatch id, when it dispatched and when the agent joined, and the worker's record.
+its turns (`pipeline.agent.utterances`, placed by `pipeline.agent.live`), listening one answer
+window after each, and records everything it hears, as in a tone run. At the end it leaves,
+deletes the dispatch and its room (which ends the agent's job there) and writes the manifest's
+`agent` block: name, identity, kind, dispatch id, when it dispatched and when the agent joined,
+and the worker's record.
 
 The agent's worker, when the run starts it (`agent.cmd`), is the run's, one for every
 conversation (`pipeline.agent.worker`): a conversation knows it by its `WorkerRef`, samples its
@@ -29,8 +30,10 @@ from loguru import logger
 import dsp
 from echoproof.aiotasks import cancel_and_wait
 from echoproof.contract import AGENT_MODE, CUSTOMER, SAMPLE_RATE, agent_files
+from pipeline.agent import script as script_file
 from pipeline.agent import utterances as say
 from pipeline.agent.dispatch import create_dispatch, delete_dispatch
+from pipeline.agent.live import LiveTurns
 from pipeline.agent.worker import WorkerRef
 from pipeline.bounded_run import BoundedRun, Outcome
 from pipeline.bounds import TAIL_MIN_S, run_bound_s, tail_max_s
@@ -46,8 +49,14 @@ from pipeline.speaker import NAMES, Speaker, new_identity
 
 
 def utterances_of(config: Config) -> list[say.Utterance]:
-    """What the Customer says: the `say` files, else its tone burst (ConfigError: a bad file)."""
+    """What the Customer says: the script's lines, the `say` files, else its tone burst
+    (ConfigError: a bad script or file)."""
     assert config.agent is not None
+    if config.agent.script is not None:
+        lines = script_file.load(config.agent.script)
+        return [
+            say.from_line(line, f"{config.agent.script} turn {i}") for i, line in enumerate(lines)
+        ]
     if config.agent.say:
         return [say.load(p) for p in config.agent.say]
     waveform = dsp.burst(
@@ -84,7 +93,7 @@ class AgentConversation(BoundedRun):
         self.server_pid = server_pid
         self.identity = new_identity(CUSTOMER)
         self.utterances = utterances_of(config)
-        self.turns = say.turns(
+        self.turns = LiveTurns(
             self.utterances, duration_s=config.duration_s, window_s=self.spec.answer_window_s
         )
         self.view = PairView(run_id, Counters(), Counters(), agent=True)
@@ -109,9 +118,10 @@ class AgentConversation(BoundedRun):
         self.wav = evidence.WavWriter(d / evidence.wav_name(CUSTOMER))
         self.arrivals = evidence.TimingWriter(d / evidence.arrivals_name(CUSTOMER))
         self.sent = evidence.ClockedTimingWriter(d / evidence.sent_name(CUSTOMER))
-        sources = [(u.source, u.sha256) for u in self.utterances]
         files = agent_files(worker_log=self.worker is not None)
-        self.said = evidence.UtterancesWriter(d / str(files["utterances"]), sources, self.sent)
+        self.said = evidence.UtterancesWriter(
+            d / str(files["utterances"]), self.utterances, self.sent
+        )
         self.host = evidence.HostWriter(d / evidence.HOST)
         self._closers = [self.events, self.host, self.wav, self.arrivals, self.sent, self.said]
         self.manifest = evidence.ManifestFile(
@@ -133,6 +143,7 @@ class AgentConversation(BoundedRun):
             red=c.red,
             events=self.events,
         )
+        self.customer.on_heard = self.turns.heard.feed  # a barge-in waits for the agent's answer
         self.view.customer = self.outcome.customer = self.customer.counters
         logger.info("run {}: room {}, evidence in {}", self.run_id, self.room, self.run_dir)
 
@@ -184,11 +195,11 @@ class AgentConversation(BoundedRun):
         start_ns = await gate.ready()
         view.begin(start_ns, c.duration_s)
         self.events.write("run", "conversation_started", start_ns=start_ns, frames=n_frames)
+        self.turns.begin(start_ns)
         logger.info(
-            "run {}: agent {} is in the room; {} turns in {:g} s",
+            "run {}: agent {} is in the room; the Customer talks for {:g} s",
             self.run_id,
             spec.name,
-            len(self.turns),
             c.duration_s,
         )
 
@@ -203,7 +214,7 @@ class AgentConversation(BoundedRun):
         try:
             async with monitor:
                 await customer.speak(
-                    say.turn_script(self.utterances, self.turns),
+                    self.turns,
                     start_ns=start_ns,
                     n_frames=n_frames,
                     sent=self.sent,

@@ -9,6 +9,11 @@ turn, listening one answer window after each, for as long as the conversation la
 Recorded prompts and TTS output start and end in silence (a few hundred ms), and a caller waits
 from the end of its speech, not of its file: so each utterance also knows where its speech is,
 found by `dsp.find_voice`, the detector verify times the agent's audio with (`speech_bounds`).
+
+With a caller's script (`pipeline.agent.script`) each line is an utterance too (`from_line`): its
+file or eSpeak NG's rendering of its words, with the line's background noise mixed in and its
+phone line applied; its speech bounds are those of the clean speech (noise is not speech). The
+turns of a script with barge-ins are placed as the conversation goes (`pipeline.agent.live`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,11 @@ import numpy as np
 import numpy.typing as npt
 
 import dsp
+from dsp import noise as background
+from dsp.phone import phone_path
 from echoproof.contract import FRAME_SAMPLES, SAMPLE_RATE
+from pipeline.agent import espeak
+from pipeline.agent.script import Line, Noise
 from pipeline.errors import ConfigError
 from pipeline.script import Int16Array, Script
 
@@ -35,10 +44,14 @@ MAX_UTTERANCE_S = 600.0
 class Utterance:
     """One thing the Customer says: where it came from, the SHA-256 of its bytes, its audio."""
 
-    source: str  # the file's name, or "tone <hz> Hz"
-    sha256: str  # of the file as read (a tone: of its int16 samples)
-    pcm: Int16Array  # 48 kHz mono
+    source: str  # the file's name, "espeak-ng" (a script's words), or "tone <hz> Hz"
+    sha256: str  # of the file as read (eSpeak's WAV output; a tone: of its int16 samples)
+    pcm: Int16Array  # 48 kHz mono, as sent (with a script line's noise and phone line)
     speech: tuple[int, int]  # the speech's first sample in `pcm`, and one past its last
+    text: str = ""  # a script line's words
+    noise: Noise | None = None
+    phone: bool = False
+    barge_in_after_ms: float | None = None
 
     @property
     def samples(self) -> int:
@@ -57,6 +70,9 @@ class Turn:
     samples: int
     speech_start_sample: int
     speech_samples: int
+    # a barge-in turn: when the Customer heard the agent's answer begin (None: it heard none
+    # within the answer window, and said the turn after it)
+    barge_in_heard_ns: int | None = None
 
     @property
     def end_sample(self) -> int:
@@ -71,28 +87,70 @@ class Turn:
 
 def load(path: Path) -> Utterance:
     """The file at `path` as an utterance; ConfigError says why it cannot be one."""
+    data = _read(path, "--say file")
+    mono, rate = _decode(data, f"--say file {path}")
+    pcm = to_48k(mono, rate)
+    speech = speech_bounds(pcm, f"--say file {path}")
+    return Utterance(path.name, hashlib.sha256(data).hexdigest(), pcm, speech)
+
+
+def from_line(line: Line, what: str) -> Utterance:
+    """A script line (`what` names it in messages) as the Customer says it: its file, or its
+    words spoken by eSpeak NG; the speech's bounds found in it clean; then its noise mixed in at
+    its SNR against that speech, and its phone line."""
+    if line.say is not None:
+        data, source = _read(line.say, f"{what}'s 'say' file"), line.say.name
+    else:
+        data, source = espeak.render(line.text), "espeak-ng"
+    mono, rate = _decode(data, f"{what}'s audio")
+    clean = _resample(mono, rate)
+    speech = speech_bounds(_quantize(clean), f"{what}'s audio")
+    said = clean
+    if line.noise is not None:
+        noise = background.make(line.noise.kind, clean.size, SAMPLE_RATE, line.noise.seed)
+        said = background.mix_at_snr(clean, noise, line.noise.snr_db, speech, SAMPLE_RATE)
+    if line.phone:
+        said = phone_path(said, SAMPLE_RATE)
+    peak = float(np.max(np.abs(said)))
+    if peak > 1.0:  # loud speech with loud noise: lower the whole turn rather than clip it
+        said = said / peak
+    return Utterance(
+        source,
+        hashlib.sha256(data).hexdigest(),
+        _quantize(said),
+        speech,
+        text=line.text,
+        noise=line.noise,
+        phone=line.phone,
+        barge_in_after_ms=line.barge_in_after_ms,
+    )
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read ({exc.strerror}).") from None
+
+
+def _decode(data: bytes, what: str) -> tuple[npt.NDArray[np.float64], int]:
+    """Audio bytes (WAV, FLAC, OGG) as mono float samples and their rate."""
     import soundfile
 
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"--say file {path} cannot be read ({exc.strerror}).") from None
     try:
         audio, rate = soundfile.read(io.BytesIO(data), dtype="float64", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as exc:
         raise ConfigError(
-            f"--say file {path} is not audio soundfile can read ({exc}); expected WAV, FLAC or OGG."
+            f"{what} is not audio soundfile can read ({exc}); expected WAV, FLAC or OGG."
         ) from None
     if audio.shape[0] == 0:
-        raise ConfigError(f"--say file {path} holds no audio; expected at least one sample.")
+        raise ConfigError(f"{what} holds no audio; expected at least one sample.")
     if audio.shape[0] / rate > MAX_UTTERANCE_S:
         raise ConfigError(
-            f"--say file {path} lasts {audio.shape[0] / rate:g} s; expected at most "
+            f"{what} lasts {audio.shape[0] / rate:g} s; expected at most "
             f"{MAX_UTTERANCE_S:g} s per utterance."
         )
-    pcm = to_48k(audio.mean(axis=1), rate)
-    speech = speech_bounds(pcm, f"--say file {path}")
-    return Utterance(path.name, hashlib.sha256(data).hexdigest(), pcm, speech)
+    return audio.mean(axis=1), int(rate)
 
 
 def speech_bounds(pcm: Int16Array, what: str) -> tuple[int, int]:
@@ -113,12 +171,20 @@ def speech_bounds(pcm: Int16Array, what: str) -> tuple[int, int]:
 
 def to_48k(mono: npt.NDArray[np.float64], rate: int) -> Int16Array:
     """Float samples (full scale 1.0) at `rate` Hz as 48 kHz int16, clipped."""
-    if rate != SAMPLE_RATE:
-        from scipy.signal import resample_poly
+    return _quantize(_resample(mono, rate))
 
-        ratio = Fraction(SAMPLE_RATE, int(rate))
-        mono = resample_poly(mono, ratio.numerator, ratio.denominator)
-    return np.asarray(np.clip(np.round(mono * 32767.0), -32768, 32767), dtype=np.int16)
+
+def _resample(mono: npt.NDArray[np.float64], rate: int) -> npt.NDArray[np.float64]:
+    if rate == SAMPLE_RATE:
+        return mono
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(SAMPLE_RATE, int(rate))
+    return np.asarray(resample_poly(mono, ratio.numerator, ratio.denominator), dtype=np.float64)
+
+
+def _quantize(x: npt.NDArray[np.float64]) -> Int16Array:
+    return np.asarray(np.clip(np.round(x * 32767.0), -32768, 32767), dtype=np.int16)
 
 
 def tone(waveform: Int16Array, hz: float) -> Utterance:
@@ -133,7 +199,7 @@ def turns(utterances: list[Utterance], *, duration_s: float, window_s: float) ->
     """Every turn of a conversation of `duration_s`: listen `window_s`, say the next utterance,
     and so on, while the utterance and the window after it fit; each starts on a frame boundary."""
     out: list[Turn] = []
-    at = _frames_up(window_s)
+    at = frames_up(window_s)
     end = round(duration_s * SAMPLE_RATE)
     while True:
         u = len(out) % len(utterances)
@@ -142,16 +208,17 @@ def turns(utterances: list[Utterance], *, duration_s: float, window_s: float) ->
             return out
         onset, offset = utterances[u].speech
         out.append(Turn(len(out), u, at, n, at + onset, offset - onset))
-        at = _frames_up((at + n) / SAMPLE_RATE + window_s)
+        at = frames_up((at + n) / SAMPLE_RATE + window_s)
 
 
-def _frames_up(seconds: float) -> int:
+def frames_up(seconds: float) -> int:
+    """`seconds` as a sample count rounded up to a whole frame: where a turn may start."""
     return math.ceil(round(seconds * SAMPLE_RATE) / FRAME_SAMPLES) * FRAME_SAMPLES
 
 
 def needed_s(utterances: list[Utterance], window_s: float) -> float:
     """The shortest conversation that holds one turn."""
-    return (_frames_up(window_s) + utterances[0].samples) / SAMPLE_RATE + window_s
+    return (frames_up(window_s) + utterances[0].samples) / SAMPLE_RATE + window_s
 
 
 def turn_script(utterances: list[Utterance], turns: list[Turn]) -> Script[Turn]:

@@ -10,6 +10,9 @@ to it (`pipeline.agent` runs it). `config.json`'s optional block, or `--agent NA
   folder. Null: a worker must be registered already (LiveKit Cloud, or one the user started).
 - `say` ([]): audio files (WAV, FLAC, OGG; any rate, any channels) the Customer says in turn, again
   from the first once all were said; empty: it says its tone burst.
+- `script` (null): a caller's script instead (`--script FILE`, JSON: each turn's words, spoken by
+  eSpeak NG or from a file, with barge-in, background noise and a phone line;
+  `pipeline.agent.script`); not with `say`.
 - `answer_window_s` (5): after each utterance the Customer listens this long before the next (and
   this long before the first: the greeting); an answer must begin within it.
 - `dispatch_timeout_s` (30): bound on the agent joining the room after the dispatch.
@@ -29,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "name": None,
     "cmd": None,
     "say": [],
+    "script": None,
     "answer_window_s": 5.0,
     "dispatch_timeout_s": 30.0,
     "worker_start_timeout_s": 120.0,
@@ -42,6 +46,7 @@ class AgentSpec:
     name: str
     cmd: str | None = None
     say: tuple[Path, ...] = ()
+    script: Path | None = None
     answer_window_s: float = DEFAULTS["answer_window_s"]
     dispatch_timeout_s: float = DEFAULTS["dispatch_timeout_s"]
     worker_start_timeout_s: float = DEFAULTS["worker_start_timeout_s"]
@@ -53,6 +58,11 @@ class AgentSpec:
 
         need(_valid_name(self.name), "name", self.name, "a non-empty agent name")
         need(self.cmd is None or bool(self.cmd.strip()), "cmd", self.cmd, "a shell command")
+        if self.say and self.script is not None:
+            raise ConfigError(
+                f"'agent.say' and 'agent.script' are both given ({len(self.say)} files and "
+                f"{self.script}); expected one of them: a script's turns name their own files."
+            )
         need(
             0.2 <= self.answer_window_s <= 600,
             "answer_window_s",
@@ -69,6 +79,7 @@ class AgentSpec:
             "name": self.name,
             "cmd": self.cmd,
             "say": [str(p) for p in self.say],
+            "script": None if self.script is None else str(self.script),
             "answer_window_s": self.answer_window_s,
             "dispatch_timeout_s": self.dispatch_timeout_s,
             "worker_start_timeout_s": self.worker_start_timeout_s,
@@ -96,6 +107,9 @@ def parse(value: Any, source: str) -> AgentSpec:
     say = data["say"]
     if not isinstance(say, list) or not all(isinstance(p, str) and p for p in say):
         raise ConfigError(f"{source}: 'agent.say' is {say!r}; expected a list of file paths.")
+    script = data["script"]
+    if script is not None and (not isinstance(script, str) or not script):
+        raise ConfigError(f"{source}: 'agent.script' is {script!r}; expected a file path or null.")
     numbers = {}
     for name in ("answer_window_s", "dispatch_timeout_s", "worker_start_timeout_s"):
         v = data[name]
@@ -103,6 +117,12 @@ def parse(value: Any, source: str) -> AgentSpec:
             raise ConfigError(f"{source}: 'agent.{name}' is {v!r}; expected a number of seconds.")
         numbers[name] = float(v)
     try:
-        return AgentSpec(data["name"], cmd, tuple(Path(p) for p in say), **numbers)
+        return AgentSpec(
+            data["name"],
+            cmd,
+            tuple(Path(p) for p in say),
+            None if script is None else Path(script),
+            **numbers,
+        )
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None

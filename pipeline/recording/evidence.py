@@ -15,9 +15,10 @@ import os
 import secrets
 import struct
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -242,27 +243,60 @@ class ClockedTimingWriter(TimingWriter):
         return self.t_ns[frame] + round((position - frame * FRAME_SAMPLES) * 1e9 / SAMPLE_RATE)
 
 
+class Spoken(Protocol):
+    """What the turns file says of an utterance (`pipeline.agent.utterances.Utterance`)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def phone(self) -> bool: ...
+
+    @property
+    def barge_in_after_ms(self) -> float | None: ...
+
+    @property
+    def noise(self) -> Any: ...  # None, or with `kind` and `snr_db`
+
+
 class UtterancesWriter(_CsvRows):
     """`<sender>.utterances.csv`: one row per turn said to the agent, once all of it was sent."""
 
-    def __init__(self, path: Path, sources: list[tuple[str, str]], clock: ClockedTimingWriter):
+    def __init__(self, path: Path, utterances: Sequence[Spoken], clock: ClockedTimingWriter):
         super().__init__(path, UTTERANCES_HEADER, 1)
-        self._sources = sources  # per utterance: (source, sha256)
+        self._utterances = utterances
         self._clock = clock
 
     def record(self, turn: Any) -> None:
         """Append one `pipeline.agent.utterances.Turn` with the send times of its file and of
-        its speech."""
-        source, sha256 = self._sources[turn.utterance]
+        its speech, and how it was said."""
+        u = self._utterances[turn.utterance]
         time_at = self._clock.time_at
+        noise = u.noise
         self._append(
             (
-                turn.id, source, sha256, turn.start_sample, turn.samples,
+                turn.id, u.source, u.sha256, turn.start_sample, turn.samples,
                 time_at(turn.start_sample), time_at(turn.end_sample, end=True),
                 turn.speech_start_sample, turn.speech_samples,
                 time_at(turn.speech_start_sample), time_at(turn.speech_end_sample, end=True),
+                _cell(u.barge_in_after_ms), _cell(turn.barge_in_heard_ns),
+                "" if noise is None else noise.kind, "" if noise is None else _cell(noise.snr_db),
+                int(u.phone), u.text,
             )
         )  # fmt: skip
+
+
+def _cell(value: float | None) -> str:
+    """A number as the CSV holds it (an integer without a point); None as an empty cell."""
+    return (
+        "" if value is None else format(value, ".10g") if isinstance(value, float) else str(value)
+    )
 
 
 class HostWriter(_CsvRows):
