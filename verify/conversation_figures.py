@@ -5,7 +5,8 @@ on the run's clock: a turn is timed as sent from the Customer's sent frames (the
 agree); the agent's audio is found by `dsp.find_voice` in what the Customer heard and timed by
 the same fit over the arrivals as a burst onset (`verify.timing`); a turn's response runs from
 the end of its speech as sent (the end of its file in a run made before the speech's bounds were
-recorded) to the onset of the first agent audio heard after it, within the answer window.
+recorded) to the onset of the first agent audio heard after it, within the answer window. How
+the agent took the turns (barge-ins, talk-over) is `verify.turn_taking`'s.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy.typing as npt
 
 import dsp
 from verify import evidence as ev
+from verify import turn_taking
 from verify.errors import EvidenceError
 from verify.timing import (
     NS_PER_MS,
@@ -58,7 +60,7 @@ def conversation(
     off_ns = fit_time_ns(arrivals, offsets) if offsets.size else np.zeros(0)
     left_ns = _left_ns(run_dir, missing, agent.get("identity"))
     run_s = functools.partial(run_seconds, origin=origin)
-    entries, responses = _turns(turns, times, on_ns, off_ns, window_s, run_s)
+    entries, responses = _turns(turns, times, turn_taking.Sounds(on_ns, off_ns), window_s, run_s)
     answered = [e for e in entries if e["state"] == "answered"]
     gaps = [g for e in answered for g in e.pop("_gaps")]
     for e in entries:
@@ -70,7 +72,7 @@ def conversation(
         "threshold_dbfs": rounded(voice.threshold_dbfs, 3),
         "noise_floor_dbfs": rounded(voice.noise_floor_dbfs, 3),
         "heard": bool(segments),
-        **_arrival(agent, on_ns, run_s),
+        **_arrival(agent, on_ns, run_s, times.start[0] if times.start.size else math.inf),
         "turns_sent": len(entries),
         "turns_answered": len(answered),
         "turns_unanswered": len(entries) - len(answered),
@@ -84,16 +86,21 @@ def conversation(
         "gaps": len(gaps),
         "gap_max_ms": rounded(max(gaps), 3) if gaps else 0.0,
         "glitches": sum(s.dips for s in segments),
+        **turn_taking.summary(entries),
         "turns": entries,
     }
 
 
-def _arrival(agent: dict[str, Any], on_ns: FloatArray, run_s: RunClock) -> dict[str, Any]:
+def _arrival(
+    agent: dict[str, Any], on_ns: FloatArray, run_s: RunClock, first_turn_ns: float
+) -> dict[str, Any]:
     """How soon the agent came: from the dispatch (CreateDispatch) to its join (`dispatch_ms`),
-    from its join to its first audio heard (`greeting_ms`), from the dispatch to that audio
-    (`first_audio_ms`), and when that audio came (`first_audio_s`). None where a time is not
-    known (a run made before dispatches were timed, an agent never heard)."""
+    from its join to its first audio heard (`greeting_ms`, only when that audio began before the
+    Customer's first turn: an agent that waits to be spoken to has no greeting), from the
+    dispatch to that audio (`first_audio_ms`), and when that audio came (`first_audio_s`). None
+    where a time is not known (a run made before dispatches were timed, an agent never heard)."""
     first = float(on_ns[0]) if on_ns.size else None
+    greeting = first if first is not None and first < first_turn_ns else None
     dispatched, joined = _ns(agent.get("dispatched_ns")), _ns(agent.get("joined_ns"))
 
     def ms(since: float | None, until: float | None) -> float | None:
@@ -101,7 +108,7 @@ def _arrival(agent: dict[str, Any], on_ns: FloatArray, run_s: RunClock) -> dict[
 
     return {
         "first_audio_s": None if first is None else run_s(first),
-        "greeting_ms": ms(joined, first),
+        "greeting_ms": ms(joined, greeting),
         "dispatch_ms": ms(dispatched, joined),
         "first_audio_ms": ms(dispatched, first),
     }
@@ -241,22 +248,22 @@ def _agree(files: dict[str, str], name: str, found: FloatArray, listed: ev.IntAr
 def _turns(
     turns: ev.Turns | None,
     times: TurnTimes,
-    on_ns: FloatArray,
-    off_ns: FloatArray,
+    sounds: turn_taking.Sounds,
     window_s: float,
     run_s: RunClock,
 ) -> tuple[list[dict[str, Any]], list[float]]:
-    """One entry per turn: when it was sent, whether and how fast it was answered: by the first
-    agent audio heard after the end of its speech, within the answer window (an answer may
-    start while the file's trailing silence still plays)."""
+    """One entry per turn: when it was sent, how it was said, whether and how fast it was
+    answered: by the first agent audio heard after the end of its speech, within the answer
+    window (an answer may start while the file's trailing silence still plays); and how the
+    agent took the turn (`verify.turn_taking`)."""
     if turns is None:
         return [], []
-    window_ns = window_s * NS_PER_S
     speech = times.speech_start if times.speech_start is not None else times.start
     entries: list[dict[str, Any]] = []
     responses: list[float] = []
     for k in range(len(turns)):
         end = times.heard_from[k]
+        how = turns.how[k] if turns.how else ev.HowSaid()
         entry: dict[str, Any] = {
             "turn": int(turns.turn[k]),
             "source": turns.source[k],
@@ -265,29 +272,56 @@ def _turns(
             "sent_end_s": run_s(times.end[k]),
             "speech_start_s": None if times.speech_start is None else run_s(speech[k]),
             "speech_end_s": None if times.speech_end is None else run_s(end),
+            **_how_said(how, run_s),
             "state": "unanswered",
             "_gaps": [],
         }
-        after = np.flatnonzero(on_ns > end)
-        if after.size and on_ns[after[0]] <= end + window_ns:
-            first = int(after[0])
-            response = (on_ns[first] - end) / NS_PER_MS
+        next_speech = speech[k + 1] if k + 1 < len(turns) else math.inf
+        answer = _answer(end, next_speech, sounds, window_s * NS_PER_S)
+        if answer is not None:
+            first, last = answer
+            response = (sounds.on_ns[first] - end) / NS_PER_MS
             responses.append(float(response))
-            # the answer: its segments until the next turn's speech starts
-            stop = speech[k + 1] if k + 1 < len(turns) else math.inf
-            last = first
-            while last + 1 < on_ns.size and on_ns[last + 1] < stop:
-                last += 1
-            pauses = (on_ns[first + 1 : last + 1] - off_ns[first:last]) / NS_PER_MS
+            pauses = (sounds.on_ns[first + 1 : last + 1] - sounds.off_ns[first:last]) / NS_PER_MS
             entry.update(
                 state="answered",
                 response_ms=rounded(float(response), 4),
-                answer_start_s=run_s(on_ns[first]),
-                answer_end_s=run_s(off_ns[last]),
+                answer_start_s=run_s(sounds.on_ns[first]),
+                answer_end_s=run_s(sounds.off_ns[last]),
                 _gaps=[float(p) for p in pauses],
             )
+        entry.update(turn_taking.turn_figures(how, (speech[k], end), sounds, answer is not None))
         entries.append(entry)
     return entries, responses
+
+
+def _answer(
+    end: float, next_speech: float, sounds: turn_taking.Sounds, window_ns: float
+) -> tuple[int, int] | None:
+    """The answer to a turn whose speech ended at `end`: its first and last sound (the first
+    heard after `end` within the window, and those that follow it until the next turn's speech
+    starts); None when there is none."""
+    on_ns = sounds.on_ns
+    after = np.flatnonzero(on_ns > end)
+    if not after.size or on_ns[after[0]] > end + window_ns:
+        return None
+    first = last = int(after[0])
+    while last + 1 < on_ns.size and on_ns[last + 1] < next_speech:
+        last += 1
+    return first, last
+
+
+def _how_said(how: ev.HowSaid, run_s: RunClock) -> dict[str, Any]:
+    """How the turn was said: its words, its background noise, the phone line, and when the
+    Customer heard the answer it barged into."""
+    heard = how.barge_in_heard_ns
+    return {
+        "text": how.text,
+        "noise": how.noise,
+        "snr_db": how.snr_db,
+        "phone": how.phone,
+        "barge_in_heard_s": None if heard is None else run_s(heard),
+    }
 
 
 def _worker(worker: dict[str, Any], run_s: RunClock) -> dict[str, Any]:

@@ -61,6 +61,22 @@ def _speech(turn: dict[str, Any]) -> tuple[float, float]:
     return turn["speech_start_s"], turn["speech_end_s"]
 
 
+def _turn_taking(conv: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Barge-ins and talk-over (a report signed before they were measured has none)."""
+    if "barge_ins" not in conv:
+        return []
+    b = conv["barge_in_stop_ms"]
+    return [
+        ("barge-ins: cut in / answered after",
+         f"{conv['barge_ins']} / {conv['barge_ins_answered']}"),
+        ("barge-in stop min / median / max (ms)", f"{b['min']} / {b['median']} / {b['max']}"),
+        ("barge-ins the agent talked on through",
+         ", ".join(map(str, conv["barge_ins_talked_on"])) or "none"),
+        ("talk-over (ms, turns)",
+         f"{conv['talk_over_ms']} ({', '.join(map(str, conv['talk_over_turns'])) or 'none'})"),
+    ]  # fmt: skip
+
+
 def table(report: dict[str, Any]) -> str:
     """The conversation's figures as an HTML section."""
     conv = report["conversation"]
@@ -68,7 +84,7 @@ def table(report: dict[str, Any]) -> str:
     rows = [
         ("agent", f"{conv['agent']} ({conv['identity']}, {conv['kind']})"),
         ("dispatch: CreateDispatch to the agent's join (ms)", conv.get("dispatch_ms")),
-        ("greeting: join to first audio heard (ms)", conv["greeting_ms"]),
+        ("greeting: join to first audio, before the first turn (ms)", conv["greeting_ms"]),
         ("first audio: CreateDispatch to first audio heard (ms)", conv.get("first_audio_ms")),
         ("turns sent / answered / unanswered",
          f"{conv['turns_sent']} / {conv['turns_answered']} / {conv['turns_unanswered']}"),
@@ -79,6 +95,7 @@ def table(report: dict[str, Any]) -> str:
         ("agent talk time (s)", conv["talk_time_s"]),
         ("gaps inside answers (count, longest ms)", f"{conv['gaps']}, {conv['gap_max_ms']}"),
         ("glitches inside its speech", conv["glitches"]),
+        *_turn_taking(conv),
         ("voice threshold / noise floor (dBFS)",
          f"{conv['threshold_dbfs']} / {conv['noise_floor_dbfs']}"),
     ]  # fmt: skip

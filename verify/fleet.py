@@ -10,7 +10,8 @@ recomputed from the run folders alone (each run's re-checked report):
 - per headline figure, its spread across conversations (`p50`, `p95`, `max` or `min`): a
   conversation's worse direction for mouth-to-ear latency (median and p95), packet loss, the
   longest gap and the lowest MOS; the greeting, the dispatch time, the time from the dispatch to
-  the first audio heard and when that was, of an agent under test;
+  the first audio heard and when that was, the longest barge-in stop and the talk-over, of an
+  agent under test;
 - the response of an agent under test over every answered turn of every caller (`p50`, `p95`,
   `p99`, `max`);
 - the conversations worst first, each with a link to its own report;
@@ -170,6 +171,8 @@ _HEADLINES = (
     ("first_audio_ms", "high"),
     ("first_audio_s", "high"),
     ("response_p95_ms", "high"),
+    ("barge_in_stop_max_ms", "high"),
+    ("talk_over_ms", "high"),
 )
 
 
@@ -198,6 +201,8 @@ def _row(m: Member) -> dict[str, Any]:
         "first_audio_ms": _number(conv.get("first_audio_ms")),
         "first_audio_s": _number(conv.get("first_audio_s")),
         "response_p95_ms": _number((conv.get("response_ms") or {}).get("p95")),
+        "barge_in_stop_max_ms": _number((conv.get("barge_in_stop_ms") or {}).get("max")),
+        "talk_over_ms": _number(conv.get("talk_over_ms")),
     }
 
 

@@ -269,6 +269,53 @@ def response_p95(name: str, conv: Figures, thresholds: AgentThresholds) -> list[
     return _response("p95", thresholds.max_response_p95_ms, name, conv)
 
 
+def barge_in_talked_on(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """A barge-in the agent did not stop for: its audio lasted to the end of the Customer's
+    speech; one failure per turn."""
+    failures: list[Failure] = []
+    for t in conv["turns"]:
+        if t.get("barge_in") == "talked_on":
+            speech_ms = 1000 * (_spoken_end_s(t) - t["speech_start_s"])
+            failures += _agent_failure(
+                f"agent {name}: turn {t['turn']}: the agent did not stop when the Customer "
+                f"interrupted: it kept talking {t['barge_in_stop_ms']:g} ms, past the end of the "
+                f"Customer's {speech_ms:.0f} ms of speech",
+                [turn_window(t["speech_start_s"], _spoken_end_s(t))],
+            )
+    return failures
+
+
+def barge_in_stop(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """A barge-in the agent stopped for too slowly; one failure per turn."""
+    limit = thresholds.max_barge_in_stop_ms
+    failures: list[Failure] = []
+    for t in conv["turns"]:
+        stop = t.get("barge_in_stop_ms")
+        if t.get("barge_in") == "stopped" and stop > limit:
+            failures += _agent_failure(
+                f"agent {name}: turn {t['turn']}: the agent kept talking {stop:g} ms after the "
+                f"Customer interrupted, above the maximum {limit:g} ms",
+                [turn_window(t["speech_start_s"], t["speech_start_s"] + stop / 1000, stop - limit)],
+            )
+    return failures
+
+
+def talk_over(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """The agent's audio heard while the Customer spoke (barge-ins aside); one failure per turn."""
+    limit = thresholds.max_talk_over_ms
+    failures: list[Failure] = []
+    for t in conv["turns"]:
+        over = t.get("talk_over_ms")
+        if over is not None and over > limit:
+            start = t["speech_start_s"] if t["speech_start_s"] is not None else t["sent_start_s"]
+            failures += _agent_failure(
+                f"agent {name}: turn {t['turn']}: the agent talked over the Customer for "
+                f"{over:g} ms, above the maximum {limit:g} ms",
+                [turn_window(start, _spoken_end_s(t), over - limit)],
+            )
+    return failures
+
+
 AGENT_RULES: tuple[AgentRule, ...] = (
     worker_exited,
     agent_left,
@@ -277,6 +324,9 @@ AGENT_RULES: tuple[AgentRule, ...] = (
     turns_unanswered,
     response_median,
     response_p95,
+    barge_in_talked_on,
+    barge_in_stop,
+    talk_over,
 )
 
 

@@ -82,11 +82,20 @@ class AgentThresholds(_Limits):
         max_response_median_ms: the median response (end of a turn as sent to the onset of the
             agent's audio after it, as heard).
         max_response_p95_ms: the 95th percentile of the response.
+        max_barge_in_stop_ms: how long the agent may go on talking once the Customer barged in
+            (from the onset of the interrupting speech as sent to the end of the agent's audio
+            as heard; `verify.turn_taking`). A livekit-agents agent stops in about 0.55-0.65 s
+            with its default 0.5 s minimum interruption; an agent that talks on to the end of
+            the Customer's speech fails whatever this is.
+        max_talk_over_ms: the agent's audio heard while the Customer was speaking, per turn
+            (barge-in turns aside).
     """
 
     max_turns_unanswered: int = 0
     max_response_median_ms: float = 3000.0
     max_response_p95_ms: float = 5000.0
+    max_barge_in_stop_ms: float = 1500.0
+    max_talk_over_ms: float = 500.0
 
 
 @dataclasses.dataclass(frozen=True)

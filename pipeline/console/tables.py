@@ -52,4 +52,15 @@ def conversation_table(report: dict[str, Any]) -> str:
         f"{num(conv['greeting_ms']):>13}{num(conv['talk_time_s']):>8}"
         f"{num(conv.get('dispatch_ms')):>13}{num(conv.get('first_audio_ms')):>16}"
     )
-    return f"{head}\n{row}"
+    lines = [head, row]
+    if conv.get("barge_ins") or conv.get("barge_ins_missed"):
+        b, on = conv["barge_in_stop_ms"], conv["barge_ins_talked_on"]
+        lines.append(
+            f"barge-ins {conv['barge_ins']}: stop median {num(b['median'])} ms, max "
+            f"{num(b['max'])} ms; not stopped: {', '.join(map(str, on)) or 'none'}; "
+            f"missed: {', '.join(map(str, conv['barge_ins_missed'])) or 'none'}"
+        )
+    if conv.get("talk_over_ms"):
+        turns = ", ".join(map(str, conv["talk_over_turns"]))
+        lines.append(f"talk-over {num(conv['talk_over_ms'])} ms (turn {turns})")
+    return "\n".join(lines)

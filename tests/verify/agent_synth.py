@@ -4,6 +4,11 @@ The Customer says `turns` tone utterances (each file ending in `trail_s` of sile
 answers each (unless listed in `silent`) with a tone `reply_ms` after the end of its speech,
 heard `transport_ms` later; the Customer's frames leave every 10 ms on a clock starting at `T0`,
 the heard frames arrive on the same clock.
+
+A caller's script: `barge_in` turns start `after_ms` after the answer to the turn before was
+heard to begin, and the agent's answer then ends `stops_after_ms` after the interrupting speech
+began (None: it plays on to its end); `talk_over` turns are answered that many ms before their
+speech ends; `how` gives turns their noise, SNR, phone line and words.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from echoproof.contract import (
     TIMING_HEADER,
     UTTERANCES_FILE_COLUMNS,
     UTTERANCES_HEADER,
+    UTTERANCES_SPEECH_COLUMNS,
     agent_files,
 )
 
@@ -50,6 +56,11 @@ class AgentSpec:
     dispatched_s: float | None = 0.2  # CreateDispatch; None: a run made before it was timed
     agent_stall_at_s: float | None = None  # host.csv: the agent's worker waited 400 ms here
     fleet: str | None = None  # the id of the fleet the run belongs to (`--pairs N`)
+    speech_columns_only: bool = False  # the turns file as written before a caller's script
+    barge_in: dict[int, float] = dataclasses.field(default_factory=dict)  # turn: after_ms
+    stops_after_ms: float | None = None  # an interrupted answer ends this long after the speech
+    talk_over: dict[int, float] = dataclasses.field(default_factory=dict)  # turn: ms early
+    how: dict[int, tuple[str, float, bool, str]] = dataclasses.field(default_factory=dict)
 
 
 def _write_wav(path: Path, x: np.ndarray) -> None:
@@ -79,29 +90,59 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
     window = round(spec.window_s * RATE)
     wave = np.round(_tone(voiced, 440.0)).astype(np.int16)
     sha = hashlib.sha256(wave.tobytes()).hexdigest()
-    starts, at = [], window
-    while at + utt + window <= total:
-        starts.append(at)
-        at = -(-(at + utt + window) // FRAME_SAMPLES) * FRAME_SAMPLES
     sent_t = T0 + np.arange(n_frames, dtype=np.int64) * 10_000_000 + 137
 
     def sent_at(pos: int, end: bool) -> int:
         f = (pos - 1 if end else pos) // FRAME_SAMPLES
         return int(sent_t[f] + round((pos - f * FRAME_SAMPLES) * 1e9 / RATE))
 
+    def answer_on(end_ns: int, k: int) -> float:
+        if k in spec.talk_over:
+            return end_ns - spec.talk_over[k] * 1e6
+        return end_ns + (spec.reply_ms + spec.transport_ms) * 1e6
+
+    starts: list[int] = []
+    heard_ns: list[float | None] = []
+    at = window
+    while True:
+        k = len(starts)
+        barged = None
+        if k in spec.barge_in and k >= 1 and k - 1 not in spec.silent:
+            barged = answer_on(sent_at(starts[-1] + voiced, True), k - 1)
+            due = barged + spec.barge_in[k] * 1e6
+            at = max(int(np.ceil((due - T0 - 137) * RATE / 1e9)), starts[-1] + utt)
+        if at + utt + window > total:
+            break
+        starts.append(at)
+        heard_ns.append(barged)
+        at = -(-(at + utt + window) // FRAME_SAMPLES) * FRAME_SAMPLES
+
     with (run / files["sent"]).open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(TIMING_HEADER)
         for i in range(n_frames):
             w.writerow((i, i * FRAME_SAMPLES, FRAME_SAMPLES, int(sent_t[i])))
-    columns = UTTERANCES_FILE_COLUMNS if spec.file_columns_only else len(UTTERANCES_HEADER)
-    with (run / files["utterances"]).open("w", newline="") as f:
+    columns = len(UTTERANCES_HEADER)
+    if spec.file_columns_only:
+        columns = UTTERANCES_FILE_COLUMNS
+    elif spec.speech_columns_only:
+        columns = UTTERANCES_SPEECH_COLUMNS
+    with (run / files["utterances"]).open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(UTTERANCES_HEADER[:columns])
         for k, s in enumerate(starts):
             row = (k, "tone 440 Hz", sha, s, utt, sent_at(s, False), sent_at(s + utt, True))
             speech = (s, voiced, sent_at(s, False), sent_at(s + voiced, True))
-            w.writerow((*row, *speech)[:columns])
+            kind, snr, phone, text = spec.how.get(k, ("", 0.0, False, ""))
+            how = (
+                spec.barge_in.get(k, ""),
+                "" if heard_ns[k] is None else round(heard_ns[k]),
+                kind,
+                snr if kind else "",
+                int(phone),
+                text,
+            )
+            w.writerow((*row, *speech, *how)[:columns])
     # what the Customer heard: its recording starts at the run clock's T0 + 0.3 s
     rec0 = T0 + 300_000_000
     heard = rng.standard_normal(total) * spec.noise
@@ -122,7 +163,11 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
         end_ns = sent_at(s + voiced, True)
         if k in spec.silent or (spec.exited_s is not None and end_ns > T0 + spec.exited_s * 1e9):
             continue
-        put(end_ns + (spec.reply_ms + spec.transport_ms) * 1e6, ans, k == spec.dropout_in_answer)
+        on_ns, length = answer_on(end_ns, k), ans
+        if k + 1 < len(starts) and heard_ns[k + 1] is not None and spec.stops_after_ms is not None:
+            stop_ns = sent_at(starts[k + 1], False) + spec.stops_after_ms * 1e6
+            length = min(ans, round((stop_ns - on_ns) * RATE / 1e9))
+        put(on_ns, length, k == spec.dropout_in_answer)
     _write_wav(run / files["wav"], np.round(heard).astype(np.int16))
     with (run / files["arrivals"]).open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
