@@ -35,6 +35,12 @@ Each utterance and reply is logged (logger ``echoproof.reply_agent``, INFO) as
 ``reply: speaker=... last_voice_ns=... detected_ns=... reply_ns=...`` (``time.monotonic_ns()``,
 the host's CLOCK_MONOTONIC, comparable across processes on Linux).
 
+**Interruptions**: by default a reply plays to its end whatever the agent hears meanwhile. With
+``ECHOPROOF_REPLY_INTERRUPT_MS=N`` it stops a playing reply once it has heard N ms of voiced
+frames (from any speaker) since that reply began, as livekit-agents does after its minimum
+interruption duration (0.5 s by default), and logs ``reply interrupted: ...``. A long
+``ECHOPROOF_REPLY_MS`` gives a harness a reply to barge in on.
+
 Faults, for tests of what a harness does with a bad agent:
 
 - ``ECHOPROOF_REPLY_MODE=silent``: hears and logs utterances, publishes silence, never answers.
@@ -92,6 +98,7 @@ class Settings:
     silence_ms: float
     reply_hz: float
     reply_ms: float
+    interrupt_ms: float | None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -99,6 +106,7 @@ class Settings:
         if mode not in ("tone", "silent"):
             raise SystemExit(f"ECHOPROOF_REPLY_MODE={mode!r}: expected 'tone' or 'silent'")
         crash = _env_float("ECHOPROOF_REPLY_CRASH_AFTER_S", -1.0)
+        interrupt = _env_float("ECHOPROOF_REPLY_INTERRUPT_MS", -1.0)
         return cls(
             agent_name=os.environ.get("LIVEKIT_AGENT_NAME", "echoproof-reply"),
             delays_ms=_env_floats("ECHOPROOF_REPLY_DELAY_MS", 200.0),
@@ -109,6 +117,7 @@ class Settings:
             silence_ms=_env_float("ECHOPROOF_EOU_SILENCE_MS", 300.0),
             reply_hz=_env_float("ECHOPROOF_REPLY_HZ", 550.0),
             reply_ms=_env_float("ECHOPROOF_REPLY_MS", 300.0),
+            interrupt_ms=interrupt if interrupt >= 0 else None,
         )
 
 
@@ -125,11 +134,13 @@ class EndOfUtterance:
         self._voiced = 0  # voiced frames in the current utterance
         self._quiet = 0  # unvoiced frames since its last voiced one
         self.last_voice_ns = 0
+        self.voiced = False  # the last frame fed was voiced
 
     def feed(self, pcm: np.ndarray, now_ns: int) -> bool:
         """Whether this frame completes an utterance's end."""
         rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64)))) if pcm.size else 0.0
-        if rms >= self._threshold:
+        self.voiced = rms >= self._threshold
+        if self.voiced:
             self._voiced += 1
             self._quiet = 0
             self.last_voice_ns = now_ns
@@ -165,11 +176,26 @@ def _ceil_div(ns: int) -> int:
 class Speaker:
     """The paced send loop of the agent's track: silence, and replies when they are due."""
 
-    def __init__(self, source: rtc.AudioSource, reply: np.ndarray) -> None:
+    def __init__(
+        self, source: rtc.AudioSource, reply: np.ndarray, interrupt_ms: float | None
+    ) -> None:
         self._source = source
         self._reply = reply
         # (not before, speaker, last voiced, detected), in ns
         self._due: list[tuple[int, str, int, int]] = []
+        self._interrupt_frames = None if interrupt_ms is None else math.ceil(interrupt_ms / 10)
+        self._playing = False
+        self._heard_while_playing = 0  # voiced frames heard since the reply began
+        self._interrupted = False
+
+    def heard(self, voiced: bool, now_ns: int) -> None:
+        """A frame heard from a speaker: enough voice during a reply interrupts it."""
+        if not (self._playing and voiced) or self._interrupt_frames is None:
+            return
+        self._heard_while_playing += 1
+        if self._heard_while_playing >= self._interrupt_frames and not self._interrupted:
+            self._interrupted = True
+            log.info("reply interrupted: heard_ns=%d", now_ns)
 
     def answer(
         self, not_before_ns: int, speaker: str, last_voice_ns: int, detected_ns: int
@@ -195,6 +221,7 @@ class Speaker:
                 body = np.concatenate([np.zeros(lead, dtype=np.int16), self._reply])
                 pad = np.zeros(-len(body) % FRAME_SAMPLES, dtype=np.int16)
                 playing, offset = np.concatenate([body, pad]), 0
+                self._playing, self._heard_while_playing, self._interrupted = True, 0, False
                 log.info(
                     "reply: speaker=%s last_voice_ns=%d detected_ns=%d reply_ns=%d",
                     speaker,
@@ -202,6 +229,8 @@ class Speaker:
                     detected_ns,
                     deadline - (-lead * 1_000_000_000 // SAMPLE_RATE),
                 )
+            if playing is not None and self._interrupted:
+                playing = None
             if playing is not None:
                 pcm = playing[offset : offset + FRAME_SAMPLES]
                 offset += FRAME_SAMPLES
@@ -209,6 +238,7 @@ class Speaker:
                     playing = None
             else:
                 pcm = silence
+            self._playing = playing is not None
             frame = rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
             await self._source.capture_frame(frame)
             n += 1
@@ -224,7 +254,9 @@ async def listen(track: rtc.Track, who: str, speaker: Speaker, s: Settings) -> N
         async for event in stream:
             now = time.monotonic_ns()
             pcm = np.frombuffer(event.frame.data, dtype=np.int16)
-            if not rule.feed(pcm, now):
+            ended = rule.feed(pcm, now)
+            speaker.heard(rule.voiced, now)
+            if not ended:
                 continue
             if s.silent:
                 log.info(
@@ -262,7 +294,7 @@ async def entrypoint(ctx: JobContext) -> None:
     track = rtc.LocalAudioTrack.create_audio_track("reply", source)
     options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
     await ctx.room.local_participant.publish_track(track, options)
-    speaker = Speaker(source, burst(s))
+    speaker = Speaker(source, burst(s), s.interrupt_ms)
     tasks = {asyncio.create_task(speaker.run(), name="reply track")}
 
     def on_subscribed(
