@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from verify import quality
-from verify.host import Failure, Window, gap_window, latency_window, lost_window, turn_window
+from verify.host import (
+    LOST_STALL_MS,
+    Failure,
+    Window,
+    gap_window,
+    latency_window,
+    lost_window,
+    turn_window,
+)
 from verify.thresholds import AgentThresholds, Thresholds
 
 Figures = dict[str, Any]
@@ -271,16 +279,19 @@ def response_p95(name: str, conv: Figures, thresholds: AgentThresholds) -> list[
 
 def barge_in_talked_on(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
     """A barge-in the agent did not stop for: its audio lasted to the end of the Customer's
-    speech; one failure per turn."""
+    speech; one failure per turn. Only a stall as long as its talking beyond the stop limit
+    could explain it."""
+    limit = thresholds.max_barge_in_stop_ms
     failures: list[Failure] = []
     for t in conv["turns"]:
         if t.get("barge_in") == "talked_on":
-            speech_ms = 1000 * (_spoken_end_s(t) - t["speech_start_s"])
+            stop, start = t["barge_in_stop_ms"], t["speech_start_s"]
+            speech_ms = 1000 * (_spoken_end_s(t) - start)
             failures += _agent_failure(
                 f"agent {name}: turn {t['turn']}: the agent did not stop when the Customer "
-                f"interrupted: it kept talking {t['barge_in_stop_ms']:g} ms, past the end of the "
-                f"Customer's {speech_ms:.0f} ms of speech",
-                [turn_window(t["speech_start_s"], _spoken_end_s(t))],
+                f"interrupted: it kept talking {stop:g} ms, past the end of the Customer's "
+                f"{speech_ms:.0f} ms of speech",
+                [turn_window(start, start + stop / 1000, max(stop - limit, LOST_STALL_MS))],
             )
     return failures
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ def test_an_agent_that_stops_when_interrupted_passes_with_its_stop_time(tmp_path
 def test_an_agent_that_talks_on_through_an_interruption_fails_naming_the_turn(
     tmp_path: Path,
 ) -> None:
-    """The agent plays its 2.5 s answer to its end over the Customer's 1 s interruption."""
+    """The agent plays its 2.5 s answer to its end over the Customer's 1 s interruption: FAIL
+    naming the turn, which no short host stall explains."""
     spec = AgentSpec(**BARGE, barge_in={1: 500.0}, silent=(1,))
     result = _verified(tmp_path, spec)
     turn = _turns(result)[1]
@@ -71,6 +73,10 @@ def test_an_agent_that_talks_on_through_an_interruption_fails_naming_the_turn(
         "talking 2000" in "; ".join(result.failures)
     )
     assert "past the end of the Customer's 1000 ms of speech" in "; ".join(result.failures)
+    # a 400 ms stall of the agent's worker meanwhile explains the unanswered turn, not 2 s of
+    # talking on: still a FAIL
+    stalled = _verified(tmp_path / "stalled", dataclasses.replace(spec, agent_stall_at_s=6.0))
+    assert stalled.status == "failed", stalled.reason
 
 
 def test_a_slow_stop_fails_above_the_maximum(tmp_path: Path) -> None:
