@@ -370,7 +370,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def _print(r: dict[str, Any]) -> None:
-    print(f"{'callers':>8} {'p95 ms (median of repeats)':>28} {'served':>7} {'steal %':>8}")
+    print(f"{'callers':>8} {'p95 ms (every turn)':>28} {'served':>7} {'steal %':>8}")
     for n, level in r["capacity"]["levels"].items():
         stolen = _median([x["steal_pct"] for x in level["runs"]])
         print(f"{n:>8} {level['p95_ms']!s:>28} {level['served']!s:>7} {stolen!s:>8}")
