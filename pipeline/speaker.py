@@ -14,7 +14,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,7 +21,7 @@ from google.protobuf.json_format import MessageToDict
 from livekit import rtc
 from loguru import logger
 
-from echoproof.aiotasks import cancel_and_wait
+from echoproof.aiotasks import AsyncClosing, cancel_and_wait
 from echoproof.contract import (
     CHANNELS,
     CUSTOMER,
@@ -54,7 +53,7 @@ class Said(Protocol):
     def record(self, clip: Any) -> None: ...
 
 
-class Speaker:
+class Speaker(AsyncClosing):
     """One participant: `role` is "customer" or "support"; it hears `peer_identity` at `peer_hz`.
 
     A `peer_identity` of None hears whoever publishes audio first (an agent under test, whose
@@ -96,14 +95,6 @@ class Speaker:
 
     async def __aenter__(self) -> Speaker:
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- joining -----------------------------------------------------------------------------
 
