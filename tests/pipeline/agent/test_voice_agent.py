@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -50,14 +51,15 @@ def _espeak(tmp_path: Path, name: str, text: str) -> Path:
 
 
 async def _voice_run(
-    tmp_path: Path, duration_s: float, texts: list[str], **env: str
+    tmp_path: Path, duration_s: float, texts: list[str], window_s: float = WINDOW_S, **env: str
 ) -> tuple[Finished, Path]:
-    """One run of the Customer saying `texts` (eSpeak files) to the voice agent; its folder."""
+    """One run of the Customer saying `texts` (eSpeak files) to the voice agent, listening
+    `window_s` after each; its folder."""
     say = [str(_espeak(tmp_path, f"turn{i}", t)) for i, t in enumerate(texts)]
     port = free_port()
     config = write_config(
         tmp_path / "config.json", f"ws://127.0.0.1:{port}", "devkey",
-        "secret-" + os.urandom(8).hex(), agent={"name": AGENT, "answer_window_s": WINDOW_S},
+        "secret-" + os.urandom(8).hex(), agent={"name": AGENT, "answer_window_s": window_s},
     )  # fmt: skip
     out = tmp_path / "recordings"
     finished = await run_cli(
@@ -136,3 +138,23 @@ async def test_an_stt_that_skips_the_first_500_ms_fails_naming_the_turn(tmp_path
     from verify.__main__ import main as verify_main
 
     assert verify_main([str(run)]) == 1
+
+
+async def test_a_barge_in_stops_the_agent_and_its_log_is_on_the_runs_clock(
+    tmp_path: Path,
+) -> None:
+    """A 2 s answer window: the Customer's next turn starts while the agent still answers; the
+    agent stops, and logs when its VAD heard the caller and when it stopped, on the run's
+    clock: within 0.5 s of the turn's speech onset as sent, then within 1 s."""
+    finished, run = await _voice_run(tmp_path, 16.0, [ORDER, "where is my refund"], window_s=2.0)
+    assert finished.code == 0, finished.stdout + finished.stderr
+    log = (run / "agent-worker.log").read_text()
+    found = re.findall(r"barge-in: heard_ns=(\d+) stopped_ns=(\d+)", log)
+    assert found, log[-2000:]
+    with (run / utterances_name("customer")).open(encoding="utf-8") as f:
+        onsets = [int(r["speech_start_ns"]) for r in csv.DictReader(f)]
+    for heard, stopped in ((int(a), int(b)) for a, b in found):
+        onset = max(t for t in onsets if t < heard)
+        heard_ms, stopped_ms = (heard - onset) / 1e6, (stopped - onset) / 1e6
+        print(f"barge-in: heard {heard_ms:.0f} ms, stopped {stopped_ms:.0f} ms after the onset")
+        assert heard - onset < 500e6 and 0 < stopped - heard < 1e9
