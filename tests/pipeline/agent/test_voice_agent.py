@@ -31,6 +31,7 @@ VOICE_AGENT = REPO / "examples" / "voice_agent.py"
 AGENT = "echoproof-voice"
 ORDER = "hello i would like to check my order status"
 ADDRESS = "i need to change my delivery address"
+PACKAGE = "my package has not arrived yet"
 # long enough for the agent's answer ("You said: ..." in eSpeak's voice, about 4 s after the
 # longer turn) to end before the Customer's next turn
 WINDOW_S = 6.0
@@ -158,3 +159,51 @@ async def test_a_barge_in_stops_the_agent_and_its_log_is_on_the_runs_clock(
         heard_ms, stopped_ms = (heard - onset) / 1e6, (stopped - onset) / 1e6
         print(f"barge-in: heard {heard_ms:.0f} ms, stopped {stopped_ms:.0f} ms after the onset")
         assert heard - onset < 500e6 and 0 < stopped - heard < 1e9
+
+
+def _stt(corpus: Path) -> subprocess.Popen[bytes]:
+    """examples/voice_stt.py on `corpus`, in the agents' environment (it has pocketsphinx)."""
+    script = REPO / "examples" / "voice_stt.py"
+    return subprocess.Popen(
+        [agent_python(), str(script), str(corpus)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def test_the_stt_process_recognises_the_sentences_of_its_corpus(tmp_path: Path) -> None:
+    """A corpus file of two sentences: an eSpeak utterance of one (at 16 kHz, between silences,
+    as the agent sends it) comes back word for word; the process ends with its input."""
+    import numpy as np
+    import soundfile
+    from livekit import rtc
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("My package has not arrived yet.\nPlease call me back!\n", encoding="utf-8")
+    audio, rate = soundfile.read(_espeak(tmp_path, "package", PACKAGE), dtype="int16")
+    # resampled as the agent does: the recognizer is sensitive to it (scipy's polyphase filter
+    # cost this sentence two words)
+    resampler = rtc.AudioResampler(
+        input_rate=rate, output_rate=16_000, quality=rtc.AudioResamplerQuality.HIGH
+    )
+    frames = [*resampler.push(rtc.AudioFrame(audio.tobytes(), rate, 1, audio.size))]
+    frames += resampler.flush()
+    quiet = np.zeros(8_000, dtype=np.int16)  # 0.5 s either side, as the agent's VAD hands it
+    speech = [np.frombuffer(f.data, dtype=np.int16) for f in frames]
+    pcm = np.concatenate([quiet, *speech, quiet]).tobytes()
+    proc = _stt(corpus)
+    try:
+        out, err = proc.communicate(len(pcm).to_bytes(4, "little") + pcm, timeout=scaled(30))
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().splitlines() == ["ready", PACKAGE]
+
+
+def test_a_corpus_word_the_dictionary_lacks_is_named(tmp_path: Path) -> None:
+    """A word the CMU dictionary cannot spell: the STT process exits at once, naming it."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello zqxjv\n", encoding="utf-8")
+    proc = _stt(corpus)
+    _, err = proc.communicate(timeout=scaled(30))
+    assert proc.returncode == 1
+    assert "the corpus has words the CMU dictionary does not know: zqxjv" in err.decode()
