@@ -16,9 +16,12 @@ has verify but not livekit can import it.
   them back), `MANIFEST_SCHEMA`, one of `STATUSES`, a direction's `DIRECTION_FIELDS` and the
   burst's `BURST_FIELDS`.
 - An agent under test (manifest `mode` `AGENT_MODE`): the Customer's turns in `utterances_name`
-  (`UTTERANCES_HEADER`; older files have its first `UTTERANCES_FILE_COLUMNS`), the worker's
-  output in `WORKER_LOG`; `agent_files()` lists the files
-  as the manifest's `agent` block names them.
+  (`UTTERANCES_HEADER`; older files have its first `UTTERANCES_FILE_COLUMNS` or more), the
+  worker's output in `WORKER_LOG`, the room's transcriptions (`TRANSCRIPTION_TOPIC`) as the
+  Customer received them in `TRANSCRIPTS` (`TRANSCRIPT_FIELDS`, one JSON object per line, the
+  speaker one of `TRANSCRIPT_TRACKS`; the streams' attributes by livekit-agents' names
+  `TRANSCRIBED_TRACK`, `SEGMENT`, `FINAL`); `agent_files()` lists the files as the manifest's
+  `agent` block names them.
 - The speech-like probe (when the manifest's `probe` is not null): `PROBE`, and per sender
   `probe_name` with `PROBE_HEADER`.
 """
@@ -85,9 +88,25 @@ UTTERANCES_HEADER = (
     "speech_samples",
     "speech_start_ns",
     "speech_end_ns",
+    "text",  # the words said (UTF-8), empty when not known (a --say file)
 )
-# A turns file written before the speech's bounds were recorded has the file's columns only.
+# A turns file written before the speech's bounds were recorded has the file's columns only;
+# one written before the words were recorded all but `text`.
 UTTERANCES_FILE_COLUMNS = 7
+
+# The room's transcriptions, as livekit-agents publishes them: text streams on this topic, one
+# per segment and update, the speaker told apart by the track transcribed (every stream's
+# sender is the agent, even for the caller's words).
+TRANSCRIPTION_TOPIC = "lk.transcription"
+TRANSCRIBED_TRACK = "lk.transcribed_track_id"
+SEGMENT = "lk.segment_id"
+FINAL = "lk.transcription_final"
+TRANSCRIPTS = "customer.transcripts.jsonl"
+# One object per text stream received: `t_ns` its end arrived (or the run closed, `complete`
+# false), `opened_ns` its header arrived, `sender` identity, `track` whose track it transcribes
+# (one of TRANSCRIPT_TRACKS, or null: neither), its `attributes` (raw names) and `text`.
+TRANSCRIPT_FIELDS = ("t_ns", "opened_ns", "sender", "track", "attributes", "text", "complete")
+TRANSCRIPT_TRACKS = ("customer", "agent")
 
 REPORT = "report.json"
 ENVELOPE = "report.dsse.json"
@@ -249,6 +268,7 @@ def agent_files(worker_log: bool) -> dict[str, str | None]:
         "arrivals": arrivals_name("customer"),
         "sent": sent_name("customer"),
         "utterances": utterances_name("customer"),
+        "transcripts": TRANSCRIPTS,
         "worker_log": WORKER_LOG if worker_log else None,
     }
 

@@ -5,7 +5,9 @@ on the run's clock: a turn is timed as sent from the Customer's sent frames (the
 agree); the agent's audio is found by `dsp.find_voice` in what the Customer heard and timed by
 the same fit over the arrivals as a burst onset (`verify.timing`); a turn's response runs from
 the end of its speech as sent (the end of its file in a run made before the speech's bounds were
-recorded) to the onset of the first agent audio heard after it, within the answer window.
+recorded) to the onset of the first agent audio heard after it, within the answer window; what
+the agent understood of each turn and said back comes from the room's transcriptions
+(`verify.transcripts`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy.typing as npt
 
 import dsp
 from verify import evidence as ev
+from verify import transcripts
 from verify.errors import EvidenceError
 from verify.timing import (
     NS_PER_MS,
@@ -59,6 +62,12 @@ def conversation(
     left_ns = _left_ns(run_dir, missing, agent.get("identity"))
     run_s = functools.partial(run_seconds, origin=origin)
     entries, responses = _turns(turns, times, on_ns, off_ns, window_s, run_s)
+    said = _transcripts(run_dir, files, missing)
+    texts = None if turns is None else turns.text
+    starts = times.start if times.speech_start is None else times.speech_start
+    understood = transcripts.turn_transcripts(said, texts, starts)
+    for entry, words in zip(entries, understood, strict=True):
+        entry.update(words)
     answered = [e for e in entries if e["state"] == "answered"]
     gaps = [g for e in answered for g in e.pop("_gaps")]
     for e in entries:
@@ -85,7 +94,19 @@ def conversation(
         "gap_max_ms": rounded(max(gaps), 3) if gaps else 0.0,
         "glitches": sum(s.dips for s in segments),
         "turns": entries,
+        "transcripts": transcripts.summary(said, entries),
     }
+
+
+def _transcripts(
+    run_dir: Path, files: dict[str, str], missing: list[str]
+) -> list[ev.Transcript] | None:
+    """The transcriptions the Customer received; None in a run made before they were recorded
+    (or with the file missing: that failure is the missing file's)."""
+    name = files.get("transcripts")
+    if name is None or name in missing:
+        return None
+    return ev.read_transcripts(run_dir / name)
 
 
 def _arrival(agent: dict[str, Any], on_ns: FloatArray, run_s: RunClock) -> dict[str, Any]:
@@ -261,6 +282,7 @@ def _turns(
             "turn": int(turns.turn[k]),
             "source": turns.source[k],
             "sha256": turns.sha256[k],
+            "text": (turns.text[k] or None) if turns.text is not None else None,
             "sent_start_s": run_s(times.start[k]),
             "sent_end_s": run_s(times.end[k]),
             "speech_start_s": None if times.speech_start is None else run_s(speech[k]),

@@ -28,7 +28,11 @@ from echoproof.contract import AGENT_MODE as AGENT_MODE
 from echoproof.contract import (
     BURST_FIELDS,
     DIRECTION_FIELDS,
+    FINAL,
     HOST_COLUMNS_BEFORE_AGENT,
+    SEGMENT,
+    TRANSCRIPT_FIELDS,
+    TRANSCRIPT_TRACKS,
     UTTERANCES_FILE_COLUMNS,
     ContractError,
 )
@@ -254,9 +258,10 @@ def _check_agent(manifest: dict[str, Any]) -> None:
         value = _need(files, key, str, f"{where} files")
         if not _PLAIN_NAME.match(value):
             raise EvidenceError(f"{where} files.{key} is {value!r}, expected a plain file name")
-    log = files.get("worker_log")
-    if log is not None and (not isinstance(log, str) or not _PLAIN_NAME.match(log)):
-        raise EvidenceError(f"{where} files.worker_log is {log!r}, expected a plain file name")
+    for key in ("transcripts", "worker_log"):  # transcripts: absent in a run made before them
+        value = files.get(key)
+        if value is not None and (not isinstance(value, str) or not _PLAIN_NAME.match(value)):
+            raise EvidenceError(f"{where} files.{key} is {value!r}, expected a plain file name")
     worker = agent.get("worker")
     if worker is not None and not isinstance(worker, dict):
         raise EvidenceError(f"{where} field 'worker' is {worker!r}, expected an object or null")
@@ -339,15 +344,20 @@ def read_wav(path: Path) -> npt.NDArray[np.int16]:
 _SHORT_DATA = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
 
 
-def _csv_text(path: Path, header: tuple[str, ...], oldest: int | None = None) -> tuple[int, str]:
+def _csv_text(
+    path: Path, header: tuple[str, ...], oldest: int | None = None, encoding: str = "ascii"
+) -> tuple[int, str]:
     """The file's column count and its body after the header. The header must be `header`, or,
     from an older writer, its first `oldest` or more columns."""
     try:
-        text = path.read_text(encoding="ascii")
+        text = path.read_text(encoding=encoding)
     except FileNotFoundError:
         raise EvidenceError(f"{path.name} is missing") from None
     except UnicodeDecodeError:
-        raise EvidenceError(f"{path.name} holds non-ASCII bytes, expected CSV numbers") from None
+        raise EvidenceError(
+            f"{path.name} holds bytes that are not {encoding.upper()}, expected a CSV of numbers"
+            + ("" if encoding == "ascii" else " and text")
+        ) from None
     except OSError as exc:
         raise EvidenceError(f"{path.name} cannot be read: {exc.strerror}") from None
     first, _, body = text.partition("\n")
@@ -527,6 +537,63 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     return events
 
 
+@dataclasses.dataclass(frozen=True)
+class Transcript:
+    """One line of `customer.transcripts.jsonl`: a text stream the Customer received
+    (`echoproof.contract.TRANSCRIPT_FIELDS`)."""
+
+    t_ns: int
+    opened_ns: int
+    sender: str
+    track: str | None
+    attributes: dict[str, str]
+    text: str
+    complete: bool
+
+    @property
+    def segment(self) -> str | None:
+        """Its segment id: the streams of one utterance share it."""
+        return self.attributes.get(SEGMENT)
+
+    @property
+    def final(self) -> bool:
+        """Whether it is the segment's final transcript."""
+        return self.attributes.get(FINAL) == "true"
+
+
+def read_transcripts(path: Path) -> list[Transcript]:
+    """`customer.transcripts.jsonl`: every stream as the Customer received it, each line checked."""
+    transcripts = []
+    for n, record in enumerate(read_events(path), start=1):
+        if set(record) != set(TRANSCRIPT_FIELDS):
+            raise EvidenceError(
+                f"{path.name} line {n} has fields {sorted(record)}, expected "
+                f"{sorted(TRANSCRIPT_FIELDS)}"
+            )
+        t_ns, opened_ns, attributes = record["t_ns"], record["opened_ns"], record["attributes"]
+        times_ok = all(isinstance(t, int) and not isinstance(t, bool) for t in (t_ns, opened_ns))
+        attributes_ok = isinstance(attributes, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+        )
+        if not (
+            times_ok
+            and opened_ns <= t_ns
+            and isinstance(record["sender"], str)
+            and record["track"] in (*TRANSCRIPT_TRACKS, None)
+            and attributes_ok
+            and isinstance(record["text"], str)
+            and isinstance(record["complete"], bool)
+        ):
+            raise EvidenceError(
+                f"{path.name} line {n} is {json.dumps(record, ensure_ascii=False)[:200]}, "
+                "expected integer times (opened_ns <= t_ns), a sender, a track of "
+                f"{', '.join(TRANSCRIPT_TRACKS)} or null, string attributes, a text and "
+                "complete true or false"
+            )
+        transcripts.append(Transcript(**{name: record[name] for name in TRANSCRIPT_FIELDS}))
+    return transcripts
+
+
 def read_schedule_empty() -> Schedule:
     """The schedule of a sender that sent no burst."""
     z = np.zeros(0, dtype=np.int64)
@@ -536,7 +603,8 @@ def read_schedule_empty() -> Schedule:
 @dataclasses.dataclass(frozen=True)
 class Turns:
     """`<sender>.utterances.csv`: the turns said to an agent under test, in order. The speech's
-    bounds are None in a file written before they were recorded."""
+    bounds are None in a file written before they were recorded, `text` in one written before
+    the words were ("" where a turn's words are not known)."""
 
     turn: IntArray
     source: list[str]
@@ -549,54 +617,69 @@ class Turns:
     speech_samples: IntArray | None = None
     speech_start_ns: IntArray | None = None
     speech_end_ns: IntArray | None = None
+    text: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.turn)
 
 
+# the turns file's columns that are text, not integers
+_TURN_STRINGS = frozenset({"source", "sha256", "text"})
+
+
 def read_turns(path: Path) -> Turns:
-    """A `<sender>.utterances.csv`: turns numbered 0.., each after the one before, each one's
-    speech inside its file."""
-    columns, body = _csv_text(path, UTTERANCES_HEADER, UTTERANCES_FILE_COLUMNS)
-    numbers = [i for i in range(columns) if i not in (1, 2)]  # all but source and sha256
-    rows: list[list[Any]] = []
+    """A `<sender>.utterances.csv` (UTF-8: the words may be any): turns numbered 0.., each after
+    the one before, each one's speech inside its file."""
+    columns, body = _csv_text(path, UTTERANCES_HEADER, UTTERANCES_FILE_COLUMNS, encoding="utf-8")
+    names = UTTERANCES_HEADER[:columns]
+    rows: list[dict[str, Any]] = []
     for n, row in enumerate(csv.reader(io.StringIO(body)), start=2):
         if not row:
             continue
         if len(row) != columns:
             raise EvidenceError(f"{path.name} line {n} has {len(row)} fields, expected {columns}")
         try:
-            values = [row[i] if i in (1, 2) else int(row[i]) for i in range(columns)]
+            values = {
+                name: value if name in _TURN_STRINGS else int(value)
+                for name, value in zip(names, row, strict=True)
+            }
         except ValueError:
             raise EvidenceError(
-                f"{path.name} line {n} holds {row!r}, expected integers but for source and sha256"
+                f"{path.name} line {n} holds {row!r}, expected integers but for "
+                + ", ".join(x for x in names if x in _TURN_STRINGS)
             ) from None
         _check_turn(path.name, n, values, rows[-1] if rows else None)
         rows.append(values)
 
-    def column(i: int) -> IntArray:
-        return np.array([r[i] for r in rows], dtype=np.int64)
+    def column(name: str) -> IntArray:
+        return np.array([r[name] for r in rows], dtype=np.int64)
 
-    ints = {UTTERANCES_HEADER[i]: column(i) for i in numbers}
-    return Turns(source=[r[1] for r in rows], sha256=[r[2] for r in rows], **ints)
+    return Turns(
+        source=[r["source"] for r in rows],
+        sha256=[r["sha256"] for r in rows],
+        text=[r["text"] for r in rows] if "text" in names else None,
+        **{name: column(name) for name in names if name not in _TURN_STRINGS},
+    )
 
 
-def _check_turn(name: str, n: int, row: list[Any], before: list[Any] | None) -> None:
+def _check_turn(name: str, n: int, row: dict[str, Any], before: dict[str, Any] | None) -> None:
     """One row of a turns file: numbered in order, after the one before, its speech inside it."""
-    turn, _, _, start, samples, t0, t1, *speech = row
-    expected = 0 if before is None else before[0] + 1
+    turn, start, samples = row["turn"], row["start_sample"], row["samples"]
+    t0, t1 = row["sent_start_ns"], row["sent_end_ns"]
+    expected = 0 if before is None else before["turn"] + 1
     if turn != expected or samples <= 0 or t1 < t0:
         raise EvidenceError(
             f"{name} line {n}: turn {turn}, samples {samples}, sent {t0}..{t1} ns; "
             f"expected turn {expected}, a positive length and an end after the start"
         )
-    if before is not None and start < before[3] + before[4]:
+    if before is not None and start < before["start_sample"] + before["samples"]:
         raise EvidenceError(
             f"{name} line {n}: turn {turn} starts at sample {start}, expected after "
-            f"the previous turn's end {before[3] + before[4]}"
+            f"the previous turn's end {before['start_sample'] + before['samples']}"
         )
-    if speech:
-        s_start, s_samples, s0, s1 = speech
+    if "speech_samples" in row:
+        s_start, s_samples = row["speech_start_sample"], row["speech_samples"]
+        s0, s1 = row["speech_start_ns"], row["speech_end_ns"]
         if s_samples <= 0 or s_start < start or s_start + s_samples > start + samples or s1 < s0:
             raise EvidenceError(
                 f"{name} line {n}: turn {turn}'s speech is samples {s_start}.."

@@ -82,11 +82,18 @@ class AgentThresholds(_Limits):
         max_response_median_ms: the median response (end of a turn as sent to the onset of the
             agent's audio after it, as heard).
         max_response_p95_ms: the 95th percentile of the response.
+        max_wer: the mean word error rate of the agent's transcripts of the turns with known
+            words (`verify.transcripts`); a run whose agent publishes no transcripts, or whose
+            turns have no text, is not judged on it.
+        max_first_words_lost: leading words of a turn missing from the agent's transcript of
+            it (its speech detection or STT started late), in any one turn.
     """
 
     max_turns_unanswered: int = 0
     max_response_median_ms: float = 3000.0
     max_response_p95_ms: float = 5000.0
+    max_wer: float = 0.25
+    max_first_words_lost: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,6 +39,7 @@ class Utterance:
     sha256: str  # of the file as read (a tone: of its int16 samples)
     pcm: Int16Array  # 48 kHz mono
     speech: tuple[int, int]  # the speech's first sample in `pcm`, and one past its last
+    text: str | None = None  # the words said, when known (not for a --say file)
 
     @property
     def samples(self) -> int:

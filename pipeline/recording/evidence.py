@@ -29,6 +29,7 @@ from echoproof.contract import (
     FRAME_SAMPLES,
     SAMPLE_WIDTH,
     TIMING_HEADER,
+    TRANSCRIPT_FIELDS,
     UTTERANCES_HEADER,
 )
 from echoproof.contract import EVENTS as EVENTS
@@ -245,15 +246,17 @@ class ClockedTimingWriter(TimingWriter):
 class UtterancesWriter(_CsvRows):
     """`<sender>.utterances.csv`: one row per turn said to the agent, once all of it was sent."""
 
-    def __init__(self, path: Path, sources: list[tuple[str, str]], clock: ClockedTimingWriter):
+    def __init__(
+        self, path: Path, sources: list[tuple[str, str, str | None]], clock: ClockedTimingWriter
+    ):
         super().__init__(path, UTTERANCES_HEADER, 1)
-        self._sources = sources  # per utterance: (source, sha256)
+        self._sources = sources  # per utterance: (source, sha256, text or None)
         self._clock = clock
 
     def record(self, turn: Any) -> None:
         """Append one `pipeline.agent.utterances.Turn` with the send times of its file and of
-        its speech."""
-        source, sha256 = self._sources[turn.utterance]
+        its speech, and its words (empty when not known)."""
+        source, sha256, text = self._sources[turn.utterance]
         time_at = self._clock.time_at
         self._append(
             (
@@ -261,6 +264,7 @@ class UtterancesWriter(_CsvRows):
                 time_at(turn.start_sample), time_at(turn.end_sample, end=True),
                 turn.speech_start_sample, turn.speech_samples,
                 time_at(turn.speech_start_sample), time_at(turn.speech_end_sample, end=True),
+                text or "",
             )
         )  # fmt: skip
 
@@ -293,6 +297,31 @@ class EventLog:
         self.events.append(record)
         self._file.write(json.dumps(record, sort_keys=True) + "\n")
         self._file.flush()
+
+    def close(self) -> None:
+        """Close; safe to call twice."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+
+class TranscriptLog:
+    """`customer.transcripts.jsonl`: one object of `TRANSCRIPT_FIELDS` per text stream received,
+    each line flushed at once (a killed run keeps every stream that had ended)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines = 0
+        self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8")
+
+    def write(self, **fields: Any) -> None:
+        """Append one stream; ignored once closed (a stream ending as the run closes)."""
+        if self._file is None:
+            return
+        record = {name: fields[name] for name in TRANSCRIPT_FIELDS}
+        self._file.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+        self._file.flush()
+        self.lines += 1
 
     def close(self) -> None:
         """Close; safe to call twice."""

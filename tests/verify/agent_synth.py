@@ -50,6 +50,11 @@ class AgentSpec:
     dispatched_s: float | None = 0.2  # CreateDispatch; None: a run made before it was timed
     agent_stall_at_s: float | None = None  # host.csv: the agent's worker waited 400 ms here
     fleet: str | None = None  # the id of the fleet the run belongs to (`--pairs N`)
+    # the words of each turn (cycled; the turns file's `text`), and the agent's transcript of
+    # each turn (cycled; None: no transcript of that turn), as the Customer received them
+    texts: tuple[str, ...] = ()
+    understood: tuple[str | None, ...] = ()
+    transcripts: bool = True  # False: a run made before transcriptions were recorded
 
 
 def _write_wav(path: Path, x: np.ndarray) -> None:
@@ -70,6 +75,8 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
     run = root / name
     run.mkdir(parents=True)
     files = agent_files(worker_log=spec.exited_s is not None)
+    if not spec.transcripts:
+        del files["transcripts"]
     rng = np.random.default_rng(7)
     n_frames = round(spec.duration_s * 100)
     total = n_frames * FRAME_SAMPLES
@@ -101,7 +108,23 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
         for k, s in enumerate(starts):
             row = (k, "tone 440 Hz", sha, s, utt, sent_at(s, False), sent_at(s + utt, True))
             speech = (s, voiced, sent_at(s, False), sent_at(s + voiced, True))
-            w.writerow((*row, *speech)[:columns])
+            text = spec.texts[k % len(spec.texts)] if spec.texts else ""
+            w.writerow((*row, *speech, text)[:columns])
+    if spec.transcripts:
+        lines = []
+        for k, s in enumerate(starts):
+            heard = spec.understood[k % len(spec.understood)] if spec.understood else None
+            end_ns = sent_at(s + voiced, True)
+            if heard is not None:  # an interim transcript, then the final one, of its segment
+                for final, after_ms in ((False, 350), (True, 380)):
+                    line = _transcript(end_ns, after_ms, "customer", f"SG_c{k}", heard, final)
+                    lines.append(line)
+            if k not in spec.silent:
+                answer = f"You said: {heard or ''}"
+                lines.append(_transcript(end_ns, spec.reply_ms, "agent", f"SG_a{k}", answer, True))
+        lines.sort(key=lambda x: x["t_ns"])
+        text = "".join(json.dumps(x, sort_keys=True) + "\n" for x in lines)
+        (run / files["transcripts"]).write_text(text, encoding="utf-8")
     # what the Customer heard: its recording starts at the run clock's T0 + 0.3 s
     rec0 = T0 + 300_000_000
     heard = rng.standard_normal(total) * spec.noise
@@ -188,6 +211,28 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
     )
     (run / c.MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2))
     return run
+
+
+def _transcript(
+    end_ns: int, after_ms: float, track: str, segment: str, text: str, final: bool
+) -> dict[str, object]:
+    """One line of the transcripts file: a stream opened `after_ms` after a turn's speech
+    ended, closed 300 ms later (the agent's reply is written as it is spoken)."""
+    opened = end_ns + round(after_ms * 1e6)
+    ids = {"customer": "TR_customer", "agent": "TR_agent"}
+    return {
+        "t_ns": opened + (300_000_000 if track == "agent" else 1_000_000),
+        "opened_ns": opened,
+        "sender": "agent-AJ_synth",
+        "track": track,
+        "attributes": {
+            c.TRANSCRIBED_TRACK: ids[track],
+            c.SEGMENT: segment,
+            c.FINAL: "true" if final else "false",
+        },
+        "text": text,
+        "complete": True,
+    }
 
 
 def _host_rows(spec: AgentSpec) -> str:
