@@ -1,4 +1,5 @@
-"""Ending asyncio tasks: cancel them, wait for them, and lose neither a cancellation nor an error.
+"""Ending asyncio tasks: cancel them, wait for them, and lose neither a cancellation nor an error;
+and `AsyncClosing`, the end of an `async with` resource.
 
 The pattern this replaces, ``task.cancel()`` then ``with suppress(CancelledError): await task``,
 cannot tell the task's CancelledError (expected) from one aimed at the awaiting task (which must
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from types import TracebackType
 from typing import Any
 
 from loguru import logger
 
-__all__ = ["cancel_and_wait"]
+__all__ = ["AsyncClosing", "cancel_and_wait"]
 
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
@@ -66,3 +68,19 @@ def _errors(tasks: Iterable[asyncio.Future[Any]]) -> Iterable[Exception]:
         if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: not ours to group
             raise exc
         yield exc
+
+
+class AsyncClosing:
+    """Base of an `async with` resource: leaving the block calls its `aclose`, which each
+    resource makes safe to call twice (an error path may have closed it already)."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -17,9 +17,12 @@ has verify but not livekit can import it.
   burst's `BURST_FIELDS`.
 - An agent under test (manifest `mode` `AGENT_MODE`): the Customer's turns in `utterances_name`
   (`UTTERANCES_HEADER`, UTF-8 for its `text`; older files have its first
-  `UTTERANCES_FILE_COLUMNS` or `UTTERANCES_SPEECH_COLUMNS`), the worker's
-  output in `WORKER_LOG`; `agent_files()` lists the files
-  as the manifest's `agent` block names them.
+  `UTTERANCES_FILE_COLUMNS` or `UTTERANCES_SPEECH_COLUMNS`, or those and `text` alone), the
+  worker's output in `WORKER_LOG`, the room's transcriptions (`TRANSCRIPTION_TOPIC`) as the
+  Customer received them in `TRANSCRIPTS` (`TRANSCRIPT_FIELDS`, one JSON object per line, the
+  speaker one of `TRANSCRIPT_TRACKS`; the streams' attributes by livekit-agents' names
+  `TRANSCRIBED_TRACK`, `SEGMENT`, `FINAL`); `agent_files()` lists the files as the manifest's
+  `agent` block names them.
 - The speech-like probe (when the manifest's `probe` is not null): `PROBE`, and per sender
   `probe_name` with `PROBE_HEADER`.
 """
@@ -92,12 +95,27 @@ UTTERANCES_HEADER = (
     "noise",
     "snr_db",
     "phone",
-    "text",
+    "text",  # the words said (UTF-8), empty when not known (a --say file)
 )
 # A turns file written before the speech's bounds were recorded has the file's columns only;
-# one written before a caller's script existed, those and the speech's.
+# one written before a caller's script existed, those and the speech's, and maybe `text` after
+# them (written so between the words and the script).
 UTTERANCES_FILE_COLUMNS = 7
 UTTERANCES_SPEECH_COLUMNS = 11
+
+# The room's transcriptions, as livekit-agents publishes them: text streams on this topic, one
+# per segment and update, the speaker told apart by the track transcribed (every stream's
+# sender is the agent, even for the caller's words).
+TRANSCRIPTION_TOPIC = "lk.transcription"
+TRANSCRIBED_TRACK = "lk.transcribed_track_id"
+SEGMENT = "lk.segment_id"
+FINAL = "lk.transcription_final"
+TRANSCRIPTS = "customer.transcripts.jsonl"
+# One object per text stream received: `t_ns` its end arrived (or the run closed, `complete`
+# false), `opened_ns` its header arrived, `sender` identity, `track` whose track it transcribes
+# (one of TRANSCRIPT_TRACKS, or null: neither), its `attributes` (raw names) and `text`.
+TRANSCRIPT_FIELDS = ("t_ns", "opened_ns", "sender", "track", "attributes", "text", "complete")
+TRANSCRIPT_TRACKS = ("customer", "agent")
 
 REPORT = "report.json"
 ENVELOPE = "report.dsse.json"
@@ -259,6 +277,7 @@ def agent_files(worker_log: bool) -> dict[str, str | None]:
         "arrivals": arrivals_name("customer"),
         "sent": sent_name("customer"),
         "utterances": utterances_name("customer"),
+        "transcripts": TRANSCRIPTS,
         "worker_log": WORKER_LOG if worker_log else None,
     }
 

@@ -14,7 +14,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,7 +21,7 @@ from google.protobuf.json_format import MessageToDict
 from livekit import rtc
 from loguru import logger
 
-from echoproof.aiotasks import cancel_and_wait
+from echoproof.aiotasks import AsyncClosing, cancel_and_wait
 from echoproof.contract import (
     CHANNELS,
     CUSTOMER,
@@ -39,6 +38,9 @@ from pipeline.recording.evidence import EventLog, TimingWriter, WavWriter
 from pipeline.recording.host import Stalls
 from pipeline.script import Frames, Int16Array
 
+# What a text stream's handler is given: the stream, and its sender's identity.
+TextStreamHandler = Callable[[rtc.TextStreamReader, str], None]
+
 # The name each role joins the room with (what an agent under test is told it talks to).
 NAMES = {CUSTOMER: "Customer", SUPPORT: "Customer Support"}
 
@@ -54,7 +56,7 @@ class Said(Protocol):
     def record(self, clip: Any) -> None: ...
 
 
-class Speaker:
+class Speaker(AsyncClosing):
     """One participant: `role` is "customer" or "support"; it hears `peer_identity` at `peer_hz`.
 
     A `peer_identity` of None hears whoever publishes audio first (an agent under test, whose
@@ -92,20 +94,13 @@ class Speaker:
         self._disconnect_logged = False
         self._joined = False
         self._reconnecting_since: int | None = None
+        self._text_handlers: dict[str, TextStreamHandler] = {}
         self.lost_reason: str | None = None
         # told every received frame and its arrival (the Customer's live barge-in detector)
         self.on_heard: Callable[[Int16Array, int], None] | None = None
 
     async def __aenter__(self) -> Speaker:
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- joining -----------------------------------------------------------------------------
 
@@ -115,6 +110,8 @@ class Speaker:
         self._peer_track = loop.create_future()
         room = self._room = rtc.Room(loop=loop)
         self._watch(room)
+        for topic, handler in self._text_handlers.items():
+            room.register_text_stream_handler(topic, handler)
         logger.info("{} {} joins {}/rtc?access_token=<redacted>", self.role, self.identity, url)
         try:
             async with asyncio.timeout(timeout_s):
@@ -152,6 +149,23 @@ class Speaker:
                 f"{self.role} did not receive {self.peer_identity}'s audio track "
                 f"within {timeout_s:g} s."
             ) from None
+
+    def on_text_stream(self, topic: str, handler: TextStreamHandler) -> None:
+        """Hand every text stream on `topic` to `handler(reader, sender identity)`, from the
+        moment this speaker joins (registered before connecting: none is missed)."""
+        assert self._room is None, "before join()"
+        self._text_handlers[topic] = handler
+
+    def publisher_of(self, track_sid: str) -> str | None:
+        """The identity of the participant in the room that published `track_sid` (this
+        speaker's own too), None when none did."""
+        room = self._room
+        if room is None:
+            return None
+        for who in (room.local_participant, *room.remote_participants.values()):
+            if track_sid in who.track_publications:
+                return str(who.identity)
+        return None
 
     def start_recording(self, wav: WavWriter, arrivals: TimingWriter) -> None:
         """Record every frame of the peer's track into `wav` and `arrivals` until closed."""

@@ -5,8 +5,10 @@ on the run's clock: a turn is timed as sent from the Customer's sent frames (the
 agree); the agent's audio is found by `dsp.find_voice` in what the Customer heard and timed by
 the same fit over the arrivals as a burst onset (`verify.timing`); a turn's response runs from
 the end of its speech as sent (the end of its file in a run made before the speech's bounds were
-recorded) to the onset of the first agent audio heard after it, within the answer window. How
-the agent took the turns (barge-ins, talk-over) is `verify.turn_taking`'s.
+recorded) to the onset of the first agent audio heard after it, within the answer window; what
+the agent understood of each turn and said back comes from the room's transcriptions
+(`verify.transcripts`); how the agent took the turns (barge-ins, talk-over) is
+`verify.turn_taking`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy.typing as npt
 
 import dsp
 from verify import evidence as ev
-from verify import turn_taking
+from verify import transcripts, turn_taking
 from verify.errors import EvidenceError
 from verify.timing import (
     NS_PER_MS,
@@ -61,6 +63,12 @@ def conversation(
     left_ns = _left_ns(run_dir, missing, agent.get("identity"))
     run_s = functools.partial(run_seconds, origin=origin)
     entries, responses = _turns(turns, times, turn_taking.Sounds(on_ns, off_ns), window_s, run_s)
+    said = _transcripts(run_dir, files, missing)
+    texts = None if turns is None else turns.text
+    starts = times.start if times.speech_start is None else times.speech_start
+    understood = transcripts.turn_transcripts(said, texts, starts)
+    for entry, words in zip(entries, understood, strict=True):
+        entry.update(words)
     answered = [e for e in entries if e["state"] == "answered"]
     gaps = [g for e in answered for g in e.pop("_gaps")]
     for e in entries:
@@ -88,7 +96,19 @@ def conversation(
         "glitches": sum(s.dips for s in segments),
         **turn_taking.summary(entries),
         "turns": entries,
+        "transcripts": transcripts.summary(said, entries),
     }
+
+
+def _transcripts(
+    run_dir: Path, files: dict[str, str], missing: list[str]
+) -> list[ev.Transcript] | None:
+    """The transcriptions the Customer received; None in a run made before they were recorded
+    (or with the file missing: that failure is the missing file's)."""
+    name = files.get("transcripts")
+    if name is None or name in missing:
+        return None
+    return ev.read_transcripts(run_dir / name)
 
 
 def _arrival(
@@ -268,6 +288,7 @@ def _turns(
             "turn": int(turns.turn[k]),
             "source": turns.source[k],
             "sha256": turns.sha256[k],
+            "text": (turns.text[k] or None) if turns.text is not None else None,
             "sent_start_s": run_s(times.start[k]),
             "sent_end_s": run_s(times.end[k]),
             "speech_start_s": None if times.speech_start is None else run_s(speech[k]),
@@ -312,11 +333,10 @@ def _answer(
 
 
 def _how_said(how: ev.HowSaid, run_s: RunClock) -> dict[str, Any]:
-    """How the turn was said: its words, its background noise, the phone line, and when the
-    Customer heard the answer it barged into."""
+    """How the turn was said (its words aside): its background noise, the phone line, and when
+    the Customer heard the answer it barged into."""
     heard = how.barge_in_heard_ns
     return {
-        "text": how.text,
         "noise": how.noise,
         "snr_db": how.snr_db,
         "phone": how.phone,

@@ -99,6 +99,21 @@ def table(report: dict[str, Any]) -> str:
         ("voice threshold / noise floor (dBFS)",
          f"{conv['threshold_dbfs']} / {conv['noise_floor_dbfs']}"),
     ]  # fmt: skip
+    said = conv.get("transcripts")
+    if said is not None and said["available"]:
+        rows.append(
+            ("transcriptions received (caller's / agent's)",
+             f"{said['customer_streams']} / {said['agent_streams']}")
+        )  # fmt: skip
+        rows.append(("word error rate mean / max", f"{said['wer_mean']} / {said['wer_max']}"))
+        lost = ", ".join(map(str, said["first_words_lost_turns"])) or "none"
+        rows.append(("turns whose first words were lost", lost))
+        for t in conv["turns"]:
+            if t.get("understood") is not None:
+                heard = f"understood {t['understood']!r}"
+                if t.get("text"):
+                    heard += f" for {t['text']!r} (WER {t['wer']})"
+                rows.append((f"turn {t['turn']}", f"{heard}; answered {t['answer_text']!r}"))
     worker = conv["worker"]
     if worker is not None:
         ended = (

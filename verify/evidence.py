@@ -30,7 +30,11 @@ from echoproof.contract import AGENT_MODE as AGENT_MODE
 from echoproof.contract import (
     BURST_FIELDS,
     DIRECTION_FIELDS,
+    FINAL,
     HOST_COLUMNS_BEFORE_AGENT,
+    SEGMENT,
+    TRANSCRIPT_FIELDS,
+    TRANSCRIPT_TRACKS,
     UTTERANCES_FILE_COLUMNS,
     UTTERANCES_SPEECH_COLUMNS,
     ContractError,
@@ -257,9 +261,10 @@ def _check_agent(manifest: dict[str, Any]) -> None:
         value = _need(files, key, str, f"{where} files")
         if not _PLAIN_NAME.match(value):
             raise EvidenceError(f"{where} files.{key} is {value!r}, expected a plain file name")
-    log = files.get("worker_log")
-    if log is not None and (not isinstance(log, str) or not _PLAIN_NAME.match(log)):
-        raise EvidenceError(f"{where} files.worker_log is {log!r}, expected a plain file name")
+    for key in ("transcripts", "worker_log"):  # transcripts: absent in a run made before them
+        value = files.get(key)
+        if value is not None and (not isinstance(value, str) or not _PLAIN_NAME.match(value)):
+            raise EvidenceError(f"{where} files.{key} is {value!r}, expected a plain file name")
     worker = agent.get("worker")
     if worker is not None and not isinstance(worker, dict):
         raise EvidenceError(f"{where} field 'worker' is {worker!r}, expected an object or null")
@@ -352,9 +357,9 @@ def _csv_text(
     except FileNotFoundError:
         raise EvidenceError(f"{path.name} is missing") from None
     except UnicodeDecodeError:
-        expected = "CSV numbers" if encoding == "ascii" else f"{encoding} text"
         raise EvidenceError(
-            f"{path.name} holds bytes that are not {encoding}, expected {expected}"
+            f"{path.name} holds bytes that are not {encoding.upper()}, expected a CSV of numbers"
+            + ("" if encoding == "ascii" else " and text")
         ) from None
     except OSError as exc:
         raise EvidenceError(f"{path.name} cannot be read: {exc.strerror}") from None
@@ -535,6 +540,63 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     return events
 
 
+@dataclasses.dataclass(frozen=True)
+class Transcript:
+    """One line of `customer.transcripts.jsonl`: a text stream the Customer received
+    (`echoproof.contract.TRANSCRIPT_FIELDS`)."""
+
+    t_ns: int
+    opened_ns: int
+    sender: str
+    track: str | None
+    attributes: dict[str, str]
+    text: str
+    complete: bool
+
+    @property
+    def segment(self) -> str | None:
+        """Its segment id: the streams of one utterance share it."""
+        return self.attributes.get(SEGMENT)
+
+    @property
+    def final(self) -> bool:
+        """Whether it is the segment's final transcript."""
+        return self.attributes.get(FINAL) == "true"
+
+
+def read_transcripts(path: Path) -> list[Transcript]:
+    """`customer.transcripts.jsonl`: every stream as the Customer received it, each line checked."""
+    transcripts = []
+    for n, record in enumerate(read_events(path), start=1):
+        if set(record) != set(TRANSCRIPT_FIELDS):
+            raise EvidenceError(
+                f"{path.name} line {n} has fields {sorted(record)}, expected "
+                f"{sorted(TRANSCRIPT_FIELDS)}"
+            )
+        t_ns, opened_ns, attributes = record["t_ns"], record["opened_ns"], record["attributes"]
+        times_ok = all(isinstance(t, int) and not isinstance(t, bool) for t in (t_ns, opened_ns))
+        attributes_ok = isinstance(attributes, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+        )
+        if not (
+            times_ok
+            and opened_ns <= t_ns
+            and isinstance(record["sender"], str)
+            and record["track"] in (*TRANSCRIPT_TRACKS, None)
+            and attributes_ok
+            and isinstance(record["text"], str)
+            and isinstance(record["complete"], bool)
+        ):
+            raise EvidenceError(
+                f"{path.name} line {n} is {json.dumps(record, ensure_ascii=False)[:200]}, "
+                "expected integer times (opened_ns <= t_ns), a sender, a track of "
+                f"{', '.join(TRANSCRIPT_TRACKS)} or null, string attributes, a text and "
+                "complete true or false"
+            )
+        transcripts.append(Transcript(**{name: record[name] for name in TRANSCRIPT_FIELDS}))
+    return transcripts
+
+
 def read_schedule_empty() -> Schedule:
     """The schedule of a sender that sent no burst."""
     z = np.zeros(0, dtype=np.int64)
@@ -545,14 +607,13 @@ def read_schedule_empty() -> Schedule:
 class HowSaid:
     """How a turn was said (a caller's script): a barge-in's planned delay and when the Customer
     heard the answer it barged into (None: it heard none, and said the turn after the answer
-    window), the background noise and its SNR, the phone line, the words (None: not given)."""
+    window), the background noise and its SNR, the phone line (the words are `Turns.text`)."""
 
     barge_in_after_ms: float | None = None
     barge_in_heard_ns: int | None = None
     noise: str | None = None
     snr_db: float | None = None
     phone: bool = False
-    text: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -572,97 +633,129 @@ class Turns:
     speech_samples: IntArray | None = None
     speech_start_ns: IntArray | None = None
     speech_end_ns: IntArray | None = None
+    text: list[str] | None = None
     how: list[HowSaid] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.turn)
 
 
-_TURN_NUMBERS = UTTERANCES_SPEECH_COLUMNS  # the columns up to the speech's: integers but 1 and 2
+# the turns file's columns that are text, not integers; and those that may be empty
+_TURN_STRINGS = frozenset({"source", "sha256", "text", "noise"})
+_TURN_OPTIONAL = {"barge_in_after_ms": float, "barge_in_heard_ns": int, "snr_db": float}
+# written between the words and a caller's script: the speech's columns, then `text`
+_TURNS_WITH_TEXT_ONLY = (*UTTERANCES_HEADER[:UTTERANCES_SPEECH_COLUMNS], "text")
 
 
 def read_turns(path: Path) -> Turns:
-    """A `<sender>.utterances.csv`: turns numbered 0.., each after the one before, each one's
-    speech inside its file. UTF-8: the last column holds a script's words."""
-    columns, body = _csv_text(path, UTTERANCES_HEADER, UTTERANCES_FILE_COLUMNS, encoding="utf-8")
-    if columns not in (UTTERANCES_FILE_COLUMNS, UTTERANCES_SPEECH_COLUMNS, len(UTTERANCES_HEADER)):
+    """A `<sender>.utterances.csv` (UTF-8: the words may be any): turns numbered 0.., each after
+    the one before, each one's speech inside its file, and how each was said."""
+    try:
+        columns, body = _csv_text(
+            path, UTTERANCES_HEADER, UTTERANCES_FILE_COLUMNS, encoding="utf-8"
+        )
+        names = UTTERANCES_HEADER[:columns]
+    except EvidenceError:
+        columns, body = _csv_text(path, _TURNS_WITH_TEXT_ONLY, encoding="utf-8")
+        names = _TURNS_WITH_TEXT_ONLY
+    known = (
+        UTTERANCES_HEADER,
+        _TURNS_WITH_TEXT_ONLY,
+        UTTERANCES_HEADER[:UTTERANCES_SPEECH_COLUMNS],
+    )
+    if names not in (*known, UTTERANCES_HEADER[:UTTERANCES_FILE_COLUMNS]):
         raise EvidenceError(
             f"{path.name} has {columns} columns, expected {len(UTTERANCES_HEADER)} (or "
             f"{UTTERANCES_SPEECH_COLUMNS} or {UTTERANCES_FILE_COLUMNS} from an older writer)"
         )
-    numbers = [i for i in range(min(columns, _TURN_NUMBERS)) if i not in (1, 2)]
-    rows: list[list[Any]] = []
-    how: list[HowSaid] = []
+    rows: list[dict[str, Any]] = []
     for n, row in enumerate(csv.reader(io.StringIO(body)), start=2):
         if not row:
             continue
         if len(row) != columns:
             raise EvidenceError(f"{path.name} line {n} has {len(row)} fields, expected {columns}")
         try:
-            values = [row[i] if i in (1, 2) else int(row[i]) for i in range(len(numbers) + 2)]
+            values = {
+                name: _turn_value(name, value) for name, value in zip(names, row, strict=True)
+            }
         except ValueError:
             raise EvidenceError(
-                f"{path.name} line {n} holds {row!r}, expected integers but for source and sha256"
+                f"{path.name} line {n} holds {row!r}, expected integers but for "
+                + ", ".join(x for x in names if x in _TURN_STRINGS)
             ) from None
         _check_turn(path.name, n, values, rows[-1] if rows else None)
         rows.append(values)
-        how.append(_how_said(path.name, n, row[_TURN_NUMBERS:]))
 
-    def column(i: int) -> IntArray:
-        return np.array([r[i] for r in rows], dtype=np.int64)
+    def column(name: str) -> IntArray:
+        return np.array([r[name] for r in rows], dtype=np.int64)
 
-    ints = {UTTERANCES_HEADER[i]: column(i) for i in numbers}
-    return Turns(source=[r[1] for r in rows], sha256=[r[2] for r in rows], how=how, **ints)
+    return Turns(
+        source=[r["source"] for r in rows],
+        sha256=[r["sha256"] for r in rows],
+        text=[r["text"] for r in rows] if "text" in names else None,
+        how=[_how_said(path.name, n, r) for n, r in enumerate(rows, start=2)],
+        **{name: column(name) for name in names if name in _TURN_INTEGERS},
+    )
 
 
-def _how_said(name: str, n: int, cells: list[str]) -> HowSaid:
-    """The cells after the speech's (none in an older file): how the turn was said."""
-    if not cells:
+_TURN_INTEGERS = frozenset(UTTERANCES_HEADER[:UTTERANCES_SPEECH_COLUMNS]) - _TURN_STRINGS
+
+
+def _turn_value(name: str, value: str) -> Any:
+    """One cell of a turns file: a string, an integer, or an optional number (None if empty)."""
+    if name in _TURN_STRINGS:
+        return value
+    if name in _TURN_OPTIONAL:
+        return _TURN_OPTIONAL[name](value) if value else None
+    return int(value)
+
+
+def _how_said(name: str, n: int, row: dict[str, Any]) -> HowSaid:
+    """How a turn was said, from its row (plain in a file written before a caller's script)."""
+    if "phone" not in row:
         return HowSaid()
-    after, heard, noise, snr, phone, text = cells
-    said: HowSaid | None
-    try:
-        said = HowSaid(
-            barge_in_after_ms=float(after) if after else None,
-            barge_in_heard_ns=int(heard) if heard else None,
-            noise=noise or None,
-            snr_db=float(snr) if snr else None,
-            phone={"0": False, "1": True}[phone],
-            text=text or None,
-        )
-    except (ValueError, KeyError):
-        said = None
+    noise = row["noise"] or None
+    said = HowSaid(
+        barge_in_after_ms=row["barge_in_after_ms"],
+        barge_in_heard_ns=row["barge_in_heard_ns"],
+        noise=noise,
+        snr_db=row["snr_db"],
+        phone=row["phone"] == 1,
+    )
     if (
-        said is None
-        or (said.noise is None) != (said.snr_db is None)
-        or (said.noise is not None and said.noise not in NOISE_KINDS)
+        row["phone"] not in (0, 1)
+        or (noise is None) != (said.snr_db is None)
+        or (noise is not None and noise not in NOISE_KINDS)
         or (said.barge_in_heard_ns is not None and said.barge_in_after_ms is None)
         or not math.isfinite((said.barge_in_after_ms or 0.0) + (said.snr_db or 0.0))
     ):
         raise EvidenceError(
-            f"{name} line {n} says the turn was said as {cells[:5]!r}, expected a barge-in "
-            f"delay in ms and when its answer was heard (ns; both may be empty), a noise of "
-            f"{' or '.join(NOISE_KINDS)} with its SNR in dB (or neither), and phone 0 or 1"
+            f"{name} line {n} says the turn was said as {dataclasses.astuple(said)!r}, expected "
+            "a barge-in delay in ms and when its answer was heard (ns; both may be empty), a "
+            f"noise of {' or '.join(NOISE_KINDS)} with its SNR in dB (or neither), and phone 0 "
+            "or 1"
         )
     return said
 
 
-def _check_turn(name: str, n: int, row: list[Any], before: list[Any] | None) -> None:
+def _check_turn(name: str, n: int, row: dict[str, Any], before: dict[str, Any] | None) -> None:
     """One row of a turns file: numbered in order, after the one before, its speech inside it."""
-    turn, _, _, start, samples, t0, t1, *speech = row
-    expected = 0 if before is None else before[0] + 1
+    turn, start, samples = row["turn"], row["start_sample"], row["samples"]
+    t0, t1 = row["sent_start_ns"], row["sent_end_ns"]
+    expected = 0 if before is None else before["turn"] + 1
     if turn != expected or samples <= 0 or t1 < t0:
         raise EvidenceError(
             f"{name} line {n}: turn {turn}, samples {samples}, sent {t0}..{t1} ns; "
             f"expected turn {expected}, a positive length and an end after the start"
         )
-    if before is not None and start < before[3] + before[4]:
+    if before is not None and start < before["start_sample"] + before["samples"]:
         raise EvidenceError(
             f"{name} line {n}: turn {turn} starts at sample {start}, expected after "
-            f"the previous turn's end {before[3] + before[4]}"
+            f"the previous turn's end {before['start_sample'] + before['samples']}"
         )
-    if speech:
-        s_start, s_samples, s0, s1 = speech
+    if "speech_samples" in row:
+        s_start, s_samples = row["speech_start_sample"], row["speech_samples"]
+        s0, s1 = row["speech_start_ns"], row["speech_end_ns"]
         if s_samples <= 0 or s_start < start or s_start + s_samples > start + samples or s1 < s0:
             raise EvidenceError(
                 f"{name} line {n}: turn {turn}'s speech is samples {s_start}.."

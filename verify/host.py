@@ -32,7 +32,9 @@ after the manifest's `clock.monotonic_ns`), each with the shortest stall that co
   before the end of its speech until the answer was heard (or the answer window closed), a
   stall of `LOST_STALL_MS` (unanswered) or of the response's excess over the limit. A stall of
   the agent's own worker (`agent_wait_ms`: one of its threads waiting for a CPU, when the run
-  started the worker) explains these as our own stalls do.
+  started the worker) explains these as our own stalls do;
+- a turn the agent misheard (word error rate, first words lost): from `NEAR_S` before its
+  speech until its end, a stall of `LOST_STALL_MS`.
 
 A window is explained by a disturbance of its direction that overlaps it and whose stall is long
 enough; in a freeze's disturbance the length is not asked: while the whole run stood still and
@@ -411,6 +413,12 @@ def gap_window(start_s: float, duration_ms: float) -> Window:
 def latency_window(arrival_s: float, excess_ms: float) -> Window:
     """An over-limit burst's window: from the run's start to its arrival."""
     return Window(-math.inf, arrival_s, excess_ms)
+
+
+def speech_window(start_s: float, end_s: float) -> Window:
+    """A turn an agent under test misheard: from `NEAR_S` before its speech started until it
+    ended; a stall of `LOST_STALL_MS`, as for a lost burst."""
+    return Window(start_s - NEAR_S, end_s, LOST_STALL_MS)
 
 
 def turn_window(spoken_end_s: float, until_s: float, excess_ms: float = LOST_STALL_MS) -> Window:

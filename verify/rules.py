@@ -19,9 +19,11 @@ from verify.host import (
     gap_window,
     latency_window,
     lost_window,
+    speech_window,
     turn_window,
 )
 from verify.thresholds import AgentThresholds, Thresholds
+from verify.transcripts import words
 
 Figures = dict[str, Any]
 DirectionRule = Callable[[str, Figures, Thresholds], list[Failure]]
@@ -277,6 +279,52 @@ def response_p95(name: str, conv: Figures, thresholds: AgentThresholds) -> list[
     return _response("p95", thresholds.max_response_p95_ms, name, conv)
 
 
+def _speech_window(turn: Figures) -> Window:
+    """A turn the agent misheard: its speech as sent (its file in an older run)."""
+    start, end = turn.get("speech_start_s"), turn.get("speech_end_s")
+    return speech_window(
+        float(turn["sent_start_s"] if start is None else start),
+        float(turn["sent_end_s"] if end is None else end),
+    )
+
+
+def word_error_rate(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """The mean word error rate of the agent's transcripts; the worst turn is named."""
+    summary, limit = conv.get("transcripts") or {}, thresholds.max_wer
+    mean = summary.get("wer_mean")
+    if mean is None or mean <= limit:
+        return []
+    scored = [t for t in conv["turns"] if t.get("wer") is not None]
+    worst = max(scored, key=lambda t: t["wer"])
+    return _agent_failure(
+        f"agent {name}: word error rate mean {mean:g} over {len(scored)} turns exceeds the "
+        f"maximum {limit:g} (worst turn {worst['turn']}, {worst['wer']:g}: understood "
+        f"{worst['understood']!r} for {worst['text']!r})",
+        (_speech_window(t) for t in scored if t["wer"] > limit),
+    )
+
+
+def first_words_lost(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
+    """Turns whose leading words the agent's transcript lacks, each named with the words."""
+    limit = thresholds.max_first_words_lost
+    lost = [t for t in conv["turns"] if (t.get("first_words_lost") or 0) > limit]
+    if not lost:
+        return []
+    named = []
+    for t in lost[:MAX_TURNS_NAMED]:
+        n = t["first_words_lost"]
+        first = " ".join(words(t["text"] or "")[:n])
+        named.append(
+            f"turn {t['turn']}: the agent's transcript lacks the first {n} "
+            f"word{'s' if n != 1 else ''} ({first!r}; understood {t['understood']!r})"
+        )
+    more = " ..." if len(lost) > MAX_TURNS_NAMED else ""
+    return _agent_failure(
+        f"agent {name}: {'; '.join(named)}{more}; expected at most {limit} lost",
+        (_speech_window(t) for t in lost),
+    )
+
+
 def barge_in_talked_on(name: str, conv: Figures, thresholds: AgentThresholds) -> list[Failure]:
     """A barge-in the agent did not stop for: its audio lasted to the end of the Customer's
     speech; one failure per turn. Only a stall as long as its talking beyond the stop limit
@@ -335,6 +383,8 @@ AGENT_RULES: tuple[AgentRule, ...] = (
     turns_unanswered,
     response_median,
     response_p95,
+    word_error_rate,
+    first_words_lost,
     barge_in_talked_on,
     barge_in_stop,
     talk_over,

@@ -82,6 +82,11 @@ class AgentThresholds(_Limits):
         max_response_median_ms: the median response (end of a turn as sent to the onset of the
             agent's audio after it, as heard).
         max_response_p95_ms: the 95th percentile of the response.
+        max_wer: the mean word error rate of the agent's transcripts of the turns with known
+            words (`verify.transcripts`); a run whose agent publishes no transcripts, or whose
+            turns have no text, is not judged on it.
+        max_first_words_lost: leading words of a turn missing from the agent's transcript of
+            it (its speech detection or STT started late), in any one turn.
         max_barge_in_stop_ms: how long the agent may go on talking once the Customer barged in
             (from the onset of the interrupting speech as sent to the end of the agent's audio
             as heard; `verify.turn_taking`). A livekit-agents agent stops in about 0.55-0.65 s
@@ -94,6 +99,8 @@ class AgentThresholds(_Limits):
     max_turns_unanswered: int = 0
     max_response_median_ms: float = 3000.0
     max_response_p95_ms: float = 5000.0
+    max_wer: float = 0.25
+    max_first_words_lost: int = 0
     max_barge_in_stop_ms: float = 1500.0
     max_talk_over_ms: float = 500.0
 

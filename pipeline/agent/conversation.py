@@ -5,10 +5,11 @@ a run with `config.agent`. It opens the run folder (manifest `mode: "agent"`), h
 (a `pipeline.speaker.Speaker`) join, dispatches the agent by name (`pipeline.agent.dispatch`)
 and waits, bounded, for it to join and publish audio. From the start instant the Customer says
 its turns (`pipeline.agent.utterances`, placed by `pipeline.agent.live`), listening one answer
-window after each, and records everything it hears, as in a tone run. At the end it leaves,
-deletes the dispatch and its room (which ends the agent's job there) and writes the manifest's
-`agent` block: name, identity, kind, dispatch id, when it dispatched and when the agent joined,
-and the worker's record.
+window after each, and records everything it hears, as in a tone run, and every transcription
+the agent publishes in the room (`pipeline.agent.transcripts`). At the end it leaves, deletes
+the dispatch and its room (which ends the agent's job there) and writes the manifest's `agent`
+block: name, identity, kind, dispatch id, when it dispatched and when the agent joined, and the
+worker's record.
 
 The agent's worker, when the run starts it (`agent.cmd`), is the run's, one for every
 conversation (`pipeline.agent.worker`): a conversation knows it by its `WorkerRef`, samples its
@@ -29,11 +30,18 @@ from loguru import logger
 
 import dsp
 from echoproof.aiotasks import cancel_and_wait
-from echoproof.contract import AGENT_MODE, CUSTOMER, SAMPLE_RATE, agent_files
+from echoproof.contract import (
+    AGENT_MODE,
+    CUSTOMER,
+    SAMPLE_RATE,
+    TRANSCRIPTION_TOPIC,
+    agent_files,
+)
 from pipeline.agent import script as script_file
 from pipeline.agent import utterances as say
 from pipeline.agent.dispatch import create_dispatch, delete_dispatch
 from pipeline.agent.live import LiveTurns
+from pipeline.agent.transcripts import TranscriptRecorder, whose_track
 from pipeline.agent.worker import WorkerRef
 from pipeline.bounded_run import BoundedRun, Outcome
 from pipeline.bounds import TAIL_MIN_S, run_bound_s, tail_max_s
@@ -106,6 +114,7 @@ class AgentConversation(BoundedRun):
         self.dispatched_ns: int | None = None
         self._agent_scheduling: dict[str, Any] | None = None
         self._recorder: asyncio.Task[None] | None = None
+        self._transcribed: TranscriptRecorder | None = None
         self._closers: list[Any] = []
         self._stats = evidence.no_rtc_stats((CUSTOMER,))
         self._realtime: realtime.Realtime | None = None
@@ -122,8 +131,11 @@ class AgentConversation(BoundedRun):
         self.said = evidence.UtterancesWriter(
             d / str(files["utterances"]), self.utterances, self.sent
         )
+        self.transcripts = evidence.TranscriptLog(d / str(files["transcripts"]))
         self.host = evidence.HostWriter(d / evidence.HOST)
-        self._closers = [self.events, self.host, self.wav, self.arrivals, self.sent, self.said]
+        self._closers = [
+            self.events, self.host, self.wav, self.arrivals, self.sent, self.said, self.transcripts
+        ]  # fmt: skip
         self.manifest = evidence.ManifestFile(
             d / evidence.MANIFEST,
             self._manifest(
@@ -145,6 +157,8 @@ class AgentConversation(BoundedRun):
         )
         self.customer.on_heard = self.turns.heard.feed  # a barge-in waits for the agent's answer
         self.view.customer = self.outcome.customer = self.customer.counters
+        self._transcribed = TranscriptRecorder(self.transcripts, whose_track(self.customer))
+        self.customer.on_text_stream(TRANSCRIPTION_TOPIC, self._transcribed.handler)
         logger.info("run {}: room {}, evidence in {}", self.run_id, self.room, self.run_dir)
 
     def _agent_block(self) -> dict[str, Any]:
@@ -288,6 +302,8 @@ class AgentConversation(BoundedRun):
                     self._stats[CUSTOMER]["final"] = stats
                 if self._closers:
                     evidence.write_json_atomic(self.run_dir / evidence.RTC_STATS, self._stats)
+                if self._transcribed is not None:  # the streams that ended in the tail are in
+                    await self._transcribed.aclose()
                 await customer.aclose()
             if self.dispatch_id is not None:
                 await delete_dispatch(self.config, self.room, self.dispatch_id)

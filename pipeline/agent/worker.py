@@ -28,12 +28,11 @@ import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from loguru import logger
 
-from echoproof.aiotasks import cancel_and_wait
+from echoproof.aiotasks import AsyncClosing, cancel_and_wait
 from echoproof.contract import MANIFEST, WORKER_LOG
 from pipeline.config import Config
 from pipeline.errors import ConnectError
@@ -63,7 +62,7 @@ class WorkerRef:
         return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-class AgentWorker:
+class AgentWorker(AsyncClosing):
     """The worker process of the agent under test; see the module docstring."""
 
     def __init__(
@@ -96,14 +95,6 @@ class AgentWorker:
             await self.stop()
             raise
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the worker and hand its evidence to every run folder; safe to call twice."""

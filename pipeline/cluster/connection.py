@@ -14,9 +14,9 @@ import asyncio
 import logging
 import os
 import re
-from types import TracebackType
 from typing import Any
 
+from echoproof.aiotasks import AsyncClosing
 from pipeline.cluster import RAY_EXTRA
 from pipeline.errors import ConfigError, ConnectError
 
@@ -56,7 +56,7 @@ def check_address(address: str) -> None:
         )
 
 
-class RayConnection:
+class RayConnection(AsyncClosing):
     """This process joined to a Ray cluster (after `require_ray`); an `async with` object whose
     close is safe twice."""
 
@@ -69,14 +69,6 @@ class RayConnection:
         # only from the main thread, and nothing else runs yet.
         self._join()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _join(self) -> None:
         import ray

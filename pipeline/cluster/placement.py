@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from types import TracebackType
 from typing import Any
 
 import ray
@@ -22,6 +21,7 @@ from ray.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 
+from echoproof.aiotasks import AsyncClosing
 from pipeline.config import Config
 from pipeline.errors import ConfigError, ConnectError
 
@@ -30,7 +30,7 @@ from pipeline.errors import ConfigError, ConnectError
 PLACE_TIMEOUT_S = 120.0
 
 
-class Placement:
+class Placement(AsyncClosing):
     """The reserved bundles, one per conversation; an `async with` object whose close (which
     frees them) is safe twice."""
 
@@ -56,14 +56,6 @@ class Placement:
         bundles = table["bundles_to_node_id"]
         self.node_ids = [bundles[i] for i in range(n)]
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def strategy(self, index: int) -> PlacementGroupSchedulingStrategy:
         """Where conversation `index` runs: its own bundle."""

@@ -30,6 +30,7 @@ from echoproof.contract import (
     FRAME_SAMPLES,
     SAMPLE_WIDTH,
     TIMING_HEADER,
+    TRANSCRIPT_FIELDS,
     UTTERANCES_HEADER,
 )
 from echoproof.contract import EVENTS as EVENTS
@@ -327,6 +328,31 @@ class EventLog:
         self.events.append(record)
         self._file.write(json.dumps(record, sort_keys=True) + "\n")
         self._file.flush()
+
+    def close(self) -> None:
+        """Close; safe to call twice."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+
+class TranscriptLog:
+    """`customer.transcripts.jsonl`: one object of `TRANSCRIPT_FIELDS` per text stream received,
+    each line flushed at once (a killed run keeps every stream that had ended)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines = 0
+        self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8")
+
+    def write(self, **fields: Any) -> None:
+        """Append one stream; ignored once closed (a stream ending as the run closes)."""
+        if self._file is None:
+            return
+        record = {name: fields[name] for name in TRANSCRIPT_FIELDS}
+        self._file.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+        self._file.flush()
+        self.lines += 1
 
     def close(self) -> None:
         """Close; safe to call twice."""

@@ -20,12 +20,12 @@ import os
 import signal
 import sys
 from pathlib import Path
-from types import TracebackType
 
+from echoproof.aiotasks import AsyncClosing
 from pipeline.config.faults import FreezeFault
 
 
-class Freezer:
+class Freezer(AsyncClosing):
     """The helper process that freezes this process's tree once; an `async with` object whose
     close is safe twice: it waits for the helper (a freeze under way ends on its own)."""
 
@@ -44,14 +44,6 @@ class Freezer:
             start_new_session=True,  # a Ctrl-C for the run's group is not its business
         )
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Cancel a freeze not begun yet; wait for one under way to end."""

@@ -45,10 +45,9 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
-from echoproof.aiotasks import cancel_and_wait
+from echoproof.aiotasks import AsyncClosing, cancel_and_wait
 from echoproof.contract import FRAME_NS
 from pipeline.recording.evidence import HOST_COLUMNS, HostWriter
 
@@ -205,7 +204,7 @@ def _grown(
     return (max(added, default=0) if longest else sum(added)) / _NS_PER_MS
 
 
-class HostMonitor:
+class HostMonitor(AsyncClosing):
     """Fills `host.csv` for one conversation while it talks; an `async with` object.
 
     `writer` is the run folder's host file (its owner closes it); `speakers` maps each role to its
@@ -239,14 +238,6 @@ class HostMonitor:
     async def __aenter__(self) -> HostMonitor:
         self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def start(self) -> None:
         """Start the lag probe (on the running loop) and the sampling thread."""

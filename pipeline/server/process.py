@@ -20,10 +20,10 @@ import os
 import signal
 import sys
 from pathlib import Path
-from types import TracebackType
 
 from loguru import logger
 
+from echoproof.aiotasks import AsyncClosing
 from pipeline.config.impairment import Impairments
 from pipeline.errors import ConnectError
 
@@ -33,7 +33,7 @@ IMPAIRMENT_ENV = "ECHOPROOF_SFU_IMPAIRMENT"
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
-class EmbeddedServer:
+class EmbeddedServer(AsyncClosing):
     """`echoproof.sfu.serve` in a child process; an `async with` object whose close is safe
     twice."""
 
@@ -60,14 +60,6 @@ class EmbeddedServer:
     async def __aenter__(self) -> EmbeddedServer:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         """Start the child and wait until it listens; ConnectError if it cannot."""

@@ -47,6 +47,26 @@ def test_writers_write_the_headers_readers_expect(tmp_path: Path) -> None:
         assert path.read_text(encoding="utf-8") == ",".join(header) + "\n"
 
 
+def test_the_transcripts_the_pipeline_writes_are_what_verify_reads(tmp_path: Path) -> None:
+    """A line of pev.TranscriptLog (any text, UTF-8) reads back as one vev.Transcript."""
+    path = tmp_path / contract.TRANSCRIPTS
+    log = pev.TranscriptLog(path)
+    attributes = {contract.SEGMENT: "SG_1", contract.FINAL: "true"}
+    fields = {
+        "t_ns": 5,
+        "opened_ns": 3,
+        "sender": "agent-1",
+        "track": "customer",
+        "attributes": attributes,
+        "text": "où est mon remboursement",
+        "complete": True,
+    }
+    log.write(**fields)
+    log.close()
+    [line] = vev.read_transcripts(path)
+    assert dataclasses.asdict(line) == fields and line.final and line.segment == "SG_1"
+
+
 def test_manifest_directions_name_every_per_direction_file() -> None:
     """`directions()` has the manifest's fields and the documented file names."""
     customer_to_support, support_to_customer = contract.directions()

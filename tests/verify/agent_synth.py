@@ -61,6 +61,11 @@ class AgentSpec:
     stops_after_ms: float | None = None  # an interrupted answer ends this long after the speech
     talk_over: dict[int, float] = dataclasses.field(default_factory=dict)  # turn: ms early
     how: dict[int, tuple[str, float, bool, str]] = dataclasses.field(default_factory=dict)
+    # the words of each turn (cycled; the turns file's `text`), and the agent's transcript of
+    # each turn (cycled; None: no transcript of that turn), as the Customer received them
+    texts: tuple[str, ...] = ()
+    understood: tuple[str | None, ...] = ()
+    transcripts: bool = True  # False: a run made before transcriptions were recorded
 
 
 def _write_wav(path: Path, x: np.ndarray) -> None:
@@ -81,6 +86,8 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
     run = root / name
     run.mkdir(parents=True)
     files = agent_files(worker_log=spec.exited_s is not None)
+    if not spec.transcripts:
+        del files["transcripts"]
     rng = np.random.default_rng(7)
     n_frames = round(spec.duration_s * 100)
     total = n_frames * FRAME_SAMPLES
@@ -134,6 +141,8 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
             row = (k, "tone 440 Hz", sha, s, utt, sent_at(s, False), sent_at(s + utt, True))
             speech = (s, voiced, sent_at(s, False), sent_at(s + voiced, True))
             kind, snr, phone, text = spec.how.get(k, ("", 0.0, False, ""))
+            if not text and spec.texts:
+                text = spec.texts[k % len(spec.texts)]
             how = (
                 spec.barge_in.get(k, ""),
                 "" if heard_ns[k] is None else round(heard_ns[k]),
@@ -143,6 +152,21 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
                 text,
             )
             w.writerow((*row, *speech, *how)[:columns])
+    if spec.transcripts:
+        lines = []
+        for k, s in enumerate(starts):
+            heard = spec.understood[k % len(spec.understood)] if spec.understood else None
+            end_ns = sent_at(s + voiced, True)
+            if heard is not None:  # an interim transcript, then the final one, of its segment
+                for final, after_ms in ((False, 350), (True, 380)):
+                    line = _transcript(end_ns, after_ms, "customer", f"SG_c{k}", heard, final)
+                    lines.append(line)
+            if k not in spec.silent:
+                answer = f"You said: {heard or ''}"
+                lines.append(_transcript(end_ns, spec.reply_ms, "agent", f"SG_a{k}", answer, True))
+        lines.sort(key=lambda x: x["t_ns"])
+        text = "".join(json.dumps(x, sort_keys=True) + "\n" for x in lines)
+        (run / files["transcripts"]).write_text(text, encoding="utf-8")
     # what the Customer heard: its recording starts at the run clock's T0 + 0.3 s
     rec0 = T0 + 300_000_000
     heard = rng.standard_normal(total) * spec.noise
@@ -233,6 +257,28 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
     )
     (run / c.MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2))
     return run
+
+
+def _transcript(
+    end_ns: int, after_ms: float, track: str, segment: str, text: str, final: bool
+) -> dict[str, object]:
+    """One line of the transcripts file: a stream opened `after_ms` after a turn's speech
+    ended, closed 300 ms later (the agent's reply is written as it is spoken)."""
+    opened = end_ns + round(after_ms * 1e6)
+    ids = {"customer": "TR_customer", "agent": "TR_agent"}
+    return {
+        "t_ns": opened + (300_000_000 if track == "agent" else 1_000_000),
+        "opened_ns": opened,
+        "sender": "agent-AJ_synth",
+        "track": track,
+        "attributes": {
+            c.TRANSCRIBED_TRACK: ids[track],
+            c.SEGMENT: segment,
+            c.FINAL: "true" if final else "false",
+        },
+        "text": text,
+        "complete": True,
+    }
 
 
 def _host_rows(spec: AgentSpec) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import verify
+from echoproof.contract import UTTERANCES_HEADER
 from tests.verify.agent_synth import AgentSpec, make_agent_run, turn_ends_s
 from verify.__main__ import main as verify_main
 
@@ -92,7 +93,8 @@ def test_a_changed_turn_time_is_caught(tmp_path: Path) -> None:
     path = run / "customer.utterances.csv"
     lines = path.read_text().splitlines()
     cells = lines[2].split(",")
-    cells[10] = str(int(cells[10]) - 1_000_000)  # speech_end_ns
+    end = UTTERANCES_HEADER.index("speech_end_ns")
+    cells[end] = str(int(cells[end]) - 1_000_000)
     lines[2] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     [result] = verify.check(run)

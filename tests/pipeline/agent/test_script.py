@@ -234,9 +234,10 @@ def test_the_turns_file_records_how_each_turn_was_said_and_verify_reads_it(
     sent.close()
     back = read_turns(tmp_path / "customer.utterances.csv")
     first, second = back.how[:2]
-    assert first.text == 'Hé, "order", one' and first.noise == "pink" and first.snr_db == 7.5
+    assert back.text is not None and back.text[:2] == ['Hé, "order", one', ""]
+    assert first.noise == "pink" and first.snr_db == 7.5
     assert first.phone and first.barge_in_after_ms is None and first.barge_in_heard_ns is None
-    assert second.text is None and second.noise is None and not second.phone
+    assert second.noise is None and not second.phone
     assert second.barge_in_after_ms == 250.0
     assert second.barge_in_heard_ns == live.turns[1].barge_in_heard_ns
 
