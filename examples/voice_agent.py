@@ -30,6 +30,7 @@ Its log (logger ``echoproof.voice_agent``, INFO), times from ``time.monotonic_ns
 CLOCK_MONOTONIC, the clock of a harness on the same host)::
 
     heard: ended_ns=... text='...'              each final transcript, as the turn ends
+    speaking: started_ns=...                    its audio output began to play (an answer)
     barge-in: heard_ns=... stopped_ns=... played_s=...
         the caller spoke over it (heard: when its VAD noticed) and it stopped its audio
 
@@ -65,6 +66,7 @@ from livekit.agents import (
     Agent,
     AgentServer,
     AgentSession,
+    AgentStateChangedEvent,
     APIConnectOptions,
     APIError,
     AutoSubscribe,
@@ -368,6 +370,10 @@ async def entrypoint(ctx: JobContext) -> None:
         if ev.new_state == "speaking" and session.agent_state == "speaking":
             heard_ns.append(time.monotonic_ns())
 
+    def _on_agent_state(ev: AgentStateChangedEvent) -> None:
+        if ev.new_state == "speaking":  # a harness times one transport leg against this
+            log.info("speaking: started_ns=%d", time.monotonic_ns())
+
     def _on_playback_finished(ev: PlaybackFinishedEvent) -> None:
         if ev.interrupted:
             log.info(
@@ -382,6 +388,7 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(reason=f"session closed: {ev.reason}")
 
     session.on("user_state_changed", _on_user_state)
+    session.on("agent_state_changed", _on_agent_state)
     session.on("close", _on_close)
     await session.start(agent=EchoAgent(), room=ctx.room, record=False)
     if session.output.audio is not None:
