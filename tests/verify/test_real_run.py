@@ -107,7 +107,9 @@ def test_real_run_figures_are_sane(signed_real_run: tuple[Path, verify.ReportRes
         assert d["rtc"]["available"] and d["rtc"]["packets_received"] > 0
         assert d["rtc"]["encoded_bytes_received"] < d["bytes_received"]  # Opus, not PCM
         assert 0.0 < d["rtc"]["jitter_buffer_target_ms"] < d["latency_ms"]["median"]
-        assert 0.0 < d["rtc"]["jitter_buffer_ms"] < d["latency_ms"]["median"]
+        # the SDK's figure is a mean over the run, which a stall's fuller buffer can lift past
+        # the latency's median: below the largest latency is what must hold
+        assert 0.0 < d["rtc"]["jitter_buffer_ms"] < d["latency_ms"]["max"]
         # nothing impaired: nothing missing beyond what a busy machine's jitter buffer
         # stretches away (20-45 ms seen under load); a real outage is seconds
         assert d["gap_max_ms"] < 100.0, d["gaps"]

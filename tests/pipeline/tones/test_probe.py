@@ -160,7 +160,11 @@ async def test_real_run_with_a_probe_file_scores_and_rechecks(
         q = d["quality"]
         assert q["segments_scored"] == 1 and q["segments"][0]["pieces"] >= 7
         assert q["mos"] >= 4.0, q
-        assert q["pitch_ratio"] == pytest.approx(1.0, abs=0.005)
+        (seg,) = q["segments"]
+        if seg["disturbed"]:  # a host stall may have stretched it: left out of the ratio
+            assert q["pitch_ratio"] is None and q["pitch_segments_left_out"], q
+        else:
+            assert q["pitch_ratio"] == pytest.approx(1.0, abs=0.005), q
         assert d["detections_unexpected"] == 0
     assert verify.check(run)[0].ok
     q = report["directions"][0]["quality"]
