@@ -59,9 +59,11 @@ async def test_reference_hears_what_the_support_agent_hears(tmp_path: Path) -> N
     reference = impairment._reference_figures(run_dir, ref)
     assert reference["bursts_detected"] == support["bursts_detected"] > 0
     assert reference["tone_hz"] == pytest.approx(440.0, abs=5)  # the Customer, not the Support
-    # Identical packets at the same moment, one playout clock: the same latency within 5 ms.
+    # Identical packets at the same moment, one playout clock: the same latency, up to what two
+    # jitter buffers adapting each on its own make of them (up to 10.6 ms seen on a busy host;
+    # a reference hearing another stream or another delay would be hundreds of ms off).
     shifts = impairment._per_burst_shift(support, reference)
-    assert abs(statistics.median(shifts)) < 5.0
+    assert abs(statistics.median(shifts)) < 20.0
     await ref.aclose()  # already closed by the run: safe twice
 
 

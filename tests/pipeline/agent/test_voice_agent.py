@@ -135,8 +135,9 @@ async def test_a_barge_in_is_timed_and_agrees_with_the_agents_own_log(tmp_path: 
     Customer hearing it, timed in the same run) and its jitter buffer."""
     finished, run, rep = await _voice_run(tmp_path, 22.0, BARGE_IN)
     # The barge-in is judged passed; what the agent made of words said over its own voice
-    # (often missing the first, as livekit/agents#3261 reports) may fail the run on its own.
-    assert finished.code in (0, 1), finished.stdout + finished.stderr
+    # (often missing the first, as livekit/agents#3261 reports) may fail the run on its own, and
+    # a starved agent worker may make it inconclusive (exit 4).
+    assert finished.code in (0, 1, 4), finished.stdout + finished.stderr
     assert "interrupted" not in finished.stdout
     turns = rep["conversation"]["turns"]
     cut = turns[1]
