@@ -1,8 +1,8 @@
 """A script's words as speech: eSpeak NG (Debian's `espeak-ng`), run once per line at config time.
 
-`render(text)` returns the WAV bytes `espeak-ng -v en-us --stdout` writes (22.05 kHz mono 16-bit); the
-Customer reads them with soundfile and resamples them as it does a `--say` file. The text goes in
-on stdin, so words that start with a dash are not taken for options.
+`render(text)` returns the WAV bytes `espeak-ng -v en-us --stdout` writes (22.05 kHz mono
+16-bit); the Customer reads them with soundfile and resamples them as it does a `--say` file.
+The text goes in on stdin, so words that start with a dash are not taken for options.
 """
 
 from __future__ import annotations
