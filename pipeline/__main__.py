@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         "--script",
         metavar="FILE",
         type=Path,
-        help="a caller's script (JSON): each turn's words, and barge-in, noise, phone line",
+        help="a caller's script (JSON or YAML): each turn's words, and barge-in, noise, phone line",
     )
     return p
 

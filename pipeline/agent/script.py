@@ -22,18 +22,25 @@ Per turn:
 - `phone`: true: the turn (with its noise) passes through an 8 kHz G.711 mu-law phone line
   (`dsp.phone`) before it is sent.
 
-The file is JSON (YAML is not read: no YAML parser is among echoproof's dependencies). Every
-mistake is a ConfigError naming the field, what was found and what was expected.
+The same in YAML, in a file named `.yaml` or `.yml`:
+
+    turns:
+      - text: Hi, I'd like to check my order.
+      - text: Actually, cancel it.
+        barge_in_after_ms: 800
+        phone: true
+
+Every mistake is a ConfigError naming the field, what was found and what was expected.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from dsp.noise import KINDS
+from pipeline.config import document
 from pipeline.config.fields import boolean, is_number, kind, obj, string, unknown
 from pipeline.errors import ConfigError
 
@@ -65,28 +72,16 @@ class Line:
 
 
 def load(path: Path) -> list[Line]:
-    """The script at `path`; ConfigError says what is wrong with it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"script file {path} does not exist; pass --script PATH.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"script file {path} cannot be read ({exc}).") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"script file {path} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-            f"column {exc.colno}."
-        ) from None
-    return parse(data, str(path), path.parent)
+    """The script at `path` (YAML when named .yaml or .yml, else JSON); ConfigError says what is
+    wrong with it."""
+    return parse(document.load(path, "script file", "--script"), str(path), path.parent)
 
 
 def parse(data: Any, source: str, folder: Path) -> list[Line]:
     """A decoded script (`source` names it in messages; `say` files are under `folder`)."""
     if not isinstance(data, dict):
         raise ConfigError(
-            f"script file {source} holds {kind(data)}; expected a JSON object with a 'turns' list."
+            f"script file {source} holds {kind(data)}; expected an object with a 'turns' list."
         )
     block = data
     unknown(block, ("turns",), "", source)

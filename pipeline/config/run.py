@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,7 @@ from urllib.parse import urlsplit, urlunsplit
 from echoproof.contract import SAMPLE_RATE
 from pipeline.config import agent as agent_block
 from pipeline.config import cluster as cluster_block
+from pipeline.config import document
 from pipeline.config import impairment as impairment_block
 from pipeline.config import probe as probe_block
 from pipeline.config.agent import AgentSpec
@@ -218,28 +218,16 @@ class Config:
 def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
     """Read, validate and return the config file at `path`, with LIVEKIT_* overrides from `env`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; pass --config PATH.") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory; expected a JSON file.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read ({exc}).") from None
-    return parse_config(text, source=str(path), env=env)
+    return parse_config(
+        document.read_text(path, "config file", "--config"), source=str(path), env=env
+    )
 
 
 def parse_config(
     text: str, *, source: str = "config.json", env: Mapping[str, str] | None = None
 ) -> Config:
     """Validate config JSON text; `source` names the file in error messages."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
-        ) from None
-    return from_dict(data, source=source, env=env)
+    return from_dict(document.decode_json(text, source), source=source, env=env)
 
 
 def from_dict(

@@ -56,7 +56,7 @@ def test_a_script_is_read_with_every_field(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ([], "script file call.json holds a list; expected a JSON object with a 'turns' list."),
+        ([], "script file call.json holds a list; expected an object with a 'turns' list."),
         ({"turns": []}, "call.json: 'turns' is a list; expected a list of 1 to 1000 turns"),
         ({"turns": [{"text": "a"}], "voice": "x"}, "call.json has an unknown field 'voice'"),
         ({"turns": [{"txt": "a"}]}, "call.json has an unknown field 'turns[0].txt'; expected one "
@@ -85,11 +85,46 @@ def test_a_bad_script_is_one_sentence_naming_the_field(
     assert str(caught.value).startswith(message), str(caught.value)
 
 
-def test_a_script_that_is_not_json_is_named(tmp_path: Path) -> None:
-    """YAML or a typo: not valid JSON, with where."""
-    path = tmp_path / "call.yaml"
-    path.write_text("turns:\n  - text: hello\n")
-    with pytest.raises(ConfigError, match=r"call\.yaml is not valid JSON: .* at line 1"):
+def test_a_yaml_script_reads_as_its_json_twin(tmp_path: Path) -> None:
+    """The same turns in YAML (.yaml or .yml) and in JSON make the same script."""
+    turns = [
+        {"text": "Hello there"},
+        {"text": "Stop", "barge_in_after_ms": 800, "noise": {"kind": "pink", "snr_db": 10}},
+        {"text": "On the phone", "say": "phone.wav", "phone": True},
+    ]
+    as_json = tmp_path / "call.json"
+    as_json.write_text(json.dumps({"turns": turns}))
+    (tmp_path / "call.yaml").write_text(
+        "turns:\n"
+        "  - text: Hello there\n"
+        "  - text: Stop\n"
+        "    barge_in_after_ms: 800\n"
+        "    noise: {kind: pink, snr_db: 10}\n"
+        "  - text: On the phone\n"
+        "    say: phone.wav\n"
+        "    phone: true\n"
+    )
+    (tmp_path / "call.yml").write_text((tmp_path / "call.yaml").read_text())
+    assert script.load(tmp_path / "call.yaml") == script.load(as_json)
+    assert script.load(tmp_path / "call.yml") == script.load(as_json)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("call.json", "turns:\n  - text: hello\n", r"call\.json is not valid JSON: .* at line 1"),
+        ("call.yaml", "turns: [text: a\n", r"call\.yaml is not valid YAML: .* at line 2"),
+        ("call.yaml", "- text: hello\n", r"holds a list; expected an object with a 'turns'"),
+        ("call.yaml", "turns:\n  - text: 7\n", r"'turns\[0\]\.text' is 7 \(a number\)"),
+    ],
+)
+def test_a_broken_script_file_is_named_with_where(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    """Broken JSON, broken YAML, YAML of the wrong shape: one sentence each, with where."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         script.load(path)
 
 
