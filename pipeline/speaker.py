@@ -326,6 +326,12 @@ class Speaker(AsyncClosing):
             log.write(role, "track_published", track_sid=pub.sid, local=True)
             logger.info("{} published its microphone track {}", role, pub.sid)
 
+        # The server's word that another participant subscribed to our track (livekit-server
+        # sends it on the first subscription): audio we sent before it reached no one.
+        @room.on("local_track_subscribed")
+        def _heard_by_peer(track: rtc.Track) -> None:
+            log.write(role, "local_track_subscribed", track_sid=track.sid)
+
         @room.on("track_published")
         def _remote_published(pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
             log.write(role, "track_published", track_sid=pub.sid, identity=p.identity)

@@ -60,7 +60,8 @@ def conversation(
     offsets = np.array([s.offset for s in segments], dtype=np.float64)
     on_ns = fit_time_ns(arrivals, onsets) if onsets.size else np.zeros(0)
     off_ns = fit_time_ns(arrivals, offsets) if offsets.size else np.zeros(0)
-    left_ns = _left_ns(run_dir, missing, agent.get("identity"))
+    seen = _customer_events(run_dir, missing)
+    left_ns = _left_ns(seen, agent.get("identity"))
     run_s = functools.partial(run_seconds, origin=origin)
     entries, responses = _turns(turns, times, turn_taking.Sounds(on_ns, off_ns), window_s, run_s)
     said = _transcripts(run_dir, files, missing)
@@ -81,6 +82,9 @@ def conversation(
         "noise_floor_dbfs": rounded(voice.noise_floor_dbfs, 3),
         "heard": bool(segments),
         **_arrival(agent, on_ns, run_s, times.start[0] if times.start.size else math.inf),
+        "first_audio": first_audio(
+            seen, agent.get("identity"), float(starts[0]) if starts.size else None, on_ns, run_s
+        ),
         "turns_sent": len(entries),
         "turns_answered": len(answered),
         "turns_unanswered": len(entries) - len(answered),
@@ -161,19 +165,73 @@ def _agent(
     }
 
 
-def _left_ns(run_dir: Path, missing: list[str], identity: Any) -> int | None:
-    """When the Customer saw the agent leave before the Customer itself left, else None."""
-    if ev.EVENTS in missing or not isinstance(identity, str):
+def _customer_events(run_dir: Path, missing: list[str]) -> list[dict[str, Any]] | None:
+    """The Customer's room events, in order; None with the events file missing."""
+    if ev.EVENTS in missing:
         return None
-    for e in ev.read_events(run_dir / ev.EVENTS):
-        if e.get("agent") != "customer":
-            continue
+    return [e for e in ev.read_events(run_dir / ev.EVENTS) if e.get("agent") == "customer"]
+
+
+def _left_ns(seen: list[dict[str, Any]] | None, identity: Any) -> int | None:
+    """When the Customer saw the agent leave before the Customer itself left, else None."""
+    if seen is None or not isinstance(identity, str):
+        return None
+    for e in seen:
         if e.get("event") == "disconnected":
             return None  # the Customer left first: the agent stayed to the end
         if e.get("event") == "participant_left" and e.get("identity") == identity:
-            t = e.get("t_ns")
-            return t if isinstance(t, int) and not isinstance(t, bool) else None
+            return _ns(e.get("t_ns"))
     return None
+
+
+def first_audio(
+    seen: list[dict[str, Any]] | None,
+    identity: Any,
+    speech_ns: float | None,
+    on_ns: FloatArray,
+    run_s: RunClock,
+) -> dict[str, Any]:
+    """From each side's publication to its first audio the other side could hear.
+
+    `customer`: from the Customer's track published to the first of its speech the agent could
+    hear: the later of the first turn's speech as sent (`speech_s`) and the server's word that
+    the agent subscribed to the track (`subscribed_s`); `lost_ms` is the speech sent before that
+    word, which no one heard. `agent`: from the agent's track published, as the Customer learnt
+    of it, to the onset of its first audio heard. Each figure None where a time is not known (a
+    run made before subscriptions were logged, an agent never heard)."""
+
+    def first(event: str, **fields: Any) -> int | None:
+        for e in seen or ():
+            if e.get("event") == event and all(e.get(k) == v for k, v in fields.items()):
+                return _ns(e.get("t_ns"))
+        return None
+
+    def ms(since: float | None, until: float | None) -> float | None:
+        return None if since is None or until is None else rounded((until - since) / NS_PER_MS, 4)
+
+    def s(t: float | None) -> float | None:
+        return None if t is None else run_s(t)
+
+    published, subscribed = first("track_published", local=True), first("local_track_subscribed")
+    audible = None if subscribed is None or speech_ns is None else max(subscribed, speech_ns)
+    agent_published = (
+        first("track_published", identity=identity) if isinstance(identity, str) else None
+    )
+    heard = float(on_ns[0]) if on_ns.size else None
+    return {
+        "customer": {
+            "published_s": s(published),
+            "subscribed_s": s(subscribed),
+            "speech_s": s(speech_ns),
+            "first_audio_ms": ms(published, audible),
+            "lost_ms": None if audible is None else ms(speech_ns, audible),
+        },
+        "agent": {
+            "published_s": s(agent_published),
+            "heard_s": s(heard),
+            "first_audio_ms": ms(agent_published, heard),
+        },
+    }
 
 
 def _heard(

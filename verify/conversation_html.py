@@ -77,6 +77,21 @@ def _turn_taking(conv: dict[str, Any]) -> list[tuple[str, Any]]:
     ]  # fmt: skip
 
 
+def _first_audio(conv: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Each side's publication to its first audio the other could hear (a report signed before
+    they were measured has none)."""
+    first = conv.get("first_audio")
+    if first is None:
+        return []
+    customer, agent = first["customer"], first["agent"]
+    return [
+        ("Customer: published to first speech the agent could hear (ms)",
+         customer["first_audio_ms"]),
+        ("Customer: speech sent before the agent subscribed (ms)", customer["lost_ms"]),
+        ("agent: published to first audio heard (ms)", agent["first_audio_ms"]),
+    ]  # fmt: skip
+
+
 def table(report: dict[str, Any]) -> str:
     """The conversation's figures as an HTML section."""
     conv = report["conversation"]
@@ -86,6 +101,7 @@ def table(report: dict[str, Any]) -> str:
         ("dispatch: CreateDispatch to the agent's join (ms)", conv.get("dispatch_ms")),
         ("greeting: join to first audio, before the first turn (ms)", conv["greeting_ms"]),
         ("first audio: CreateDispatch to first audio heard (ms)", conv.get("first_audio_ms")),
+        *_first_audio(conv),
         ("turns sent / answered / unanswered",
          f"{conv['turns_sent']} / {conv['turns_answered']} / {conv['turns_unanswered']}"),
         ("unanswered turns", ", ".join(map(str, conv["unanswered"])) or "none"),

@@ -10,8 +10,9 @@ recomputed from the run folders alone (each run's re-checked report):
 - per headline figure, its spread across conversations (`p50`, `p95`, `max` or `min`): a
   conversation's worse direction for mouth-to-ear latency (median and p95), packet loss, the
   longest gap and the lowest MOS; the greeting, the dispatch time, the time from the dispatch to
-  the first audio heard and when that was, the longest barge-in stop and the talk-over, of an
-  agent under test;
+  the first audio heard and when that was, the longest barge-in stop, the talk-over, the mean
+  word error rate of what the agent understood, the turns whose first words it lost and the
+  Customer's speech sent before the agent could hear it, of an agent under test;
 - the response of an agent under test over every answered turn of every caller (`p50`, `p95`,
   `p99`, `max`);
 - the conversations worst first, each with a link to its own report;
@@ -173,6 +174,9 @@ _HEADLINES = (
     ("response_p95_ms", "high"),
     ("barge_in_stop_max_ms", "high"),
     ("talk_over_ms", "high"),
+    ("wer_mean", "high"),
+    ("first_words_lost_turns", "high"),
+    ("customer_audio_lost_ms", "high"),
 )
 
 
@@ -186,6 +190,8 @@ def _row(m: Member) -> dict[str, Any]:
         return pick(values) if values else None
 
     conv = report.get("conversation") or {}
+    said = conv.get("transcripts") or {}
+    lost = said.get("first_words_lost_turns")
     return {
         "run": m.run_dir.name,
         "status": m.result.status,
@@ -203,6 +209,13 @@ def _row(m: Member) -> dict[str, Any]:
         "response_p95_ms": _number((conv.get("response_ms") or {}).get("p95")),
         "barge_in_stop_max_ms": _number((conv.get("barge_in_stop_ms") or {}).get("max")),
         "talk_over_ms": _number(conv.get("talk_over_ms")),
+        "wer_mean": _number(said.get("wer_mean")),
+        "first_words_lost_turns": (
+            len(lost) if said.get("available") and isinstance(lost, list) else None
+        ),
+        "customer_audio_lost_ms": _number(
+            ((conv.get("first_audio") or {}).get("customer") or {}).get("lost_ms")
+        ),
     }
 
 

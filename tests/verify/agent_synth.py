@@ -66,6 +66,9 @@ class AgentSpec:
     texts: tuple[str, ...] = ()
     understood: tuple[str | None, ...] = ()
     transcripts: bool = True  # False: a run made before transcriptions were recorded
+    # the server's word that the agent subscribed to the Customer's track; None: a run made
+    # before subscriptions were logged
+    subscribed_s: float | None = 0.6
 
 
 def _write_wav(path: Path, x: np.ndarray) -> None:
@@ -209,7 +212,23 @@ def make_agent_run(root: Path, spec: AgentSpec, name: str = "20261130T120000Z-0a
             "identity": "agent-AJ_synth",
             "kind": "AGENT",
         },
+        {"t_ns": T0 + 100_000_000, "agent": "customer", "event": "track_published", "local": True},
+        {
+            "t_ns": joined_ns + 50_000_000,
+            "agent": "customer",
+            "event": "track_published",
+            "identity": "agent-AJ_synth",
+        },
     ]
+    if spec.subscribed_s is not None:
+        events.append(
+            {
+                "t_ns": T0 + round(spec.subscribed_s * 1e9),
+                "agent": "customer",
+                "event": "local_track_subscribed",
+            }
+        )
+    events.sort(key=lambda e: e["t_ns"])
     (run / c.EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events))
     (run / c.RTC_STATS).write_text(json.dumps({"customer": {"final": {}, "samples": []}}))
     (run / c.HOST).write_text(_host_rows(spec))

@@ -31,6 +31,32 @@ def test_a_conversation_that_answers_passes_with_its_response(tmp_path: Path) ->
     assert verify_main([str(tmp_path)]) == 0
 
 
+def test_first_audio_runs_from_each_sides_publication(tmp_path: Path) -> None:
+    """The Customer: published to the first speech the agent could hear, and what it sent before
+    the agent subscribed (lost); the agent: published to its first audio heard."""
+    on_time = _report(tmp_path / "a", AgentSpec(greeting_s=0.25)).report["conversation"]
+    speech_s = on_time["turns"][0]["speech_start_s"]
+    customer, agent = on_time["first_audio"]["customer"], on_time["first_audio"]["agent"]
+    assert customer["published_s"] == pytest.approx(0.1) and customer["speech_s"] == speech_s
+    assert customer["lost_ms"] == 0 and customer["subscribed_s"] == pytest.approx(0.6)
+    assert customer["first_audio_ms"] == pytest.approx((speech_s - 0.1) * 1000, abs=0.01)
+    # the greeting 250 ms after the join (0.5 s), the track published 50 ms after the join
+    assert (
+        agent["published_s"] == pytest.approx(0.55) and agent["heard_s"] == on_time["first_audio_s"]
+    )
+    assert agent["first_audio_ms"] == pytest.approx(200, abs=1.0)
+
+    late = speech_s + 0.3  # the agent subscribed 300 ms into the Customer's first words
+    conv = _report(tmp_path / "b", AgentSpec(subscribed_s=late)).report["conversation"]
+    customer = conv["first_audio"]["customer"]
+    assert customer["lost_ms"] == pytest.approx(300, abs=0.01)
+    assert customer["first_audio_ms"] == pytest.approx((late - 0.1) * 1000, abs=0.01)
+
+    older = _report(tmp_path / "c", AgentSpec(subscribed_s=None)).report["conversation"]
+    assert older["first_audio"]["customer"]["lost_ms"] is None
+    assert older["first_audio"]["customer"]["first_audio_ms"] is None
+
+
 def test_the_response_moves_with_the_reply_delay(tmp_path: Path) -> None:
     """A reply 300 ms later reads 300 ms later, to 0.1 ms."""
     medians = [

@@ -109,8 +109,16 @@ def test_a_fleet_of_callers_pools_every_turn(tmp_path: Path, session_key: Path) 
     """Three callers of one agent (replies 300, 400, 500 ms): the response percentiles run over
     every turn of every caller, and dispatch and first audio spread across the callers."""
     root = tmp_path / "runs"
-    for name, reply_ms in zip(NAMES, (300, 400, 500), strict=False):
-        spec = AgentSpec(reply_ms=reply_ms, greeting_s=0.25, fleet=FLEET)
+    # WER 0, 0.2 and 0.2: within the limit (0.25), so every run passes
+    heard = ("check my order now please", "check my water now please", "check my order now")
+    for name, reply_ms, understood in zip(NAMES, (300, 400, 500), heard, strict=False):
+        spec = AgentSpec(
+            reply_ms=reply_ms,
+            greeting_s=0.25,
+            fleet=FLEET,
+            texts=("check my order now please",),
+            understood=(understood,),
+        )
         verify.write_report(make_agent_run(root, spec, name), key_path=session_key, html=False)
     assert main([str(root)]) == 0
     summary = json.loads((root / fleet_dir_name(FLEET) / FLEET_JSON).read_text())
@@ -119,3 +127,8 @@ def test_a_fleet_of_callers_pools_every_turn(tmp_path: Path, session_key: Path) 
     assert summary["response_ms"]["p95"] == pytest.approx(np.percentile(responses, 95), abs=1.0)
     assert summary["figures"]["dispatch_ms"]["max"] == pytest.approx(300, abs=1e-3)
     assert summary["figures"]["first_audio_ms"]["count"] == 3
+    # what each agent understood, spread across the callers; none lost its first words
+    wer = summary["figures"]["wer_mean"]
+    assert (wer["p50"], wer["max"], wer["count"]) == (0.2, 0.2, 3)
+    assert summary["figures"]["first_words_lost_turns"]["max"] == 0
+    assert summary["figures"]["customer_audio_lost_ms"]["max"] == 0

@@ -50,6 +50,13 @@ async def test_an_agent_that_stops_when_interrupted_is_measured(tmp_path: Path) 
     assert second["speech_start_s"] - second["barge_in_heard_s"] == pytest.approx(0.4, abs=0.02)
     assert conv["barge_ins"] == 1 and conv["talk_over_ms"] == 0
     assert conv["greeting_ms"] is None  # it never greets
+    # The Customer speaks only once the agent is heard to be in the room: the agent's
+    # subscription came first, and no speech was sent before anyone could hear it.
+    customer, agent = conv["first_audio"]["customer"], conv["first_audio"]["agent"]
+    print(f"first audio: Customer {customer}, agent {agent}")
+    assert customer["subscribed_s"] <= customer["speech_s"] and customer["lost_ms"] == 0
+    assert customer["first_audio_ms"] > 0 and agent["first_audio_ms"] > 0
+    assert agent["heard_s"] == conv["first_audio_s"]
 
 
 async def test_an_agent_that_talks_through_a_barge_in_fails_naming_the_turn(
