@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 
 from aiohttp import web
 from livekit.protocol import models, rtc
 from loguru import logger
 
-from echoproof.aiotasks import cancel_and_wait
+from echoproof.aiotasks import AsyncClosing, cancel_and_wait
 
 from . import _signal as sig
 from ._connection import Connection
@@ -63,7 +62,7 @@ async def _cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-class Server:
+class Server(AsyncClosing):
     """The embedded LiveKit-compatible server; use as ``async with``. Its arguments are the
     :class:`~echoproof.sfu.settings.Settings` fields."""
 
@@ -111,12 +110,7 @@ class Server:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
         await self.close()
 
     async def start(self) -> None:
