@@ -7,7 +7,8 @@ has verify but not livekit can import it.
 - Audio: `SAMPLE_RATE` Hz, `CHANNELS` channel, `SAMPLE_WIDTH`-byte (int16) samples, frames of
   `FRAME_SAMPLES` samples (10 ms, `FRAME_NS`). The two roles of a conversation are `ROLES`
   (`CUSTOMER`, `SUPPORT`); a participant's identity starts with its role's `IDENTITY_PREFIXES`.
-- Files: `MANIFEST`, `RTC_STATS`, `EVENTS`, `HOST`, and per direction the names `wav_name`,
+- Files: `MANIFEST`, `RTC_STATS`, `RTC_SAMPLES` (when the manifest's `rtc_samples` names it),
+  `EVENTS`, `HOST`, and per direction the names `wav_name`,
   `arrivals_name`, `sent_name` and `bursts_name` give (`directions()` lists them as the
   manifest does). verify writes the `DERIVED` files (and `*.png` views): not evidence.
 - CSV headers: `TIMING_HEADER` (sent and arrivals), `BURSTS_HEADER`, `HOST_COLUMNS` (older
@@ -50,6 +51,9 @@ BURST_FIELDS = ("duration_s", "ramp_s", "amplitude")
 
 MANIFEST = "manifest.json"
 RTC_STATS = "rtc-stats.json"
+# The statistics sampled every few seconds, one JSON object per line as taken: a long run's
+# samples stay on disk, not in the capture's memory (older runs kept them in RTC_STATS).
+RTC_SAMPLES = "rtc-stats-samples.jsonl"
 EVENTS = "events.jsonl"
 HOST = "host.csv"
 
@@ -148,7 +152,9 @@ class Manifest:
     plain objects, named by the module that writes them (`participants.<role>`: identity,
     tone_hz; a direction: `DIRECTION_FIELDS`; `burst`: `BURST_FIELDS`; `clock`: monotonic_ns,
     wall; `host`: file, server_sampled; `agent`, `probe`, `fleet`, `realtime` or null; `node`:
-    host, ray_node_id of the Ray node that ran it, null for a run on this machine).
+    host, ray_node_id of the Ray node that ran it, null for a run on this machine;
+    `rtc_samples`: the file of sampled RTC statistics, null for a run that samples none or was
+    made before it).
     """
 
     run_id: str
@@ -173,6 +179,7 @@ class Manifest:
     reason: str | None = None
     ended_at: str | None = None
     realtime: dict[str, Any] | None = None
+    rtc_samples: str | None = None
     schema: str = MANIFEST_SCHEMA
     sample_rate: int = SAMPLE_RATE
     channels: int = CHANNELS
@@ -182,7 +189,7 @@ class Manifest:
         "schema", "run_id", "room", "server_url", "embedded_server", "mode", "sample_rate",
         "channels", "frame_samples", "participants", "directions", "agent", "host", "burst",
         "clock", "started_at", "duration_s", "versions", "config", "probe", "fleet", "node",
-        "status", "reason", "ended_at", "realtime",
+        "status", "reason", "ended_at", "realtime", "rtc_samples",
     )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -220,6 +227,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "config": (dict, _NONE), "probe": (dict, _NONE), "fleet": (dict, _NONE),
     "node": (dict, _NONE), "status": (str,),
     "reason": (str, _NONE), "ended_at": (str, _NONE), "realtime": (dict, _NONE),
+    "rtc_samples": (str, _NONE),
     "schema": (str,), "sample_rate": (int,), "channels": (int,), "frame_samples": (int,),
 }  # fmt: skip
 

@@ -236,6 +236,9 @@ def read_manifest(run_dir: Path) -> Manifest:
         for name in [_need(probe, "file", str, f"{where} probe"), *pieces.values()]:
             if not isinstance(name, str) or not _PLAIN_NAME.match(name):
                 raise EvidenceError(f"{where} probe names {name!r}, expected a plain file name")
+    samples = manifest.get("rtc_samples")
+    if isinstance(samples, str) and not _PLAIN_NAME.match(samples):
+        raise EvidenceError(f"{where} rtc_samples is {samples!r}, expected a plain file name")
     if (config := manifest.get("config")) is not None and not isinstance(config, dict):
         raise EvidenceError(f"{where} field 'config' is {config!r}, expected an object")
     if manifest.get("mode") == AGENT_MODE:
@@ -294,6 +297,8 @@ def host_file(manifest: Manifest) -> str | None:
 def evidence_names(manifest: Manifest) -> list[str]:
     """Every evidence file a run with this manifest has, sorted."""
     names = {MANIFEST, RTC_STATS, EVENTS}
+    if manifest.rtc_samples is not None:
+        names.add(manifest.rtc_samples)
     if (host := host_file(manifest)) is not None:
         names.add(host)
     for direction in direction_files(manifest):

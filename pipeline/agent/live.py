@@ -39,7 +39,8 @@ class AnswerOnsets:
     def __init__(self) -> None:
         self.onsets: list[int] = []
         self._levels: collections.deque[float] = collections.deque(maxlen=FLOOR_FRAMES)
-        self._run: list[int] = []  # arrivals of the voiced frames in a row so far
+        self._run_first = 0  # the arrival of the first of the voiced frames in a row so far
+        self._run = 0  # how many voiced frames in a row
         self._quiet = RELEASE_FRAMES  # unvoiced frames in a row
         self._sounding = False
 
@@ -50,16 +51,18 @@ class AnswerOnsets:
         self._levels.append(level)
         threshold = max(MIN_DBFS, min(self._levels) + MARGIN_DB)
         if level < threshold:
-            self._run.clear()
+            self._run = 0
             self._quiet += 1
             if self._quiet >= RELEASE_FRAMES:
                 self._sounding = False
             return
         self._quiet = 0
-        self._run.append(t_ns)
-        if not self._sounding and len(self._run) >= ONSET_FRAMES:
+        if self._run == 0:
+            self._run_first = t_ns
+        self._run += 1
+        if not self._sounding and self._run >= ONSET_FRAMES:
             self._sounding = True
-            self.onsets.append(self._run[0])
+            self.onsets.append(self._run_first)
 
     def first_after(self, t_ns: float) -> int | None:
         """The first onset heard after `t_ns`, or None."""

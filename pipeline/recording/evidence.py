@@ -7,6 +7,7 @@ even if the process is killed (missing at most that last 100 ms).
 
 from __future__ import annotations
 
+import array
 import csv
 import dataclasses
 import io
@@ -38,6 +39,7 @@ from echoproof.contract import HOST as HOST
 from echoproof.contract import HOST_COLUMNS as HOST_COLUMNS
 from echoproof.contract import MANIFEST as MANIFEST
 from echoproof.contract import ROLES as ROLES
+from echoproof.contract import RTC_SAMPLES as RTC_SAMPLES
 from echoproof.contract import RTC_STATS as RTC_STATS
 from echoproof.contract import SAMPLE_RATE as SAMPLE_RATE
 from echoproof.contract import Manifest as Manifest
@@ -230,7 +232,7 @@ class ClockedTimingWriter(TimingWriter):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self.t_ns: list[int] = []
+        self.t_ns = array.array("q")  # 8 bytes a frame: 2.9 MB an hour, not a list's 14
 
     def write(self, frame: int, sample: int, samples: int, t_ns: int) -> None:
         """Append one frame's row and keep its time."""
@@ -312,44 +314,18 @@ class HostWriter(_CsvRows):
         self._append((t_ns, *("" if v is None else f"{v:.3f}" for v in figures)))
 
 
-class EventLog:
-    """`events.jsonl`: one `{"t_ns", "agent", "event", ...}` object per line, flushed at once."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.events: list[dict[str, Any]] = []
-        self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8")
-
-    def write(self, agent: str, event: str, **fields: Any) -> None:
-        """Record one event now; ignored once closed (late SDK callbacks)."""
-        if self._file is None:
-            return
-        record = {"t_ns": time.monotonic_ns(), "agent": agent, "event": event, **fields}
-        self.events.append(record)
-        self._file.write(json.dumps(record, sort_keys=True) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        """Close; safe to call twice."""
-        f, self._file = self._file, None
-        if f is not None:
-            f.close()
-
-
-class TranscriptLog:
-    """`customer.transcripts.jsonl`: one object of `TRANSCRIPT_FIELDS` per text stream received,
-    each line flushed at once (a killed run keeps every stream that had ended)."""
+class _JsonLines:
+    """A file of one JSON object per line, each line flushed at once (a killed run keeps every
+    line written); lines written once closed are dropped (late SDK callbacks)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lines = 0
         self._file: io.TextIOWrapper | None = path.open("w", encoding="utf-8")
 
-    def write(self, **fields: Any) -> None:
-        """Append one stream; ignored once closed (a stream ending as the run closes)."""
+    def _put(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
-        record = {name: fields[name] for name in TRANSCRIPT_FIELDS}
         self._file.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         self._file.flush()
         self.lines += 1
@@ -359,6 +335,41 @@ class TranscriptLog:
         f, self._file = self._file, None
         if f is not None:
             f.close()
+
+
+class EventLog(_JsonLines):
+    """`events.jsonl`: one `{"t_ns", "agent", "event", ...}` object per line. The events are
+    also kept (room events: a handful per participant, not per frame)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.events: list[dict[str, Any]] = []
+
+    def write(self, agent: str, event: str, **fields: Any) -> None:
+        """Record one event now."""
+        if self._file is None:
+            return
+        record = {"t_ns": time.monotonic_ns(), "agent": agent, "event": event, **fields}
+        self.events.append(record)
+        self._put(record)
+
+
+class TranscriptLog(_JsonLines):
+    """`customer.transcripts.jsonl`: one object of `TRANSCRIPT_FIELDS` per text stream
+    received."""
+
+    def write(self, **fields: Any) -> None:
+        """Append one stream."""
+        self._put({name: fields[name] for name in TRANSCRIPT_FIELDS})
+
+
+class StatsSamples(_JsonLines):
+    """`rtc-stats-samples.jsonl`: one `{"t_ns", "role", ...}` object per sample of a speaker's
+    RTC statistics, on disk as taken: a long run's samples are not held in memory."""
+
+    def write(self, role: str, t_ns: int, stats: dict[str, Any]) -> None:
+        """Append one sample of `role`'s statistics, taken at `t_ns`."""
+        self._put({"t_ns": t_ns, "role": role, **stats})
 
 
 class ManifestFile:
@@ -380,10 +391,9 @@ class ManifestFile:
 
 
 def no_rtc_stats(roles: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """`rtc-stats.json` before any statistics were taken: per role, the final ones and samples."""
-    return {
-        r: {"final": {"publisher_stats": [], "subscriber_stats": []}, "samples": []} for r in roles
-    }
+    """`rtc-stats.json` before any statistics were taken: per role, the final ones (the samples
+    are `RTC_SAMPLES`')."""
+    return {r: {"final": {"publisher_stats": [], "subscriber_stats": []}} for r in roles}
 
 
 def versions() -> dict[str, str]:

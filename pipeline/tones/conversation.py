@@ -81,8 +81,10 @@ class Conversation(BoundedRun):
         self.sent = {r: evidence.TimingWriter(d / evidence.sent_name(r)) for r in ROLES}
         self.bursts = {r: evidence.BurstsWriter(d / evidence.bursts_name(r)) for r in ROLES}
         self.host = evidence.HostWriter(d / evidence.HOST)
+        self.samples = evidence.StatsSamples(d / evidence.RTC_SAMPLES)
         self._closers = [
             self.events,
+            self.samples,
             self.host,
             *self.wavs.values(),
             *self.arrivals.values(),
@@ -99,6 +101,7 @@ class Conversation(BoundedRun):
                 participants=participants,
                 directions=evidence.directions(),
                 probe=None if c.probe is None else probe.manifest_entry(c.probe),
+                rtc_samples=evidence.RTC_SAMPLES,
             ),
         )
         self._scripts = self._write_scripts()
@@ -247,7 +250,7 @@ class Conversation(BoundedRun):
                 t_ns = time.monotonic_ns()
                 stats = await speaker.rtc_stats()
                 if stats is not None:
-                    self._stats[role]["samples"].append({"t_ns": t_ns, **stats})
+                    self.samples.write(role, t_ns, stats)
 
     async def _close(self, status: str, reason: str | None) -> None:
         """Stop recording, take the final statistics, leave, close every file, finish the manifest.

@@ -30,6 +30,7 @@ EVIDENCE = {
     "customer.bursts.csv",
     "support.bursts.csv",
     "rtc-stats.json",
+    "rtc-stats-samples.jsonl",
     "events.jsonl",
     "host.csv",
     "probe.wav",  # the speech-like probe (on by default) and where each sender played it
@@ -120,7 +121,13 @@ def check_run(outcome: Outcome, mode: str) -> dict[str, Any]:
             next(iter(k for k in s if k != "rtc")) for s in stats[role]["final"]["subscriber_stats"]
         }
         assert "inbound_rtp" in kinds, kinds
-        assert stats[role]["samples"] and "t_ns" in stats[role]["samples"][0]
+    # the samples on disk as they were taken, each role's in time order
+    samples = [json.loads(line) for line in (run / "rtc-stats-samples.jsonl").open()]
+    assert manifest["rtc_samples"] == "rtc-stats-samples.jsonl"
+    for role in ("customer", "support"):
+        times = [s["t_ns"] for s in samples if s["role"] == role]
+        assert times and times == sorted(times), role
+        assert all("subscriber_stats" in s for s in samples)
 
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     seen = {(e["agent"], e["event"]) for e in events}
