@@ -34,8 +34,9 @@ from echoproof.contract import (
 )
 from pipeline.console.live import Counters, ToneMeter
 from pipeline.errors import ConnectError
-from pipeline.recording.evidence import EventLog, TimingWriter, WavWriter
+from pipeline.recording.evidence import EventLog, TimingWriter
 from pipeline.recording.host import Stalls
+from pipeline.recording.wav import WavWriter
 from pipeline.script import Frames, Int16Array
 
 # What a text stream's handler is given: the stream, and its sender's identity.

@@ -315,14 +315,19 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+# A recording past 4 GiB is RF64 (pipeline.recording.wav), RIFF/WAVE's 64-bit form.
+WAV_FORMATS = ("WAV", "RF64")
+
+
 def read_wav(path: Path) -> npt.NDArray[np.int16]:
-    """The samples of a 48 kHz mono 16-bit PCM WAV; anything else raises naming the file."""
+    """The samples of a 48 kHz mono 16-bit PCM WAV (or RF64); anything else raises naming the
+    file."""
     name = path.name
     if not path.is_file():
         raise EvidenceError(f"{name} is missing")
     try:
         with soundfile.SoundFile(str(path)) as f:
-            if f.format != "WAV":
+            if f.format not in WAV_FORMATS:
                 raise EvidenceError(f"{name} is not a RIFF/WAVE file ({f.format} found)")
             if f.subtype != "PCM_16":
                 raise EvidenceError(f"{name} is {f.subtype}, expected 16-bit PCM")

@@ -1,8 +1,9 @@
 """Writers for the run folder that docs/evidence.md defines (and nothing else goes in it).
 
 Each writer owns one file, writes as the run goes, and has a `close()` that is safe to call
-twice. The WAV writer patches its header every 100 ms of audio, so the file on disk is a valid WAV
-even if the process is killed (missing at most that last 100 ms).
+twice. The recordings' writer (`pipeline.recording.wav`) patches its header every 100 ms of
+audio, so the file on disk is a valid WAV even if the process is killed (missing at most that
+last 100 ms), and turns it into RF64 past the RIFF format's 4 GiB.
 """
 
 from __future__ import annotations
@@ -14,22 +15,16 @@ import io
 import json
 import os
 import secrets
-import struct
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
 # The contract's one definition (echoproof.contract), re-exported: the run writes by these names.
 from echoproof.contract import (
     BURSTS_HEADER,
-    CHANNELS,
     FRAME_SAMPLES,
-    SAMPLE_WIDTH,
     TIMING_HEADER,
     TRANSCRIPT_FIELDS,
     UTTERANCES_HEADER,
@@ -49,6 +44,7 @@ from echoproof.contract import directions as directions
 from echoproof.contract import other as other
 from echoproof.contract import sent_name as sent_name
 from echoproof.contract import wav_name as wav_name
+from pipeline.recording.wav import WavWriter as WavWriter
 
 # CSV rows are flushed in batches: one write per 10 ms frame per file adds up with many pairs.
 _CSV_FLUSH_ROWS = 50
@@ -75,88 +71,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-class WavWriter:
-    """A 48 kHz mono PCM_16 WAV written frame by frame, playable at every moment.
-
-    Our own writer rather than soundfile's: libsndfile rewrites a WAV header only when the file
-    is closed (or on a command soundfile does not expose), so a killed run would leave a file
-    whose header counts no audio. Reading is soundfile's (`verify.evidence.read_wav`).
-
-    Samples go to the file at once; the header's sizes are patched once per `PATCH_SAMPLES`
-    (100 ms of audio) rather than per frame, since the seek and two writes per frame add up with
-    many pairs. A process killed at any moment leaves a valid WAV missing at most the last 100 ms.
-    """
-
-    PATCH_SAMPLES = SAMPLE_RATE // 10
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.samples = 0
-        self._patched = 0  # samples the header on disk counts
-        self._file: io.BufferedWriter | None = path.open("wb")
-        # Sizes 0: even an empty recording is a valid WAV.
-        self._file.write(_wav_header(0))
-        self._file.flush()
-
-    def write(self, pcm: npt.NDArray[np.int16] | bytes | memoryview) -> None:
-        """Append int16 samples; the header counts them within 100 ms of audio."""
-        if self._file is None:
-            raise ValueError(f"{self.path.name} is closed")
-        data = pcm.tobytes() if isinstance(pcm, np.ndarray) else bytes(pcm)
-        self._file.write(data)
-        self.samples += len(data) // SAMPLE_WIDTH
-        if self.samples - self._patched >= self.PATCH_SAMPLES:
-            self.flush()
-
-    def flush(self) -> None:
-        """Put every sample on disk, then make the header count them."""
-        f = self._file
-        if f is None or self._patched == self.samples:
-            return
-        f.flush()  # the data first: the header never counts samples the file lacks
-        os.pwrite(f.fileno(), _wav_sizes(self.samples), 4)
-        self._patched = self.samples
-
-    def close(self) -> None:
-        """Finish the file; safe to call twice."""
-        if self._file is None:
-            return
-        try:
-            self.flush()
-        finally:
-            f, self._file = self._file, None
-            f.close()
-
-
-def _wav_header(samples: int) -> bytes:
-    """The 44-byte header of a 48 kHz mono PCM_16 WAV holding `samples` samples."""
-    block = CHANNELS * SAMPLE_WIDTH
-    fmt = struct.pack(
-        "<4sIHHIIHH",
-        b"fmt ",
-        16,
-        1,
-        CHANNELS,
-        SAMPLE_RATE,
-        SAMPLE_RATE * block,
-        block,
-        8 * SAMPLE_WIDTH,
-    )
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + block * samples)
-        + b"WAVE"
-        + fmt
-        + b"data"
-        + struct.pack("<I", block * samples)
-    )
-
-
-def _wav_sizes(samples: int) -> bytes:
-    """Bytes 4..44 of the header: the RIFF size, the unchanged middle and the data size."""
-    return _wav_header(samples)[4:]
 
 
 class _CsvRows:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.recording.wav import HEADER_BYTES as WAV_HEADER
 from tests.conftest import scaled
 from tests.pipeline.conftest import (
     REPO,
@@ -151,7 +152,7 @@ async def test_interrupt_closes_the_evidence_and_exits_130(
     for wav in ("support-from-customer.wav", "customer-from-support.wav"):
         samples = _wav_samples(run / wav)
         assert samples > 48000  # more than a second was recorded before the interrupt
-        assert (run / wav).stat().st_size == 44 + 2 * samples
+        assert (run / wav).stat().st_size == WAV_HEADER + 2 * samples
     assert (run / "report.json").exists()
     assert f"run {run.name}: interrupted" in rest_out.decode()
 
@@ -296,7 +297,7 @@ async def test_killed_server_fails_the_run_with_exit_3(tmp_path: Path) -> None:
     for wav in ("support-from-customer.wav", "customer-from-support.wav"):
         samples = _wav_samples(run / wav)
         assert samples > 48000
-        assert (run / wav).stat().st_size == 44 + 2 * samples
+        assert (run / wav).stat().st_size == WAV_HEADER + 2 * samples
     report = json.loads((run / "report.json").read_text())
     assert (report["status"], report["reason"]) == ("failed", manifest["reason"])
     assert report["verdict"]["passed"] is False

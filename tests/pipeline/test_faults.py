@@ -14,6 +14,7 @@ from livekit import api
 import verify
 from pipeline import capture
 from pipeline.config import from_dict
+from pipeline.recording.wav import HEADER_BYTES as WAV_HEADER
 from tests.conftest import scaled
 from tests.pipeline.conftest import LiveServer, free_port, start_cli, wait_talking, write_config
 
@@ -25,7 +26,7 @@ def _valid_wav_seconds(path: Path) -> float:
     with wave.open(str(path), "rb") as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 48000)
         frames = w.getnframes()
-    assert path.stat().st_size == 44 + 2 * frames
+    assert path.stat().st_size == WAV_HEADER + 2 * frames
     return frames / 48000
 
 

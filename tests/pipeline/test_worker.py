@@ -11,6 +11,7 @@ import wave
 from pathlib import Path
 
 from pipeline.gate import SETTLE_S
+from pipeline.recording.wav import HEADER_BYTES as WAV_HEADER
 from tests.conftest import scaled
 from tests.pipeline.conftest import free_port, start_cli, wait_talking, write_config
 
@@ -110,7 +111,9 @@ async def test_sigint_stops_every_worker_with_exit_130(tmp_path: Path) -> None:
             with wave.open(str(run / name), "rb") as w:
                 samples = w.getnframes()
             assert samples > 48000 // 2  # recorded before the interrupt
-            assert (run / name).stat().st_size == 44 + 2 * samples  # closed: header counts all
+            assert (
+                run / name
+            ).stat().st_size == WAV_HEADER + 2 * samples  # closed: header counts all
         assert f"run {run.name}: interrupted" in stdout.decode()
 
 
@@ -133,6 +136,6 @@ async def test_killed_worker_fails_only_its_run(tmp_path: Path) -> None:
             for name in ("support-from-customer.wav", "customer-from-support.wav"):
                 with wave.open(str(run / name), "rb") as w:
                     samples = w.getnframes()
-                assert 44 + 2 * samples <= (run / name).stat().st_size
+                assert WAV_HEADER + 2 * samples <= (run / name).stat().st_size
     assert sorted(statuses.values()) == ["complete", "complete", "failed"]
     assert f"(pid {victim}) exited with code -9" in stdout.decode()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.recording import evidence
+from pipeline.recording.wav import HEADER_BYTES as WAV_HEADER
 from tests.conftest import scaled
 from tests.pipeline.conftest import REPO, cli_env
 
@@ -80,7 +81,7 @@ async def test_wav_survives_sigkill(tmp_path: Path) -> None:
     assert len(samples) % 480 == 0
     # The header is patched every 100 ms of audio, after the data reached the file: it never counts
     # more than is on disk, and at most 100 ms (plus the frame the kill interrupted) less.
-    on_disk = (path.stat().st_size - 44) // 2
+    on_disk = (path.stat().st_size - WAV_HEADER) // 2
     assert on_disk - 4800 - 480 <= len(samples) <= on_disk
     frames = samples.reshape(-1, 480)
     assert (frames == np.arange(len(frames))[:, None] % 1000).all()
