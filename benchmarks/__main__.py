@@ -28,11 +28,12 @@ AREAS = [
     "callers",
     "stability",
     "ray_cost",
+    "long_runs",
 ]
 RESULTS = Path(__file__).with_name("results.json")
 
 
-# `nox -s bench` must finish in 107 minutes on a quiet 2-core machine. Per area: run it in quick
+# `nox -s bench` must finish in 132 minutes on a quiet 2-core machine. Per area: run it in quick
 # mode even in a full run (True where a full run would not fit, or another area measures it
 # better), and the seconds it is budgeted. pipeline's N-scan is superseded by capacity's search;
 # impairment's full mode (3 repeats of 5 cases of 30 s, 6 loss runs of 30 s) alone would take 13
@@ -42,6 +43,8 @@ RESULTS = Path(__file__).with_name("results.json")
 # ladder is four `python -m pipeline` runs of 60 s (about 70 s each with joining and verifying).
 # callers' full mode: its ladder of caller counts (two runs of 40 s per count), three
 # side-by-side runs of 30 s and six runs of 30 s beside two busy loops.
+# long_runs: a real run of 10 minutes for the capture's memory, then verify over synthetic runs
+# of 10 minutes (3 times) and an hour (twice), each after a warm-up.
 # ray_cost runs the same four conversations of 20 s six times (three locally, three on a Ray
 # cluster it starts for each), about 50 s each with joining, Ray's start and verifying.
 PLAN: dict[str, tuple[bool, int]] = {
@@ -56,8 +59,9 @@ PLAN: dict[str, tuple[bool, int]] = {
     "callers": (False, 1500),
     "stability": (False, 2200),  # the goals are stated for 10 quiet runs of 60 s
     "ray_cost": (False, 420),
+    "long_runs": (False, 1500),
 }
-TOTAL_BUDGET_S = 6400  # 107 minutes
+TOTAL_BUDGET_S = 7900  # 132 minutes
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,15 @@ ROWS = [
     Row("  Ray: CPU s, 4 x conversation", "ray_cost.ray.cpu_s", "", None, " s"),
     Row("  Ray: steal", "ray_cost.ray.steal_pct", "", None, "%"),
     Row("Ray: cores per conversation", "ray_cost.cores_per_conversation", "", None),
+    Row("capture RSS slope, 10 min run", "long_runs.capture.slope_mb_per_min", "<= 0.35 MB/min",
+        lambda v: v <= 0.35, " MB/min"),
+    Row("verify 10 min run: wall", "long_runs.verify.600s.wall_s", "", None, " s"),
+    Row("verify 10 min run: peak RSS", "long_runs.verify.600s.peak_mib", "", None, " MiB"),
+    Row("verify 1 h run: wall", "long_runs.verify.3600s.wall_s", "<= 30 s", lambda v: v <= 30,
+        " s"),
+    Row("verify 1 h run: CPU", "long_runs.verify.3600s.cpu_s", "", None, " s"),
+    Row("verify 1 h run: peak RSS", "long_runs.verify.3600s.peak_mib", "<= 500 MiB",
+        lambda v: v <= 500, " MiB"),
     Row("quiet runs not OK", "stability.quiet.goal_misses", "0", lambda v: v == 0),
     Row("quiet sender lateness p99", "stability.quiet.lateness_p99_ms", "<= 2 ms",
         lambda v: v <= 2, " ms"),

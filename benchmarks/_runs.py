@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,10 +68,14 @@ def pipeline_run(
     out: Path,
     work: Path,
     env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    watch: Callable[[int, float], None] | None = None,
+    watch_every_s: float = 30.0,
 ) -> PipelineRun:
-    """``python -m pipeline --config CONFIG --duration D --out OUT``, the config holding the
+    """``python -m pipeline --config CONFIG --duration D --out OUT ARGS``, the config holding the
     embedded server's address and `extra`'s blocks (``impairment``, ``probe``...); `env`: more
-    environment (a fault such as ``ECHOPROOF_FAULT_FREEZE``)."""
+    environment (a fault such as ``ECHOPROOF_FAULT_FREEZE``); `watch(pid, elapsed_s)` is called
+    every `watch_every_s` while the run lasts (its first call at 0)."""
     out.mkdir(parents=True)
     config: dict[str, Any] = {
         "livekit": {"url": f"ws://127.0.0.1:{free_port()}", "api_key": API_KEY,
@@ -81,7 +85,7 @@ def pipeline_run(
     config_path = work / "config.json"
     config_path.write_text(json.dumps(config))
     command = [sys.executable, "-m", "pipeline", "--config", str(config_path),
-               "--duration", f"{duration_s:g}", "--out", str(out)]  # fmt: skip
+               "--duration", f"{duration_s:g}", "--out", str(out), *args]  # fmt: skip
     env = {**os.environ, **(env or {}), "ECHOPROOF_SIGNING_KEY": str(work / "signing-key.pem")}
     started = time.monotonic()
     stderr_path = work / "stderr.txt"
@@ -90,7 +94,7 @@ def pipeline_run(
             command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr, start_new_session=True
         )
         try:
-            returncode = proc.wait(timeout=duration_s + OVERRUN_S)
+            returncode = _wait(proc, started + duration_s + OVERRUN_S, watch, watch_every_s)
         except subprocess.TimeoutExpired:
             returncode = -signal.SIGKILL
         finally:
@@ -105,6 +109,26 @@ def pipeline_run(
     if exit_status(returncode) == "ERROR":  # keep what it said
         done.stderr_tail = stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
     return done
+
+
+def _wait(
+    proc: subprocess.Popen[bytes],
+    deadline: float,
+    watch: Callable[[int, float], None] | None,
+    every_s: float,
+) -> int:
+    """`proc`'s exit code, waiting until the monotonic `deadline`, calling `watch` on the way."""
+    started = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if watch is not None:
+            watch(proc.pid, now - started)
+        step = deadline - now if watch is None else min(every_s, deadline - now)
+        try:
+            return proc.wait(timeout=max(step, 0.0))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
 
 
 @contextlib.contextmanager
