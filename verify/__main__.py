@@ -22,6 +22,7 @@ from verify.check import CheckResult, check
 from verify.errors import VerifyError
 from verify.evidence import SIGNER_KEY
 from verify.fleet import FleetSummary, group, summarise
+from verify.quality import RECHECK_ALL_UP_TO, RECHECK_DRAWN, RECHECK_LOWEST
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 4
 
@@ -41,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="the trusted signer's public key (PEM). Without it a run is checked against the "
         f"{SIGNER_KEY} in its own folder, which proves integrity but not who signed.",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="score every probe segment again; by default a direction with more than "
+        f"{RECHECK_ALL_UP_TO} segments (a long run) is scored again on the {RECHECK_LOWEST} the "
+        f"signed report scored lowest and {RECHECK_DRAWN} drawn at random, the others carried",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE")
@@ -72,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
-        results = [r for path in args.paths for r in check(path, key=args.key)]
+        results = [r for path in args.paths for r in check(path, key=args.key, full=args.full)]
     except VerifyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -86,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         for r in results:
             print(line(r))
+            for sampled in sample_lines(r):
+                print(sampled)
         for f in fleets:
             print(fleet_line(f))
     if args.junit is not None:
@@ -104,6 +114,18 @@ def line(result: CheckResult) -> str:
     if result.status == "ok":
         return f"OK: {result.run}"
     return f"{result.status.upper()}: {result.run}: {result.reason}"
+
+
+def sample_lines(result: CheckResult) -> list[str]:
+    """Where the probe's MOS was re-checked on a sample: one line per direction, within 80
+    columns, then how to re-check all."""
+    if not result.quality_rechecked:
+        return []
+    lines = [
+        f"  MOS re-checked on {len(r['scored'])} of {r['of']} segments, {label}"
+        for label, r in sorted(result.quality_rechecked.items())
+    ]
+    return [*lines, "  (the lowest and a random draw; --full re-checks every segment)"]
 
 
 def _as_json(result: CheckResult, fleets: Sequence[FleetSummary]) -> dict[str, object]:

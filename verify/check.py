@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from verify import evidence as ev
 from verify import signing
 from verify.errors import VerifyError
 from verify.figures import analyse_run
-from verify.quality import MOS_FIELDS, MOS_TOLERANCE
+from verify.quality import MOS_FIELDS, MOS_TOLERANCE, Recheck
 from verify.report import canonical_json, report_schema, run_verdict
 from verify.rules import missing_file, unexpected_file
 
@@ -39,6 +40,9 @@ class CheckResult:
     reason: str
     reasons: list[str] = dataclasses.field(default_factory=list)
     status: str = "ok"
+    # per direction whose probe was re-checked on a sample (`quality.Recheck`): the segments
+    # scored again, and how many the direction has
+    quality_rechecked: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def find_runs(path: str | Path) -> list[Path]:
@@ -75,23 +79,30 @@ def load_trusted_key(key: str | Path | bytes | Ed25519PublicKey) -> Ed25519Publi
 
 
 def check(
-    path: str | Path, *, key: str | Path | bytes | Ed25519PublicKey | None = None
+    path: str | Path,
+    *,
+    key: str | Path | bytes | Ed25519PublicKey | None = None,
+    full: bool = False,
 ) -> list[CheckResult]:
-    """Re-check every run under `path`; `key` pins the trusted signer (else `signer.pub.pem`).
+    """Re-check every run under `path`; `key` pins the trusted signer (else `signer.pub.pem`);
+    `full` scores every probe segment again, not a sample of a long run's (`quality.Recheck`).
 
     Raises :class:`VerifyError` only when there is nothing to check or the pinned key is unusable;
     every problem with a run is a failed :class:`CheckResult`.
     """
     trusted = None if key is None else load_trusted_key(key)
-    return [check_run(run, trusted) for run in find_runs(path)]
+    return [check_run(run, trusted, full=full) for run in find_runs(path)]
 
 
-def check_run(run_dir: Path, trusted: Ed25519PublicKey | None = None) -> CheckResult:
-    """Re-check one run folder."""
+def check_run(
+    run_dir: Path, trusted: Ed25519PublicKey | None = None, *, full: bool = False
+) -> CheckResult:
+    """Re-check one run folder (`full`: see :func:`check`)."""
     reasons: list[str] = []
     inconclusive: list[str] = []
+    rechecked: dict[str, dict[str, Any]] = {}
     try:
-        _check(run_dir, trusted, reasons, inconclusive)
+        _check(run_dir, trusted, reasons, inconclusive, None if full else rechecked)
     except VerifyError as exc:
         reasons.append(str(exc))
     except OSError as exc:
@@ -104,6 +115,7 @@ def check_run(run_dir: Path, trusted: Ed25519PublicKey | None = None) -> CheckRe
             reason=inconclusive[0],
             reasons=inconclusive[1:],
             status="inconclusive",
+            quality_rechecked=rechecked,
         )
     return CheckResult(
         run=str(run_dir),
@@ -111,14 +123,20 @@ def check_run(run_dir: Path, trusted: Ed25519PublicKey | None = None) -> CheckRe
         reason="; ".join(unique),
         reasons=unique,
         status="fail" if unique else "ok",
+        quality_rechecked=rechecked,
     )
 
 
 def _check(
-    run_dir: Path, trusted: Ed25519PublicKey | None, reasons: list[str], inconclusive: list[str]
+    run_dir: Path,
+    trusted: Ed25519PublicKey | None,
+    reasons: list[str],
+    inconclusive: list[str],
+    rechecked: dict[str, dict[str, Any]] | None,
 ) -> None:
     """Fill `reasons` with every problem; for a run that stands but whose verdict is
-    inconclusive, `inconclusive` gets its reason, then each failure with its stall."""
+    inconclusive, `inconclusive` gets its reason, then each failure with its stall. With
+    `rechecked` (not None), a long run's probe is scored again on a sample, which it receives."""
     report_path = run_dir / ev.REPORT
     if not report_path.is_file():
         reasons.append(f"{ev.REPORT} is missing (the run was never verified)")
@@ -128,7 +146,8 @@ def _check(
     report = _parse_report(payload, reasons)
     if report is None:
         return
-    fresh = _reanalyse(run_dir, report["evidence"], reasons)
+    recheck = None if rechecked is None else _recheck(payload, report)
+    fresh = _reanalyse(run_dir, report["evidence"], reasons, recheck, rechecked)
     if fresh is None:
         return
     figures, files_intact = fresh
@@ -158,18 +177,39 @@ def _parse_report(payload: bytes, reasons: list[str]) -> dict[str, Any] | None:
     return parsed
 
 
+def _recheck(payload: bytes, report: dict[str, Any]) -> Recheck:
+    """The sample of the probe's segments to score again: drawn with a seed from the signed
+    report's digest, among each direction's signed segments."""
+    signed = {
+        f"{d['from']}->{d['to']}": d["quality"]["segments"]
+        for d in report["directions"]
+        if d.get("quality")
+    }
+    return Recheck(int.from_bytes(hashlib.sha256(payload).digest()[:8], "big"), signed)
+
+
 def _reanalyse(
-    run_dir: Path, listed: dict[str, str], reasons: list[str]
+    run_dir: Path,
+    listed: dict[str, str],
+    reasons: list[str],
+    recheck: Recheck | None = None,
+    rechecked: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], bool] | None:
     """The figures recomputed from the evidence, and whether every file is as signed; None when
-    the evidence cannot be analysed (the reason given, after the hash mismatches)."""
+    the evidence cannot be analysed (the reason given, after the hash mismatches). With
+    `recheck`, `rechecked` receives the probe segments scored again where that was a sample."""
     file_reasons: list[str] = []
     # hashing (hashlib releases the GIL) overlaps the analysis
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(_check_files, run_dir, listed, file_reasons)
         try:
-            figures = analyse_run(run_dir).figures
-            error = None
+            analysis = analyse_run(run_dir, recheck=recheck)
+            figures, error = analysis.figures, None
+            if rechecked is not None and recheck is not None:
+                rechecked.update(
+                    (label, {"scored": scored, "of": len(recheck.signed[label])})
+                    for label, scored in analysis.rechecked.items()
+                )
         except VerifyError as exc:  # names the bad file
             error = str(exc)
         hashing.result()

@@ -85,6 +85,7 @@ class DirectionDetail:
     wav: str  # the received WAV's file name (the plots read it again)
     onsets: FloatArray  # every detection's onset (received sample index)
     states: list[str]  # per detection: detected, truncated, late, repeated, fragment, unexpected
+    rechecked: list[int] | None = None  # the probe's segments scored again, when a sample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,8 @@ class Analysis:
 
     figures: dict[str, Any]
     details: list[DirectionDetail]
+    # per direction label whose probe was re-checked on a sample: the segments scored again
+    rechecked: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
 
 def analyse(run_dir: str | Path, thresholds: Thresholds | None = None) -> dict[str, Any]:
@@ -114,8 +117,11 @@ def _declared_thresholds(manifest: ev.Manifest) -> Any:
     return (manifest.config or {}).get("thresholds")
 
 
-def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis:
-    """:func:`analyse`, also returning the details the plots need."""
+def analyse_run(
+    run_dir: Path, thresholds: Thresholds | None = None, recheck: quality.Recheck | None = None
+) -> Analysis:
+    """:func:`analyse`, also returning the details the plots need; with `recheck`, the probe's
+    segments are scored again on its sample, the others carried from the signed report."""
     manifest = ev.read_manifest(run_dir)
     if thresholds is None:
         thresholds = thresholds_of(manifest)
@@ -123,7 +129,7 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
     missing = [n for n in ev.evidence_names(manifest) if not (run_dir / n).is_file()]
     stats = _rtc_stats(run_dir, missing)
     events = [] if ev.EVENTS in missing else ev.read_events(run_dir / ev.EVENTS)
-    results = _analyse_directions(run_dir, manifest, thresholds, stats, missing, complete)
+    results = _analyse_directions(run_dir, manifest, thresholds, stats, missing, complete, recheck)
     directions = [figures for figures, _ in results]
     host = _host(run_dir, manifest, missing, complete)
     for d in directions:
@@ -146,7 +152,9 @@ def analyse_run(run_dir: Path, thresholds: Thresholds | None = None) -> Analysis
             **conversation(run_dir, manifest, missing, complete, clock_origin(manifest)),
             "thresholds": limits.to_dict(),
         }
-    return Analysis(figures=figures, details=[detail for _, detail in results])
+    details = [detail for _, detail in results]
+    rechecked = {d.label: d.rechecked for d in details if d.rechecked is not None}
+    return Analysis(figures=figures, details=details, rechecked=rechecked)
 
 
 def _rtc_stats(run_dir: Path, missing: list[str]) -> dict[str, Any]:
@@ -166,6 +174,7 @@ def _analyse_directions(
     stats: dict[str, Any],
     missing: list[str],
     complete: bool,
+    recheck: quality.Recheck | None,
 ) -> list[tuple[dict[str, Any], DirectionDetail]]:
     """Every direction's figures and plot details, in the manifest's order."""
     all_files = ev.direction_files(manifest)
@@ -175,7 +184,16 @@ def _analyse_directions(
     with threadpool_limits(limits=1, user_api="blas"):
         return _map_directions(
             [
-                (run_dir, files, manifest, thresholds, stats, missing, complete)
+                (
+                    run_dir,
+                    files,
+                    manifest,
+                    thresholds,
+                    stats,
+                    missing,
+                    complete,
+                    None if recheck is None else recheck.sample(files.label),
+                )
                 for files in all_files
             ],
             # scoring the probe is seconds of numba work per direction, holding the GIL
@@ -265,9 +283,11 @@ def _direction(
     stats: dict[str, Any],
     missing: list[str],
     complete: bool,
+    sample: tuple[frozenset[int], list[dict[str, Any]]] | None = None,
 ) -> tuple[dict[str, Any], DirectionDetail]:
     """One direction's figures: detect, time, match, classify, then the figures of each burst
-    and of the direction."""
+    and of the direction; `sample`: the probe's segments to score again and the signed ones to
+    carry (`quality.Recheck`), None to score all."""
     evidence = _read_direction(run_dir, files, missing, complete)
     tone_hz = float(manifest.participants[files.sender]["tone_hz"])
     burst_params = manifest.burst
@@ -301,10 +321,16 @@ def _direction(
     figures["bursts"] = per_burst
     if manifest.probe is not None:
         figures["quality"] = _quality(
-            run_dir, files, manifest, evidence, found, bursts, ref, origin
+            run_dir, files, manifest, evidence, found, bursts, ref, origin, sample
         )
     states = detection_states(matches, bursts)
-    detail = DirectionDetail(label=files.label, wav=files.wav, onsets=onsets, states=states)
+    detail = DirectionDetail(
+        label=files.label,
+        wav=files.wav,
+        onsets=onsets,
+        states=states,
+        rechecked=None if sample is None else sorted(sample[0]),
+    )
     return figures, detail
 
 
@@ -513,10 +539,11 @@ def _quality(
     bursts: BurstStates,
     ref: float,
     origin: int,
+    sample: tuple[frozenset[int], list[dict[str, Any]]] | None,
 ) -> dict[str, Any]:
     """The probe's score in this direction: the pieces the sender sent, placed in the recording
-    by the detected bursts (see `verify.quality`). A missing probe file scores nothing (the
-    verdict says it is missing)."""
+    by the detected bursts (see `verify.quality`); with `sample`, only its segments, the signed
+    others carried. A missing probe file scores nothing (the verdict says it is missing)."""
     probe = manifest.probe
     assert probe is not None  # the caller looked
     names = (probe["file"], probe["pieces"].get(files.sender))
@@ -530,11 +557,15 @@ def _quality(
     detected = bursts.detected
     at = (evidence.schedule.start_sample[detected] + ref).astype(np.float64)
     onsets = np.array([found[int(k)].onset for k in bursts.first[detected]], dtype=np.float64)
-    segments = quality.score(evidence.samples, signal, pieces, (at, onsets - at), ev.SAMPLE_RATE)
+    only, carried = (None, []) if sample is None else sample
+    segments = quality.score(
+        evidence.samples, signal, pieces, (at, onsets - at), ev.SAMPLE_RATE, only
+    )
     for entry in segments:
         start = pieces.start_sample[np.argmax(pieces.segment == entry["segment"])]
         sent_ns = frame_time_ns(evidence.sent, np.array([float(start)]))[0]
         entry["sent_s"] = run_seconds(sent_ns, origin)
+    segments += [{k: s[k] for k in quality.SEGMENT_FIELDS} for s in carried]
     return quality.figures(segments, float(probe["segment_s"]))
 
 

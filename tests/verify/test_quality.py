@@ -170,3 +170,59 @@ def test_no_probe_no_quality(make_run: Callable[..., Path]) -> None:
     """A run made without a probe has no quality block and no quality threshold applies."""
     report = verify.analyse(make_run())
     assert all("quality" not in d for d in report["directions"])
+
+
+def _segments(mos: list[float]) -> list[dict]:
+    return [{"segment": i, "mos": m} for i, m in enumerate(mos)]
+
+
+def test_a_recheck_samples_the_lowest_and_a_seeded_draw() -> None:
+    """Up to RECHECK_ALL_UP_TO segments: all; beyond, the lowest RECHECK_LOWEST and a draw of
+    RECHECK_DRAWN that the seed decides, the rest carried."""
+    few = quality.Recheck(1, {"a->b": _segments([3.0] * quality.RECHECK_ALL_UP_TO)})
+    assert few.sample("a->b") is None and few.sample("b->a") is None
+    mos = [4.0 + i / 100 for i in range(40)]
+    mos[17], mos[33] = 1.5, 2.0  # two bad segments among good ones
+    signed = {"a->b": _segments(mos)}
+    sample = quality.Recheck(7, signed).sample("a->b")
+    assert sample is not None
+    chosen, carried = sample
+    lowest = sorted(range(40), key=lambda i: mos[i])[: quality.RECHECK_LOWEST]
+    assert {17, 33} <= set(lowest) <= chosen
+    assert len(chosen) == quality.RECHECK_LOWEST + quality.RECHECK_DRAWN
+    assert sorted([*chosen, *(s["segment"] for s in carried)]) == list(range(40))
+    assert quality.Recheck(7, signed).sample("a->b") == sample  # the seed decides alone
+    draws = {frozenset(quality.Recheck(seed, signed).sample("a->b")[0]) for seed in range(5)}
+    assert len(draws) > 1
+
+
+def test_a_long_probe_is_rechecked_on_a_sample_and_in_full_on_request(tmp_path: Path) -> None:
+    """20 segments per direction: the re-check scores 16 again (a changed score among them
+    FAILs) and carries the others' signed scores; --full scores every one again, so that a
+    changed carried score FAILs too."""
+    run = synth.make_run(tmp_path / "runs", synth.Spec(**{**SPEC, "duration_s": 164.0}))
+    key = tmp_path / "key.pem"
+    verify.write_report(run, key_path=key, html=False)
+    report = _report(run)
+    n = len(report["directions"][0]["quality"]["segments"])
+    assert n > quality.RECHECK_ALL_UP_TO
+    (result,) = verify.check(run)
+    assert result.ok, result.reason
+    assert set(result.quality_rechecked) == {"customer->support", "support->customer"}
+    sampled = result.quality_rechecked["customer->support"]
+    assert len(sampled["scored"]) == quality.RECHECK_LOWEST + quality.RECHECK_DRAWN
+    assert sampled["of"] == n
+    (full,) = verify.check(run, full=True)
+    assert full.ok and full.quality_rechecked == {}
+
+    # a carried segment's score changed and re-signed: only --full scores it again
+    segments = report["directions"][0]["quality"]["segments"]
+    index = next(i for i, s in enumerate(segments) if s["segment"] not in sampled["scored"])
+    segments[index]["mos"] = round(segments[index]["mos"] + 0.05, 3)
+    report["directions"][0]["quality"]["mos"] = round(
+        float(np.mean([s["mos"] for s in segments])), 3
+    )
+    synth.resign(run, report, key)
+    (changed,) = verify.check(run, full=True)
+    assert not changed.ok
+    assert f"figure directions[0].quality.segments[{index}].mos is" in changed.reason
