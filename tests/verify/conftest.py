@@ -14,8 +14,10 @@ from benchmarks import _synth as synth
 
 @pytest.fixture(autouse=True)
 def _no_home_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Never touch the real ~/.config key: the default key path points into the test's tmp dir."""
+    """Never touch the real ~/.config keys: the default signing key and trusted-keys folder
+    point into the test's tmp dir."""
     monkeypatch.setenv("ECHOPROOF_SIGNING_KEY", str(tmp_path / "default-key" / "signing-key.pem"))
+    monkeypatch.setenv("ECHOPROOF_TRUSTED_KEYS", str(tmp_path / "trusted"))
 
 
 @pytest.fixture(scope="session")
