@@ -10,6 +10,7 @@ import pytest
 
 import verify
 from benchmarks import _synth as synth
+from tests.verify.real_runs import DURATION_S, record
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +49,9 @@ def make_run(tmp_path: Path) -> Callable[..., Path]:
         return synth.make_run(tmp_path / "runs", spec, name)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real run folder (unsigned), recorded once per session."""
+    return record(tmp_path_factory.mktemp("real"), DURATION_S, {}, ())
