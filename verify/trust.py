@@ -84,13 +84,12 @@ class Signer:
         return self.trusted_by is not None
 
     def note(self) -> str:
-        """`key 0123456789abcdef trusted (--key)`, `... trusted (folder)`, `... untrusted`."""
+        """`key 0123456789abcdef pinned` (by `--key`), `... trusted` (in the trusted-keys
+        folder), `... untrusted`, or `signer unknown`."""
         if self.key_id is None:
             return "signer unknown"
-        kid = signing.short_id(self.key_id)
-        if self.trusted_by is None:
-            return f"key {kid} untrusted"
-        return f"key {kid} trusted ({'--key' if self.trusted_by == PINNED else 'folder'})"
+        word = {None: "untrusted", PINNED: "pinned"}.get(self.trusted_by, "trusted")
+        return f"key {signing.short_id(self.key_id)} {word}"
 
 
 def untrusted_reason(signer: Signer, folder: Path) -> str:
