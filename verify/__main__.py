@@ -125,8 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = args.trusted if args.trusted is not None else trust.default_dir()
     try:
         if args.trust is not None:
-            kid, added = trust.add(args.trust, folder)
-            print(f"trusted key {signing.short_id(kid)}: {added}")
+            kid, _ = trust.add(args.trust, folder)
+            print(f"trusted key {signing.short_id(kid)} (in {trust.shown(folder)})")
         results = [
             r
             for path in args.paths

@@ -96,7 +96,7 @@ def untrusted_reason(signer: Signer, folder: Path) -> str:
     """Why `--require-trusted` fails a run, in one sentence."""
     who = "its signer" if signer.key_id is None else f"key {signing.short_id(signer.key_id)}..."
     return (
-        f"{who} is not trusted: pin it with --key or add it to {folder} "
+        f"{who} is not trusted: pin it with --key or add it to {shown(folder)} "
         "(python -m verify --trust PUB)"
     )
 
@@ -109,12 +109,13 @@ def standing(key_id: str, folder: Path | None = None) -> str:
         trusted = key_id in trusted_keys(folder)
     except VerifyError as exc:
         return f"trust not known: {exc}"
-    shown = _tilde(folder)
-    return f"trusted (in {shown})" if trusted else f"untrusted (not in {shown})"
+    where = shown(folder)
+    return f"trusted (in {where})" if trusted else f"untrusted (not in {where})"
 
 
-def _tilde(path: Path) -> str:
-    """`path` with the home folder as `~`: shorter, and no user name in a shared page."""
+def shown(path: Path) -> str:
+    """`path` as the console and the HTML show it: the home folder as `~` (shorter, and no user
+    name in a page that is shared)."""
     try:
         return str(Path("~") / path.expanduser().resolve().relative_to(Path.home().resolve()))
     except ValueError:

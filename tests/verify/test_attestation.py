@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,10 @@ from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
 
 import verify
+from tests.conftest import scaled
 from verify import attestation, signing
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _envelope(run: Path) -> dict[str, Any]:
@@ -110,6 +116,38 @@ def test_standard_tools_reject_a_changed_file_or_another_key(
     wav.write_bytes(bytes(data))
     with pytest.raises(AssertionError, match=r"customer-from-support\.wav"):
         independent_check(run, signing.public_path(signed_real_copy[1]).read_bytes())
+
+
+def _readme_snippet() -> str:
+    """The README's Python check of a run "without echoproof", as printed there."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    [snippet] = [b for b in blocks if "securesystemslib" in b]
+    return snippet
+
+
+def test_readme_snippet_checks_a_real_run(signed_real_copy: tuple[Path, Path]) -> None:
+    """The README's snippet, run as printed, says OK for a real run and its signer's key, and
+    fails (exit 1) for another key."""
+    run, key = signed_real_copy
+
+    def snippet(pub: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _readme_snippet(), str(run), str(pub)],
+            capture_output=True,
+            text=True,
+            timeout=scaled(60),
+            check=False,
+        )
+
+    done = snippet(signing.public_path(key))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((run / "report.json").read_bytes())
+    count, verdict = len(report["evidence"]), report["verdict"]["status"]
+    assert done.stdout == f"OK: {count} files as signed; verdict {verdict}\n"
+    stranger = run.parent / "stranger.pub.pem"
+    stranger.write_bytes(signing.public_pem(Ed25519PrivateKey.generate().public_key()))
+    refused = snippet(stranger)
+    assert refused.returncode == 1 and "VerificationError" in refused.stderr
 
 
 def _sign_old_format(run: Path, key: Path) -> None:

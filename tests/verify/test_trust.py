@@ -115,7 +115,7 @@ def test_trust_adds_a_key_to_the_default_folder(
     assert main([str(signed_run), "--require-trusted"]) == 1
     capsys.readouterr()
     assert main(["--trust", str(signing.public_path(session_key))]) == 0
-    assert capsys.readouterr().out == f"trusted key {kid[:16]}: {folder / kid}.pub.pem\n"
+    assert capsys.readouterr().out == f"trusted key {kid[:16]} (in {folder})\n"
     assert (folder / f"{kid}.pub.pem").read_bytes() == signing.public_path(session_key).read_bytes()
     assert main([str(signed_run), "--require-trusted"]) == 0
     assert capsys.readouterr().out == f"OK: {signed_run} (key {kid[:16]} trusted, in-toto)\n"
