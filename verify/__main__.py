@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m verify",
         description="Re-check echoproof run folders: signature, evidence hashes, every figure and "
         "the verdict. Exit 0 when every run is OK, 1 when any FAILs, 2 on a usage error, 4 when "
-        "none FAILs but some are INCONCLUSIVE (the host stalled when a threshold failed).",
+        "none FAILs but some are INCONCLUSIVE (the host stalled when a threshold failed). Each "
+        "run's line names the key that signed it and whether that key is trusted.",
     )
     parser.add_argument(
         "paths", type=Path, nargs="*", metavar="PATH", help="a run folder, or a folder of runs"
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--key",
         type=Path,
+        metavar="PUB",
         help="pin the signer's public key (PEM): a run signed by any other key FAILs. Without "
         f"it a run is checked against the {SIGNER_KEY} in its own folder, which shows the files "
         "are what that key signed, but anyone who edits them can re-sign with a key of their own: "
@@ -53,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help=f"the trusted-keys folder (default ${trust.TRUSTED_ENV}, else "
-        "~/.config/echoproof/trusted): public keys (*.pem) whose runs are trusted",
+        f"{trust.shown(trust.home_dir())}): public keys (*.pem) whose runs are trusted",
     )
     parser.add_argument(
         "--require-trusted",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from typing import Any
 
 from verify.canonical import canonical_json
@@ -29,8 +28,6 @@ IN_TOTO = "in-toto"
 LEGACY = "legacy"
 FORMATS = {PAYLOAD_TYPE: IN_TOTO, LEGACY_PAYLOAD_TYPE: LEGACY}
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
 
 @dataclasses.dataclass(frozen=True)
 class Signed:
@@ -40,7 +37,7 @@ class Signed:
 
     format: str
     report: bytes
-    subjects: dict[str, str] | None
+    subjects: dict[str, Any] | None
 
 
 def statement(report: dict[str, Any]) -> dict[str, Any]:
@@ -85,26 +82,26 @@ def read(payload_type: str, signed: bytes) -> Signed:
     return Signed(IN_TOTO, canonical_json(predicate), _subjects(value.get("subject")))
 
 
-def _subjects(value: Any) -> dict[str, str]:
-    """Each subject's name and SHA-256, checked to be what `statement` writes."""
+def _subjects(value: Any) -> dict[str, Any]:
+    """Each subject's name and SHA-256. The digests' form is the report's schema's to judge:
+    they must equal the report's `evidence` (:func:`subject_differences`)."""
     if not isinstance(value, list) or not value:
         raise SignatureError(f"{ENVELOPE} statement has no subject, expected the evidence files")
-    subjects: dict[str, str] = {}
+    subjects: dict[str, Any] = {}
     for i, entry in enumerate(value):
         name = entry.get("name") if isinstance(entry, dict) else None
         digest = entry.get("digest") if isinstance(entry, dict) else None
-        sha = digest.get(DIGEST) if isinstance(digest, dict) else None
-        if not isinstance(name, str) or not isinstance(sha, str) or not _HEX64.match(sha):
+        if not isinstance(name, str) or not isinstance(digest, dict) or DIGEST not in digest:
             raise SignatureError(
                 f"{ENVELOPE} statement's subject[{i}] is not a file name with a {DIGEST} digest"
             )
         if name in subjects:
             raise SignatureError(f"{ENVELOPE} statement lists {name} twice")
-        subjects[name] = sha
+        subjects[name] = digest[DIGEST]
     return subjects
 
 
-def subject_differences(subjects: dict[str, str], evidence: dict[str, str]) -> list[str]:
+def subject_differences(subjects: dict[str, Any], evidence: dict[str, Any]) -> list[str]:
     """Where the signed subjects and the report's list of evidence files disagree."""
     if subjects == evidence:
         return []

@@ -25,6 +25,7 @@ from verify.errors import SignatureError
 from verify.evidence import ENVELOPE
 
 KEY_ENV = "ECHOPROOF_SIGNING_KEY"
+PUBLIC_SUFFIX = ".pub.pem"  # a public key's file: `signing-key.pub.pem`, `<key id>.pub.pem`
 # Shown in the console where a whole key id (64 hex digits) would not fit 80 columns.
 SHORT_KEY_ID = 16
 
@@ -45,7 +46,7 @@ def default_key_path() -> Path:
 def public_path(private_path: Path) -> Path:
     """Where the public key of `private_path` lives: `signing-key.pem` -> `signing-key.pub.pem`."""
     stem = private_path.name.removesuffix(".pem")
-    return private_path.with_name(f"{stem}.pub.pem")
+    return private_path.with_name(f"{stem}{PUBLIC_SUFFIX}")
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:

@@ -22,12 +22,17 @@ TRUSTED_ENV = "ECHOPROOF_TRUSTED_KEYS"
 PINNED = "--key"  # `trusted_by` of a run checked against a pinned key
 
 
+def home_dir() -> Path:
+    """`~/.config/echoproof/trusted`."""
+    return signing.config_dir() / "trusted"
+
+
 def default_dir() -> Path:
-    """`$ECHOPROOF_TRUSTED_KEYS`, else `~/.config/echoproof/trusted`."""
+    """`$ECHOPROOF_TRUSTED_KEYS`, else :func:`home_dir`."""
     env = os.environ.get(TRUSTED_ENV)
     if env:
         return Path(env).expanduser()
-    return signing.config_dir() / "trusted"
+    return home_dir()
 
 
 def pinned_key(key: str | Path | bytes | Ed25519PublicKey) -> Ed25519PublicKey:
@@ -62,7 +67,7 @@ def add(public: Path, folder: Path) -> tuple[str, Path]:
     `<key id>.pub.pem`; returns the key id and the file."""
     key = _read_key(public, "public key")
     kid = signing.key_id(key)
-    target = folder / f"{kid}.pub.pem"
+    target = folder / f"{kid}{signing.PUBLIC_SUFFIX}"
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         target.write_bytes(signing.public_pem(key))
