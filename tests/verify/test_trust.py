@@ -114,11 +114,14 @@ def test_trust_adds_a_key_to_the_default_folder(
     folder = tmp_path / "trusted"  # the conftest's $ECHOPROOF_TRUSTED_KEYS
     assert main([str(signed_run), "--require-trusted"]) == 1
     capsys.readouterr()
-    assert main(["--trust", str(signing.public_path(session_key))]) == 0
-    assert capsys.readouterr().out == f"trusted key {kid[:16]} (in {folder})\n"
+    pub = str(signing.public_path(session_key))
+    assert main(["--trust", pub, str(signed_run), "--require-trusted"]) == 0
+    assert capsys.readouterr().out == (
+        f"trusted key {kid[:16]} (in {folder})\n"
+        f"OK: {signed_run} (key {kid[:16]} trusted, in-toto)\n"
+    )
     assert (folder / f"{kid}.pub.pem").read_bytes() == signing.public_path(session_key).read_bytes()
     assert main([str(signed_run), "--require-trusted"]) == 0
-    assert capsys.readouterr().out == f"OK: {signed_run} (key {kid[:16]} trusted, in-toto)\n"
 
 
 def test_trusted_key_stands_in_for_a_missing_signer_key(
@@ -167,3 +170,18 @@ def test_html_report_says_who_signed(signed_run: Path, session_key: Path, tmp_pa
     page = (signed_run / "report.html").read_text()
     assert f"Signed by key {kid}: trusted (in {tmp_path / 'trusted'})" in page
     assert page.index("Verdict:") < page.index("Signed by key")
+
+
+def test_any_pem_in_the_folder_named_by_trusted_wins_over_the_environment(
+    signed_run: Path, session_key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key copied into a folder by hand, under any `*.pem` name, is trusted when --trusted
+    names that folder; $ECHOPROOF_TRUSTED_KEYS (empty here) is then not read."""
+    folder = tmp_path / "team-keys"
+    folder.mkdir()
+    shutil.copy(signing.public_path(session_key), folder / "ci-signer.pem")
+    assert main([str(signed_run), "--require-trusted"]) == 1
+    capsys.readouterr()
+    assert main([str(signed_run), "--require-trusted", "--trusted", str(folder), "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert (entry["trusted"], entry["trusted_by"]) == (True, str(folder))
