@@ -311,9 +311,9 @@ def write_host(path: Path, duration_s: float, stalls: list[tuple[float, str, flo
 def resign(run: Path, report: dict[str, Any], key: Path) -> None:
     """Write `report` as the run's report.json and sign it with `key`, as a forger with the
     real key would: only the re-check of the figures can catch it."""
-    from verify import canonical_json, signing
+    from verify import signing
+    from verify.report import signed_files
 
-    payload = canonical_json(report)
+    payload, envelope = signed_files(report, signing.load_or_create_key(key))
     (run / "report.json").write_bytes(payload)
-    envelope = signing.sign_envelope(payload, signing.load_or_create_key(key))
-    (run / "report.dsse.json").write_bytes(signing.envelope_bytes(envelope))
+    (run / "report.dsse.json").write_bytes(envelope)

@@ -356,7 +356,16 @@ def _print_outcome(o: Outcome, config: Config, *, verify: bool) -> None:
         else:
             failures = "; ".join(o.failures or ["verification failed"])
             print(f"FAIL: {o.run_dir}: {failures}")
+        if report is not None:  # whoever re-checks the run pins or trusts this key
+            print(signer_line(report["key_id"]))
     print()
+
+
+def signer_line(key_id: str) -> str:
+    """`signed by key 0123456789abcdef, untrusted (not in ~/.config/echoproof/trusted)`."""
+    from verify import signing, trust
+
+    return f"signed by key {signing.short_id(key_id)}, {trust.standing(key_id)}"
 
 
 def _exit_code(outcomes: list[Outcome]) -> int:

@@ -2,7 +2,8 @@
 
     result = verify.write_report("recordings/<run-id>")   # report.json, report.dsse.json, HTML
     for r in verify.check("recordings/"):                  # signature, hashes, every figure
-        print("OK" if r.ok else f"FAIL: {r.reason}")
+        print("OK" if r.ok else f"FAIL: {r.reason}", r.signer, r.trusted)
+    verify.check("recordings/", key="ci-signer.pub.pem")   # only that signer passes
 
 Runs without livekit or aiortc installed (an archive machine needs numpy, numba, cryptography).
 """

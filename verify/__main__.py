@@ -3,10 +3,13 @@
 Exit 0 when every run is OK, 1 when any FAILs, 2 on a usage error, 4 when none FAILs but one or
 more are INCONCLUSIVE (a threshold failed while the host was stalled: see verify.host). The runs
 of a fleet (`--pairs N`, two or more of them found) count by their fleet's verdict instead
-(`verify.fleet`: `fleet-<id>/fleet.json` beside them).
+(`verify.fleet`: `fleet-<id>/fleet.json` beside them). Each run's line names the key that signed
+it, whether that key is trusted (verify.trust) and the envelope's format (verify.attestation).
 
 python -m verify recordings/                 # every run folder under recordings/
 python -m verify recordings/<run> --key signer.pub.pem --json --junit verify.xml
+python -m verify --trust ci.pub.pem          # trust a key from now on
+python -m verify recordings/ --require-trusted   # CI: an untrusted signer FAILs
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from verify import signing, trust
 from verify.check import CheckResult, check
 from verify.errors import VerifyError
 from verify.evidence import SIGNER_KEY
@@ -32,16 +36,38 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m verify",
         description="Re-check echoproof run folders: signature, evidence hashes, every figure and "
         "the verdict. Exit 0 when every run is OK, 1 when any FAILs, 2 on a usage error, 4 when "
-        "none FAILs but some are INCONCLUSIVE (the host stalled when a threshold failed).",
+        "none FAILs but some are INCONCLUSIVE (the host stalled when a threshold failed). Each "
+        "run's line names the key that signed it and whether that key is trusted.",
     )
     parser.add_argument(
-        "paths", type=Path, nargs="+", metavar="PATH", help="a run folder, or a folder of runs"
+        "paths", type=Path, nargs="*", metavar="PATH", help="a run folder, or a folder of runs"
     )
     parser.add_argument(
         "--key",
         type=Path,
-        help="the trusted signer's public key (PEM). Without it a run is checked against the "
-        f"{SIGNER_KEY} in its own folder, which proves integrity but not who signed.",
+        metavar="PUB",
+        help="pin the signer's public key (PEM): a run signed by any other key FAILs. Without "
+        f"it a run is checked against the {SIGNER_KEY} in its own folder, which shows the files "
+        "are what that key signed, but anyone who edits them can re-sign with a key of their own: "
+        "the signer is trusted only when its key is in the trusted-keys folder.",
+    )
+    parser.add_argument(
+        "--trusted",
+        type=Path,
+        metavar="DIR",
+        help=f"the trusted-keys folder (default ${trust.TRUSTED_ENV}, else "
+        f"{trust.shown(trust.home_dir())}): public keys (*.pem) whose runs are trusted",
+    )
+    parser.add_argument(
+        "--require-trusted",
+        action="store_true",
+        help="FAIL a run whose signer is not trusted (not --key, not in the trusted-keys folder)",
+    )
+    parser.add_argument(
+        "--trust",
+        type=Path,
+        metavar="PUB",
+        help="add the public key PUB (PEM) to the trusted-keys folder, then check any PATH",
     )
     parser.add_argument(
         "--full",
@@ -58,32 +84,75 @@ def _parser() -> argparse.ArgumentParser:
 def junit_xml(results: Sequence[CheckResult], fleets: Sequence[FleetSummary] = ()) -> bytes:
     """The results as a JUnit XML test suite, one test case per run (conversation) and one per
     fleet; an inconclusive one is skipped, with what spoiled it as the message."""
-    cases = [(r.run, r.status, r.reason, r.reasons) for r in results]
-    cases += [(f"fleet {f.fleet_id}", f.status, f.reason, []) for f in fleets]
+    cases: list[tuple[str, str, str, list[str], CheckResult | None]]
+    cases = [(r.run, r.status, r.reason, r.reasons, r) for r in results]
+    cases += [(f"fleet {f.fleet_id}", f.status, f.reason, [], None) for f in fleets]
     suite = ET.Element(
         "testsuite",
         name="echoproof.verify",
         tests=str(len(cases)),
-        failures=str(sum(status == "fail" for _, status, _, _ in cases)),
+        failures=str(sum(case[1] == "fail" for case in cases)),
         errors="0",
-        skipped=str(sum(status == "inconclusive" for _, status, _, _ in cases)),
+        skipped=str(sum(case[1] == "inconclusive" for case in cases)),
     )
-    for name, status, reason, reasons in cases:
+    for name, status, reason, reasons, result in cases:
         case = ET.SubElement(suite, "testcase", classname="echoproof.verify", name=name)
+        if result is not None:  # a run: who signed it, trusted or not, in properties and words
+            properties = ET.SubElement(case, "properties")
+            for key, value in _seal(result).items():
+                ET.SubElement(properties, "property", name=key, value=str(value))
         if status in ("fail", "inconclusive"):
             tag = "failure" if status == "fail" else "skipped"
             ET.SubElement(case, tag, message=reason).text = "\n".join(reasons or [reason])
+        if result is not None:
+            ET.SubElement(case, "system-out").text = seal_note(result)
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+def _seal(result: CheckResult) -> dict[str, object]:
+    """The signer's properties of a run's JUnit test case (the JSON's field names)."""
+    return {
+        "signer": result.signer or "",
+        "trusted": str(result.trusted).lower(),
+        "trusted_by": result.trusted_by or "",
+        "envelope": result.envelope or "",
+    }
+
+
+def seal_note(result: CheckResult) -> str:
+    """`key 0123456789abcdef untrusted, in-toto`: who signed a run, trusted or not, and the
+    envelope's format (`legacy`: signed before the in-toto statement)."""
+    note = trust.Signer(result.signer, result.trusted_by).note()
+    return f"{note}, {result.envelope}" if result.envelope else note
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.paths and args.trust is None:
+        parser.error("give a PATH to check, or --trust PUB")
+    folder = args.trusted if args.trusted is not None else trust.default_dir()
     try:
-        results = [r for path in args.paths for r in check(path, key=args.key, full=args.full)]
+        if args.trust is not None:
+            kid, _ = trust.add(args.trust, folder)
+            print(f"trusted key {signing.short_id(kid)} (in {trust.shown(folder)})")
+        results = [
+            r
+            for path in args.paths
+            for r in check(
+                path,
+                key=args.key,
+                trusted=folder,
+                require_trusted=args.require_trusted,
+                full=args.full,
+            )
+        ]
     except VerifyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not args.paths:
+        return EXIT_OK
     try:
         fleets = summarise(results)
     except OSError as exc:
@@ -110,10 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def line(result: CheckResult) -> str:
-    """`OK: <run>`, `FAIL: <run>: <reasons>` or `INCONCLUSIVE: <run>: <the host stall>`."""
-    if result.status == "ok":
-        return f"OK: {result.run}"
-    return f"{result.status.upper()}: {result.run}: {result.reason}"
+    """`OK: <run> (<signer>)`, `FAIL: <run> (<signer>): <reasons>` or
+    `INCONCLUSIVE: <run> (<signer>): <the host stall>`; <signer> as :func:`seal_note` says."""
+    head = f"{result.status.upper()}: {result.run} ({seal_note(result)})"
+    return head if result.status == "ok" else f"{head}: {result.reason}"
 
 
 def sample_lines(result: CheckResult) -> list[str]:

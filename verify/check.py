@@ -14,8 +14,8 @@ from typing import Any
 import jsonschema
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from verify import attestation, signing, trust
 from verify import evidence as ev
-from verify import signing
 from verify.errors import VerifyError
 from verify.figures import analyse_run
 from verify.quality import MOS_FIELDS, MOS_TOLERANCE, Recheck
@@ -33,6 +33,9 @@ class CheckResult:
 
     fail: `reason` lists every problem, `; `-separated. inconclusive: the evidence is intact and
     every failed threshold coincides with a host stall; `reason` names the stall in one line.
+    `signer` is the full id of the key that signed (None: not known), `trusted_by` what made it
+    trusted (`--key` or the trusted-keys folder; None: untrusted), `envelope` the format read
+    (verify.attestation: `in-toto` or `legacy`; None: none verified).
     """
 
     run: str
@@ -40,6 +43,10 @@ class CheckResult:
     reason: str
     reasons: list[str] = dataclasses.field(default_factory=list)
     status: str = "ok"
+    signer: str | None = None
+    trusted: bool = False
+    trusted_by: str | None = None
+    envelope: str | None = None
     # per direction whose probe was re-checked on a sample (`quality.Recheck`): the segments
     # scored again, and how many the direction has
     quality_rechecked: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -64,72 +71,72 @@ def _is_run(path: Path) -> bool:
     return (path / ev.MANIFEST).exists() or (path / ev.REPORT).exists()
 
 
-def load_trusted_key(key: str | Path | bytes | Ed25519PublicKey) -> Ed25519PublicKey:
-    """A public key given as an object, PEM bytes or a PEM file path."""
-    if isinstance(key, Ed25519PublicKey):
-        return key
-    if isinstance(key, bytes):
-        return signing.load_public_key(key, "the pinned key")
-    path = Path(key)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise VerifyError(f"pinned key {path} cannot be read: {exc.strerror}") from None
-    return signing.load_public_key(data, f"pinned key {path}")
-
-
 def check(
     path: str | Path,
     *,
     key: str | Path | bytes | Ed25519PublicKey | None = None,
+    trusted: str | Path | None = None,
+    require_trusted: bool = False,
     full: bool = False,
 ) -> list[CheckResult]:
-    """Re-check every run under `path`; `key` pins the trusted signer (else `signer.pub.pem`);
-    `full` scores every probe segment again, not a sample of a long run's (`quality.Recheck`).
+    """Re-check every run under `path`. `key` pins the signer (else each run's `signer.pub.pem`
+    is used, and trusted when it is in the folder `trusted`, default verify.trust.default_dir());
+    with `require_trusted` an untrusted signer FAILs the run; `full` scores every probe segment
+    again, not a sample of a long run's (`quality.Recheck`).
 
-    Raises :class:`VerifyError` only when there is nothing to check or the pinned key is unusable;
-    every problem with a run is a failed :class:`CheckResult`.
+    Raises :class:`VerifyError` only when there is nothing to check or a pinned or trusted key is
+    unusable; every problem with a run is a failed :class:`CheckResult`.
     """
-    trusted = None if key is None else load_trusted_key(key)
-    return [check_run(run, trusted, full=full) for run in find_runs(path)]
+    policy = trust.Policy.load(key, trusted, require_trusted)
+    return [check_run(run, policy, full=full) for run in find_runs(path)]
 
 
 def check_run(
-    run_dir: Path, trusted: Ed25519PublicKey | None = None, *, full: bool = False
+    run_dir: Path, policy: trust.Policy | None = None, *, full: bool = False
 ) -> CheckResult:
-    """Re-check one run folder (`full`: see :func:`check`)."""
+    """Re-check one run folder (by default against the default trusted-keys folder; `full`: see
+    :func:`check`)."""
+    policy = policy or trust.Policy.load()
     reasons: list[str] = []
     inconclusive: list[str] = []
     rechecked: dict[str, dict[str, Any]] = {}
+    signer, signed = trust.Signer(None), None
     try:
-        _check(run_dir, trusted, reasons, inconclusive, None if full else rechecked)
+        if not (run_dir / ev.REPORT).is_file():
+            reasons.append(f"{ev.REPORT} is missing (the run was never verified)")
+        else:
+            signer, signed = _check_signature(run_dir, policy, reasons)
+            sample = None if full else rechecked
+            _check(run_dir, signer, signed, reasons, inconclusive, sample)
     except VerifyError as exc:
         reasons.append(str(exc))
     except OSError as exc:
         reasons.append(f"{Path(exc.filename or run_dir).name} cannot be read: {exc.strerror}")
+    if policy.required and not signer.trusted:
+        reasons.append(trust.untrusted_reason(signer, policy.folder))
     unique = list(dict.fromkeys(reasons))
     if not unique and inconclusive:
-        return CheckResult(
-            run=str(run_dir),
-            ok=False,
-            reason=inconclusive[0],
-            reasons=inconclusive[1:],
-            status="inconclusive",
-            quality_rechecked=rechecked,
-        )
+        status, reason, listed = "inconclusive", inconclusive[0], inconclusive[1:]
+    else:
+        status, reason, listed = ("fail" if unique else "ok"), "; ".join(unique), unique
     return CheckResult(
         run=str(run_dir),
-        ok=not unique,
-        reason="; ".join(unique),
-        reasons=unique,
-        status="fail" if unique else "ok",
+        ok=status == "ok",
+        reason=reason,
+        reasons=listed,
+        status=status,
+        signer=signer.key_id,
+        trusted=signer.trusted,
+        trusted_by=signer.trusted_by,
+        envelope=None if signed is None else signed.format,
         quality_rechecked=rechecked,
     )
 
 
 def _check(
     run_dir: Path,
-    trusted: Ed25519PublicKey | None,
+    signer: trust.Signer,
+    signed: attestation.Signed | None,
     reasons: list[str],
     inconclusive: list[str],
     rechecked: dict[str, dict[str, Any]] | None,
@@ -137,15 +144,19 @@ def _check(
     """Fill `reasons` with every problem; for a run that stands but whose verdict is
     inconclusive, `inconclusive` gets its reason, then each failure with its stall. With
     `rechecked` (not None), a long run's probe is scored again on a sample, which it receives."""
-    report_path = run_dir / ev.REPORT
-    if not report_path.is_file():
-        reasons.append(f"{ev.REPORT} is missing (the run was never verified)")
-        return
-    payload = report_path.read_bytes()
-    _check_signature(run_dir, payload, trusted, reasons)
+    payload = (run_dir / ev.REPORT).read_bytes()
+    if signed is not None and signed.report != payload:
+        reasons.append(f"{ev.REPORT} differs from the report signed in {ev.ENVELOPE}")
     report = _parse_report(payload, reasons)
     if report is None:
         return
+    if signed is not None and signed.subjects is not None:
+        reasons += attestation.subject_differences(signed.subjects, report["evidence"])
+    if signed is not None and report["key_id"] != signer.key_id:
+        reasons.append(
+            f"{ev.REPORT} names key {signing.short_id(str(report['key_id']))}..., signed by "
+            f"{signing.short_id(str(signer.key_id))}..."
+        )
     recheck = None if rechecked is None else _recheck(payload, report)
     fresh = _reanalyse(run_dir, report["evidence"], reasons, recheck, rechecked)
     if fresh is None:
@@ -263,44 +274,60 @@ def _judge(fresh: dict[str, Any], reasons: list[str], inconclusive: list[str]) -
 
 
 def _check_signature(
-    run_dir: Path, payload: bytes, trusted: Ed25519PublicKey | None, reasons: list[str]
-) -> None:
-    signer_path = run_dir / ev.SIGNER_KEY
-    signer = None
-    if signer_path.is_file():
-        try:
-            signer = signing.load_public_key(signer_path.read_bytes(), ev.SIGNER_KEY)
-        except VerifyError as exc:
-            reasons.append(str(exc))
-    elif trusted is None:
-        reasons.append(
-            f"{ev.SIGNER_KEY} is missing and no key is pinned: cannot check the signature"
-        )
-    if trusted is not None and signer is not None:
-        found, wanted = signing.key_id(signer), signing.key_id(trusted)
-        if found != wanted:
-            reasons.append(
-                f"{ev.SIGNER_KEY} is key {found[:16]}..., expected the pinned key {wanted[:16]}..."
-            )
-    key = trusted or signer
-    if key is None:
-        return
+    run_dir: Path, policy: trust.Policy, reasons: list[str]
+) -> tuple[trust.Signer, attestation.Signed | None]:
+    """Who signed the envelope and what it says, when its signature verifies (else the reason
+    is given, and the signer is the key the envelope claims, untrusted)."""
     try:
         envelope = ev.read_json(run_dir / ev.ENVELOPE)
-        signed = signing.open_envelope(envelope, key)
+        claimed = signing.key_ids(envelope)
     except VerifyError as exc:
         reasons.append(str(exc))
-        return
-    if signed != payload:
-        reasons.append(f"{ev.REPORT} differs from the payload signed in {ev.ENVELOPE}")
+        return trust.Signer(None), None
+    key = _signer_key(run_dir, policy, claimed, reasons)
+    if key is None:
+        return trust.Signer(claimed[0]), None
     try:
-        claimed = json.loads(payload).get("key_id")
-    except (ValueError, AttributeError):
-        return  # reported when the report is parsed
-    if claimed != signing.key_id(key):
+        payload_type, payload = signing.open_envelope(envelope, key, attestation.FORMATS)
+        signed = attestation.read(payload_type, payload)
+    except VerifyError as exc:
+        reasons.append(str(exc))
+        return trust.Signer(claimed[0]), None
+    return policy.signer(signing.key_id(key)), signed
+
+
+def _signer_key(
+    run_dir: Path, policy: trust.Policy, claimed: list[str], reasons: list[str]
+) -> Ed25519PublicKey | None:
+    """The key to check the signature with: the pinned one, else `signer.pub.pem`, else a
+    trusted key the envelope names; None (the reason given) when there is none."""
+    path = run_dir / ev.SIGNER_KEY
+    beside = None
+    if path.is_file():
+        try:
+            beside = signing.load_public_key(path.read_bytes(), ev.SIGNER_KEY)
+        except VerifyError as exc:
+            reasons.append(str(exc))
+    if policy.pinned is not None:
+        if beside is not None:
+            found, wanted = signing.key_id(beside), signing.key_id(policy.pinned)
+            if found != wanted:
+                reasons.append(
+                    f"{ev.SIGNER_KEY} is key {signing.short_id(found)}..., expected the pinned "
+                    f"key {signing.short_id(wanted)}..."
+                )
+        return policy.pinned
+    if beside is not None:
+        return beside
+    for kid in claimed:
+        if kid in policy.keys:
+            return policy.keys[kid]
+    if not path.is_file():
         reasons.append(
-            f"{ev.REPORT} names key {str(claimed)[:16]}..., signed by {signing.key_id(key)[:16]}..."
+            f"{ev.SIGNER_KEY} is missing and no pinned or trusted key signed it: "
+            "cannot check the signature"
         )
+    return None
 
 
 def _check_files(run_dir: Path, listed: dict[str, str], reasons: list[str]) -> None:

@@ -6,7 +6,8 @@ the file concerned.
 
 - :class:`EvidenceError`: a file of the run folder is missing, unreadable or not what the evidence
   contract (docs/evidence.md) describes.
-- :class:`SignatureError`: a key or a DSSE envelope is malformed or does not verify.
+- :class:`SignatureError`: a key, a DSSE envelope or the statement it signs is malformed, or a
+  signature does not verify.
 """
 
 from __future__ import annotations
@@ -21,4 +22,5 @@ class EvidenceError(VerifyError):
 
 
 class SignatureError(VerifyError):
-    """A signing key or a signature envelope is malformed, or a signature does not verify."""
+    """A signing key, a signature envelope or its statement is malformed, or a signature does not
+    verify."""

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from verify import conversation_html
+from verify import conversation_html, trust
 from verify import evidence as ev
 from verify._gaps import MIN_GAP_MS
 from verify.figures import Analysis, DirectionDetail, clock_origin
@@ -279,14 +279,15 @@ td:first-child{{text-align:left}}img{{max-width:100%}}.pass{{color:green}}.fail{
 {esc(str(report["started_at"]))} to {esc(str(report["ended_at"]))},
 status {esc(report["status"])}.</p>
 <h2 class="{"pass" if verdict["passed"] else "fail"}">Verdict: {passed}</h2><ul>{failures}</ul>
+<p>Signed by key {esc(report["key_id"])}: {esc(trust.standing(report["key_id"]))} where this
+page was written.</p>
 <p>Host: {len(report["host"]["stalls"])} windows with a stall beyond its bound
 ({esc(", ".join(f"{k} > {v:g}" for k, v in report["host"]["bounds"].items()))}).
 {esc(frozen)}</p>
 <p>Latency headline figures use the <b>{esc(report["latency_method"])}</b> method
 (receive time from a robust fit of arrival time over neighbouring frames); the raw per-frame
 figure is shown beside it.
-Signed by key {esc(report["key_id"])};
-re-check with <code>python -m verify &lt;run folder&gt;</code>.</p>
+Re-check with <code>python -m verify &lt;run folder&gt;</code>.</p>
 {extra}
 <table>{"".join(rows)}</table>
 {gaps}

@@ -9,8 +9,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from verify import attestation, signing
 from verify import evidence as ev
-from verify import signing
+from verify.canonical import canonical_json as canonical_json
 from verify.figures import analyse_run
 from verify.host import Disturbance
 from verify.host import disturbances as host_disturbances
@@ -32,13 +35,7 @@ class ReportResult:
     reason: str | None  # inconclusive: the host stall, in one line
     report: dict[str, Any]
     path: Path
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8, no NaN: the one byte form of a report."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    key_id: str  # the signer's
 
 
 def report_schema() -> dict[str, Any]:
@@ -116,10 +113,9 @@ def write_report(
     key = signing.load_or_create_key(Path(key_path) if key_path is not None else None)
     public = key.public_key()
     report, analysis = build_report(run_dir, signing.key_id(public))
-    payload = canonical_json(report)
-    envelope = signing.sign_envelope(payload, key)
+    payload, envelope = signed_files(report, key)
     _write_atomic(run_dir / ev.REPORT, payload)
-    _write_atomic(run_dir / ev.ENVELOPE, signing.envelope_bytes(envelope))
+    _write_atomic(run_dir / ev.ENVELOPE, envelope)
     _write_atomic(run_dir / ev.SIGNER_KEY, signing.public_pem(public))
     if html:
         from verify.html import write_html  # matplotlib is slow to import: only when drawing
@@ -133,4 +129,12 @@ def write_report(
         reason=verdict_["reason"],
         report=report,
         path=run_dir / ev.REPORT,
+        key_id=signing.key_id(public),
     )
+
+
+def signed_files(report: dict[str, Any], key: Ed25519PrivateKey) -> tuple[bytes, bytes]:
+    """The bytes of `report.json` and of its envelope, `key`'s DSSE signature over the in-toto
+    Statement of the report (verify.attestation)."""
+    envelope = signing.sign_envelope(attestation.payload(report), key, attestation.PAYLOAD_TYPE)
+    return canonical_json(report), signing.envelope_bytes(envelope)

@@ -1,7 +1,8 @@
 """Ed25519 keys and DSSE envelopes (https://github.com/secure-systems-lab/dsse, protocol v1).
 
 The signer's private key lives in one PEM file created on first use with mode 0600 (its public key
-beside it as `<name>.pub.pem`); a key id is the hex SHA-256 of the raw 32-byte public key.
+beside it as `<name>.pub.pem`); a key id is the hex SHA-256 of the raw 32-byte public key. What the
+payload is (its type) is the caller's: see verify.attestation.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from verify.errors import SignatureError
 from verify.evidence import ENVELOPE
 
-PAYLOAD_TYPE = "application/vnd.echoproof.report+json"
 KEY_ENV = "ECHOPROOF_SIGNING_KEY"
+PUBLIC_SUFFIX = ".pub.pem"  # a public key's file: `signing-key.pub.pem`, `<key id>.pub.pem`
+# Shown in the console where a whole key id (64 hex digits) would not fit 80 columns.
+SHORT_KEY_ID = 16
+
+
+def config_dir() -> Path:
+    """`~/.config/echoproof`: the signing key's and the trusted keys' default home."""
+    return Path.home() / ".config" / "echoproof"
 
 
 def default_key_path() -> Path:
@@ -31,19 +40,24 @@ def default_key_path() -> Path:
     env = os.environ.get(KEY_ENV)
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".config" / "echoproof" / "signing-key.pem"
+    return config_dir() / "signing-key.pem"
 
 
 def public_path(private_path: Path) -> Path:
     """Where the public key of `private_path` lives: `signing-key.pem` -> `signing-key.pub.pem`."""
     stem = private_path.name.removesuffix(".pem")
-    return private_path.with_name(f"{stem}.pub.pem")
+    return private_path.with_name(f"{stem}{PUBLIC_SUFFIX}")
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     """Hex SHA-256 of the raw public key."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()
+
+
+def short_id(key_id: str) -> str:
+    """A key id as the console shows it: its first 16 hex digits."""
+    return key_id[:SHORT_KEY_ID]
 
 
 def public_pem(public_key: Ed25519PublicKey) -> bytes:
@@ -108,12 +122,12 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
-def sign_envelope(payload: bytes, key: Ed25519PrivateKey) -> dict[str, Any]:
-    """A DSSE envelope over `payload`, signed by `key`."""
-    sig = key.sign(pae(PAYLOAD_TYPE, payload))
+def sign_envelope(payload: bytes, key: Ed25519PrivateKey, payload_type: str) -> dict[str, Any]:
+    """A DSSE envelope over `payload` of `payload_type`, signed by `key`."""
+    sig = key.sign(pae(payload_type, payload))
     return {
         "payload": base64.b64encode(payload).decode("ascii"),
-        "payloadType": PAYLOAD_TYPE,
+        "payloadType": payload_type,
         "signatures": [
             {"keyid": key_id(key.public_key()), "sig": base64.b64encode(sig).decode("ascii")}
         ],
@@ -134,34 +148,46 @@ def _b64(value: Any, what: str) -> bytes:
         raise SignatureError(f"{ENVELOPE} {what} is not valid base64") from None
 
 
-def open_envelope(envelope: Any, public_key: Ed25519PublicKey) -> bytes:
-    """The payload of a DSSE envelope whose signature by `public_key` verifies; else raises."""
+def _signatures(envelope: Any) -> list[dict[str, Any]]:
     if not isinstance(envelope, dict):
         raise SignatureError(f"{ENVELOPE} is not a JSON object, expected a DSSE envelope")
-    if envelope.get("payloadType") != PAYLOAD_TYPE:
-        raise SignatureError(
-            f"{ENVELOPE} payloadType is {envelope.get('payloadType')!r}, expected {PAYLOAD_TYPE!r}"
-        )
-    payload = _b64(envelope.get("payload"), "payload")
     signatures = envelope.get("signatures")
     if not isinstance(signatures, list) or not signatures:
         raise SignatureError(f"{ENVELOPE} has no signature")
-    wanted = key_id(public_key)
-    keyids = []
     for i, entry in enumerate(signatures):
         if not isinstance(entry, dict):
             raise SignatureError(f"{ENVELOPE} signatures[{i}] is not an object")
-        keyids.append(entry.get("keyid"))
+    return signatures
+
+
+def key_ids(envelope: Any) -> list[str]:
+    """The key ids an envelope's signatures claim (not yet verified)."""
+    return [str(entry.get("keyid")) for entry in _signatures(envelope)]
+
+
+def open_envelope(
+    envelope: Any, public_key: Ed25519PublicKey, payload_types: Collection[str]
+) -> tuple[str, bytes]:
+    """The payload type and payload of a DSSE envelope whose signature by `public_key`
+    verifies, the type one of `payload_types`; else raises."""
+    signatures = _signatures(envelope)
+    payload_type = envelope.get("payloadType")
+    if not isinstance(payload_type, str) or payload_type not in payload_types:
+        expected = " or ".join(repr(t) for t in payload_types)
+        raise SignatureError(f"{ENVELOPE} payloadType is {payload_type!r}, expected {expected}")
+    payload = _b64(envelope.get("payload"), "payload")
+    wanted = key_id(public_key)
+    for i, entry in enumerate(signatures):
         if entry.get("keyid") != wanted:
             continue
         sig = _b64(entry.get("sig"), f"signatures[{i}].sig")
         try:
-            public_key.verify(sig, pae(PAYLOAD_TYPE, payload))
+            public_key.verify(sig, pae(payload_type, payload))
         except InvalidSignature:
             raise SignatureError(
-                f"{ENVELOPE} signature by key {wanted[:16]}... does not verify "
+                f"{ENVELOPE} signature by key {short_id(wanted)}... does not verify "
                 "(the report or the signature was changed)"
             ) from None
-        return payload
-    found = ", ".join(str(k)[:16] + "..." for k in keyids)
-    raise SignatureError(f"{ENVELOPE} is signed by key {found}, expected key {wanted[:16]}...")
+        return payload_type, payload
+    found = ", ".join(short_id(k) + "..." for k in key_ids(envelope))
+    raise SignatureError(f"{ENVELOPE} is signed by key {found}, expected key {short_id(wanted)}...")

@@ -10,12 +10,15 @@ import pytest
 
 import verify
 from benchmarks import _synth as synth
+from tests.verify.real_runs import DURATION_S, record
 
 
 @pytest.fixture(autouse=True)
 def _no_home_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Never touch the real ~/.config key: the default key path points into the test's tmp dir."""
+    """Never touch the real ~/.config keys: the default signing key and trusted-keys folder
+    point into the test's tmp dir."""
     monkeypatch.setenv("ECHOPROOF_SIGNING_KEY", str(tmp_path / "default-key" / "signing-key.pem"))
+    monkeypatch.setenv("ECHOPROOF_TRUSTED_KEYS", str(tmp_path / "trusted"))
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +49,9 @@ def make_run(tmp_path: Path) -> Callable[..., Path]:
         return synth.make_run(tmp_path / "runs", spec, name)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real run folder (unsigned), recorded once per session."""
+    return record(tmp_path_factory.mktemp("real"), DURATION_S, {}, ())

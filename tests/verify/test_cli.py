@@ -1,4 +1,5 @@
-"""`python -m verify`: OK/FAIL/INCONCLUSIVE lines, exit codes 0/1/2/4, --json, --junit, --key."""
+"""`python -m verify`: OK/FAIL/INCONCLUSIVE lines naming the signer, exit codes 0/1/2/4, --json,
+--junit, --key."""
 
 from __future__ import annotations
 
@@ -18,18 +19,30 @@ from verify import signing
 from verify.__main__ import main
 
 
-def test_ok_run_exit_0(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """One OK run prints `OK: <run>` and exits 0."""
+def _key_id(session_key: Path) -> str:
+    pem = signing.public_path(session_key).read_bytes()
+    return signing.key_id(signing.load_public_key(pem, "the session's key"))
+
+
+def test_ok_run_exit_0(
+    signed_run: Path, session_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One OK run prints `OK: <run> (<its signer's short key id> untrusted, in-toto)` and exits
+    0: its key is neither pinned nor in the (empty) trusted-keys folder."""
     assert main([str(signed_run)]) == 0
-    assert capsys.readouterr().out == f"OK: {signed_run}\n"
+    short = _key_id(session_key)[:16]
+    assert capsys.readouterr().out == f"OK: {signed_run} (key {short} untrusted, in-toto)\n"
 
 
-def test_fail_run_exit_1(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A tampered run prints `FAIL: <run>: <reason>` and exits 1."""
+def test_fail_run_exit_1(
+    signed_run: Path, session_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tampered run prints `FAIL: <run> (<signer>): <reason>` and exits 1."""
     (signed_run / "stray.tmp").write_text("x")
     assert main([str(signed_run.parent)]) == 1
     assert capsys.readouterr().out == (
-        f"FAIL: {signed_run}: unexpected file stray.tmp in the run folder\n"
+        f"FAIL: {signed_run} (key {_key_id(session_key)[:16]} untrusted, in-toto): "
+        "unexpected file stray.tmp in the run folder\n"
     )
 
 
@@ -48,12 +61,25 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert exc.value.code == 2
 
 
-def test_json_output(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--json prints one object per run with run, ok, status and reason."""
+def test_json_output(
+    signed_run: Path, session_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json prints one object per run with run, ok, status, reason, the signer's full key id,
+    whether it is trusted and by what, and the envelope's format."""
     assert main([str(signed_run), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert results == [
-        {"run": str(signed_run), "ok": True, "reason": "", "reasons": [], "status": "ok"}
+        {
+            "run": str(signed_run),
+            "ok": True,
+            "reason": "",
+            "reasons": [],
+            "status": "ok",
+            "signer": _key_id(session_key),
+            "trusted": False,
+            "trusted_by": None,
+            "envelope": "in-toto",
+        }
     ]
 
 
@@ -96,7 +122,8 @@ def test_module_entry_point_no_traceback(signed_run: Path) -> None:
 def test_several_paths(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Several PATH arguments are checked in order, one line each."""
     assert main([str(signed_run), str(signed_run.parent)]) == 0
-    assert capsys.readouterr().out == f"OK: {signed_run}\nOK: {signed_run}\n"
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[0] for line in lines] == [f"OK: {signed_run}"] * 2
 
 
 def _inconclusive_run(make_run: Callable[..., Path]) -> Path:
@@ -120,7 +147,9 @@ def test_inconclusive_run_exit_4(
     reason = (
         "support's sending process was 540 ms behind real time at 1.0 s; rerun on a quieter machine"
     )
-    assert capsys.readouterr().out == f"INCONCLUSIVE: {run}: {reason}\n"
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"INCONCLUSIVE: {run} (key ")
+    assert printed.endswith(f" untrusted, in-toto): {reason}\n")
     suite = ET.parse(out).getroot()
     assert suite.get("skipped") == "1" and suite.get("failures") == "0"
     skipped = suite.find("testcase/skipped")

@@ -1,6 +1,6 @@
 """verify on a real recorded run: the pipeline, the embedded server (port 0), two SDK agents, 6 s.
 
-The run is recorded once per session in a subprocess (its own event loop and SDK runtime), then
+The run is recorded once per session (the `real_run` fixture, tests/verify/real_runs.py), then
 signed and re-checked here; the raw latency of every burst is recomputed with plain csv/numpy.
 A second real run, with a 2 s outage, checks that bursts heard from part-way are not timed.
 """
@@ -8,75 +8,14 @@ A second real run, with a 2 s outage, checks that bursts heard from part-way are
 from __future__ import annotations
 
 import csv
-import json
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 import verify
-from tests.conftest import scaled
-
-REPO = Path(__file__).resolve().parents[2]
-DURATION_S = 6
-
-_RECORD = textwrap.dedent(
-    """
-    import asyncio, json, os, secrets, sys
-    from pathlib import Path
-
-    import pipeline
-    from echoproof import sfu
-
-    async def main(out: Path) -> None:
-        key, secret = "verifytests", "s3cret-" + secrets.token_hex(16)
-        outages = %(outages)s
-        impairment = sfu.Impairment(outages=outages) if outages else None
-        async with sfu.serve(
-            host="127.0.0.1", port=0, api_key=key, api_secret=secret, impairment=impairment
-        ) as srv:
-            config_path = out / "config.json"
-            config_path.write_text(json.dumps({
-                "livekit": {"url": srv.url, "api_key": key, "api_secret": secret},
-                "duration_s": %(duration)s, "out_dir": str(out / "runs"), **%(config)s
-            }))
-            outcomes = await pipeline.capture(pipeline.load_config(config_path, {}))
-        config_path.unlink()
-        print(json.dumps([[str(o.run_dir), o.status] for o in outcomes]))
-
-    asyncio.run(main(Path(sys.argv[1])))
-    # as the CLI does: the SDK's native core may abort while the interpreter finalises
-    sys.stdout.flush()
-    os._exit(0)
-    """
-)
-
-
-def _record(out: Path, duration: int, config: dict[str, Any], outages: tuple[Any, ...]) -> Path:
-    script = _RECORD % {"duration": duration, "config": repr(config), "outages": repr(outages)}
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=scaled(120),
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir, status), *_ = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert status == "complete", (run_dir, status)
-    return Path(run_dir)
-
-
-@pytest.fixture(scope="session")
-def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real run folder (unsigned), recorded once per session."""
-    return _record(tmp_path_factory.mktemp("real"), DURATION_S, {}, ())
+from tests.verify.real_runs import DURATION_S, record
 
 
 @pytest.fixture
@@ -169,7 +108,7 @@ def test_real_outage_leaves_no_latency_from_a_resumed_burst(
         "mode": "duplex",
         "burst": {"duration_s": 0.9, "period_s": 1.0, "ramp_s": 0.005, "amplitude": 0.5},
     }
-    run = _record(tmp_path_factory.mktemp("outage"), 10, config, ((4.0, 2.0),))
+    run = record(tmp_path_factory.mktemp("outage"), 10, config, ((4.0, 2.0),))
     figures = verify.analyse(run)
     for d in figures["directions"]:
         assert d["bursts_truncated"] >= 1, d["bursts"]

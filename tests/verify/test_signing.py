@@ -82,42 +82,49 @@ def test_pae_matches_the_dsse_specification() -> None:
     )
 
 
+KIND = "application/vnd.in-toto+json"
+
+
 def test_envelope_round_trip() -> None:
-    """A signed envelope opens with the signer's public key and yields the exact payload."""
+    """A signed envelope opens with the signer's public key and yields its type and the exact
+    payload; the key ids it claims are readable before it is verified."""
     key = Ed25519PrivateKey.generate()
-    envelope = signing.sign_envelope(b'{"a":1}', key)
-    assert envelope["payloadType"] == "application/vnd.echoproof.report+json"
-    assert signing.open_envelope(
-        json.loads(signing.envelope_bytes(envelope)), key.public_key()
-    ) == (b'{"a":1}')
+    envelope = signing.sign_envelope(b'{"a":1}', key, KIND)
+    assert envelope["payloadType"] == KIND
+    opened = json.loads(signing.envelope_bytes(envelope))
+    assert signing.open_envelope(opened, key.public_key(), (KIND,)) == (KIND, b'{"a":1}')
+    assert signing.key_ids(opened) == [signing.key_id(key.public_key())]
 
 
 def test_envelope_other_key_fails() -> None:
     """An envelope signed by another key names both key ids."""
-    envelope = signing.sign_envelope(b"x", Ed25519PrivateKey.generate())
+    envelope = signing.sign_envelope(b"x", Ed25519PrivateKey.generate(), KIND)
     with pytest.raises(SignatureError, match="expected key"):
-        signing.open_envelope(envelope, Ed25519PrivateKey.generate().public_key())
+        signing.open_envelope(envelope, Ed25519PrivateKey.generate().public_key(), (KIND,))
 
 
 def test_envelope_changed_payload_fails() -> None:
     """A payload changed after signing does not verify."""
     key = Ed25519PrivateKey.generate()
-    envelope = signing.sign_envelope(b"payload", key)
+    envelope = signing.sign_envelope(b"payload", key, KIND)
     envelope["payload"] = base64.b64encode(b"pAyload").decode()
     with pytest.raises(SignatureError, match="does not verify"):
-        signing.open_envelope(envelope, key.public_key())
+        signing.open_envelope(envelope, key.public_key(), (KIND,))
 
 
 def test_envelope_bad_base64_and_type_fail() -> None:
     """Malformed base64 and a foreign payloadType each give a sentence naming the field."""
     key = Ed25519PrivateKey.generate()
-    envelope = signing.sign_envelope(b"payload", key)
+    envelope = signing.sign_envelope(b"payload", key, KIND)
     with pytest.raises(SignatureError, match="sig is not valid base64"):
         signing.open_envelope(
             {**envelope, "signatures": [{**envelope["signatures"][0], "sig": "!!"}]},
             key.public_key(),
+            (KIND,),
         )
     with pytest.raises(SignatureError, match="payloadType"):
-        signing.open_envelope({**envelope, "payloadType": "text/plain"}, key.public_key())
+        signing.open_envelope({**envelope, "payloadType": "text/plain"}, key.public_key(), (KIND,))
+    with pytest.raises(SignatureError, match="payloadType"):
+        signing.open_envelope({**envelope, "payloadType": ["x"]}, key.public_key(), (KIND,))
     with pytest.raises(SignatureError, match="no signature"):
-        signing.open_envelope({**envelope, "signatures": []}, key.public_key())
+        signing.open_envelope({**envelope, "signatures": []}, key.public_key(), (KIND,))
