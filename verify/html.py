@@ -348,8 +348,8 @@ def _cards(groups: list[headline.CardGroup]) -> str:
                 limit = "no threshold"
             else:
                 sign = "≤" if c.bound == "max" else "≥"
-                limit = f"{c.threshold} {sign} {page.number(c.limit, c.unit)} {c.unit}".strip()
-            value = "n/a" if c.value is None else json.dumps(c.value)
+                limit = f"{c.threshold} {sign} {c.limit:g} {c.unit}".strip()
+            value = json.dumps(c.value)
             cards.append(
                 f'<div class="card {state}" data-path="{esc(c.path)}" data-value="{value}">'
                 f'<div class="label">{esc(c.label)}</div><div class="value">'
