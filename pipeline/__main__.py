@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from loguru import logger
 
-from echoproof.contract import SAMPLE_RATE
+from echoproof.contract import HTML, SAMPLE_RATE
 from pipeline.bounded_run import Outcome
 from pipeline.config import Config, load_config
 from pipeline.config.agent import AgentSpec
@@ -356,6 +356,8 @@ def _print_outcome(o: Outcome, config: Config, *, verify: bool) -> None:
         else:
             failures = "; ".join(o.failures or ["verification failed"])
             print(f"FAIL: {o.run_dir}: {failures}")
+        if report is not None:
+            print(f"page: {o.run_dir / HTML} (python -m verify {o.run_dir} --open)")
     print()
 
 

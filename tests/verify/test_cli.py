@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,9 +20,9 @@ from verify.__main__ import main
 
 
 def test_ok_run_exit_0(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """One OK run prints `OK: <run>` and exits 0."""
+    """One OK run prints `OK: <run>`, then where its page is, and exits 0."""
     assert main([str(signed_run)]) == 0
-    assert capsys.readouterr().out == f"OK: {signed_run}\n"
+    assert capsys.readouterr().out == f"OK: {signed_run}\npage: {signed_run / 'report.html'}\n"
 
 
 def test_fail_run_exit_1(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -30,6 +31,7 @@ def test_fail_run_exit_1(signed_run: Path, capsys: pytest.CaptureFixture[str]) -
     assert main([str(signed_run.parent)]) == 1
     assert capsys.readouterr().out == (
         f"FAIL: {signed_run}: unexpected file stray.tmp in the run folder\n"
+        f"page: {signed_run / 'report.html'}\n"
     )
 
 
@@ -94,9 +96,10 @@ def test_module_entry_point_no_traceback(signed_run: Path) -> None:
 
 
 def test_several_paths(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Several PATH arguments are checked in order, one line each."""
+    """Several PATH arguments are checked in order, one line each; a page is named once."""
     assert main([str(signed_run), str(signed_run.parent)]) == 0
-    assert capsys.readouterr().out == f"OK: {signed_run}\nOK: {signed_run}\n"
+    page = signed_run / "report.html"
+    assert capsys.readouterr().out == f"OK: {signed_run}\nOK: {signed_run}\npage: {page}\n"
 
 
 def _inconclusive_run(make_run: Callable[..., Path]) -> Path:
@@ -120,7 +123,8 @@ def test_inconclusive_run_exit_4(
     reason = (
         "support's sending process was 540 ms behind real time at 1.0 s; rerun on a quieter machine"
     )
-    assert capsys.readouterr().out == f"INCONCLUSIVE: {run}: {reason}\n"
+    page = run / "report.html"
+    assert capsys.readouterr().out == f"INCONCLUSIVE: {run}: {reason}\npage: {page}\n"
     suite = ET.parse(out).getroot()
     assert suite.get("skipped") == "1" and suite.get("failures") == "0"
     skipped = suite.find("testcase/skipped")
@@ -136,3 +140,23 @@ def test_a_fail_outranks_an_inconclusive(
     assert main([str(run), str(signed_run)]) == 1
     out = capsys.readouterr().out
     assert out.startswith("INCONCLUSIVE: ") and "\nFAIL: " in out
+
+
+def test_open_shows_the_runs_page_in_the_users_browser(signed_run: Path, tmp_path: Path) -> None:
+    """`--open` hands the page's file:// URL to the user's browser (webbrowser, here $BROWSER)."""
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    proc = subprocess.run(
+        [sys.executable, "-m", "verify", str(signed_run), "--open"],
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+        check=False,
+        env={**os.environ, "BROWSER": str(browser)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    page = signed_run / "report.html"
+    assert proc.stdout.splitlines()[-1] == f"page: {page}"
+    assert opened.read_text().splitlines() == [page.resolve().as_uri()]
