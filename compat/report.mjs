@@ -119,8 +119,36 @@ try {
       currentTime: await audio.evaluate((a) => a.currentTime),
     };
   }
+  // Click the first turn's row (an agent under test): its player moves to the turn.
+  const row = page.locator("[data-play]").first();
+  if ((await row.count()) > 0) {
+    const seek = Number(await row.getAttribute("data-seek"));
+    const id = await row.getAttribute("data-play");
+    await row.click();
+    await page.waitForFunction(
+      ([i, s]) => {
+        const a = document.getElementById(i);
+        return a.currentTime >= s - 0.001 && a.currentTime < s + 0.5;
+      },
+      [id, seek],
+      { timeout: within },
+    );
+    found.turn = {
+      player: id,
+      seek,
+      until: await row.getAttribute("data-until"),
+      turn: Number(await row.evaluate((b) => b.closest("tr").dataset.turn)),
+      currentTime: await page.evaluate((i) => document.getElementById(i).currentTime, id),
+    };
+  }
   if (params.screenshot) {
-    await audio.evaluate((a) => a.pause());
+    await page.evaluate(() => {
+      for (const a of document.querySelectorAll("audio")) {
+        a.pause();
+        a.currentTime = 0;
+      }
+      window.scrollTo(0, 0);
+    });
     await page.screenshot({ path: params.screenshot, fullPage: params.fullPage ?? false });
   }
 } catch (err) {

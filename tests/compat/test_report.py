@@ -20,6 +20,7 @@ import soundfile
 import verify
 from tests.compat._chromium import COMPAT, NODE, REQUIRED, missing
 from tests.conftest import scaled
+from tests.verify.agent_synth import AgentSpec, make_agent_run
 from tests.verify.test_real_run import _record
 from verify import evidence as ev
 from verify.headline import STATUS_WORDS, lookup
@@ -99,3 +100,30 @@ def test_a_real_runs_page_answers_plays_and_needs_no_network(signed_real_run: Pa
     burst = next(b for b in report["directions"][0]["bursts"] if b["burst"] == clicked["burst"])
     assert clicked["seek"] == pytest.approx(burst["onset_sample"] / ev.SAMPLE_RATE, abs=1e-4)
     assert clicked["seek"] - 1e-3 <= clicked["currentTime"] < clicked["seek"] + 0.5
+
+
+def test_an_agent_runs_turn_row_plays_its_part_of_the_recording(tmp_path: Path) -> None:
+    """A conversation with an agent under test (synthesised evidence, verify's own report):
+    clicking a turn's row plays what the Customer heard from where the turn was said."""
+    run = make_agent_run(tmp_path, AgentSpec(texts=("hello there",), understood=("hello",)))
+    verify.write_report(run, key_path=tmp_path / "key.pem")
+    report = json.loads((run / ev.REPORT).read_bytes())
+    found = open_page(run / ev.HTML)
+
+    assert found["console"] == [] and found["blocked"] == []
+    assert found["verdict"]["word"] == STATUS_WORDS[report["verdict"]["status"]]
+    assert [c["path"] for c in found["cards"]][:3] == [
+        "conversation.greeting_ms",
+        "conversation.response_ms.median",
+        "conversation.response_ms.p95",
+    ]
+    for card in found["cards"]:
+        assert json.loads(card["value"]) == lookup(report, card["path"]), card
+    assert found["players"][0]["wav"] == report["conversation"]["files"]["wav"]
+    assert found["played"]["duration"] == pytest.approx(
+        soundfile.info(str(run / found["players"][0]["wav"])).duration, abs=1e-3
+    )
+    turn = found["turn"]
+    assert turn["turn"] == report["conversation"]["turns"][0]["turn"]
+    assert turn["seek"] - 1e-3 <= turn["currentTime"] < turn["seek"] + 0.5
+    assert float(turn["until"]) > turn["seek"]  # it stops at the end of the answer
