@@ -145,10 +145,13 @@ try {
     await page.evaluate(() => {
       for (const a of document.querySelectorAll("audio")) {
         a.pause();
+        a.muted = false;
         a.currentTime = 0;
       }
+      document.activeElement?.blur();
       window.scrollTo(0, 0);
     });
+    await page.mouse.move(0, 0);
     await page.screenshot({ path: params.screenshot, fullPage: params.fullPage ?? false });
   }
 } catch (err) {
