@@ -1,4 +1,6 @@
-"""`python -m verify PATH`: re-check run folders, print OK/FAIL per run, and a summary per fleet.
+"""`python -m verify PATH`: re-check run folders, print OK/FAIL per run, a summary per fleet, and
+where the pages are (`page: <fleet.html>` per fleet, `page: <report.html>` per other run;
+`--open` opens them in the user's browser).
 
 Exit 0 when every run is OK, 1 when any FAILs, 2 on a usage error, 4 when none FAILs but one or
 more are INCONCLUSIVE (a threshold failed while the host was stalled: see verify.host). The runs

@@ -11,7 +11,6 @@ the threshold it is judged against (`verify.thresholds`) and where its value is 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -165,8 +164,3 @@ def lookup(report: dict[str, Any], path: str) -> Any:
     for part in path.replace("]", "").replace("[", ".").split("."):
         value = value[int(part)] if isinstance(value, list) else value[part]
     return value
-
-
-def card_json(groups: list[CardGroup]) -> str:
-    """The cards as JSON (for a test or a tool reading the page)."""
-    return json.dumps([dataclasses.asdict(g) for g in groups])
