@@ -115,7 +115,7 @@ def cards(report: dict[str, Any]) -> list[CardGroup]:
             card("longest gap", "gap_max_ms", "ms", "max_gap_ms"),
         ]
         if d.get("quality"):
-            found.append(card("MOS (probe)", "quality.mos", "", "min_mos"))
+            found.append(card("MOS (probe, mean)", "quality.mos", "", "min_mos"))
         groups.append(CardGroup(f"{d['from']} → {d['to']}", found))
     conv = report.get("conversation")
     if conv is not None:
@@ -132,7 +132,7 @@ def cards(report: dict[str, Any]) -> list[CardGroup]:
         ]
         if "barge_in_stop_ms" in conv:
             found.append(
-                turn_card("barge-in stop (slowest)", "barge_in_stop_ms.max", "ms",
+                turn_card("barge-in stop time (slowest)", "barge_in_stop_ms.max", "ms",
                           "max_barge_in_stop_ms")
             )  # fmt: skip
         if (conv.get("transcripts") or {}).get("available"):
