@@ -27,6 +27,7 @@ LABELS = {
     "barge_in_stop_max_ms": ("slowest barge-in stop", "ms"),
     "talk_over_ms": ("talk-over", "ms"),
 }
+COLUMNS = ("latency_p95_ms", "gap_max_ms", "mos_min", "response_p95_ms", "barge_in_stop_max_ms")
 BINS = 10
 WIDTH, HEIGHT, PAD = 280, 130, 22  # a histogram's SVG, in px
 
@@ -58,14 +59,16 @@ def render(summary: dict[str, Any]) -> str:
         for name, spread in summary["figures"].items()
         if spread is not None
     )
+    # a column only where some conversation has the figure: a tone fleet has no response
+    columns = [k for k in COLUMNS if any(row[k] is not None for row in summary["runs"])]
     rows = "".join(
         f'<tr class="{esc(row["status"])}"><td><a href="{esc(row["report"])}">'
         f"{esc(row['run'])}</a></td><td>{esc(row['status'].upper())}</td>"
-        f"<td>{_cell(row, 'latency_p95_ms')}</td><td>{_cell(row, 'gap_max_ms')}</td>"
-        f"<td>{_cell(row, 'mos_min')}</td><td>{_cell(row, 'response_p95_ms')}</td>"
-        f'<td class="why">{esc(row["reason"] or "")}</td></tr>'
+        + "".join(f"<td>{_cell(row, k)}</td>" for k in columns)
+        + f'<td class="why">{esc(row["reason"] or "")}</td></tr>'
         for row in summary["runs"]
     )
+    heads = "".join(f"<th>{esc(_heading(k))}</th>" for k in columns)
     body = f"""<h1>echoproof fleet {esc(summary["fleet"])}</h1>
 <header id="verdict" class="banner {status}" data-status="{status}"><div class="word">{word}</div>
 <div class="reason">{esc(reason)}</div>
@@ -75,8 +78,7 @@ def render(summary: dict[str, Any]) -> str:
 <h2>Across the conversations</h2>
 <div class="histograms">{histograms}</div>
 <h2>Conversations, worst first</h2>
-<table class="runs"><tr><th>run</th><th>status</th><th>latency p95 (ms)</th>
-<th>longest gap (ms)</th><th>lowest MOS</th><th>response p95 (ms)</th><th>why</th></tr>
+<table class="runs"><tr><th>run</th><th>status</th>{heads}<th class="why">why</th></tr>
 {rows}</table>
 <h2>Spread of each figure</h2>
 <table><tr><th>figure (each conversation's worse direction)</th><th>p50</th><th>p95 / p5</th>
@@ -112,6 +114,11 @@ def _histogram(name: str, values: list[Any]) -> str:
         f'<text x="2" y="{PAD - 6}">{tallest} conversations</text></svg>'
         f"<figcaption>{text}: {known.size} conversations</figcaption></figure>"
     )
+
+
+def _heading(name: str) -> str:
+    label, unit = LABELS[name]
+    return f"{label} ({unit})" if unit else label
 
 
 def _cell(values: dict[str, Any], key: str) -> str:

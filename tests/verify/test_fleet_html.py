@@ -25,6 +25,8 @@ def test_the_fleet_page_shows_each_figures_spread_and_the_worst_first(
     figures = re.findall(r'<figure data-figure="(\w+)"><svg', page)
     assert {"latency_median_ms", "latency_p95_ms", "gap_max_ms"} <= set(figures)
     assert "greeting_ms" not in figures  # no agent in these runs: no empty histogram
+    assert "<th>longest gap (ms)</th>" in page
+    assert "<th>response p95 (ms)</th>" not in page  # nor an empty column
     histogram = re.search(r'data-figure="latency_median_ms">(.*?)</figure>', page)
     assert histogram is not None
     bars = re.findall(r"<title>(\d+) in ", histogram.group(1))
