@@ -64,6 +64,7 @@ async def test_run_prints_statistics_that_match_the_evidence(
     assert done.code == 0, done.stdout + done.stderr
     (run,) = out.iterdir()
     assert f"OK: {run}" in done.stdout
+    assert f"page: {run / 'report.html'} (python -m verify {run} --open)" in done.stdout
     assert "customer" in done.stderr and "access_token=<redacted>" in done.stderr
     # Not a terminal: the live view is a log line every few seconds, both directions, tone heard.
     assert re.search(
