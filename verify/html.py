@@ -49,7 +49,8 @@ def write_html(run_dir: Path, report: dict[str, Any], analysis: Analysis) -> Pat
             (f"What {detail.label.split('->')[1]} heard from {detail.label.split('->')[0]}", name)
         )
     _timeline(run_dir, report, run_dir / "timeline.png")
-    images.insert(0, ("Timeline: latency, gaps and host stalls on the run's clock", "timeline.png"))
+    what = "latency, gaps and host stalls" if report["directions"] else "host stalls"
+    images.insert(0, (f"Timeline: {what} on the run's clock", "timeline.png"))
     extra = ""
     if "conversation" in report:  # an agent under test: its conversation instead of bursts
         conversation_html.draw(report, run_dir / conversation_html.IMAGE)
@@ -273,6 +274,7 @@ def _page(
     images: list[tuple[str, str]],
     extra: str = "",
 ) -> str:
+    """The page: the banner and the cards, the players, then the detail."""
     esc = _html.escape
     verdict = report["verdict"]
     failures = "".join(
