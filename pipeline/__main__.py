@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from loguru import logger
 
-from echoproof.contract import SAMPLE_RATE
+from echoproof.contract import HTML, SAMPLE_RATE
 from pipeline.bounded_run import Outcome
 from pipeline.config import Config, load_config
 from pipeline.config.agent import AgentSpec
@@ -358,6 +358,7 @@ def _print_outcome(o: Outcome, config: Config, *, verify: bool) -> None:
             print(f"FAIL: {o.run_dir}: {failures}")
         if report is not None:  # whoever re-checks the run pins or trusts this key
             print(signer_line(report["key_id"]))
+            print(f"page: {o.run_dir / HTML}")
     print()
 
 

@@ -35,6 +35,7 @@ def test_the_wheel_installs_only_our_four_top_level_names(tmp_path: Path) -> Non
     for package in ("dsp", "echoproof", "echoproof/sfu", "pipeline", "verify"):
         assert f"{package}/__init__.py" in names
     assert "verify/report.schema.json" in names
+    assert {"verify/report.css", "verify/report.js"} <= set(names)  # the pages inline them
     [dist_info] = [t for t in top if t.endswith(".dist-info")]
     entry_points = zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
     assert "echoproof-sfu = echoproof.sfu.__main__:main" in entry_points

@@ -1,4 +1,6 @@
-"""`python -m verify PATH`: re-check run folders, print OK/FAIL per run, and a summary per fleet.
+"""`python -m verify PATH`: re-check run folders, print OK/FAIL per run, a summary per fleet, and
+where the pages are (`page: <fleet.html>` per fleet, `page: <report.html>` per other run;
+`--open` opens them in the user's browser).
 
 Exit 0 when every run is OK, 1 when any FAILs, 2 on a usage error, 4 when none FAILs but one or
 more are INCONCLUSIVE (a threshold failed while the host was stalled: see verify.host). The runs
@@ -10,6 +12,7 @@ python -m verify recordings/                 # every run folder under recordings
 python -m verify recordings/<run> --key signer.pub.pem --json --junit verify.xml
 python -m verify --trust ci.pub.pem          # trust a key from now on
 python -m verify recordings/ --require-trusted   # CI: an untrusted signer FAILs
+python -m verify recordings/<run> --open     # and open its report.html in the browser
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -24,8 +28,8 @@ from xml.etree import ElementTree as ET
 from verify import signing, trust
 from verify.check import CheckResult, check
 from verify.errors import VerifyError
-from verify.evidence import SIGNER_KEY
-from verify.fleet import FleetSummary, group, summarise
+from verify.evidence import HTML, SIGNER_KEY
+from verify.fleet import FLEET_HTML, FleetSummary, group, summarise
 from verify.quality import RECHECK_ALL_UP_TO, RECHECK_DRAWN, RECHECK_LOWEST
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 4
@@ -78,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE")
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        help="open the page (each fleet's fleet.html, else each run's report.html) in the browser",
+    )
     return parser
 
 
@@ -175,7 +184,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
     in_fleets = {run.run for members in group(results).values() for run in members}
     alone = [r for r in results if r.run not in in_fleets]
+    shown = pages(alone, fleets)
+    if not args.json:
+        for path in shown:
+            print(f"page: {path}")
+    if args.open:
+        for path in shown:
+            webbrowser.open(path.resolve().as_uri())
+        if not shown:
+            print("no page to open: the runs have no report.html", file=sys.stderr)
     return exit_code([*(r.status for r in alone), *(f.status for f in fleets)])
+
+
+def pages(alone: Sequence[CheckResult], fleets: Sequence[FleetSummary]) -> list[Path]:
+    """Where the pages are: each fleet's fleet.html, and the report.html of each run of no fleet
+    (a run verified without its HTML has none)."""
+    found = [f.path.with_name(FLEET_HTML) for f in fleets]
+    found += [Path(r.run) / HTML for r in alone if (Path(r.run) / HTML).is_file()]
+    return list(dict.fromkeys(found))
 
 
 def line(result: CheckResult) -> str:

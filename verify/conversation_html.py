@@ -15,6 +15,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from verify.waveform import said
+
 IMAGE = "conversation.png"
 
 
@@ -29,7 +31,7 @@ def draw(report: dict[str, Any], path: Path) -> None:
             [(t["sent_start_s"], t["sent_end_s"] - t["sent_start_s"])], (1.6, 0.6), color=color,
             alpha=0.35,
         )  # fmt: skip
-        start, end = _speech(t)
+        start, end = said(t)
         ax.broken_barh([(start, end - start)], (1.6, 0.6), color=color)
         if t["state"] == "answered":
             ax.annotate(
@@ -52,13 +54,6 @@ def draw(report: dict[str, Any], path: Path) -> None:
     ax.set_title(f"Conversation with agent {conv['agent']}: turns sent, answers heard, responses")
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=100)
-
-
-def _speech(turn: dict[str, Any]) -> tuple[float, float]:
-    """A turn's speech as sent (its file, in a run made before the speech was recorded)."""
-    if turn.get("speech_end_s") is None:
-        return turn["sent_start_s"], turn["sent_end_s"]
-    return turn["speech_start_s"], turn["speech_end_s"]
 
 
 def _turn_taking(conv: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -115,14 +110,14 @@ def table(report: dict[str, Any]) -> str:
         ("voice threshold / noise floor (dBFS)",
          f"{conv['threshold_dbfs']} / {conv['noise_floor_dbfs']}"),
     ]  # fmt: skip
-    said = conv.get("transcripts")
-    if said is not None and said["available"]:
+    words = conv.get("transcripts")
+    if words is not None and words["available"]:
         rows.append(
             ("transcriptions received (caller's / agent's)",
-             f"{said['customer_streams']} / {said['agent_streams']}")
+             f"{words['customer_streams']} / {words['agent_streams']}")
         )  # fmt: skip
-        rows.append(("word error rate mean / max", f"{said['wer_mean']} / {said['wer_max']}"))
-        lost = ", ".join(map(str, said["first_words_lost_turns"])) or "none"
+        rows.append(("word error rate mean / max", f"{words['wer_mean']} / {words['wer_max']}"))
+        lost = ", ".join(map(str, words["first_words_lost_turns"])) or "none"
         rows.append(("turns whose first words were lost", lost))
         for t in conv["turns"]:
             if t.get("understood") is not None:

@@ -15,7 +15,8 @@ recomputed from the run folders alone (each run's re-checked report):
   Customer's speech sent before the agent could hear it, of an agent under test;
 - the response of an agent under test over every answered turn of every caller (`p50`, `p95`,
   `p99`, `max`);
-- the conversations worst first, each with a link to its own report;
+- the conversations worst first, each with a link to its own report, and a histogram of each
+  figure across them (`verify.fleet_html`);
 - the fleet's verdict against the fleet thresholds in the runs' `config.thresholds`
   (`FleetThresholds`): a minimum share of OK conversations and a limit on the response p95. It
   decides the command's exit code for the fleet's runs.
@@ -24,7 +25,6 @@ recomputed from the run folders alone (each run's re-checked report):
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import math
 import os
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from verify import evidence as ev
+from verify import fleet_html
 from verify.check import CheckResult
 from verify.errors import VerifyError
 from verify.thresholds import FleetThresholds
@@ -117,7 +118,7 @@ def _write(fleet_id: str, runs: list[Member]) -> FleetSummary:
     where = _common_parent(runs) / fleet_dir_name(fleet_id)
     where.mkdir(exist_ok=True)
     _write_atomic(where / FLEET_JSON, json.dumps(summary, indent=1, sort_keys=True).encode())
-    _write_atomic(where / FLEET_HTML, page(summary).encode())
+    _write_atomic(where / FLEET_HTML, fleet_html.render(summary).encode())
     verdict = summary["verdict"]
     return FleetSummary(
         fleet_id, verdict["status"], "; ".join(verdict["failures"]), summary, where / FLEET_JSON
@@ -303,56 +304,3 @@ def _number(value: Any) -> float | None:
 
 def _r(value: float) -> float:
     return round(value, 4) + 0.0
-
-
-# -- the page --------------------------------------------------------------------------------------
-
-
-def page(summary: dict[str, Any]) -> str:
-    """fleet.html: the verdict, the counts, the spread of each figure, the runs worst first."""
-    esc = html.escape
-    verdict_ = summary["verdict"]
-    heads = "".join(
-        f"<tr><td>{esc(name)}</td>"
-        + "".join(f"<td>{esc(_cell(spread, k))}</td>" for k in ("p50", "p95", "max", "min"))
-        + f"<td>{esc(_cell(spread, 'count'))}</td></tr>"
-        for name, spread in summary["figures"].items()
-        if spread is not None
-    )
-    r = summary["response_ms"]
-    response = (
-        f"<p>Response over {r['count']} answered turns: p50 {_cell(r, 'p50')} ms, p95 "
-        f"{_cell(r, 'p95')} ms, p99 {_cell(r, 'p99')} ms, max {_cell(r, 'max')} ms.</p>"
-        if r["count"]
-        else ""
-    )
-    rows = "".join(
-        f'<tr class="{esc(row["status"])}"><td><a href="{esc(row["report"])}">'
-        f"{esc(row['run'])}</a></td><td>{esc(row['status'].upper())}</td>"
-        f"<td>{esc(_cell(row, 'latency_p95_ms'))}</td><td>{esc(_cell(row, 'response_p95_ms'))}</td>"
-        f"<td>{esc(row['reason'] or '')}</td></tr>"
-        for row in summary["runs"]
-    )
-    c = summary["counts"]
-    failures = "".join(f"<li>{esc(f)}</li>" for f in verdict_["failures"])
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>echoproof fleet {esc(summary["fleet"])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}
-td:first-child,td:last-child{{text-align:left}}.fail{{color:#b00}}.inconclusive{{color:#a60}}</style>
-</head><body>
-<h1>Fleet {esc(summary["fleet"])}: {esc(verdict_["status"].upper())}</h1><ul>{failures}</ul>
-<p>{summary["conversations"]} conversations: {c["ok"]} OK, {c["fail"]} FAIL,
-{c["inconclusive"]} INCONCLUSIVE.</p>
-{response}
-<table><tr><th>figure (each conversation's worse direction)</th><th>p50</th><th>p95 / p5</th>
-<th>max</th><th>min</th><th>count</th></tr>{heads}</table>
-<h2>Conversations, worst first</h2>
-<table><tr><th>run</th><th>status</th><th>latency p95 (ms)</th><th>response p95 (ms)</th>
-<th>why</th></tr>{rows}</table>
-</body></html>
-"""
-
-
-def _cell(values: dict[str, Any], key: str) -> str:
-    value = values.get(key)
-    return "" if value is None else f"{value:g}"

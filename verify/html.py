@@ -6,6 +6,7 @@ matplotlib draws through its Agg canvas directly (no pyplot, no global state, no
 from __future__ import annotations
 
 import html as _html
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from verify import conversation_html, trust
+from verify import conversation_html, headline, page, players, waveform
 from verify import evidence as ev
 from verify._gaps import MIN_GAP_MS
 from verify.figures import Analysis, DirectionDetail, clock_origin
@@ -34,7 +35,12 @@ STATE_COLOURS = {
 
 
 def write_html(run_dir: Path, report: dict[str, Any], analysis: Analysis) -> Path:
-    """Draw the plots and write `report.html` beside them; returns its path."""
+    """Draw the plots and write `report.html` beside them; returns its path.
+
+    The page answers first (the verdict banner, the headline cards: `verify.headline`), then
+    lets the evidence be heard (`verify.players`), then keeps the detail: plots and tables, each
+    only where the run has its figures (an agent run has no bursts, so no tone table).
+    """
     images = []
     for detail in analysis.details:
         name = f"{detail.label.replace('->', '-to-')}.png"
@@ -43,19 +49,21 @@ def write_html(run_dir: Path, report: dict[str, Any], analysis: Analysis) -> Pat
             (f"What {detail.label.split('->')[1]} heard from {detail.label.split('->')[0]}", name)
         )
     _timeline(run_dir, report, run_dir / "timeline.png")
-    images.insert(0, ("Timeline: latency, gaps and host stalls on the run's clock", "timeline.png"))
+    what = "latency, gaps and host stalls" if report["directions"] else "host stalls"
+    images.insert(0, (f"Timeline: {what} on the run's clock", "timeline.png"))
     extra = ""
     if "conversation" in report:  # an agent under test: its conversation instead of bursts
         conversation_html.draw(report, run_dir / conversation_html.IMAGE)
         images.insert(0, ("The conversation: turns, answers, responses", conversation_html.IMAGE))
         extra = conversation_html.table(report)
-    else:
+    if report["directions"]:
         _latency(report, run_dir / "latency.png")
         images.append(("Mouth-to-ear latency per burst", "latency.png"))
     if any(d.get("quality") for d in report["directions"]):
         _quality(report, run_dir / "quality.png")
         images.append(("Speech quality (ViSQOL MOS-LQO per segment) beside latency", "quality.png"))
-    page = _page(report, images, extra)
+    top = headline.banner(report, headline.signature(run_dir))
+    page = _page(report, top, waveform.streams(run_dir, report), images, extra)
     path = run_dir / ev.HTML
     path.write_text(page, encoding="utf-8")
     return path
@@ -100,6 +108,17 @@ def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
     """One time axis (the run's clock): per-burst latency and gaps, the capture process's and
     the server's stalls, and the machine's steal and pressure; host stalls shaded on all, and a
     freeze (the whole run stood still) darker."""
+    if not report["directions"]:  # an agent under test: no bursts, the host's axes alone
+        fig = Figure(figsize=(12, 4.5), layout="constrained")
+        ax_stall, ax_cpu = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1.4])
+        ax_stall.set_title("Host stalls on the run's clock")
+        _host_axes(run_dir, report, ax_stall, ax_cpu)
+        _host_spans(report, [ax_stall, ax_cpu])
+        ax_stall.set_ylabel("stall (ms per window)")
+        ax_cpu.set_ylabel("CPU (%)")
+        ax_cpu.set_xlabel("run time (s, from the manifest's clock)")
+        _save(fig, path)
+        return
     fig = Figure(figsize=(12, 7.5), layout="constrained")
     ax_lat, ax_stall, ax_cpu = fig.subplots(3, 1, sharex=True, height_ratios=[3, 2, 1.4])
     for d, colour in zip(report["directions"], ("tab:blue", "tab:green"), strict=False):
@@ -121,21 +140,26 @@ def _timeline(run_dir: Path, report: dict[str, Any], path: Path) -> None:
     if report["directions"]:
         ax_lat.legend(loc="upper right", fontsize="small")
     _host_axes(run_dir, report, ax_stall, ax_cpu)
-    for stall in report["host"]["stalls"]:
-        for ax in (ax_lat, ax_stall, ax_cpu):
-            ax.axvspan(stall["at_s"] - WINDOW_S, stall["at_s"], color="tab:red", alpha=0.12)
-    for freeze in report["host"].get("freezes", []):
-        for ax in (ax_lat, ax_stall, ax_cpu):
-            ax.axvspan(freeze["start_s"], freeze["at_s"], color="black", alpha=0.15)
-        ax_lat.annotate(
-            f"host froze {freeze['stood_ms']:.0f} ms", (freeze["at_s"], 1.0),
-            xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points",
-            fontsize="small",
-        )  # fmt: skip
+    _host_spans(report, [ax_lat, ax_stall, ax_cpu])
     ax_stall.set_ylabel("stall (ms per window)")
     ax_cpu.set_ylabel("CPU (%)")
     ax_cpu.set_xlabel("run time (s, from the manifest's clock)")
     _save(fig, path)
+
+
+def _host_spans(report: dict[str, Any], axes: list[Axes]) -> None:
+    """The host's stalls shaded on every axis, a freeze darker and named on the first."""
+    for stall in report["host"]["stalls"]:
+        for ax in axes:
+            ax.axvspan(stall["at_s"] - WINDOW_S, stall["at_s"], color="tab:red", alpha=0.12)
+    for freeze in report["host"].get("freezes", []):
+        for ax in axes:
+            ax.axvspan(freeze["start_s"], freeze["at_s"], color="black", alpha=0.15)
+        axes[0].annotate(
+            f"host froze {freeze['stood_ms']:.0f} ms", (freeze["at_s"], 1.0),
+            xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points",
+            fontsize="small",
+        )  # fmt: skip
 
 
 def _host_axes(run_dir: Path, report: dict[str, Any], ax_stall: Axes, ax_cpu: Axes) -> None:
@@ -243,57 +267,102 @@ def _gap_line(direction: dict[str, Any], gap: dict[str, Any]) -> str:
     )
 
 
-def _page(report: dict[str, Any], images: list[tuple[str, str]], extra: str = "") -> str:
+def _page(
+    report: dict[str, Any],
+    top: headline.Banner,
+    streams: list[waveform.Stream],
+    images: list[tuple[str, str]],
+    extra: str = "",
+) -> str:
+    """The page: the banner and the cards, the players, then the detail."""
+    esc = _html.escape
     verdict = report["verdict"]
-    passed = verdict["status"].upper()
-    rows = _rows(report["directions"])
     failures = "".join(
-        f"<li>{_html.escape(f)}" + (f" <i>(host: {_html.escape(h)})</i>" if h else "") + "</li>"
+        f"<li>{esc(f)}" + (f" <i>(host: {esc(h)})</i>" if h else "") + "</li>"
         for f, h in zip(verdict["failures"], verdict["host_stalls"], strict=True)
     )
     if verdict["reason"]:
-        failures = f"<li><b>{_html.escape(verdict['reason'])}</b></li>" + failures
-    gaps = "".join(
-        f"<li>{_html.escape(_gap_line(d, g))}</li>"
-        for d in report["directions"]
-        for g in d.get("gaps", [])
-    )
-    gaps = (
-        f"<h3>Gaps (audio of heard bursts not heard, at least {MIN_GAP_MS:g} ms)</h3>"
-        f"<ul>{gaps or '<li>none</li>'}</ul>"
-    )
+        failures = f"<li><b>{esc(verdict['reason'])}</b></li>" + failures
     figures = "".join(
-        f'<figure><img src="{_html.escape(src)}" alt="{_html.escape(title)}">'
-        f"<figcaption>{_html.escape(title)}</figcaption></figure>"
+        f'<figure><img src="{esc(src)}" alt="{esc(title)}">'
+        f"<figcaption>{esc(title)}</figcaption></figure>"
         for title, src in images
     )
-    esc = _html.escape
+    tones = ""
+    if report["directions"]:  # an agent run has no bursts: no tone table, no gaps
+        gaps = "".join(
+            f"<li>{esc(_gap_line(d, g))}</li>" for d in report["directions"] for g in d["gaps"]
+        )
+        tones = (
+            f"<h3>The directions' figures</h3><table>{''.join(_rows(report['directions']))}"
+            f"</table><h3>Gaps (audio of heard bursts not heard, at least {MIN_GAP_MS:g} ms)</h3>"
+            f"<ul>{gaps or '<li>none</li>'}</ul>"
+        )
     frozen = " ".join(f"Freeze: {f['line']}." for f in report["host"].get("freezes", []))
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>echoproof {esc(report["run_id"])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}
-td:first-child{{text-align:left}}img{{max-width:100%}}.pass{{color:green}}.fail{{color:#b00}}</style>
-</head><body>
-<h1>echoproof run {esc(report["run_id"])}</h1>
+    bounds = ", ".join(f"{k} > {v:g}" for k, v in report["host"]["bounds"].items())
+    body = f"""<h1>echoproof run {esc(report["run_id"])}</h1>
+{_banner(top)}
+<section id="headline">{_cards(headline.cards(report))}</section>
+<section id="evidence"><h2>Listen to the evidence</h2>
+<p>Each recording is the run's own file, played from its folder. Click a marked region (or the
+waveform) to play from there; the red line follows the playback.</p>
+{players.players(streams)}
+{players.turns(report, streams)}</section>
+<section id="detail"><h2>Detail</h2>
 <p>Room {esc(str(report["room"]))} on {esc(str(report["server_url"]))},
 {esc(str(report["started_at"]))} to {esc(str(report["ended_at"]))},
 status {esc(report["status"])}.</p>
-<h2 class="{"pass" if verdict["passed"] else "fail"}">Verdict: {passed}</h2><ul>{failures}</ul>
-<p>Signed by key {esc(report["key_id"])}: {esc(trust.standing(report["key_id"]))} where this
-page was written.</p>
+<h3>Verdict: {top.word}</h3><ul>{failures or "<li>no threshold failed</li>"}</ul>
 <p>Host: {len(report["host"]["stalls"])} windows with a stall beyond its bound
-({esc(", ".join(f"{k} > {v:g}" for k, v in report["host"]["bounds"].items()))}).
-{esc(frozen)}</p>
+({esc(bounds)}). {esc(frozen)}</p>
 <p>Latency headline figures use the <b>{esc(report["latency_method"])}</b> method
 (receive time from a robust fit of arrival time over neighbouring frames); the raw per-frame
-figure is shown beside it.
-Re-check with <code>python -m verify &lt;run folder&gt;</code>.</p>
+figure is shown beside it. Re-check with <code>python -m verify &lt;run folder&gt;</code>.</p>
 {extra}
-<table>{"".join(rows)}</table>
-{gaps}
+{tones}
 {figures}
-</body></html>
-"""
+</section>"""
+    return page.document(f"echoproof {report['run_id']}: {top.word}", body, script=True)
+
+
+def _banner(top: headline.Banner) -> str:
+    """The verdict, its reason, the signature's status and the signer's key id."""
+    esc = _html.escape
+    sig = top.signature
+    key = f'key <code class="key-id">{esc(sig.key_id)}</code>' if sig.key_id else "no key"
+    return (
+        f'<header id="verdict" class="banner {top.status}" data-status="{top.status}">'
+        f'<div class="word">{top.word}</div><div class="reason">{esc(top.reason)}</div>'
+        f'<div class="signature">Signature: <span class="signature-status">'
+        f"{esc(sig.status)}</span>, {key}"
+        + (f', <span class="signature-trust">{esc(sig.standing)}</span>' if sig.standing else "")
+        + "</div></header>"
+    )
+
+
+def _cards(groups: list[headline.CardGroup]) -> str:
+    """Each group's cards: value, unit, and the threshold it is judged against."""
+    esc = _html.escape
+    out = []
+    for g in groups:
+        cards = []
+        for c in g.cards:
+            state = {True: "ok", False: "fail", None: "none"}[c.ok]
+            if c.threshold is None:
+                limit = "no threshold"
+            else:
+                sign = "≤" if c.bound == "max" else "≥"
+                limit = f"{c.threshold} {sign} {c.limit:g} {c.unit}".strip()
+            value = json.dumps(c.value)
+            cards.append(
+                f'<div class="card {state}" data-path="{esc(c.path)}" data-value="{value}">'
+                f'<div class="label">{esc(c.label)}</div><div class="value">'
+                f'<span class="number">{page.number(c.value, c.unit)}</span> '
+                f'<span class="unit">{esc(c.unit)}</span></div>'
+                f'<div class="limit">{esc(limit)}</div></div>'
+            )
+        out.append(f'<h2>{esc(g.title)}</h2><div class="cards">{"".join(cards)}</div>')
+    return "".join(out)
 
 
 def _rows(dirs: list[dict[str, Any]]) -> list[str]:

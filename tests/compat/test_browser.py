@@ -9,10 +9,8 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,12 +18,10 @@ import pytest
 from livekit import api, rtc
 
 from echoproof import sfu
+from tests.compat._chromium import COMPAT, NODE, REQUIRED, missing
 from tests.conftest import scaled
 from tests.echoproof.sfu._clients import API_KEY, API_SECRET, Listener, ToneSender, joined, until
 
-COMPAT = Path(__file__).resolve().parents[2] / "compat"
-CHROMIUM = os.environ.get("ECHOPROOF_CHROMIUM", "/usr/bin/chromium")
-NODE = shutil.which("node")
 ROOM = "compat"
 PEER = "python-tone"
 BROWSER = "browser"
@@ -34,19 +30,9 @@ TONE_HZ = 440.0
 
 def _missing() -> str | None:
     """Why the browser test cannot run here, or None."""
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        return f"no Chromium at {CHROMIUM} (run `nox -s compat`, or set ECHOPROOF_CHROMIUM)"
-    if NODE is None:
-        return "no node on PATH (run `nox -s compat` where Node.js is installed)"
-    for package in ("livekit-client", "playwright-core"):
-        if not (COMPAT / "node_modules" / package / "package.json").is_file():
-            return f"compat/node_modules/{package} is missing (run `nox -s compat`)"
-    return None
+    return missing("livekit-client", "playwright-core")
 
 
-# `nox -s compat` sets ECHOPROOF_COMPAT_REQUIRED once it has installed everything: then a missing
-# piece fails the test instead of skipping it.
-REQUIRED = os.environ.get("ECHOPROOF_COMPAT_REQUIRED") == "1"
 pytestmark = pytest.mark.skipif(_missing() is not None and not REQUIRED, reason=_missing() or "")
 
 

@@ -68,6 +68,7 @@ async def test_run_prints_statistics_that_match_the_evidence(
     # the signer's key id closes the run, short enough for 80 columns
     key_id = json.loads((run / "report.json").read_bytes())["key_id"]
     assert re.search(rf"^signed by key {key_id[:16]}, (un)?trusted \(", done.stdout, re.M)
+    assert f"page: {run / 'report.html'}\n" in done.stdout
     assert "customer" in done.stderr and "access_token=<redacted>" in done.stderr
     # Not a terminal: the live view is a log line every few seconds, both directions, tone heard.
     assert re.search(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,11 +28,13 @@ def _key_id(session_key: Path) -> str:
 def test_ok_run_exit_0(
     signed_run: Path, session_key: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """One OK run prints `OK: <run> (<its signer's short key id> untrusted, in-toto)` and exits
-    0: its key is neither pinned nor in the (empty) trusted-keys folder."""
+    """One OK run prints `OK: <run> (<its signer's short key id> untrusted, in-toto)`, then where
+    its page is, and exits 0: its key is neither pinned nor in the (empty) trusted-keys folder."""
     assert main([str(signed_run)]) == 0
     short = _key_id(session_key)[:16]
-    assert capsys.readouterr().out == f"OK: {signed_run} (key {short} untrusted, in-toto)\n"
+    assert capsys.readouterr().out == (
+        f"OK: {signed_run} (key {short} untrusted, in-toto)\npage: {signed_run / 'report.html'}\n"
+    )
 
 
 def test_fail_run_exit_1(
@@ -43,6 +46,7 @@ def test_fail_run_exit_1(
     assert capsys.readouterr().out == (
         f"FAIL: {signed_run} (key {_key_id(session_key)[:16]} untrusted, in-toto): "
         "unexpected file stray.tmp in the run folder\n"
+        f"page: {signed_run / 'report.html'}\n"
     )
 
 
@@ -121,10 +125,12 @@ def test_module_entry_point_no_traceback(signed_run: Path) -> None:
 
 
 def test_several_paths(signed_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Several PATH arguments are checked in order, one line each."""
+    """Several PATH arguments are checked in order, one line each; a page is named once."""
     assert main([str(signed_run), str(signed_run.parent)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" (")[0] for line in lines] == [f"OK: {signed_run}"] * 2
+    assert [line.split(" (")[0] for line in lines] == [f"OK: {signed_run}"] * 2 + [
+        f"page: {signed_run / 'report.html'}"
+    ]
 
 
 def _inconclusive_run(make_run: Callable[..., Path]) -> Path:
@@ -150,7 +156,7 @@ def test_inconclusive_run_exit_4(
     )
     printed = capsys.readouterr().out
     assert printed.startswith(f"INCONCLUSIVE: {run} (key ")
-    assert printed.endswith(f" untrusted, in-toto): {reason}\n")
+    assert printed.endswith(f" untrusted, in-toto): {reason}\npage: {run / 'report.html'}\n")
     suite = ET.parse(out).getroot()
     assert suite.get("skipped") == "1" and suite.get("failures") == "0"
     skipped = suite.find("testcase/skipped")
@@ -166,3 +172,23 @@ def test_a_fail_outranks_an_inconclusive(
     assert main([str(run), str(signed_run)]) == 1
     out = capsys.readouterr().out
     assert out.startswith("INCONCLUSIVE: ") and "\nFAIL: " in out
+
+
+def test_open_shows_the_runs_page_in_the_users_browser(signed_run: Path, tmp_path: Path) -> None:
+    """`--open` hands the page's file:// URL to the user's browser (webbrowser, here $BROWSER)."""
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    proc = subprocess.run(
+        [sys.executable, "-m", "verify", str(signed_run), "--open"],
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+        check=False,
+        env={**os.environ, "BROWSER": str(browser)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    page = signed_run / "report.html"
+    assert proc.stdout.splitlines()[-1] == f"page: {page}"
+    assert opened.read_text().splitlines() == [page.resolve().as_uri()]

@@ -41,9 +41,10 @@ def test_a_fleet_of_ok_runs_is_summarised_from_its_reports(
     assert main([str(root)]) == 0
     out = capsys.readouterr().out.splitlines()
     summary_path = root / fleet_dir_name(FLEET) / FLEET_JSON
-    assert out[-1] == (
-        f"FLEET {FLEET} OK: 3 conversations (3 OK, 0 FAIL, 0 INCONCLUSIVE); {summary_path}"
-    )
+    assert out[-2:] == [
+        f"FLEET {FLEET} OK: 3 conversations (3 OK, 0 FAIL, 0 INCONCLUSIVE); {summary_path}",
+        f"page: {summary_path.with_name(FLEET_HTML)}",  # the runs' own pages are in it
+    ]
     summary = json.loads(summary_path.read_text())
     assert summary["counts"] == {"ok": 3, "fail": 0, "inconclusive": 0}
     medians = []
@@ -67,7 +68,7 @@ def test_the_worst_conversation_comes_first_and_the_default_fails_the_fleet(
     lost = synth.Spec(fleet=FLEET, customer=synth.Direction(lost=(2,)))
     root = _runs(tmp_path, session_key, [_spec(), lost, _spec()])
     assert main([str(root)]) == 1
-    last = capsys.readouterr().out.splitlines()[-1]
+    last = capsys.readouterr().out.splitlines()[-2]
     assert last.startswith(f"FLEET {FLEET} FAIL: 3 conversations (2 OK, 1 FAIL, 0 INCONCLUSIVE)")
     assert "OK conversations 2 of 3 (0.6667) are below the minimum share 1" in last
     summary = json.loads((root / fleet_dir_name(FLEET) / FLEET_JSON).read_text())
@@ -81,7 +82,7 @@ def test_the_worst_conversation_comes_first_and_the_default_fails_the_fleet(
         [synth.Spec(fleet=FLEET, thresholds=relaxed), lost, synth.Spec(fleet=FLEET)],
     )
     assert main([str(root2)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith(f"FLEET {FLEET} OK")
+    assert capsys.readouterr().out.splitlines()[-2].startswith(f"FLEET {FLEET} OK")
 
 
 def test_junit_has_a_case_per_conversation_and_one_for_the_fleet(
