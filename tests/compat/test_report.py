@@ -21,7 +21,7 @@ import verify
 from tests.compat._chromium import COMPAT, NODE, REQUIRED, missing
 from tests.conftest import scaled
 from tests.verify.agent_synth import AgentSpec, make_agent_run
-from tests.verify.test_real_run import _record
+from tests.verify.real_runs import record
 from verify import evidence as ev
 from verify.headline import STATUS_WORDS, lookup
 
@@ -52,7 +52,7 @@ def open_page(page: Path, **params: Any) -> dict[str, Any]:
 def signed_real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real 6 s run on the embedded server, signed, with its report.html."""
     root = tmp_path_factory.mktemp("report-page")
-    run = _record(root, DURATION_S, {}, ())
+    run = record(root, DURATION_S, {}, ())
     verify.write_report(run, key_path=root / "key.pem")
     return run
 

@@ -119,6 +119,7 @@ def test_trust_adds_a_key_to_the_default_folder(
     assert capsys.readouterr().out == (
         f"trusted key {kid[:16]} (in {folder})\n"
         f"OK: {signed_run} (key {kid[:16]} trusted, in-toto)\n"
+        f"page: {signed_run / 'report.html'}\n"
     )
     assert (folder / f"{kid}.pub.pem").read_bytes() == signing.public_path(session_key).read_bytes()
     assert main([str(signed_run), "--require-trusted"]) == 0
@@ -159,17 +160,21 @@ def test_unusable_keys_are_usage_errors(
 
 
 def test_html_report_says_who_signed(signed_run: Path, session_key: Path, tmp_path: Path) -> None:
-    """report.html names the signer's full key id near the verdict and whether the machine that
+    """report.html's verdict banner names the signer's full key id and whether the machine that
     wrote it trusts that key."""
     kid = _key_id(session_key)
     verify.write_report(signed_run, key_path=session_key)
     page = (signed_run / "report.html").read_text()
-    assert f"Signed by key {kid}: untrusted (not in {tmp_path / 'trusted'})" in page
+    key = f'<code class="key-id">{kid}</code>'
+    banner = page[page.index('<header id="verdict"') : page.index("</header>")]
+    assert (
+        f'{key}, <span class="signature-trust">untrusted (not in {tmp_path / "trusted"})' in banner
+    )
     main(["--trust", str(signing.public_path(session_key))])
     verify.write_report(signed_run, key_path=session_key)
     page = (signed_run / "report.html").read_text()
-    assert f"Signed by key {kid}: trusted (in {tmp_path / 'trusted'})" in page
-    assert page.index("Verdict:") < page.index("Signed by key")
+    banner = page[page.index('<header id="verdict"') : page.index("</header>")]
+    assert f'{key}, <span class="signature-trust">trusted (in {tmp_path / "trusted"})' in banner
 
 
 def test_any_pem_in_the_folder_named_by_trusted_wins_over_the_environment(
