@@ -8,7 +8,9 @@
 2. **verify over long runs.** Synthetic runs (``benchmarks/_synth.py``, probe share 0.5 as
    ``config.json`` has it) of 10 minutes and 1 hour (quick: 10 minutes), each re-checked by
    ``python -m verify DIR --key PUB`` in a process of its own: wall seconds, CPU seconds of the
-   whole process tree, and the peak of the tree's summed RSS, read every 50 ms. Medians over 3
+   whole process tree, and the peak of the tree's summed PSS (the memory it takes: its forked
+   workers share most of their parent's pages, which summed RSS would count once per process;
+   that is given too), read every 50 ms. Medians over 3
    repeats at 10 minutes and 2 at 1 hour, after one warm-up. Goals for the hour: wall at most
    30 s on 2 cores, peak at most 500 MiB; both lengths are measured to show the slope.
 
@@ -47,6 +49,20 @@ def _rss_mb(pid: int) -> float | None:
     except (OSError, IndexError, ValueError):
         return None
     return resident * _PAGE / 1e6
+
+
+def _pss_mb(pid: int) -> float | None:
+    """A process's proportional set size, MB: its own pages plus its share of those it shares
+    (a forked worker shares most of its parent's); None once it is gone. Summed over a process
+    tree it is the memory the tree takes, where summed RSS counts shared pages once per
+    process."""
+    try:
+        for row in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if row.startswith("Pss:"):
+                return int(row.split()[1]) * 1024 / 1e6
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
 
 
 def _tree(root: int) -> list[int]:
@@ -103,8 +119,9 @@ def _cpu_children_s() -> float:
 
 
 def _time_verify(run_dir: Path, public_key: Path) -> dict[str, float]:
-    """One ``python -m verify`` of `run_dir`: wall s, CPU s of its tree, peak summed RSS MiB."""
-    peak = 0.0
+    """One ``python -m verify`` of `run_dir`: wall s, CPU s of its tree, and the peaks of the
+    tree's summed PSS (`peak_mib`) and summed RSS (`peak_rss_mib`), MiB."""
+    peak = peak_rss = 0.0
     cpu = _cpu_children_s()
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -114,10 +131,11 @@ def _time_verify(run_dir: Path, public_key: Path) -> dict[str, float]:
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_rss
         while not stop.wait(0.05):
-            total = sum(mb for pid in _tree(proc.pid) if (mb := _rss_mb(pid)) is not None)
-            peak = max(peak, total)
+            tree = _tree(proc.pid)
+            peak = max(peak, sum(mb for pid in tree if (mb := _pss_mb(pid)) is not None))
+            peak_rss = max(peak_rss, sum(mb for pid in tree if (mb := _rss_mb(pid)) is not None))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -131,6 +149,7 @@ def _time_verify(run_dir: Path, public_key: Path) -> dict[str, float]:
         "wall_s": wall,
         "cpu_s": _cpu_children_s() - cpu,
         "peak_mib": peak * 1e6 / 2**20,
+        "peak_rss_mib": peak_rss * 1e6 / 2**20,
     }
 
 
