@@ -392,9 +392,9 @@ def _same(a: Any, b: Any, abs_tol: float) -> bool:
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
     schema = report_schema()
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+    # The schema ships with verify and a test checks it against its metaschema
+    # (tests/verify/test_figures.py): checking it again here cost every re-check about 1-2 s.
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def shape_errors(value: Any) -> list[str]:

