@@ -21,14 +21,15 @@ import argparse
 import json
 import sys
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 from xml.etree import ElementTree as ET
 
 from verify import signing, trust
 from verify.check import CheckResult, check
 from verify.errors import VerifyError
-from verify.evidence import HTML, SIGNER_KEY
+from verify.evidence import HTML, SAMPLE_RATE, SAMPLE_WIDTH, SIGNER_KEY
 from verify.fleet import FLEET_HTML, FleetSummary, group, summarise
 from verify.quality import RECHECK_ALL_UP_TO, RECHECK_DRAWN, RECHECK_LOWEST
 
@@ -155,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 trusted=folder,
                 require_trusted=args.require_trusted,
                 full=args.full,
+                on_run=_progress(sys.stderr),
             )
         ]
     except VerifyError as exc:
@@ -194,6 +196,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not shown:
             print("no page to open: the runs have no report.html", file=sys.stderr)
     return exit_code([*(r.status for r in alone), *(f.status for f in fleets)])
+
+
+# A run whose longest recording is at least this long says when its re-check begins, even when
+# nobody watches the terminal (a CI log): it takes seconds to minutes.
+LONG_RUN_MIN = 10.0
+COLUMNS = 80
+
+
+def _progress(stream: TextIO) -> Callable[[int, int, Path], None]:
+    """What tells, on `stream`, that a run's re-check begins: every run on a terminal, long runs
+    anywhere."""
+    watched = stream.isatty()
+
+    def began(i: int, n: int, run: Path) -> None:
+        minutes = recorded_minutes(run)
+        if watched or minutes >= LONG_RUN_MIN:
+            print(progress_line(i, n, run, minutes), file=stream, flush=True)
+
+    return began
+
+
+def recorded_minutes(run: Path) -> float:
+    """The length of the run's longest recording (its WAVs' sizes), in minutes."""
+    sizes = [p.stat().st_size for p in run.glob("*.wav") if p.is_file()]
+    return max(sizes, default=0) / (SAMPLE_RATE * SAMPLE_WIDTH * 60)
+
+
+def progress_line(i: int, n: int, run: Path, minutes: float) -> str:
+    """`checking 2/5: <run>, 62 min of audio` within `COLUMNS`: a long path loses its start."""
+    head, tail = f"checking {i}/{n}: ", f", {minutes:.0f} min of audio"
+    room = COLUMNS - len(head) - len(tail)
+    name = str(run)
+    if len(name) > room:
+        name = "..." + name[-(room - 3) :]
+    return head + name + tail
 
 
 def pages(alone: Sequence[CheckResult], fleets: Sequence[FleetSummary]) -> list[Path]:

@@ -192,3 +192,25 @@ def test_open_shows_the_runs_page_in_the_users_browser(signed_run: Path, tmp_pat
     page = signed_run / "report.html"
     assert proc.stdout.splitlines()[-1] == f"page: {page}"
     assert opened.read_text().splitlines() == [page.resolve().as_uri()]
+
+
+def test_a_long_run_says_when_its_recheck_begins_within_80_columns(tmp_path: Path) -> None:
+    """Off a terminal, only a run with 10 minutes or more of recording says so (a CI log), in
+    one line of at most 80 columns, a long path shortened from its start."""
+    import io
+
+    from verify.__main__ import COLUMNS, _progress, progress_line
+
+    short, long = tmp_path / "short", tmp_path / ("a-long-folder-name-" * 4) / "run"
+    for run, seconds in ((short, 30), (long, 62 * 60)):
+        run.mkdir(parents=True)
+        with (run / "customer-from-support.wav").open("wb") as f:
+            f.truncate(2 * 48_000 * seconds)  # sparse: only its size is read
+    out = io.StringIO()
+    began = _progress(out)
+    began(1, 2, short)
+    began(2, 2, long)
+    (line,) = out.getvalue().splitlines()
+    assert line.startswith("checking 2/2: ...") and line.endswith("/run, 62 min of audio")
+    assert len(line) == COLUMNS
+    assert progress_line(1, 1, Path("r"), 0.5) == "checking 1/1: r, 0 min of audio"
