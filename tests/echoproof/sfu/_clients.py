@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -161,11 +162,6 @@ class Listener(Subscriber):
         """Wait until ``count`` frames have been heard."""
         await until(lambda: len(self.frames) >= count, within_s)
 
-    def heard_after_tone(self, freq_hz: float, frames: int) -> bool:
-        """Whether ``frames`` frames have been heard since the first one carrying ``freq_hz``."""
-        first = self.first_tone_frame(freq_hz)
-        return first is not None and len(self.frames) >= first + frames
-
     def first_tone_frame(self, freq_hz: float) -> int | None:
         """Index of the first frame that carries ``freq_hz``."""
         for i, frame in enumerate(self.frames):
@@ -200,9 +196,74 @@ def peak_hz(frames: list[np.ndarray]) -> float:
     return (k + shift) * RATE / len(x)
 
 
-def steady_share(listener: Listener, freq_hz: float, settle: int, frames: int) -> float:
-    """Share of ``frames`` frames, after ``settle`` frames past the first tone, holding it."""
-    first = listener.first_tone_frame(freq_hz)
-    assert first is not None, f"no frame carried {freq_hz} Hz"
-    stretch = listener.frames[first + settle : first + settle + frames]
-    return sum(holds_tone(f, freq_hz) for f in stretch) / frames
+def steady_share(
+    listener: Listener, freq_hz: float, settle: int, frames: int, watch: HostWatch
+) -> float:
+    """Share of the first ``frames`` frames heard on a running host (`HostWatch.judged`),
+    ``settle`` frames or more past the first tone, holding it."""
+    judged = watch.judged(listener, freq_hz, settle)[:frames]
+    assert len(judged) == frames, f"{len(judged)} frames heard on a running host, expected {frames}"
+    return sum(holds_tone(listener.frames[i], freq_hz) for i in judged) / frames
+
+
+class HostWatch:
+    """When the host held this process back while a test ran: the event loop (which runs the
+    in-process server and the clients' Python side) firing a 10 ms timer late, or one of the
+    process's threads (the SDK's WebRTC threads among them) kept off a CPU for a fifth of
+    100 ms. A frozen VM or a CPU steal burst shows as both."""
+
+    PROBE_S = 0.01
+    THREADS_EVERY = 10  # probes: thread waits are read per 100 ms
+
+    def __init__(self, min_ms: float = 20.0) -> None:
+        self.min_ms = min_ms
+        self.stalls: list[tuple[float, float]] = []  # (start, end), monotonic s
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._probe(), name="host watch")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    def explains(self, t: float) -> bool:
+        """Whether a frame heard at `t` came during a stall or while the receiver recovered
+        from it: its jitter buffer conceals the gap, then drains the backlog (measured: a
+        0.4 s freeze spoils the frames heard up to 0.45 s after it)."""
+        return any(start <= t <= 2 * end - start + 0.5 for start, end in self.stalls)
+
+    def judged(self, listener: Listener, freq_hz: float, settle: int) -> list[int]:
+        """The frames heard ``settle`` frames or more past the first tone that no stall
+        explains: a frozen VM starves the receiver, which says nothing of the server."""
+        first = listener.first_tone_frame(freq_hz)
+        if first is None:
+            return []
+        times = listener.times
+        return [i for i in range(first + settle, len(times)) if not self.explains(times[i])]
+
+    async def _probe(self) -> None:
+        waits, since, probes = _thread_waits(), time.monotonic(), 0
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(self.PROBE_S)
+            end = time.monotonic()
+            if (end - start - self.PROBE_S) * 1000 >= self.min_ms:
+                self.stalls.append((start, end))
+            probes += 1
+            if probes % self.THREADS_EVERY == 0:
+                now = _thread_waits()
+                waited = max((now[t] - waits.get(t, 0) for t in now), default=0)
+                if waited / 1e6 >= self.min_ms:
+                    self.stalls.append((since, end))
+                waits, since = now, end
+
+
+def _thread_waits() -> dict[str, int]:
+    """ns each thread of this process was runnable but not running (schedstat's 2nd field)."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/schedstat") as f:
+            out[tid] = int(f.read().split()[1])
+    return out

@@ -6,7 +6,14 @@ from aiortc.sdp import MediaDescription, SessionDescription
 from livekit import rtc
 
 from echoproof import sfu
-from tests.echoproof.sfu._clients import Listener, ToneSender, joined, steady_share, until
+from tests.echoproof.sfu._clients import (
+    HostWatch,
+    Listener,
+    ToneSender,
+    joined,
+    steady_share,
+    until,
+)
 
 
 def _audio_sections(sdp: str, direction: str) -> list[MediaDescription]:
@@ -63,15 +70,16 @@ async def test_tone_is_heard_through_red(server: sfu.Server) -> None:
         room = f"red-{red}"
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE, red=red)
         async with (
+            HostWatch() as watch,
             joined(server.url, "listener", room) as listener,
             joined(server.url, "talker", room) as talker,
             Listener(listener, "talker") as hears,
             ToneSender(talker, 440.0, options=options),
         ):
-            await until(lambda: hears.heard_after_tone(440.0, 250), 20)
+            await until(lambda: len(watch.judged(hears, 440.0, 50)) >= 200, 20)
             connection = server.connection(room, "listener")
             assert connection is not None
             ((fanout, sink),) = connection.subscriptions.values()
             assert sink.red_out is red
             assert bool(fanout.payload_types("red")) is red
-        assert steady_share(hears, 440.0, 50, 200) >= 0.99
+        assert steady_share(hears, 440.0, 50, 200, watch) >= 0.99
