@@ -96,6 +96,6 @@ def samples(name: str, value: Any, *, allow_empty: bool = False) -> np.ndarray:
     return value
 
 
-def full_scale(array: np.ndarray) -> float:
+def full_scale(dtype: np.dtype) -> float:
     """The magnitude of a full-scale sample: 32768 for int16, 1.0 for floats."""
-    return 32768.0 if array.dtype.kind == "i" else 1.0
+    return 32768.0 if dtype.kind == "i" else 1.0

@@ -19,8 +19,10 @@ Three stages per burst:
    other tone fitted to what is left (steady, or with a ramp of its own at any position). The
    spectrum of what is left is only searched when its magnitude leaves room for such a tone.
 
-Cost: two passes over the whole input (Goertzel and energy per block); the rest works on each
-burst's neighbourhood only, in numba kernels (``dsp._kernels``) called a few times per burst.
+Cost: two passes over the whole input (Goertzel and energy per block), a minute at a time; the
+rest works on each burst's neighbourhood only, in numba kernels (``dsp._kernels``) called a few
+times per burst. The input may be a ``dsp.source.Source`` (a recording read from disk on demand):
+then no more than a minute of it is in memory at once, and the bursts found are the same.
 
 The fine timing assumes the tone arrives at its nominal frequency (a digital path: no clock
 drift between sender and receiver); a codec's constant delay is kept in the onset. Known limit:
@@ -46,7 +48,10 @@ from dsp._kernels import (
     sine_sums,
 )
 from dsp.goertzel import goertzel_power
+from dsp.source import Source, source_of
 
+# The segmentation reads the input this many blocks at a time (a minute of 10 ms blocks).
+_CHUNK_BLOCKS = 6000
 # Offsets below and above the nominal frequency can be measured without aliasing up to
 # rate / (2 hop): with a 5 ms hop that is +-100 Hz, beyond what the block stage lets through.
 _HOP_S = 0.005
@@ -146,7 +151,7 @@ def _best_end(
 
 
 def detect_bursts(
-    samples: np.ndarray,
+    samples: np.ndarray | Source,
     sample_rate: float,
     freq_hz: float,
     *,
@@ -160,7 +165,8 @@ def detect_bursts(
     block: int = 480,
     max_gap_s: float = 0.02,
 ) -> list[Burst]:
-    """Every burst of ``freq_hz`` in ``samples`` (1-D int16, float32 or float64), in time order.
+    """Every burst of ``freq_hz`` in ``samples`` (1-D int16, float32 or float64, or a
+    ``dsp.source.Source`` of them), in time order.
 
     A tone is detected within ``tolerance`` (relative, default 1.5 %) of ``freq_hz`` and rejected
     beyond ``reject`` (3.5 %); the decision threshold lies halfway between. A block counts as tone
@@ -190,15 +196,14 @@ def detect_bursts(
             )
     size = _checks.count("block", block, minimum=16)
     max_gap = round(_checks.non_negative("max_gap_s", max_gap_s) * rate / size)
-    x = _checks.samples("samples", samples)
+    x = source_of(samples)
 
-    n_blocks = x.shape[0] // size
+    n_blocks = x.size // size
     if n_blocks == 0:
         return []
-    scale = _checks.full_scale(x)
-    tone = 2.0 * goertzel_power(x, rate, [freq], size)[:, 0] / size**2  # amplitude**2 / 2
-    energy = np.empty(n_blocks)
-    block_energy(x, 0, n_blocks, size, energy)
+    scale = _checks.full_scale(x.dtype)
+    tone, energy = _block_powers(x, n_blocks, size, rate, freq)
+    tone *= 2.0 / size**2  # amplitude**2 / 2
     rest = np.maximum(energy / size - tone, 0.0)
     on = (tone >= threshold * rest) & (tone >= 0.5 * (floor_level * scale) ** 2)
 
@@ -226,6 +231,19 @@ def detect_bursts(
     return found
 
 
+def _block_powers(
+    x: Source, n_blocks: int, size: int, rate: float, freq: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per block, the tone's Goertzel power and the block's energy, a chunk at a time."""
+    tone, energy = np.empty(n_blocks), np.empty(n_blocks)
+    for b in range(0, n_blocks, _CHUNK_BLOCKS):
+        k = min(_CHUNK_BLOCKS, n_blocks - b)
+        chunk = np.ascontiguousarray(x.read(b * size, (b + k) * size))
+        tone[b : b + k] = goertzel_power(chunk, rate, [freq], size)[:, 0]
+        block_energy(chunk, 0, k, size, energy[b : b + k])
+    return tone, energy
+
+
 @dataclass(frozen=True)
 class _Search:
     """What ``detect_bursts`` looks for, in samples and radians per sample."""
@@ -241,7 +259,7 @@ class _Search:
     scale: float  # full scale of the input
 
 
-def _locate(x: np.ndarray, b0: int, b1: int, n_blocks: int, search: _Search) -> Burst | None:
+def _locate(x: Source, b0: int, b1: int, n_blocks: int, search: _Search) -> Burst | None:
     """Time one run of tone blocks [b0, b1); None when its frequency is not ours.
 
     Works on a float64 copy of the run plus a margin (the segment), never the whole input.
@@ -251,8 +269,8 @@ def _locate(x: np.ndarray, b0: int, b1: int, n_blocks: int, search: _Search) -> 
     accept, scale = search.accept, search.scale
     margin = 3 * size + math.ceil(ramp)
     seg_lo = max(0, b0 * size - margin)
-    seg_hi = min(x.shape[0], b1 * size + margin)
-    seg = x[seg_lo:seg_hi].astype(np.float64)
+    seg_hi = min(x.size, b1 * size + margin)
+    seg = x.read(seg_lo, seg_hi).astype(np.float64)
     start, stop = b0 * size - seg_lo, b1 * size - seg_lo  # the run, in segment samples
 
     body_lo, body_hi = start + size + math.ceil(ramp), stop - size - math.ceil(ramp)
@@ -311,7 +329,7 @@ def _locate(x: np.ndarray, b0: int, b1: int, n_blocks: int, search: _Search) -> 
             if fit is not None:
                 seg[first:stop_] -= fit[best]
 
-    if b1 == n_blocks and seg_hi == x.shape[0] and stop + size >= seg.shape[0]:
+    if b1 == n_blocks and seg_hi == x.size and stop + size >= seg.shape[0]:
         end = float(seg.shape[0])  # cut by the end of the recording
     else:
         end = _best_end(

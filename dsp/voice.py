@@ -80,7 +80,7 @@ def find_voice(
     min_level = _checks.finite("min_level_dbfs", min_level_dbfs)
     min_voice = _checks.non_negative("min_voice_s", min_voice_s) * rate
     min_pause = _checks.non_negative("min_pause_s", min_pause_s) * rate
-    fs = _checks.full_scale(x)
+    fs = _checks.full_scale(x.dtype)
     n_blocks = x.shape[0] // BLOCK
     if n_blocks < FLOOR_BLOCKS:
         floor = 0.0

@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 import dsp
+from dsp.source import Source
 from verify.evidence import SAMPLE_RATE
 
 GAP_BLOCK = SAMPLE_RATE // 200  # 5 ms blocks
@@ -83,7 +84,7 @@ def local_offsets(offsets: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def _block_amplitudes(
-    samples: npt.NDArray[np.int16], first: int, blocks: int, tone_hz: float, rate: int
+    samples: Source, first: int, blocks: int, tone_hz: float, rate: int
 ) -> FloatArray:
     """Tone amplitude (int16 units) in each of `blocks` blocks from receiver sample `first`.
 
@@ -92,7 +93,7 @@ def _block_amplitudes(
     to place an edge inside a block.
     """
     power = dsp.goertzel_power(
-        samples[first : first + blocks * GAP_BLOCK], rate, [tone_hz], GAP_BLOCK
+        samples.read(first, first + blocks * GAP_BLOCK), rate, [tone_hz], GAP_BLOCK
     )[:, 0]
     return np.asarray(2.0 / GAP_BLOCK * np.sqrt(np.maximum(power, 0.0)), dtype=np.float64)
 
@@ -117,7 +118,7 @@ class _Stretch:
 
 
 def _plateaus(
-    samples: npt.NDArray[np.int16],
+    samples: Source,
     tone_hz: float,
     rate: int,
     ids: npt.NDArray[np.int64],
@@ -178,7 +179,7 @@ def _stop_position(plateau: _Plateau, m: int, level: float) -> float:
 
 
 def find_gaps(
-    samples: npt.NDArray[np.int16],
+    samples: Source,
     tone_hz: float,
     rate: int,
     *,

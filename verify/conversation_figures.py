@@ -249,9 +249,10 @@ def _heard(
         else no_frames()
     )
     strict = complete and files["wav"] not in missing and files["arrivals"] not in missing
-    return ev.common_part(
-        samples, arrivals, strict=strict, wav=files["wav"], timing=files["arrivals"]
+    arrivals = ev.common_part(
+        samples.size, arrivals, strict=strict, wav=files["wav"], timing=files["arrivals"]
     )
+    return samples[: arrivals.total_samples], arrivals
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 Every reader checks what it reads against the contract and raises :class:`EvidenceError` naming the
 file and what differs. Readers are fast enough for an hour of audio: WAVs are read with soundfile
-(libsndfile) in one call, CSVs with one vectorised parse (and a line-by-line pass only to word an
-error).
+(libsndfile) a stretch at a time (`verify.recording`), CSVs with one vectorised parse (and a
+line-by-line pass only to word an error).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import soundfile
 
 from dsp.noise import KINDS as NOISE_KINDS
 
@@ -60,6 +59,8 @@ from echoproof.contract import UTTERANCES_HEADER as UTTERANCES_HEADER
 from echoproof.contract import Manifest as Manifest
 from echoproof.contract import is_derived as is_derived
 from verify.errors import EvidenceError
+from verify.recording import Recording as Recording
+from verify.recording import read_wav as read_wav
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -83,22 +84,20 @@ class Timing:
         return int(self.samples.sum())
 
 
-def common_part(
-    samples: npt.NDArray[np.int16], arrivals: Timing, *, strict: bool, wav: str, timing: str
-) -> tuple[npt.NDArray[np.int16], Timing]:
-    """A recording and its arrivals cut to what both cover: a writer killed mid-frame leaves
-    one longer than the other. With `strict` (a complete run with both files) they must agree.
+def common_part(size: int, arrivals: Timing, *, strict: bool, wav: str, timing: str) -> Timing:
+    """A recording's arrivals cut to what both cover (the recording, of `size` samples, is then
+    cut to their `total_samples`): a writer killed mid-frame leaves one longer than the other.
+    With `strict` (a complete run with both files) they must agree.
     """
-    if samples.size == arrivals.total_samples:
-        return samples, arrivals
+    if size == arrivals.total_samples:
+        return arrivals
     if strict:
         raise EvidenceError(
-            f"{wav} holds {samples.size} samples but {timing} lists "
+            f"{wav} holds {size} samples but {timing} lists "
             f"{arrivals.total_samples}, expected the same count"
         )
-    keep = int(np.searchsorted(arrivals.sample + arrivals.samples, samples.size, "right"))
-    arrivals = Timing(arrivals.sample[:keep], arrivals.samples[:keep], arrivals.t_ns[:keep])
-    return samples[: arrivals.total_samples], arrivals
+    keep = int(np.searchsorted(arrivals.sample + arrivals.samples, size, "right"))
+    return Timing(arrivals.sample[:keep], arrivals.samples[:keep], arrivals.t_ns[:keep])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,48 +312,6 @@ def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-# A recording past 4 GiB is RF64 (pipeline.recording.wav), RIFF/WAVE's 64-bit form.
-WAV_FORMATS = ("WAV", "RF64")
-
-
-def read_wav(path: Path) -> npt.NDArray[np.int16]:
-    """The samples of a 48 kHz mono 16-bit PCM WAV (or RF64); anything else raises naming the
-    file."""
-    name = path.name
-    if not path.is_file():
-        raise EvidenceError(f"{name} is missing")
-    try:
-        with soundfile.SoundFile(str(path)) as f:
-            if f.format not in WAV_FORMATS:
-                raise EvidenceError(f"{name} is not a RIFF/WAVE file ({f.format} found)")
-            if f.subtype != "PCM_16":
-                raise EvidenceError(f"{name} is {f.subtype}, expected 16-bit PCM")
-            if f.channels != 1:
-                raise EvidenceError(f"{name} has {f.channels} channels, expected 1 (mono)")
-            if f.samplerate != SAMPLE_RATE:
-                raise EvidenceError(
-                    f"{name} is sampled at {f.samplerate} Hz, expected {SAMPLE_RATE} Hz"
-                )
-            # libsndfile reads what is there and notes in its log a header claiming more.
-            short = _SHORT_DATA.search(f.extra_info)
-            if short:
-                raise EvidenceError(
-                    f"{name} is truncated: its header announces {short[1]} bytes of audio, "
-                    f"the file holds {short[2]}"
-                )
-            samples: npt.NDArray[np.int16] = f.read(dtype="int16")
-            return samples
-    except soundfile.LibsndfileError as exc:
-        raise EvidenceError(
-            f"{name} is not a RIFF/WAVE file libsndfile can read ({exc.error_string})"
-        ) from None
-    except OSError as exc:
-        raise EvidenceError(f"{name} cannot be read: {exc.strerror}") from None
-
-
-_SHORT_DATA = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
 
 
 def _csv_text(

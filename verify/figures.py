@@ -35,6 +35,7 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 import dsp
+from dsp.source import Source
 from verify import evidence as ev
 from verify import quality
 from verify._classify import BurstStates, classify, detection_states
@@ -255,7 +256,7 @@ def _event_counts(events: list[dict[str, Any]]) -> dict[str, int]:
 class _Evidence:
     """One direction's evidence, cut to what both the WAV and the arrivals cover."""
 
-    samples: npt.NDArray[np.int16]  # what the receiver heard
+    samples: ev.Recording  # what the receiver heard, read a stretch at a time
     arrivals: ev.Timing
     sent: ev.Timing
     schedule: ev.Schedule
@@ -288,70 +289,73 @@ def _direction(
     """One direction's figures: detect, time, match, classify, then the figures of each burst
     and of the direction; `sample`: the probe's segments to score again and the signed ones to
     carry (`quality.Recheck`), None to score all."""
-    evidence = _read_direction(run_dir, files, missing, complete)
-    tone_hz = float(manifest.participants[files.sender]["tone_hz"])
-    burst_params = manifest.burst
-    ref = _reference_onset(
-        tone_hz,
-        float(burst_params["duration_s"]),
-        float(burst_params["ramp_s"]),
-        float(burst_params["amplitude"]),
-    )
-    found = _detect(evidence.samples, tone_hz, burst_params) if evidence.samples.size else []
-    onsets = np.array([b.onset for b in found], dtype=np.float64)
-    times = _times(evidence, ref, onsets)
-    window_ns = thresholds.match_window_ms * NS_PER_MS
-    schedule = evidence.schedule
-    matches = match_detections(times.sent, times.arrived, onsets, schedule.samples, window_ns)
-    bursts = classify(
-        matches,
-        _first_latency_ms(times, matches),
-        np.array([b.duration for b in found], dtype=np.float64),
-        schedule.samples,
-        _outside_recording(evidence.arrivals, times.sent, window_ns),
-        ev.SAMPLE_RATE,
-    )
-    glitches = _burst_glitches(evidence.samples, onsets, bursts, schedule, burst_params)
-    origin = clock_origin(manifest)
-    gaps = _gaps(evidence, tone_hz, burst_params, onsets, bursts, ref, origin)
-    per_burst = _burst_figures(schedule, found, times, matches, bursts, glitches, origin)
-    figures = _direction_figures(
-        files, evidence, tone_hz, ref, found, times, matches, bursts, glitches, gaps, stats
-    )
-    figures["bursts"] = per_burst
-    if manifest.probe is not None:
-        figures["quality"] = _quality(
-            run_dir, files, manifest, evidence, found, bursts, ref, origin, sample
+    path = None if files.wav in missing else run_dir / files.wav
+    with ev.Recording(path) as heard:  # read a stretch at a time, never whole
+        evidence = _read_direction(run_dir, files, missing, complete, heard)
+        tone_hz = float(manifest.participants[files.sender]["tone_hz"])
+        burst_params = manifest.burst
+        ref = _reference_onset(
+            tone_hz,
+            float(burst_params["duration_s"]),
+            float(burst_params["ramp_s"]),
+            float(burst_params["amplitude"]),
         )
-    states = detection_states(matches, bursts)
-    detail = DirectionDetail(
-        label=files.label,
-        wav=files.wav,
-        onsets=onsets,
-        states=states,
-        rechecked=None if sample is None else sorted(sample[0]),
-    )
-    return figures, detail
+        found = _detect(evidence.samples, tone_hz, burst_params) if evidence.samples.size else []
+        onsets = np.array([b.onset for b in found], dtype=np.float64)
+        times = _times(evidence, ref, onsets)
+        window_ns = thresholds.match_window_ms * NS_PER_MS
+        schedule = evidence.schedule
+        matches = match_detections(times.sent, times.arrived, onsets, schedule.samples, window_ns)
+        bursts = classify(
+            matches,
+            _first_latency_ms(times, matches),
+            np.array([b.duration for b in found], dtype=np.float64),
+            schedule.samples,
+            _outside_recording(evidence.arrivals, times.sent, window_ns),
+            ev.SAMPLE_RATE,
+        )
+        glitches = _burst_glitches(evidence.samples, onsets, bursts, schedule, burst_params)
+        origin = clock_origin(manifest)
+        gaps = _gaps(evidence, tone_hz, burst_params, onsets, bursts, ref, origin)
+        per_burst = _burst_figures(schedule, found, times, matches, bursts, glitches, origin)
+        figures = _direction_figures(
+            files, evidence, tone_hz, ref, found, times, matches, bursts, glitches, gaps, stats
+        )
+        figures["bursts"] = per_burst
+        if manifest.probe is not None:
+            figures["quality"] = _quality(
+                run_dir, files, manifest, evidence, found, bursts, ref, origin, sample
+            )
+        states = detection_states(matches, bursts)
+        detail = DirectionDetail(
+            label=files.label,
+            wav=files.wav,
+            onsets=onsets,
+            states=states,
+            rechecked=None if sample is None else sorted(sample[0]),
+        )
+        return figures, detail
 
 
 def _read_direction(
-    run_dir: Path, files: ev.DirectionFiles, missing: list[str], complete: bool
+    run_dir: Path, files: ev.DirectionFiles, missing: list[str], complete: bool, heard: ev.Recording
 ) -> _Evidence:
-    """The direction's evidence; a missing file reads as an empty one (the verdict says it is
-    missing). A killed writer's WAV and arrivals are cut to the part both cover."""
+    """The direction's evidence around its recording `heard`; a missing file reads as an empty
+    one (the verdict says it is missing). A killed writer's WAV and arrivals are cut to the part
+    both cover."""
 
     def get(name: str, read: Any, empty: Any) -> Any:
         return empty if name in missing else read(run_dir / name)
 
-    samples = get(files.wav, ev.read_wav, np.zeros(0, dtype=np.int16))
     read_timing = functools.partial(ev.read_timing, partial_tail=not complete)
     arrivals = get(files.arrivals, read_timing, no_frames())
     sent = get(files.sent, read_timing, no_frames())
     schedule = get(files.bursts, ev.read_schedule, ev.read_schedule_empty())
     strict = complete and files.wav not in missing and files.arrivals not in missing
-    samples, arrivals = ev.common_part(
-        samples, arrivals, strict=strict, wav=files.wav, timing=files.arrivals
+    arrivals = ev.common_part(
+        heard.size, arrivals, strict=strict, wav=files.wav, timing=files.arrivals
     )
+    heard.cut(arrivals.total_samples)
     if files.sent in missing:
         schedule = ev.read_schedule_empty()  # no send times: no burst can be timed
     if len(schedule) and (
@@ -362,7 +366,7 @@ def _read_direction(
             f"{int(schedule.start_sample[-1] + schedule.samples[-1])} but {files.sent} covers "
             f"{sent.total_samples} samples, expected every listed burst to be sent"
         )
-    return _Evidence(samples=samples, arrivals=arrivals, sent=sent, schedule=schedule)
+    return _Evidence(samples=heard, arrivals=arrivals, sent=sent, schedule=schedule)
 
 
 def _times(evidence: _Evidence, ref: float, onsets: FloatArray) -> _Times:
@@ -405,7 +409,7 @@ def _timed_latency_ms(times: _Times, matches: Matches, bursts: BurstStates) -> F
 
 
 def _burst_glitches(
-    samples: npt.NDArray[np.int16],
+    samples: ev.Recording,
     onsets: FloatArray,
     bursts: BurstStates,
     schedule: ev.Schedule,
@@ -590,7 +594,9 @@ def _reference_onset(tone_hz: float, duration_s: float, ramp_s: float, amplitude
     return round_stable(float(found[0].onset) - pad, 4)
 
 
-def _detect(samples: npt.NDArray[np.int16], tone_hz: float, params: dict[str, Any]) -> list[Any]:
+def _detect(
+    samples: npt.NDArray[np.int16] | Source, tone_hz: float, params: dict[str, Any]
+) -> list[Any]:
     """`dsp.detect_bursts` with the sender's ramp and nominal duration (the manifest's)."""
     try:
         return list(
@@ -607,7 +613,7 @@ def _detect(samples: npt.NDArray[np.int16], tone_hz: float, params: dict[str, An
 
 
 def _glitches(
-    samples: npt.NDArray[np.int16],
+    samples: Source,
     onsets: FloatArray,
     lengths: npt.NDArray[np.int64],
     burst_params: dict[str, Any],
@@ -626,7 +632,7 @@ def _glitches(
         blocks = (stop - start) // GLITCH_BLOCK
         if blocks < 2:
             continue
-        seg = samples[start : start + blocks * GLITCH_BLOCK].astype(np.float32)
+        seg = samples.read(start, start + blocks * GLITCH_BLOCK).astype(np.float32)
         rows = seg.reshape(blocks, GLITCH_BLOCK)
         energy = np.einsum("ij,ij->i", rows, rows)  # RMS ratio r <=> energy ratio r**2
         low = energy < GLITCH_RATIO**2 * np.median(energy)

@@ -77,13 +77,11 @@ def _save(fig: Figure, path: Path) -> None:
 def _waveform(run_dir: Path, detail: DirectionDetail, path: Path) -> None:
     fig = Figure(figsize=(12, 3.2), layout="constrained")
     ax = fig.add_subplot()
-    x = ev.read_wav(wav) if (wav := run_dir / detail.wav).is_file() else np.zeros(0, np.int16)
-    if x.size:
-        cols = min(COLUMNS, x.size)
-        per = x.size // cols
-        body = x[: per * cols].reshape(cols, per).astype(np.float32) / 32768.0
-        t = (np.arange(cols) * per + per / 2) / ev.SAMPLE_RATE
-        ax.fill_between(t, body.min(axis=1), body.max(axis=1), color="tab:blue", linewidth=0)
+    if (wav := run_dir / detail.wav).is_file():
+        with ev.Recording(wav) as recording:
+            low, high, per = recording.envelope(COLUMNS)
+        t = (np.arange(low.size) * per + per / 2) / ev.SAMPLE_RATE
+        ax.fill_between(t, low / 32768.0, high / 32768.0, color="tab:blue", linewidth=0)
     for state, colour in STATE_COLOURS.items():
         onsets = [o for o, s in zip(detail.onsets, detail.states, strict=True) if s == state]
         if onsets:

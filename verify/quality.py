@@ -45,6 +45,7 @@ import numpy.typing as npt
 from scipy.signal import resample_poly, welch
 
 from dsp import speech
+from dsp.source import Source, source_of
 from verify.errors import EvidenceError
 from verify.host import BOUNDS, NEAR_S, Disturbance, Failure, Window
 from verify.thresholds import Thresholds
@@ -189,7 +190,7 @@ def pitch_ratio(reference: FloatArray, degraded: FloatArray, rate: int) -> float
 
 
 def score(
-    received: npt.NDArray[np.int16],
+    received: npt.NDArray[np.int16] | Source,
     probe: npt.NDArray[np.int16],
     pieces: Pieces,
     anchors: tuple[FloatArray, FloatArray],
@@ -205,6 +206,7 @@ def score(
     at, offset = anchors
     if not len(pieces) or not len(at):
         return []
+    heard = source_of(received, "received", allow_empty=True)
     segments: list[dict[str, Any]] = []
     for segment in np.unique(pieces.segment).tolist():
         if only is not None and segment not in only:
@@ -217,7 +219,7 @@ def score(
             start, n = int(pieces.start_sample[i]), int(pieces.samples[i])
             refs.append(speech.piece(probe, int(pieces.probe_sample[i]), n, rate))
             nearest = int(np.argmin(np.abs(at - (start + n / 2))))
-            degs.append(_cut(received, start + round(float(offset[nearest])), n))
+            degs.append(_cut(heard, start + round(float(offset[nearest])), n))
         ref, deg = np.concatenate(refs), np.concatenate(degs)
         segments.append(
             {
@@ -230,12 +232,12 @@ def score(
     return segments
 
 
-def _cut(samples: npt.NDArray[np.int16], start: int, n: int) -> FloatArray:
+def _cut(samples: Source, start: int, n: int) -> FloatArray:
     """`n` samples from `start` as float, silence where the recording does not reach."""
     out = np.zeros(n)
     a, z = max(start, 0), min(start + n, samples.size)
     if a < z:
-        out[a - start : z - start] = samples[a:z] / 32768.0
+        out[a - start : z - start] = samples.read(a, z) / 32768.0
     return out
 
 

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from echoproof.contract import FRAME_SAMPLES
 from verify import evidence as ev
 from verify.figures import clock_origin
 from verify.host import WINDOW_S
+from verify.recording import CHUNK_SAMPLES
 from verify.timing import NS_PER_S, frame_time_ns, no_frames
 
 COLUMNS = 1000  # the page's waveform: min/max per column
@@ -108,16 +110,16 @@ def streams(run_dir: Path, report: dict[str, Any]) -> list[Stream]:
         title = f"What the Customer heard from agent {report['conversation']['agent']}"
         found.append((title, agent["wav"], agent["arrivals"], None))
     loaded = [
-        (title, wav, *_read(run_dir, wav, arrivals, complete), d)
+        (title, wav, _read(run_dir, wav, arrivals, complete), d)
         for title, wav, arrivals, d in found
     ]
     # the axis spans what arrived: the joins before the talk are not worth a third of the page
-    heard = [(a.t_ns[0] - origin) / NS_PER_S for _, _, _, a, _ in loaded if len(a)]
+    heard = [(a.t_ns[0] - origin) / NS_PER_S for _, _, a, _ in loaded if len(a)]
     first = math.floor(min(heard, default=0.0))
-    last = max((float(a.t_ns[-1] - origin) / NS_PER_S for _, _, _, a, _ in loaded if len(a)),
+    last = max((float(a.t_ns[-1] - origin) / NS_PER_S for _, _, a, _ in loaded if len(a)),
                default=float(report.get("duration_s") or 0.0))  # fmt: skip
     out = []
-    for title, wav, samples, arrivals, direction in loaded:
+    for title, wav, arrivals, direction in loaded:
         clock = _Clock(arrivals, origin)
         regions = _host_regions(report, clock)
         if direction is not None:
@@ -125,49 +127,67 @@ def streams(run_dir: Path, report: dict[str, Any]) -> list[Stream]:
             regions = _burst_regions(direction, burst_s, clock) + regions
         else:
             regions = _turn_regions(report["conversation"], clock) + regions
-        out.append(_stream(title, wav, samples, clock, first, max(last, first + 1e-3), regions))
+        span = (first, max(last, first + 1e-3))
+        out.append(_stream(title, run_dir / wav, clock, span, regions))
     probe = manifest.probe
     if probe is not None and (run_dir / probe["file"]).is_file():
         out.append(_reference(run_dir, str(probe["file"])))
     return out
 
 
-def _read(
-    run_dir: Path, wav: str, arrivals: str, complete: bool
-) -> tuple[npt.NDArray[np.int16], ev.Timing]:
-    """A received stream and its arrivals, cut to what both cover (empty when one is missing)."""
+def _read(run_dir: Path, wav: str, arrivals: str, complete: bool) -> ev.Timing:
+    """A received stream's arrivals, cut to what its recording covers (none when a file is
+    missing): the recording's part that counts is their `total_samples`."""
     if not (run_dir / wav).is_file() or not (run_dir / arrivals).is_file():
-        return np.zeros(0, dtype=np.int16), no_frames()
-    samples = ev.read_wav(run_dir / wav)
+        return no_frames()
+    with ev.Recording(run_dir / wav) as recording:
+        size = recording.size
     timing = ev.read_timing(run_dir / arrivals, partial_tail=not complete)
-    return ev.common_part(samples, timing, strict=False, wav=wav, timing=arrivals)
+    return ev.common_part(size, timing, strict=False, wav=wav, timing=arrivals)
+
+
+def _frame_extremes(
+    wav: Path, arrivals: ev.Timing
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
+    """The min and max sample of each frame with samples, a minute of frames at a time."""
+    lows = np.zeros(len(arrivals), np.int16)
+    highs = np.zeros(len(arrivals), np.int16)
+    chunk = max(CHUNK_SAMPLES // FRAME_SAMPLES, 1)
+    with ev.Recording(wav) as recording:
+        for i in range(0, len(arrivals), chunk):
+            j = min(i + chunk, len(arrivals))
+            lo = int(arrivals.sample[i])
+            x = recording.read(lo, int(arrivals.sample[j - 1] + arrivals.samples[j - 1]))
+            starts = arrivals.sample[i:j] - lo
+            lows[i:j] = np.minimum.reduceat(x, starts)
+            highs[i:j] = np.maximum.reduceat(x, starts)
+    return lows, highs
 
 
 def _stream(
     title: str,
-    wav: str,
-    samples: npt.NDArray[np.int16],
+    wav: Path,
     clock: _Clock,
-    start_s: float,
-    end_s: float,
+    span: tuple[float, float],
     regions: list[Region],
 ) -> Stream:
+    start_s, end_s = span
     edges = np.linspace(start_s, end_s, COLUMNS + 1)
     low = np.zeros(COLUMNS, dtype=np.int64)
     high = np.zeros(COLUMNS, dtype=np.int64)
     a = clock.arrivals
-    if samples.size and len(a):
-        starts = a.sample[a.sample < samples.size]
-        lows = np.minimum.reduceat(samples, starts).astype(np.int64)
-        highs = np.maximum.reduceat(samples, starts).astype(np.int64)
-        column = np.clip(np.searchsorted(edges, clock.frame_s[: starts.size], "right") - 1, 0,
+    sound = a.samples > 0  # a frame of no samples has no extremes
+    if sound.any():
+        heard = ev.Timing(a.sample[sound], a.samples[sound], a.t_ns[sound])
+        lows, highs = _frame_extremes(wav, heard)
+        column = np.clip(np.searchsorted(edges, clock.frame_s[sound], "right") - 1, 0,
                          COLUMNS - 1)  # fmt: skip
-        np.minimum.at(low, column, lows)
-        np.maximum.at(high, column, highs)
+        np.minimum.at(low, column, lows.astype(np.int64))
+        np.maximum.at(high, column, highs.astype(np.int64))
     return Stream(
         title=title,
-        wav=wav,
-        duration_s=samples.size / ev.SAMPLE_RATE,
+        wav=wav.name,
+        duration_s=a.total_samples / ev.SAMPLE_RATE,
         run_clock=True,
         start_s=round(start_s, 3),
         end_s=round(end_s, 3),
@@ -180,20 +200,19 @@ def _stream(
 
 def _reference(run_dir: Path, name: str) -> Stream:
     """The probe as its senders play it: its own time axis, no regions."""
-    samples = ev.read_wav(run_dir / name)
-    duration = samples.size / ev.SAMPLE_RATE
-    per = max(samples.size // COLUMNS, 1)
-    body = samples[: per * (samples.size // per)].reshape(-1, per)
+    with ev.Recording(run_dir / name) as recording:
+        low, high, per = recording.envelope(COLUMNS)
+        duration = recording.size / ev.SAMPLE_RATE
     return Stream(
         title="The probe's reference (what both senders play pieces of)",
         wav=name,
         duration_s=duration,
         run_clock=False,
         start_s=0.0,
-        end_s=round(body.shape[0] * per / ev.SAMPLE_RATE, 3),
-        low=_levels(body.min(axis=1).astype(np.int64)),
-        high=_levels(body.max(axis=1).astype(np.int64)),
-        seek_s=[round(i * per / ev.SAMPLE_RATE, 4) for i in range(body.shape[0])],
+        end_s=round(low.size * per / ev.SAMPLE_RATE, 3),
+        low=_levels(low.astype(np.int64)),
+        high=_levels(high.astype(np.int64)),
+        seek_s=[round(i * per / ev.SAMPLE_RATE, 4) for i in range(low.size)],
         regions=[],
     )
 
