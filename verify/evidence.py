@@ -16,6 +16,7 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -366,18 +367,20 @@ def read_timing(path: Path, *, partial_tail: bool = False) -> Timing:
     _, body = _csv_text(path, TIMING_HEADER)
     if partial_tail and body and not body.endswith("\n"):
         body = body[: body.rfind("\n") + 1]
-    lines = [line for line in body.split("\n") if line.strip()]
-    rows = len(lines)
-    try:
-        with warnings.catch_warnings():
-            # older numpy warns and stops at an unparsable value (newer raises): count checked below
-            warnings.simplefilter("ignore")
-            flat = np.fromstring(",".join(lines), dtype=np.int64, sep=",") if rows else np.zeros(0)
-    except ValueError:
-        raise _bad_row(path, body, 4, (int,) * 4) from None
-    if flat.size != rows * 4:
-        raise _bad_row(path, body, 4, (int,) * 4)
-    table = flat.astype(np.int64).reshape(rows, 4)
+    parts, rows = [], 0
+    for lines in _line_blocks(body):  # an hour is 360,000 rows: parsed a block at a time
+        rows += len(lines)
+        try:
+            with warnings.catch_warnings():
+                # older numpy warns and stops at an unparsable value (newer raises): size checked
+                warnings.simplefilter("ignore")
+                flat = np.fromstring(",".join(lines), dtype=np.int64, sep=",")
+        except ValueError:
+            raise _bad_row(path, body, 4, (int,) * 4) from None
+        if flat.size != len(lines) * 4:
+            raise _bad_row(path, body, 4, (int,) * 4)
+        parts.append(flat.reshape(len(lines), 4))
+    table = np.concatenate(parts) if parts else np.zeros((0, 4), np.int64)
     frame, sample, samples, t_ns = (np.ascontiguousarray(table[:, i]) for i in range(4))
     if rows:
         _check_column(path, "frame", frame, np.arange(rows))
@@ -395,6 +398,18 @@ def read_timing(path: Path, *, partial_tail: bool = False) -> Timing:
                 f"frame's {int(t_ns[i - 1])}, expected a monotonic clock"
             )
     return Timing(sample=sample, samples=samples, t_ns=t_ns)
+
+
+def _line_blocks(body: str, size: int = 1 << 20) -> Iterator[list[str]]:
+    """The non-blank lines of `body`, in blocks of about `size` characters."""
+    start = 0
+    while start < len(body):
+        stop = body.find("\n", start + size)
+        stop = len(body) if stop < 0 else stop + 1
+        lines = [line for line in body[start:stop].split("\n") if line.strip()]
+        if lines:
+            yield lines
+        start = stop
 
 
 def _check_column(path: Path, name: str, found: IntArray, expected: IntArray) -> None:

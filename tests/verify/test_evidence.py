@@ -81,6 +81,25 @@ def test_timing_parsed(tmp_path: Path) -> None:
     assert timing.t_ns.tolist() == [10, 20] and timing.total_samples == 960
 
 
+def test_a_long_timing_csv_is_parsed_in_blocks(tmp_path: Path) -> None:
+    """An hour's 360,000 rows are parsed a block of lines at a time: 120,000 rows (five blocks)
+    come back whole, blank lines skipped, and a bad row in a later block is named by its line."""
+    n = np.arange(120_000)
+    t0 = 1_700_000_000_000_000_000
+    rows = [f"{i},{480 * i},480,{t0 + 10_000_000 * i}" for i in n.tolist()]
+    rows.insert(60_000, "")
+    text = "frame,sample,samples,t_ns\n" + "\n".join(rows) + "\n"
+    assert len(text) > 4 * (1 << 20)
+    timing = ev.read_timing(_csv(tmp_path / "x.sent.csv", text))
+    assert np.array_equal(timing.t_ns, t0 + 10_000_000 * n)
+    assert np.array_equal(timing.sample, 480 * n)
+    rows[100_000] = "99999,47999520,480"
+    with pytest.raises(EvidenceError, match="line 100002 has 3 fields, expected 4"):
+        ev.read_timing(
+            _csv(tmp_path / "y.sent.csv", "frame,sample,samples,t_ns\n" + "\n".join(rows))
+        )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
