@@ -149,7 +149,7 @@ def _read(run_dir: Path, wav: str, arrivals: str, complete: bool) -> ev.Timing:
 def _frame_extremes(
     wav: Path, arrivals: ev.Timing
 ) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
-    """The min and max sample of each frame with samples, a minute of frames at a time."""
+    """The min and max sample of each frame, a minute of frames at a time."""
     lows = np.zeros(len(arrivals), np.int16)
     highs = np.zeros(len(arrivals), np.int16)
     chunk = max(CHUNK_SAMPLES // FRAME_SAMPLES, 1)
@@ -176,12 +176,9 @@ def _stream(
     low = np.zeros(COLUMNS, dtype=np.int64)
     high = np.zeros(COLUMNS, dtype=np.int64)
     a = clock.arrivals
-    sound = a.samples > 0  # a frame of no samples has no extremes
-    if sound.any():
-        heard = ev.Timing(a.sample[sound], a.samples[sound], a.t_ns[sound])
-        lows, highs = _frame_extremes(wav, heard)
-        column = np.clip(np.searchsorted(edges, clock.frame_s[sound], "right") - 1, 0,
-                         COLUMNS - 1)  # fmt: skip
+    if len(a):  # every frame holds samples (`ev.read_timing` checks)
+        lows, highs = _frame_extremes(wav, a)
+        column = np.clip(np.searchsorted(edges, clock.frame_s, "right") - 1, 0, COLUMNS - 1)
         np.minimum.at(low, column, lows.astype(np.int64))
         np.maximum.at(high, column, highs.astype(np.int64))
     return Stream(
