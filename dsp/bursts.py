@@ -33,6 +33,7 @@ apart and the onset may be off by one period of the tone (seen in ~1 of 8 such c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,6 +165,7 @@ def detect_bursts(
     duration_s: float | None = None,
     block: int = 480,
     max_gap_s: float = 0.02,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Burst]:
     """Every burst of ``freq_hz`` in ``samples`` (1-D int16, float32 or float64, or a
     ``dsp.source.Source`` of them), in time order.
@@ -176,6 +178,8 @@ def detect_bursts(
     ``duration_s``, when the nominal burst length is known, makes cycle choice more robust. A
     burst already under way at the first sample is not reported (its onset is not recorded); one
     cut by the end of the recording is, with the duration it has in the recording.
+    ``progress``, when given, is told how many samples from the start are dealt with, as the
+    bursts are timed one by one (the end last).
     """
     rate = _checks.positive("sample_rate", sample_rate)
     freq = _checks.frequency("freq_hz", freq_hz, rate)
@@ -200,6 +204,8 @@ def detect_bursts(
 
     n_blocks = x.size // size
     if n_blocks == 0:
+        if progress is not None:
+            progress(x.size)
         return []
     scale = _checks.full_scale(x.dtype)
     tone, energy = _block_powers(x, n_blocks, size, rate, freq)
@@ -228,6 +234,10 @@ def detect_bursts(
         burst = _locate(x, b0, b1, n_blocks, search)
         if burst is not None and burst.duration >= min_duration:
             found.append(burst)
+        if progress is not None:
+            progress(b1 * size)
+    if progress is not None:
+        progress(x.size)
     return found
 
 

@@ -18,15 +18,17 @@ python -m verify recordings/<run> --open     # and open its report.html in the b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import webbrowser
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TextIO
 from xml.etree import ElementTree as ET
 
-from verify import signing, trust
+from verify import progress, signing, trust
 from verify.check import CheckResult, check
 from verify.errors import VerifyError
 from verify.evidence import HTML, SAMPLE_RATE, SAMPLE_WIDTH, SIGNER_KEY
@@ -198,23 +200,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_code([*(r.status for r in alone), *(f.status for f in fleets)])
 
 
-# A run whose longest recording is at least this long says when its re-check begins, even when
-# nobody watches the terminal (a CI log): it takes seconds to minutes.
+# A run whose longest recording is at least this long says when its re-check begins and how far
+# it has got, even when nobody watches the terminal (a CI log): it takes seconds to minutes.
 LONG_RUN_MIN = 10.0
 COLUMNS = 80
+SHARE_WIDTH = len(" 100%")
+QUARTERS = (0.25, 0.5, 0.75)  # off a terminal, a long run's progress is a line at each
 
 
-def _progress(stream: TextIO) -> Callable[[int, int, Path], None]:
-    """What tells, on `stream`, that a run's re-check begins: every run on a terminal, long runs
-    anywhere."""
+def _progress(
+    stream: TextIO, every_s: float = 0.5
+) -> Callable[[int, int, Path], AbstractContextManager[None]]:
+    """What shows, on `stream`, a run's re-check under way: on a terminal every run's line, its
+    share done rewritten in place every `every_s`; elsewhere (a CI log) a long run's line, then
+    a line at each quarter done. Each line within `COLUMNS`."""
     watched = stream.isatty()
 
-    def began(i: int, n: int, run: Path) -> None:
+    def began(i: int, n: int, run: Path) -> AbstractContextManager[None]:
         minutes = recorded_minutes(run)
-        if watched or minutes >= LONG_RUN_MIN:
+        if watched:
+            return _in_place(
+                stream, progress_line(i, n, run, minutes, COLUMNS - SHARE_WIDTH), every_s
+            )
+        if minutes >= LONG_RUN_MIN:
             print(progress_line(i, n, run, minutes), file=stream, flush=True)
+            return _by_quarters(stream, f"checking {i}/{n}:", every_s)
+        return contextlib.nullcontext()
 
     return began
+
+
+@contextlib.contextmanager
+def _in_place(stream: TextIO, line: str, every_s: float) -> Iterator[None]:
+    """`line` and the share done after it, rewritten in place; a newline at the end."""
+    print(line, end="", file=stream, flush=True)
+    try:
+        with progress.metered(
+            lambda share: print(f"\r{line} {share:4.0%}", end="", file=stream, flush=True),
+            every_s,
+        ):
+            yield
+    finally:
+        print(file=stream, flush=True)
+
+
+def _by_quarters(stream: TextIO, head: str, every_s: float) -> AbstractContextManager[None]:
+    """A line `<head> 25 % done` as each quarter is passed."""
+    shown = 0
+
+    def show(share: float) -> None:
+        nonlocal shown
+        while shown < len(QUARTERS) and share >= QUARTERS[shown]:
+            print(f"{head} {QUARTERS[shown]:.0%} done", file=stream, flush=True)
+            shown += 1
+
+    return progress.metered(show, every_s)
 
 
 def recorded_minutes(run: Path) -> float:
@@ -223,10 +263,10 @@ def recorded_minutes(run: Path) -> float:
     return max(sizes, default=0) / (SAMPLE_RATE * SAMPLE_WIDTH * 60)
 
 
-def progress_line(i: int, n: int, run: Path, minutes: float) -> str:
-    """`checking 2/5: <run>, 62 min of audio` within `COLUMNS`: a long path loses its start."""
+def progress_line(i: int, n: int, run: Path, minutes: float, width: int = COLUMNS) -> str:
+    """`checking 2/5: <run>, 62 min of audio` within `width`: a long path loses its start."""
     head, tail = f"checking {i}/{n}: ", f", {minutes:.0f} min of audio"
-    room = COLUMNS - len(head) - len(tail)
+    room = width - len(head) - len(tail)
     name = str(run)
     if len(name) > room:
         name = "..." + name[-(room - 3) :]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -9,6 +10,7 @@ import json
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +81,13 @@ def check(
     trusted: str | Path | None = None,
     require_trusted: bool = False,
     full: bool = False,
-    on_run: Callable[[int, int, Path], None] | None = None,
+    on_run: Callable[[int, int, Path], AbstractContextManager[None]] | None = None,
 ) -> list[CheckResult]:
     """Re-check every run under `path`. `key` pins the signer (else each run's `signer.pub.pem`
     is used, and trusted when it is in the folder `trusted`, default verify.trust.default_dir());
     with `require_trusted` an untrusted signer FAILs the run; `full` scores every probe segment
     again, not a sample of a long run's (`quality.Recheck`). `on_run(i, n, run)` is told as the
-    i-th of n runs begins (progress).
+    i-th of n runs begins; the re-check runs inside the context it returns (progress).
 
     Raises :class:`VerifyError` only when there is nothing to check or a pinned or trusted key is
     unusable; every problem with a run is a failed :class:`CheckResult`.
@@ -94,9 +96,8 @@ def check(
     runs = find_runs(path)
     results = []
     for i, run in enumerate(runs, start=1):
-        if on_run is not None:
-            on_run(i, len(runs), run)
-        results.append(check_run(run, policy, full=full))
+        with contextlib.nullcontext() if on_run is None else on_run(i, len(runs), run):
+            results.append(check_run(run, policy, full=full))
     return results
 
 

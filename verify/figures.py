@@ -25,7 +25,7 @@ import dataclasses
 import functools
 import math
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 import dsp
 from dsp.source import Source
 from verify import evidence as ev
-from verify import quality
+from verify import progress, quality
 from verify._classify import BurstStates, classify, detection_states
 from verify._gaps import GAP_BLOCK, find_gaps
 from verify._matching import Matches, match_detections
@@ -300,7 +300,17 @@ def _direction(
             float(burst_params["ramp_s"]),
             float(burst_params["amplitude"]),
         )
-        found = _detect(evidence.samples, tone_hz, burst_params) if evidence.samples.size else []
+        pieces = _pieces(run_dir, files, manifest, evidence.sent)
+        scored = 0 if pieces is None else len(sample[0]) if sample else pieces.segments
+        progress.expect(
+            evidence.samples.size / (ev.SAMPLE_RATE * 60) * progress.SCAN_PER_MIN
+            + scored * progress.MOS_SEGMENT
+        )
+        found = (
+            _detect(evidence.samples, tone_hz, burst_params, progress.scanned())
+            if evidence.samples.size
+            else []
+        )
         onsets = np.array([b.onset for b in found], dtype=np.float64)
         times = _times(evidence, ref, onsets)
         window_ns = thresholds.match_window_ms * NS_PER_MS
@@ -324,7 +334,7 @@ def _direction(
         figures["bursts"] = per_burst
         if manifest.probe is not None:
             figures["quality"] = _quality(
-                run_dir, files, manifest, evidence, found, bursts, ref, origin, sample
+                run_dir, manifest, pieces, evidence, found, bursts, ref, origin, sample
             )
         states = detection_states(matches, bursts)
         detail = DirectionDetail(
@@ -534,10 +544,26 @@ def _arrival_intervals(arrivals: ev.Timing) -> dict[str, float | None]:
     }
 
 
+def _pieces(
+    run_dir: Path, files: ev.DirectionFiles, manifest: ev.Manifest, sent: ev.Timing
+) -> quality.Pieces | None:
+    """The probe's pieces the sender sent (`<sender>.probe.csv`, cut to what it sent); None when
+    the run has no probe or a probe file is missing (the verdict says it is missing)."""
+    probe = manifest.probe
+    if probe is None:
+        return None
+    names = (probe["file"], probe["pieces"].get(files.sender))
+    if any(name is None or not (run_dir / name).is_file() for name in names):
+        return None
+    pieces = quality.Pieces(*ev.read_pieces(run_dir / names[1]))
+    ends = pieces.start_sample + pieces.samples
+    return pieces.first(int(np.searchsorted(ends, sent.total_samples, "right")))
+
+
 def _quality(
     run_dir: Path,
-    files: ev.DirectionFiles,
     manifest: ev.Manifest,
+    pieces: quality.Pieces | None,
     evidence: _Evidence,
     found: list[dsp.Burst],
     bursts: BurstStates,
@@ -550,20 +576,22 @@ def _quality(
     others carried. A missing probe file scores nothing (the verdict says it is missing)."""
     probe = manifest.probe
     assert probe is not None  # the caller looked
-    names = (probe["file"], probe["pieces"].get(files.sender))
-    if any(name is None or not (run_dir / name).is_file() for name in names):
+    if pieces is None:
         return quality.figures([], float(probe["segment_s"]))
     signal = ev.read_wav(run_dir / probe["file"])
     quality.check_probe(signal, probe["file"])
-    pieces = quality.Pieces(*ev.read_pieces(run_dir / names[1]))
-    ends = pieces.start_sample + pieces.samples
-    pieces = pieces.first(int(np.searchsorted(ends, evidence.sent.total_samples, "right")))
     detected = bursts.detected
     at = (evidence.schedule.start_sample[detected] + ref).astype(np.float64)
     onsets = np.array([found[int(k)].onset for k in bursts.first[detected]], dtype=np.float64)
     only, carried = (None, []) if sample is None else sample
     segments = quality.score(
-        evidence.samples, signal, pieces, (at, onsets - at), ev.SAMPLE_RATE, only
+        evidence.samples,
+        signal,
+        pieces,
+        (at, onsets - at),
+        ev.SAMPLE_RATE,
+        only,
+        on_segment=lambda: progress.done(progress.MOS_SEGMENT),
     )
     for entry in segments:
         start = pieces.start_sample[np.argmax(pieces.segment == entry["segment"])]
@@ -595,7 +623,10 @@ def _reference_onset(tone_hz: float, duration_s: float, ramp_s: float, amplitude
 
 
 def _detect(
-    samples: npt.NDArray[np.int16] | Source, tone_hz: float, params: dict[str, Any]
+    samples: npt.NDArray[np.int16] | Source,
+    tone_hz: float,
+    params: dict[str, Any],
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[Any]:
     """`dsp.detect_bursts` with the sender's ramp and nominal duration (the manifest's)."""
     try:
@@ -606,6 +637,7 @@ def _detect(
                 tone_hz,
                 ramp_s=float(params["ramp_s"]),
                 duration_s=float(params["duration_s"]),
+                progress=on_progress,
             )
         )
     except dsp.DspError as exc:

@@ -38,6 +38,7 @@ import dataclasses
 import functools
 import math
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,11 @@ class Pieces:
 
     def __len__(self) -> int:
         return len(self.piece)
+
+    @property
+    def segments(self) -> int:
+        """How many segments the pieces make (the short ones are not scored)."""
+        return int(np.unique(self.segment).size)
 
     def first(self, n: int) -> Pieces:
         """The first `n` pieces."""
@@ -196,12 +202,15 @@ def score(
     anchors: tuple[FloatArray, FloatArray],
     rate: int,
     only: frozenset[int] | None = None,
+    *,
+    on_segment: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Per segment `{"segment", "pieces", "mos", "pitch_ratio"}`: every segment, or those in
     `only`. Segments holding less than `MIN_SEGMENT_S` of probe are left out.
 
     `anchors`: per detected burst, its start in the sender's stream and the offset (received
     sample - sent sample) it was heard at. With no anchor nothing can be placed: no segment.
+    `on_segment` is called as each segment's score is done (progress).
     """
     at, offset = anchors
     if not len(pieces) or not len(at):
@@ -229,6 +238,8 @@ def score(
                 "pitch_ratio": pitch_ratio(ref, deg, rate),
             }
         )
+        if on_segment is not None:
+            on_segment()
     return segments
 
 

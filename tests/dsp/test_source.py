@@ -52,3 +52,15 @@ def test_a_source_must_be_an_array_or_read_stretches() -> None:
     with pytest.raises(dsp.DspError, match="samples is empty"):
         source_of(np.zeros(0, np.int16))
     assert source_of(np.zeros(0, np.int16), allow_empty=True).size == 0
+
+
+def test_progress_is_told_the_samples_dealt_with_up_to_the_end() -> None:
+    """Positions rise as the bursts are timed; the last is the input's length."""
+    rng = np.random.default_rng(4)
+    x = recording(RATE * 3, [(440.0, 1000 + k * RATE // 2, 0.5) for k in range(5)], 20, rng)
+    told: list[int] = []
+    assert len(dsp.detect_bursts(x, RATE, 440.0, progress=told.append)) == 5
+    assert told == sorted(told) and len(told) == 6 and told[-1] == x.size
+    told.clear()
+    assert dsp.detect_bursts(x[:100], RATE, 440.0, progress=told.append) == []
+    assert told == [100]

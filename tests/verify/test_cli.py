@@ -208,9 +208,13 @@ def test_a_long_run_says_when_its_recheck_begins_within_80_columns(tmp_path: Pat
             f.truncate(2 * 48_000 * seconds)  # sparse: only its size is read
     out = io.StringIO()
     began = _progress(out)
-    began(1, 2, short)
-    began(2, 2, long)
-    (line,) = out.getvalue().splitlines()
+    with began(1, 2, short):
+        pass
+    with began(2, 2, long):
+        pass
+    line, *quarters = out.getvalue().splitlines()
     assert line.startswith("checking 2/2: ...") and line.endswith("/run, 62 min of audio")
     assert len(line) == COLUMNS
     assert progress_line(1, 1, Path("r"), 0.5) == "checking 1/1: r, 0 min of audio"
+    # nothing measured its work here: done at once, every quarter passed
+    assert quarters == [f"checking 2/2: {q}% done" for q in (25, 50, 75)]
