@@ -108,8 +108,9 @@ async def test_the_customer_says_its_files_in_turn(tmp_path: Path) -> None:
     assert [t["source"] for t in turns[:4]] == ["hello.wav", "question.flac"] * 2
     digest = hashlib.sha256(files[1].read_bytes()).hexdigest()
     assert turns[1]["sha256"] == digest
-    # On the clock: the last frame may leave late (the host monitor's bound is 20 ms), never early.
-    assert 0.7 - 1e-3 <= turns[1]["sent_end_s"] - turns[1]["sent_start_s"] <= 0.7 + 0.02
+    # On the clock: the frame holding either end may leave late (the host monitor's bound is
+    # 20 ms), the first one shortening the span (a full suite saw 0.6987 s).
+    assert 0.7 - 0.02 <= turns[1]["sent_end_s"] - turns[1]["sent_start_s"] <= 0.7 + 0.02
 
 
 async def test_an_agent_that_never_answers_fails_naming_the_turns(tmp_path: Path) -> None:
