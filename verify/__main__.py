@@ -245,7 +245,7 @@ def _in_place(stream: TextIO, line: str, every_s: float) -> Iterator[None]:
 
 
 def _by_quarters(stream: TextIO, head: str, every_s: float) -> AbstractContextManager[None]:
-    """A line `<head> 25 % done` as each quarter is passed."""
+    """A line `<head> 25% done` as each quarter is passed."""
     shown = 0
 
     def show(share: float) -> None:

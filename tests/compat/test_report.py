@@ -1,7 +1,7 @@
 """A real run's report.html in headless Chromium, opened from its folder (file://) with every
 request that leaves the folder blocked: the verdict and headline figures are report.json's, the
 first received stream plays with the recording's length, a burst's region moves the playback to
-that burst, and the page logs no error.
+that burst, and the page logs no error; recordings past the RIFF limit (RF64) play too.
 
 Runs with ``nox -s compat`` (Chromium, Node and compat/node_modules' playwright-core).
 """
@@ -18,6 +18,7 @@ import pytest
 import soundfile
 
 import verify
+from pipeline.recording.wav import RIFF_LIMIT_ENV
 from tests.compat._chromium import COMPAT, NODE, REQUIRED, missing
 from tests.conftest import scaled
 from tests.verify.agent_synth import AgentSpec, make_agent_run
@@ -127,3 +128,24 @@ def test_an_agent_runs_turn_row_plays_its_part_of_the_recording(tmp_path: Path) 
     assert turn["turn"] == report["conversation"]["turns"][0]["turn"]
     assert turn["seek"] - 1e-3 <= turn["currentTime"] < turn["seek"] + 0.5
     assert float(turn["until"]) > turn["seek"]  # it stops at the end of the answer
+
+
+def test_a_recording_past_the_riff_limit_plays_on_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real run whose recordings became RF64 (the limit lowered to 2 s of audio, as past
+    4 GiB): Chromium plays the first one with its length, and a burst's region seeks in it."""
+    monkeypatch.setenv(RIFF_LIMIT_ENV, str(2 * ev.SAMPLE_WIDTH * ev.SAMPLE_RATE))
+    run = record(tmp_path, DURATION_S, {}, ())
+    verify.write_report(run, key_path=tmp_path / "key.pem")
+    report = json.loads((run / ev.REPORT).read_bytes())
+    first = run / report["directions"][0]["files"]["wav"]
+    assert first.read_bytes()[:4] == b"RF64"
+
+    found = open_page(run / ev.HTML)
+    assert found["console"] == [] and found["played"]["error"] is None
+    assert found["played"]["duration"] == pytest.approx(
+        soundfile.info(str(first)).duration, abs=1e-3
+    )
+    clicked = found["clicked"]
+    assert clicked["seek"] - 1e-3 <= clicked["currentTime"] < clicked["seek"] + 0.5
