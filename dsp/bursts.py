@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsp import _checks
+from dsp import _checks, source
 from dsp._errors import DspError
 from dsp._kernels import (
     block_energy,
@@ -51,8 +51,6 @@ from dsp._kernels import (
 from dsp.goertzel import goertzel_power
 from dsp.source import Source, source_of
 
-# The segmentation reads the input this many blocks at a time (a minute of 10 ms blocks).
-_CHUNK_BLOCKS = 6000
 # Offsets below and above the nominal frequency can be measured without aliasing up to
 # rate / (2 hop): with a 5 ms hop that is +-100 Hz, beyond what the block stage lets through.
 _HOP_S = 0.005
@@ -244,10 +242,12 @@ def detect_bursts(
 def _block_powers(
     x: Source, n_blocks: int, size: int, rate: float, freq: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per block, the tone's Goertzel power and the block's energy, a chunk at a time."""
+    """Per block, the tone's Goertzel power and the block's energy, a chunk
+    (`source.CHUNK_SAMPLES`) at a time."""
     tone, energy = np.empty(n_blocks), np.empty(n_blocks)
-    for b in range(0, n_blocks, _CHUNK_BLOCKS):
-        k = min(_CHUNK_BLOCKS, n_blocks - b)
+    step = max(source.CHUNK_SAMPLES // size, 1)
+    for b in range(0, n_blocks, step):
+        k = min(step, n_blocks - b)
         chunk = np.ascontiguousarray(x.read(b * size, (b + k) * size))
         tone[b : b + k] = goertzel_power(chunk, rate, [freq], size)[:, 0]
         block_energy(chunk, 0, k, size, energy[b : b + k])

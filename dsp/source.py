@@ -13,6 +13,11 @@ from typing import Protocol
 import numpy as np
 
 from dsp import _checks
+from dsp._errors import DspError
+from dsp.tone import SAMPLE_RATE
+
+# What a reader of a whole source holds at once: a minute of 48 kHz audio.
+CHUNK_SAMPLES = 60 * SAMPLE_RATE
 
 
 class Source(Protocol):
@@ -53,6 +58,4 @@ def source_of(samples: object, name: str = "samples", *, allow_empty: bool = Fal
         return _Array(_checks.samples(name, samples, allow_empty=allow_empty))
     if all(hasattr(samples, a) for a in ("size", "dtype", "read")):
         return samples  # type: ignore[return-value]
-    raise _checks.DspError(
-        f"{name} must be a numpy array or a sample source, got {type(samples).__name__}"
-    )
+    raise DspError(f"{name} must be a numpy array or a sample source, got {type(samples).__name__}")

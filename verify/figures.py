@@ -301,11 +301,7 @@ def _direction(
             float(burst_params["amplitude"]),
         )
         pieces = _pieces(run_dir, files, manifest, evidence.sent)
-        scored = 0 if pieces is None else len(sample[0]) if sample else pieces.segments
-        progress.expect(
-            evidence.samples.size / (ev.SAMPLE_RATE * 60) * progress.SCAN_PER_MIN
-            + scored * progress.MOS_SEGMENT
-        )
+        progress.expect(progress.work(evidence.samples.size, _to_score(pieces, sample)))
         found = (
             _detect(evidence.samples, tone_hz, burst_params, progress.scanned())
             if evidence.samples.size
@@ -560,6 +556,16 @@ def _pieces(
     return pieces.first(int(np.searchsorted(ends, sent.total_samples, "right")))
 
 
+def _to_score(
+    pieces: quality.Pieces | None, sample: tuple[frozenset[int], list[dict[str, Any]]] | None
+) -> int:
+    """How many probe segments the direction will score: its sample's, else every segment's
+    (an estimate, for progress: the short ones are skipped)."""
+    if pieces is None:
+        return 0
+    return pieces.segments if sample is None else len(sample[0])
+
+
 def _quality(
     run_dir: Path,
     manifest: ev.Manifest,
@@ -591,7 +597,7 @@ def _quality(
         (at, onsets - at),
         ev.SAMPLE_RATE,
         only,
-        on_segment=lambda: progress.done(progress.MOS_SEGMENT),
+        on_segment=lambda: progress.done(progress.work(0, 1)),
     )
     for entry in segments:
         start = pieces.start_sample[np.argmax(pieces.segment == entry["segment"])]

@@ -42,6 +42,11 @@ class Meter:
         return min(done / expected, 1.0) if expected > 0 else None
 
 
+def work(samples: int, segments: int) -> float:
+    """The units of scanning `samples` of a recording and scoring `segments` probe segments."""
+    return samples / (SAMPLE_RATE * 60) * SCAN_PER_MIN + segments * MOS_SEGMENT
+
+
 def expect(units: float) -> None:
     """The analysis will do `units` more work."""
     if _meter is not None and units > 0:
@@ -60,7 +65,7 @@ def scanned() -> Callable[[int], None]:
 
     def at(position: int) -> None:
         nonlocal last
-        done((position - last) / (SAMPLE_RATE * 60) * SCAN_PER_MIN)
+        done(work(position - last, 0))
         last = max(last, position)
 
     return at

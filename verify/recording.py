@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
+from dsp import source
 from echoproof.contract import SAMPLE_RATE
 from verify.errors import EvidenceError
 
@@ -25,8 +26,6 @@ WAV_FORMATS = ("WAV", "RF64")
 _SHORT_DATA = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
 
 Int16Array = npt.NDArray[np.int16]
-# What a reader of the whole file holds at once: a minute of audio.
-CHUNK_SAMPLES = 60 * SAMPLE_RATE
 
 
 class Recording:
@@ -108,7 +107,7 @@ class Recording:
         per = max(self.size // max(columns, 1), 1)
         count = self.size // per
         low, high = np.zeros(count, np.int16), np.zeros(count, np.int16)
-        step = max(CHUNK_SAMPLES // per, 1)
+        step = max(source.CHUNK_SAMPLES // per, 1)
         for c in range(0, count, step):
             k = min(step, count - c)
             body = self.read(c * per, (c + k) * per).reshape(k, per)

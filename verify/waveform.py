@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dsp import source
 from echoproof.contract import FRAME_SAMPLES
 from verify import evidence as ev
 from verify.figures import clock_origin
 from verify.host import WINDOW_S
-from verify.recording import CHUNK_SAMPLES
 from verify.timing import NS_PER_S, frame_time_ns, no_frames
 
 COLUMNS = 1000  # the page's waveform: min/max per column
@@ -152,7 +152,7 @@ def _frame_extremes(
     """The min and max sample of each frame, a minute of frames at a time."""
     lows = np.zeros(len(arrivals), np.int16)
     highs = np.zeros(len(arrivals), np.int16)
-    chunk = max(CHUNK_SAMPLES // FRAME_SAMPLES, 1)
+    chunk = max(source.CHUNK_SAMPLES // FRAME_SAMPLES, 1)
     with ev.Recording(wav) as recording:
         for i in range(0, len(arrivals), chunk):
             j = min(i + chunk, len(arrivals))

@@ -158,7 +158,7 @@ def _schedstats(pid: int) -> dict[int, tuple[int, int]] | None:
     return out
 
 
-def _waits(pid: int) -> dict[int, int] | None:
+def thread_waits(pid: int) -> dict[int, int] | None:
     """Runnable-but-waiting ns of every thread of `pid`."""
     stats = _schedstats(pid)
     return None if stats is None else {tid: wait for tid, (_, wait) in stats.items()}
@@ -283,8 +283,8 @@ class HostMonitor(AsyncClosing):
         return _Snapshot(
             cpu=cpu_times(),
             pressure_us=_pressure_us(),
-            capture=_waits(self._pid),
-            server=None if self._server_pid is None else _waits(self._server_pid),
+            capture=thread_waits(self._pid),
+            server=None if self._server_pid is None else thread_waits(self._server_pid),
             agent=None if self._agent_pid is None else self._agent_snapshot(self._agent_pid),
         )
 

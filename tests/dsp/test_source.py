@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dsp
-from dsp import bursts
+from dsp import source
 from dsp.source import source_of
 
 from ._signals import RATE, recording
@@ -38,11 +38,11 @@ def test_a_source_read_in_chunks_gives_the_bursts_of_the_whole_array(
     starts = [(440.0, 1000 + k * 0.37 * RATE // 1, float(rng.uniform(0, 1))) for k in range(20)]
     x = recording(int(starts[-1][1]) + 7000, starts, 20, rng)  # the last burst cut after 146 ms
     whole = dsp.detect_bursts(x, RATE, 440.0, duration_s=0.3)
-    monkeypatch.setattr(bursts, "_CHUNK_BLOCKS", 50)
-    source = _Reads(x)
-    assert dsp.detect_bursts(source, RATE, 440.0, duration_s=0.3) == whole
+    monkeypatch.setattr(source, "CHUNK_SAMPLES", 50 * 480)
+    reads = _Reads(x)
+    assert dsp.detect_bursts(reads, RATE, 440.0, duration_s=0.3) == whole
     assert len(whole) == 20
-    assert source.longest <= 0.5 * RATE
+    assert reads.longest <= 0.5 * RATE
 
 
 def test_a_source_must_be_an_array_or_read_stretches() -> None:

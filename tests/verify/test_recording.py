@@ -11,9 +11,9 @@ import pytest
 
 import verify
 from benchmarks import _synth as synth
-from dsp import bursts
+from dsp import source
 from verify import evidence as ev
-from verify import figures, recording, waveform
+from verify import figures, waveform
 from verify.recording import Recording
 
 
@@ -45,7 +45,7 @@ def test_the_envelope_is_each_stretchs_min_and_max(
 ) -> None:
     """Read in chunks smaller than the file, the envelope equals the whole array's."""
     x = np.random.default_rng(0).integers(-30000, 30000, 100_003).astype(np.int16)
-    monkeypatch.setattr(recording, "CHUNK_SAMPLES", 1000)
+    monkeypatch.setattr(source, "CHUNK_SAMPLES", 1000)
     with Recording(_wav(tmp_path / "a.wav", x)) as r:
         low, high, per = r.envelope(1000)
     assert per == 100 and low.size == 1000
@@ -73,9 +73,7 @@ def test_a_run_is_verified_and_drawn_a_chunk_at_a_time(
     drawn = [s.as_json() for s in waveform.streams(run, report)]
 
     chunk = 2 * ev.SAMPLE_RATE
-    monkeypatch.setattr(bursts, "_CHUNK_BLOCKS", chunk // 480)
-    monkeypatch.setattr(recording, "CHUNK_SAMPLES", chunk)
-    monkeypatch.setattr(waveform, "CHUNK_SAMPLES", chunk)
+    monkeypatch.setattr(source, "CHUNK_SAMPLES", chunk)  # the detector's, the waveform's
     lengths: list[int] = []
     read = Recording.read
     received = {d["files"]["wav"] for d in report["directions"]}

@@ -14,6 +14,7 @@ import numpy as np
 from livekit import api, rtc
 
 from echoproof.aiotasks import cancel_and_wait
+from pipeline.recording.host import thread_waits
 from tests.conftest import scaled
 
 API_KEY = "devkey"
@@ -244,7 +245,7 @@ class HostWatch:
         return [i for i in range(first + settle, len(times)) if not self.explains(times[i])]
 
     async def _probe(self) -> None:
-        waits, since, probes = _thread_waits(), time.monotonic(), 0
+        waits, since, probes = _own_waits(), time.monotonic(), 0
         while True:
             start = time.monotonic()
             await asyncio.sleep(self.PROBE_S)
@@ -253,17 +254,13 @@ class HostWatch:
                 self.stalls.append((start, end))
             probes += 1
             if probes % self.THREADS_EVERY == 0:
-                now = _thread_waits()
+                now = _own_waits()
                 waited = max((now[t] - waits.get(t, 0) for t in now), default=0)
                 if waited / 1e6 >= self.min_ms:
                     self.stalls.append((since, end))
                 waits, since = now, end
 
 
-def _thread_waits() -> dict[str, int]:
-    """ns each thread of this process was runnable but not running (schedstat's 2nd field)."""
-    out = {}
-    for tid in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/schedstat") as f:
-            out[tid] = int(f.read().split()[1])
-    return out
+def _own_waits() -> dict[int, int]:
+    """ns each thread of this process was runnable but not running (none where /proc lacks it)."""
+    return thread_waits(os.getpid()) or {}
